@@ -1,0 +1,158 @@
+//! Loading the catalog: the embedded built-in files and user override files.
+
+use super::{DeviceSpec, ModelSpec};
+use crate::error::{Error, Result};
+use crate::units::did_you_mean;
+use serde::Deserialize;
+use std::path::Path;
+
+const BUILTIN_MODELS: &str = include_str!("../../catalog/models.toml");
+const BUILTIN_DEVICES: &str = include_str!("../../catalog/devices.toml");
+
+/// A catalog file: any number of `[[model]]` and `[[device]]` tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(default)]
+    model: Vec<ModelSpec>,
+    #[serde(default)]
+    device: Vec<DeviceSpec>,
+}
+
+/// Models and devices known to a run, in file order (listing order is stable).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub models: Vec<ModelSpec>,
+    pub devices: Vec<DeviceSpec>,
+}
+
+impl Catalog {
+    /// The catalog compiled into the binary.
+    pub fn builtin() -> Catalog {
+        let mut c = Catalog::default();
+        c.merge_str(BUILTIN_MODELS, "built-in catalog/models.toml")
+            .expect("built-in models.toml is valid (checked by tests)");
+        c.merge_str(BUILTIN_DEVICES, "built-in catalog/devices.toml")
+            .expect("built-in devices.toml is valid (checked by tests)");
+        c
+    }
+
+    /// Adds the entries of a catalog file; an entry whose name matches an
+    /// existing one (case-insensitive) replaces it.
+    pub fn merge_file(&mut self, path: &Path) -> Result<()> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        self.merge_str(&text, &path.display().to_string())
+    }
+
+    /// Adds the entries of catalog TOML text; `origin` names it in errors.
+    pub fn merge_str(&mut self, text: &str, origin: &str) -> Result<()> {
+        let file: CatalogFile =
+            toml::from_str(text).map_err(|e| Error::config(origin, e.to_string()))?;
+        for m in file.model {
+            validate_model(&m).map_err(|msg| Error::config(origin, msg))?;
+            match self.models.iter_mut().find(|x| x.name.eq_ignore_ascii_case(&m.name)) {
+                Some(slot) => *slot = m,
+                None => self.models.push(m),
+            }
+        }
+        for d in file.device {
+            validate_device(&d).map_err(|msg| Error::config(origin, msg))?;
+            match self.devices.iter_mut().find(|x| x.name.eq_ignore_ascii_case(&d.name)) {
+                Some(slot) => *slot = d,
+                None => self.devices.push(d),
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks a model up by name or alias (case-insensitive).
+    pub fn model(&self, name: &str) -> Result<&ModelSpec> {
+        self.models
+            .iter()
+            .find(|m| matches_name(&m.name, &m.aliases, name))
+            .ok_or_else(|| {
+                let hint = did_you_mean(name, self.models.iter().map(|m| m.name.as_str()));
+                Error::config(
+                    "key `model.name`",
+                    format!(
+                        "unknown model `{name}`{hint}; `fleetsim catalog models` lists the {} known models, and a catalog file can add more",
+                        self.models.len()
+                    ),
+                )
+            })
+    }
+
+    /// Looks a device up by name or alias (case-insensitive).
+    pub fn device(&self, name: &str) -> Result<&DeviceSpec> {
+        self.devices
+            .iter()
+            .find(|d| matches_name(&d.name, &d.aliases, name))
+            .ok_or_else(|| {
+                let hint = did_you_mean(name, self.devices.iter().map(|d| d.name.as_str()));
+                Error::config(
+                    "key `hardware.device`",
+                    format!(
+                        "unknown device `{name}`{hint}; `fleetsim catalog devices` lists the {} known devices, and a catalog file can add more",
+                        self.devices.len()
+                    ),
+                )
+            })
+    }
+}
+
+fn matches_name(canonical: &str, aliases: &[String], wanted: &str) -> bool {
+    canonical.eq_ignore_ascii_case(wanted) || aliases.iter().any(|a| a.eq_ignore_ascii_case(wanted))
+}
+
+fn validate_model(m: &ModelSpec) -> Result<(), String> {
+    let positive = [
+        ("num_layers", m.num_layers),
+        ("hidden_size", m.hidden_size),
+        ("num_heads", m.num_heads),
+        ("num_kv_heads", m.num_kv_heads),
+        ("head_dim", m.head_dim),
+        ("intermediate_size", m.intermediate_size),
+        ("vocab_size", m.vocab_size),
+        ("num_experts", m.num_experts),
+        ("experts_per_token", m.experts_per_token),
+        ("max_context", m.max_context),
+    ];
+    for (key, v) in positive {
+        if v == 0 {
+            return Err(format!("model `{}`: `{key}` must be positive, found 0", m.name));
+        }
+    }
+    if m.num_heads % m.num_kv_heads != 0 {
+        return Err(format!(
+            "model `{}`: num_heads ({}) must be a multiple of num_kv_heads ({})",
+            m.name, m.num_heads, m.num_kv_heads
+        ));
+    }
+    if m.experts_per_token > m.num_experts {
+        return Err(format!(
+            "model `{}`: experts_per_token ({}) exceeds num_experts ({})",
+            m.name, m.experts_per_token, m.num_experts
+        ));
+    }
+    Ok(())
+}
+
+fn validate_device(d: &DeviceSpec) -> Result<(), String> {
+    let positive = [
+        ("memory_bytes", d.memory_bytes),
+        ("memory_bandwidth", d.memory_bandwidth),
+        ("flops_bf16", d.flops_bf16),
+        ("intra_node_bandwidth", d.intra_node_bandwidth),
+        ("inter_node_bandwidth", d.inter_node_bandwidth),
+        ("host_link_bandwidth", d.host_link_bandwidth),
+    ];
+    for (key, v) in positive {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("device `{}`: `{key}` must be a positive number, found {v}", d.name));
+        }
+    }
+    if d.devices_per_node == 0 {
+        return Err(format!("device `{}`: `devices_per_node` must be positive, found 0", d.name));
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The built-in hardware and model catalog: exact model architectures and
+//! device datasheet numbers, embedded in the binary from `catalog/*.toml`
+//! (each number cites its source in a comment there), optionally extended or
+//! overridden by a user file with the same format.
+//!
+//! This module owns the data types ([`ModelSpec`], [`DeviceSpec`], [`Dtype`])
+//! and the quantities derived from them (parameter count, weight bytes, KV
+//! bytes per token). Time and memory models consume these; they never
+//! hard-code a number of their own.
+
+mod data;
+
+pub use data::*;
+
+use serde::{Deserialize, Serialize};
+
+/// Numeric format of weights or KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    Fp32,
+    Bf16,
+    Fp16,
+    Fp8,
+    Int8,
+    Int4,
+}
+
+impl Dtype {
+    /// Bytes per element.
+    pub fn bytes(self) -> f64 {
+        match self {
+            Dtype::Fp32 => 4.0,
+            Dtype::Bf16 | Dtype::Fp16 => 2.0,
+            Dtype::Fp8 | Dtype::Int8 => 1.0,
+            Dtype::Int4 => 0.5,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Fp32 => "fp32",
+            Dtype::Bf16 => "bf16",
+            Dtype::Fp16 => "fp16",
+            Dtype::Fp8 => "fp8",
+            Dtype::Int8 => "int8",
+            Dtype::Int4 => "int4",
+        }
+    }
+}
+
+/// A transformer decoder's architecture. Field names follow Hugging Face
+/// `config.json` semantics. MoE models have `num_experts > 1`;
+/// `intermediate_size` is then per expert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Canonical name, e.g. "Llama-3-8B".
+    pub name: String,
+    /// Other accepted names (case-insensitive), e.g. "meta-llama/Meta-Llama-3-8B".
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub num_layers: u32,
+    pub hidden_size: u32,
+    pub num_heads: u32,
+    pub num_kv_heads: u32,
+    pub head_dim: u32,
+    /// MLP inner width (per expert for MoE).
+    pub intermediate_size: u32,
+    pub vocab_size: u32,
+    /// Number of experts per MoE layer; 1 for dense models.
+    #[serde(default = "one")]
+    pub num_experts: u32,
+    /// Experts each token is routed to (top-k); 1 for dense models.
+    #[serde(default = "one")]
+    pub experts_per_token: u32,
+    /// True for gated MLPs (SwiGLU/GeGLU: gate, up, down = 3 matrices);
+    /// false for the classic 2-matrix MLP (phi-2, GPT-2).
+    #[serde(default = "yes")]
+    pub gated_mlp: bool,
+    /// Input embedding and LM head share one matrix.
+    #[serde(default)]
+    pub tied_embeddings: bool,
+    /// Native weight dtype of the published checkpoint.
+    pub dtype: Dtype,
+    /// Longest context the model supports (max_position_embeddings).
+    pub max_context: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+impl ModelSpec {
+    pub fn is_moe(&self) -> bool {
+        self.num_experts > 1
+    }
+
+    /// Parameters of one decoder layer's attention block (QKV and O projections).
+    pub fn attn_params_per_layer(&self) -> f64 {
+        let h = self.hidden_size as f64;
+        let q = (self.num_heads * self.head_dim) as f64;
+        let kv = (self.num_kv_heads * self.head_dim) as f64;
+        h * (q + 2.0 * kv) + q * h
+    }
+
+    /// Parameters of one expert's MLP (or the dense MLP).
+    pub fn mlp_params_per_expert(&self) -> f64 {
+        let mats = if self.gated_mlp { 3.0 } else { 2.0 };
+        mats * self.hidden_size as f64 * self.intermediate_size as f64
+    }
+
+    /// Router (gate) parameters of one MoE layer; 0 for dense models.
+    pub fn router_params_per_layer(&self) -> f64 {
+        if self.is_moe() {
+            self.hidden_size as f64 * self.num_experts as f64
+        } else {
+            0.0
+        }
+    }
+
+    /// Embedding plus LM head parameters (one matrix if tied).
+    pub fn embedding_params(&self) -> f64 {
+        let e = self.vocab_size as f64 * self.hidden_size as f64;
+        if self.tied_embeddings { e } else { 2.0 * e }
+    }
+
+    /// Total parameters (norm weights included; biases ignored).
+    pub fn total_params(&self) -> f64 {
+        let per_layer = self.attn_params_per_layer()
+            + self.num_experts as f64 * self.mlp_params_per_expert()
+            + self.router_params_per_layer()
+            + 2.0 * self.hidden_size as f64;
+        self.num_layers as f64 * per_layer + self.embedding_params() + self.hidden_size as f64
+    }
+
+    /// Parameters touched per token in a forward pass (MoE: only top-k experts).
+    pub fn active_params(&self) -> f64 {
+        let per_layer = self.attn_params_per_layer()
+            + self.experts_per_token as f64 * self.mlp_params_per_expert()
+            + self.router_params_per_layer()
+            + 2.0 * self.hidden_size as f64;
+        self.num_layers as f64 * per_layer + self.embedding_params() + self.hidden_size as f64
+    }
+
+    /// Bytes of KV cache per token across all layers (K and V), for a KV dtype.
+    pub fn kv_bytes_per_token(&self, kv_dtype: Dtype) -> f64 {
+        2.0 * self.num_layers as f64
+            * self.num_kv_heads as f64
+            * self.head_dim as f64
+            * kv_dtype.bytes()
+    }
+}
+
+/// An accelerator's datasheet numbers. Rates are dense (no sparsity), per
+/// device. Link bandwidths are unidirectional, per device, in bytes/s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Canonical name, e.g. "H100-SXM".
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// High-bandwidth memory capacity, bytes.
+    pub memory_bytes: f64,
+    /// Peak memory bandwidth, bytes/s.
+    pub memory_bandwidth: f64,
+    /// Dense BF16/FP16 tensor throughput, FLOP/s.
+    pub flops_bf16: f64,
+    /// Dense FP8 tensor throughput, FLOP/s; 0 when the device has no FP8
+    /// tensor cores (FP8 weights are then upcast and run at BF16 rate).
+    #[serde(default)]
+    pub flops_fp8: f64,
+    /// Intra-node device-to-device bandwidth (NVLink/xGMI/PCIe), bytes/s per direction.
+    pub intra_node_bandwidth: f64,
+    /// Intra-node link latency, seconds.
+    pub intra_node_latency: f64,
+    /// Inter-node network bandwidth per device (NIC), bytes/s per direction.
+    pub inter_node_bandwidth: f64,
+    /// Inter-node latency, seconds.
+    pub inter_node_latency: f64,
+    /// Host link (PCIe or C2C) bandwidth, bytes/s per direction (used for KV swap).
+    pub host_link_bandwidth: f64,
+    /// Devices in a typical node of this type (e.g. 8 for HGX).
+    pub devices_per_node: u32,
+    /// Board power (TDP), watts.
+    pub power_watts: f64,
+    /// Indicative on-demand cloud price per device-hour, USD (for plan ranking;
+    /// users should override with their own prices).
+    #[serde(default)]
+    pub price_per_hour: f64,
+}
+
+impl DeviceSpec {
+    /// Peak dense FLOP/s for matrix multiplies whose operands are `dtype`.
+    pub fn peak_flops(&self, dtype: Dtype) -> f64 {
+        match dtype {
+            Dtype::Fp8 | Dtype::Int8 | Dtype::Int4 if self.flops_fp8 > 0.0 => self.flops_fp8,
+            Dtype::Fp32 => self.flops_bf16 / 2.0,
+            _ => self.flops_bf16,
+        }
+    }
+}

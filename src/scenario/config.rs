@@ -1,0 +1,325 @@
+//! The scenario schema: every section and key of a scenario TOML file, with
+//! its documentation and default. Unknown keys are rejected (see
+//! `scenario::load` for the "did you mean" hint).
+
+use crate::catalog::Dtype;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A whole scenario. Every section is optional; an empty file is the default
+/// scenario (Llama-3-8B on one H100-SXM, vLLM scheduler, 2,000 Poisson
+/// requests with conversation-like lengths).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    /// Free-text name shown in outputs.
+    pub name: String,
+    /// Extra catalog file (same format as `catalog/*.toml`) whose models and
+    /// devices extend or replace the built-in ones.
+    pub catalog: Option<PathBuf>,
+    pub model: ModelConfig,
+    pub hardware: HardwareConfig,
+    pub cluster: ClusterConfig,
+    pub scheduler: SchedulerConfig,
+    pub workload: WorkloadConfig,
+    pub slo: SloConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[model]`: which model, and in which numeric formats.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Catalog name or alias (`fleetsim catalog models`).
+    pub name: String,
+    /// Weight dtype; defaults to the checkpoint's native dtype.
+    pub dtype: Option<Dtype>,
+    /// KV-cache dtype; defaults to the weight dtype (fp8 weights keep a bf16 KV cache unless set).
+    pub kv_dtype: Option<Dtype>,
+    /// Longest prompt + output accepted (vLLM's max_model_len); defaults to the model's max context.
+    pub max_model_len: Option<u32>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            name: "Llama-3-8B".into(),
+            dtype: None,
+            kv_dtype: None,
+            max_model_len: None,
+        }
+    }
+}
+
+/// `[hardware]`: the device every replica runs on and how devices are wired.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HardwareConfig {
+    /// Catalog name or alias (`fleetsim catalog devices`).
+    pub device: String,
+    /// Devices per node; defaults to the device's typical node size. TP and
+    /// PP groups larger than a node communicate over the inter-node network.
+    pub devices_per_node: Option<u32>,
+    /// Overrides of the device's link numbers.
+    pub interconnect: InterconnectConfig,
+    /// Which time model prices iterations: "analytical".
+    pub time_model: String,
+}
+
+impl Default for HardwareConfig {
+    fn default() -> Self {
+        HardwareConfig {
+            device: "H100-SXM".into(),
+            devices_per_node: None,
+            interconnect: InterconnectConfig::default(),
+            time_model: "analytical".into(),
+        }
+    }
+}
+
+/// `[hardware.interconnect]`: replaces the catalog's link numbers when set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InterconnectConfig {
+    /// Intra-node bandwidth per device per direction, GB/s (1e9 bytes/s).
+    pub intra_node_gbps: Option<f64>,
+    /// Intra-node latency, microseconds.
+    pub intra_node_latency_us: Option<f64>,
+    /// Inter-node bandwidth per device per direction, GB/s.
+    pub inter_node_gbps: Option<f64>,
+    /// Inter-node latency, microseconds.
+    pub inter_node_latency_us: Option<f64>,
+}
+
+/// `[cluster]`: how many replicas, how each is parallelised, and the router.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Number of identical replicas (data parallelism).
+    pub replicas: u32,
+    /// Tensor-parallel degree of each replica.
+    pub tp: u32,
+    /// Pipeline-parallel degree of each replica.
+    pub pp: u32,
+    /// Request router: "round-robin", "least-outstanding", "least-kv".
+    pub router: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            replicas: 1,
+            tp: 1,
+            pp: 1,
+            router: "round-robin".into(),
+        }
+    }
+}
+
+/// `[scheduler]`: the replica-level batching policy and memory settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// "vllm" (v0: prefill-prioritising, no chunking) or "sarathi"
+    /// (Sarathi-Serve: decode-first, chunked prefill within a token budget).
+    pub kind: String,
+    /// Most sequences in one batch (vLLM max_num_seqs).
+    pub max_num_seqs: u32,
+    /// Most tokens in one batch (vLLM max_num_batched_tokens). Defaults to
+    /// max(max_model_len, 2048) for vllm and to `chunk_size` for sarathi.
+    pub max_num_batched_tokens: Option<u32>,
+    /// Sarathi token budget per iteration (prefill chunks plus decodes).
+    pub chunk_size: u32,
+    /// Tokens per KV-cache block (vLLM block_size).
+    pub block_size: u32,
+    /// Fraction of device memory the engine may use (weights + KV + activations).
+    pub gpu_memory_utilization: f64,
+    /// Memory reserved for activations and runtime buffers per device, GiB.
+    /// Default: the size of one forward pass's activations at the batch
+    /// token limit (see `replica::memory`).
+    pub activation_reserve_gib: Option<f64>,
+    /// What happens to a running request when KV blocks run out: "recompute".
+    pub preemption: String,
+    /// Fraction of KV blocks kept free when admitting prefills (vLLM's 1% watermark).
+    pub watermark: f64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            kind: "vllm".into(),
+            max_num_seqs: 256,
+            max_num_batched_tokens: None,
+            chunk_size: 512,
+            block_size: 16,
+            gpu_memory_utilization: 0.9,
+            activation_reserve_gib: None,
+            preemption: "recompute".into(),
+            watermark: 0.01,
+        }
+    }
+}
+
+/// `[workload]`: where requests come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadConfig {
+    /// Number of requests (for a trace: at most this many rows; 0 = all rows).
+    pub count: u64,
+    /// Stop generating arrivals after this many simulated seconds (0 = no limit).
+    pub duration: f64,
+    /// Seed of every random stream of the run (arrivals, lengths, routing ties).
+    pub seed: u64,
+    /// Clamp on output tokens per request (0 = none).
+    pub max_tokens: u32,
+    /// A trace file (relative paths are relative to the scenario file).
+    pub trace: Option<PathBuf>,
+    /// "auto" (detect from the header), "vidur", "apex", "azure", "mooncake", "burstgpt".
+    pub trace_format: String,
+    /// Replay a trace's timestamps k× faster (2.0 = twice the rate).
+    pub rate_scale: f64,
+    pub arrivals: ArrivalConfig,
+    /// Prompt length distribution.
+    pub prompt: LengthConfig,
+    /// Output length distribution.
+    pub output: LengthConfig,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            count: 2000,
+            duration: 0.0,
+            seed: 0,
+            max_tokens: 0,
+            trace: None,
+            trace_format: "auto".into(),
+            rate_scale: 1.0,
+            arrivals: ArrivalConfig::default(),
+            prompt: LengthConfig::conversation_prompt(),
+            output: LengthConfig::conversation_output(),
+        }
+    }
+}
+
+/// `[workload.arrivals]`: the arrival process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArrivalConfig {
+    /// "poisson", "gamma", "constant", or "trace" (the trace's timestamps).
+    /// Default: "trace" when a trace is given, else "poisson".
+    pub kind: Option<String>,
+    /// Mean arrival rate, requests per second.
+    pub rate: f64,
+    /// Coefficient of variation of inter-arrival times (gamma only; 1 = Poisson).
+    pub cv: f64,
+}
+
+impl Default for ArrivalConfig {
+    fn default() -> Self {
+        ArrivalConfig {
+            kind: None,
+            rate: 4.0,
+            cv: 1.0,
+        }
+    }
+}
+
+/// `[workload.prompt]` / `[workload.output]`: a token-length distribution.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LengthConfig {
+    /// "fixed", "uniform", "lognormal", "zipf", or "trace" (empirical from
+    /// the workload's trace). Default: "trace" when a trace is given, else lognormal.
+    pub kind: Option<String>,
+    /// fixed: the length.
+    pub value: u32,
+    /// uniform / zipf: inclusive bounds. lognormal: clamp bounds.
+    pub min: u32,
+    pub max: u32,
+    /// lognormal: median length.
+    pub median: f64,
+    /// lognormal: sigma of the underlying normal.
+    pub sigma: f64,
+    /// zipf: exponent s (> 0).
+    pub exponent: f64,
+}
+
+impl LengthConfig {
+    /// Prompt lengths resembling the Azure 2023 conversation trace
+    /// (lognormal, median 1020, sigma 1.0; clamped to 4..8000).
+    pub fn conversation_prompt() -> Self {
+        LengthConfig {
+            kind: None,
+            value: 1024,
+            min: 4,
+            max: 8000,
+            median: 1020.0,
+            sigma: 1.0,
+            exponent: 1.0,
+        }
+    }
+
+    /// Output lengths resembling the Azure 2023 conversation trace
+    /// (lognormal, median 129, sigma 1.0; clamped to 1..2000).
+    pub fn conversation_output() -> Self {
+        LengthConfig {
+            kind: None,
+            value: 128,
+            min: 1,
+            max: 2000,
+            median: 129.0,
+            sigma: 1.0,
+            exponent: 1.0,
+        }
+    }
+}
+
+impl Default for LengthConfig {
+    fn default() -> Self {
+        LengthConfig::conversation_prompt()
+    }
+}
+
+/// `[slo]`: latency objectives. A request meets the SLO when each of its set
+/// thresholds holds; the run meets it when the `percentile` of each metric
+/// is within its threshold. 0 disables a threshold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SloConfig {
+    /// Time to first token, seconds.
+    pub ttft: f64,
+    /// Time per output token, seconds.
+    pub tpot: f64,
+    /// End-to-end latency, seconds.
+    pub e2e: f64,
+    /// Percentile the thresholds apply to (e.g. 90 or 99).
+    pub percentile: f64,
+}
+
+impl Default for SloConfig {
+    fn default() -> Self {
+        SloConfig {
+            ttft: 2.0,
+            tpot: 0.1,
+            e2e: 0.0,
+            percentile: 90.0,
+        }
+    }
+}
+
+/// `[metrics]`: what is recorded over time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Interval between rows of `timeseries.csv`, simulated seconds.
+    pub sample_interval: f64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            sample_interval: 1.0,
+        }
+    }
+}

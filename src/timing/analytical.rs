@@ -1,0 +1,1 @@
+//! Analytical time model v1 (to be written).
