@@ -1,1 +1,205 @@
-fn main() {}
+//! The `fleetsim` command line: parses arguments, calls the library, maps
+//! errors to exit code 2 with a one-paragraph message.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fleetsim::scenario::{self, validate};
+use fleetsim::{Error, bench, catalog, workload};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "fleetsim", version, about = "Fast, deterministic simulator of LLM serving fleets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a scenario (the built-in default when no file is given).
+    Run {
+        /// Scenario TOML file.
+        scenario: Option<PathBuf>,
+        /// Override a key, e.g. --set cluster.replicas=4 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Write summary.json, requests.csv and timeseries.csv into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// How to print the summary on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check a scenario (schema, catalog names, memory fit, trace) without running it.
+    Validate {
+        scenario: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// List the built-in models or devices.
+    Catalog {
+        #[arg(value_enum)]
+        what: Option<CatalogKind>,
+        /// Also load this catalog file (its entries extend or replace the built-in ones).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Run the fixed benchmark scenarios (S1–S4) and print wall time and simulated requests/s.
+    Bench {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Run only these (comma-separated names, e.g. S1,S3).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum CatalogKind {
+    Models,
+    Devices,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
+    match cmd.unwrap_or(Command::Run {
+        scenario: None,
+        sets: Vec::new(),
+        out: None,
+        format: Format::Table,
+        quiet: false,
+    }) {
+        Command::Run {
+            scenario,
+            sets,
+            out,
+            format,
+            quiet,
+        } => run(scenario, &sets, out, format, quiet),
+        Command::Validate { scenario, sets } => {
+            let s = scenario::load(Some(&scenario), &sets)?;
+            let plan = validate::plan(&s)?;
+            workload::validate(&s.workload)?;
+            println!(
+                "{}: ok — {} on {} {}× (tp={}, pp={}), {} KV blocks of {} tokens per replica ({:.1} GiB)",
+                scenario.display(),
+                plan.model.name,
+                plan.scenario.cluster.replicas,
+                plan.device.name,
+                plan.scenario.cluster.tp,
+                plan.scenario.cluster.pp,
+                plan.memory.num_blocks,
+                plan.scenario.scheduler.block_size,
+                plan.memory.kv_bytes / (1024.0 * 1024.0 * 1024.0),
+            );
+            Ok(())
+        }
+        Command::Catalog { what, file } => {
+            let mut c = catalog::Catalog::builtin();
+            if let Some(f) = file {
+                c.merge_file(&f)?;
+            }
+            if what != Some(CatalogKind::Devices) {
+                println!("{}", catalog::render_models(&c));
+            }
+            if what != Some(CatalogKind::Models) {
+                println!("{}", catalog::render_devices(&c));
+            }
+            Ok(())
+        }
+        Command::Bench { format, only } => {
+            let results = bench::run(&only)?;
+            match format {
+                Format::Json => println!("{}", bench::to_json(&results)),
+                Format::Table => println!("{}", bench::to_table(&results)),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run(path: Option<PathBuf>, sets: &[String], out: Option<PathBuf>, format: Format, quiet: bool) -> Result<(), Error> {
+    let s = scenario::load(path.as_deref(), sets)?;
+    let plan = validate::plan(&s)?;
+    let total = (s.workload.count > 0).then_some(s.workload.count);
+    let show = !quiet && std::io::stderr().is_terminal();
+    let mut progress = Progress::new(show, total);
+    let report = fleetsim::run_plan(&plan, &mut |n| progress.update(n))?;
+    progress.finish();
+    if let Some(dir) = out {
+        report.write_dir(&dir)?;
+    }
+    match format {
+        Format::Table => println!("{}", report.table()),
+        Format::Json => println!("{}", report.summary_json()),
+    }
+    Ok(())
+}
+
+/// A progress bar that appears only once a run has taken about a second.
+struct Progress {
+    enabled: bool,
+    total: Option<u64>,
+    started: Instant,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: Option<u64>) -> Self {
+        Progress {
+            enabled,
+            total,
+            started: Instant::now(),
+            bar: None,
+        }
+    }
+
+    fn update(&mut self, arrived: u64) {
+        if !self.enabled {
+            return;
+        }
+        if self.bar.is_none() && self.started.elapsed() >= Duration::from_secs(1) {
+            let bar = match self.total {
+                Some(t) => indicatif::ProgressBar::new(t),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} requests arrived (ETA {eta})",
+                )
+                .expect("valid template"),
+            );
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(arrived);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

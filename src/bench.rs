@@ -1,0 +1,159 @@
+//! `fleetsim bench`: fixed scenarios timed in this build, reporting wall time
+//! and simulated requests per second. Speed targets live here, never in
+//! timed unit tests. Use a release build.
+//!
+//! - S1: Llama-3-8B, one H100 replica, vLLM, 2,048 requests, conversation lengths, Poisson 4 req/s.
+//! - S2: S1 with Sarathi-Serve, chunk 512.
+//! - S3: Llama-2-70B, TP4 × 2 replicas, Sarathi, 10,000 requests, Poisson 8 req/s.
+//! - S4: Llama-3-8B × 16 replicas (least-outstanding), vLLM, 1,000,000 requests at 90% of
+//!   capacity. Capacity is measured first (not timed): the throughput of one replica
+//!   serving 4,000 requests that all arrive at once, times 16.
+//!
+//! Peak memory is the process's high-water mark (Linux `VmHWM`), so run one
+//! scenario per process (`--only S4`) for an isolated figure.
+
+use crate::error::Result;
+use crate::scenario::{self, validate};
+use serde::Serialize;
+use std::time::Instant;
+
+/// One benchmark's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub name: String,
+    pub description: String,
+    pub wall_s: f64,
+    pub requests: u64,
+    pub simulated_requests_per_s: f64,
+    /// Simulated seconds covered by the run.
+    pub simulated_s: f64,
+    /// Process peak resident memory after this scenario, MB (0 when unknown).
+    pub peak_rss_mb: f64,
+}
+
+const S1: &[&str] = &[
+    "model.name=Llama-3-8B",
+    "hardware.device=H100-SXM",
+    "scheduler.kind=vllm",
+    "workload.count=2048",
+    "workload.arrivals.rate=4.0",
+];
+
+fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Some(match name {
+        "S1" => ("Llama-3-8B, 1 replica, vLLM, 2,048 requests, Poisson 4 req/s", own(S1)),
+        "S2" => {
+            let mut v = own(S1);
+            v.extend(own(&["scheduler.kind=sarathi", "scheduler.chunk_size=512"]));
+            ("S1 with Sarathi-Serve, chunk 512", v)
+        }
+        "S3" => (
+            "Llama-2-70B, TP4 x 2 replicas, Sarathi, 10,000 requests, Poisson 8 req/s",
+            own(&[
+                "model.name=Llama-2-70B",
+                "cluster.tp=4",
+                "cluster.replicas=2",
+                "scheduler.kind=sarathi",
+                "workload.count=10000",
+                "workload.arrivals.rate=8.0",
+            ]),
+        ),
+        "S4" => (
+            "Llama-3-8B x 16 replicas, vLLM, 1,000,000 requests at 90% of capacity",
+            own(&[
+                "model.name=Llama-3-8B",
+                "cluster.replicas=16",
+                "cluster.router=least-outstanding",
+                "workload.count=1000000",
+            ]),
+        ),
+        _ => return None,
+    })
+}
+
+pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4"];
+
+/// Saturated throughput (requests/s) of one replica of the S4 configuration.
+fn s4_capacity() -> Result<f64> {
+    let sets: Vec<String> = [
+        "model.name=Llama-3-8B",
+        "workload.count=4000",
+        "workload.arrivals.kind=constant",
+        "workload.arrivals.rate=1e9",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let plan = validate::plan(&scenario::load(None, &sets)?)?;
+    let report = crate::run_plan(&plan, &mut |_| {})?;
+    Ok(report.summary.request_throughput)
+}
+
+/// Runs the named benchmarks (all when `only` is empty).
+pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
+    for name in only {
+        if !NAMES.contains(&name.as_str()) {
+            return Err(crate::Error::config(
+                "--only",
+                format!("unknown benchmark `{name}`; expected some of {}", NAMES.join(", ")),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for &name in NAMES {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        let (description, mut sets) = scenario_sets(name).expect("known benchmark");
+        if name == "S4" {
+            let rate = 0.9 * 16.0 * s4_capacity()?;
+            sets.push(format!("workload.arrivals.rate={rate}"));
+        }
+        let plan = validate::plan(&scenario::load(None, &sets)?)?;
+        let started = Instant::now();
+        let report = crate::run_plan(&plan, &mut |_| {})?;
+        let wall_s = started.elapsed().as_secs_f64();
+        let requests = report.summary.completed + report.summary.rejected;
+        out.push(BenchResult {
+            name: name.to_string(),
+            description: description.to_string(),
+            wall_s,
+            requests,
+            simulated_requests_per_s: requests as f64 / wall_s.max(1e-9),
+            simulated_s: report.summary.duration_s,
+            peak_rss_mb: peak_rss_mb(),
+        });
+    }
+    Ok(out)
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+pub fn to_json(results: &[BenchResult]) -> String {
+    serde_json::to_string_pretty(results).expect("bench results serialize")
+}
+
+pub fn to_table(results: &[BenchResult]) -> String {
+    let mut s = format!(
+        "{:<4} {:>10} {:>10} {:>14} {:>12} {:>10}  {}\n",
+        "name", "wall_s", "requests", "sim req/s", "simulated_s", "peak_MB", "scenario"
+    );
+    for r in results {
+        s.push_str(&format!(
+            "{:<4} {:>10.4} {:>10} {:>14.0} {:>12.1} {:>10.1}  {}\n",
+            r.name, r.wall_s, r.requests, r.simulated_requests_per_s, r.simulated_s, r.peak_rss_mb, r.description
+        ));
+    }
+    s
+}

@@ -1,0 +1,76 @@
+//! A replica: one model instance on `tp × pp` devices, with its request
+//! queues, its KV-cache pool and a pluggable [`scheduler::Scheduler`] that
+//! forms each iteration's batch.
+//!
+//! The replica runs one iteration at a time. [`Replica::start_iteration`]
+//! asks the scheduler for a batch and prices it with the time model;
+//! [`Replica::finish_iteration`] applies its effects (prefill progress,
+//! emitted tokens, finished requests) when the engine reaches its end time.
+//!
+//! Cost per iteration is independent of the batch size (see [`state`]):
+//! decoding sequences advance together, so the replica keeps a decode step
+//! counter and running sums instead of touching every sequence each step.
+
+pub mod memory;
+pub mod scheduler;
+pub mod state;
+
+use crate::metrics::{Metrics, ReplicaSample};
+use crate::timing::{IterationCost, TimeModel};
+use crate::units::Nanos;
+use crate::workload::RequestSpec;
+use scheduler::Scheduler;
+pub use state::ReplicaState;
+
+/// A replica and its scheduling policy.
+pub struct Replica {
+    pub state: ReplicaState,
+    scheduler: Box<dyn Scheduler>,
+    /// Cost of the iteration in flight (valid while `state.busy()`).
+    cost: IterationCost,
+    started: Nanos,
+}
+
+impl Replica {
+    pub fn new(state: ReplicaState, scheduler: Box<dyn Scheduler>) -> Self {
+        Replica {
+            state,
+            scheduler,
+            cost: IterationCost::default(),
+            started: 0,
+        }
+    }
+
+    /// Accepts a routed request (or rejects it, recording why, if it can never be served).
+    pub fn enqueue(&mut self, spec: RequestSpec, now: Nanos, metrics: &mut Metrics) {
+        self.state.enqueue(spec, now, metrics);
+    }
+
+    /// Forms and prices the next batch. Returns the iteration's end time, or
+    /// `None` when there is nothing to run (the replica goes idle).
+    pub fn start_iteration(&mut self, now: Nanos, model: &dyn TimeModel) -> Option<Nanos> {
+        debug_assert!(!self.state.busy());
+        self.state.begin_batch();
+        self.scheduler.schedule(&mut self.state, now);
+        let shape = self.state.batch_shape();
+        if shape.is_empty() {
+            return None;
+        }
+        self.cost = model.iteration(&shape);
+        self.started = now;
+        self.state.set_busy(true);
+        Some(now + self.cost.duration.max(1))
+    }
+
+    /// Applies the effects of the iteration in flight, which ends at `now`.
+    pub fn finish_iteration(&mut self, now: Nanos, metrics: &mut Metrics) {
+        let shape = self.state.batch_shape();
+        metrics.record_iteration(self.state.id, self.started, &shape, &self.cost);
+        self.state.complete_batch(now, metrics);
+        self.state.set_busy(false);
+    }
+
+    pub fn sample(&self) -> ReplicaSample {
+        self.state.sample()
+    }
+}

@@ -1,0 +1,246 @@
+//! Turning a scenario into a runnable [`Plan`]: names resolved against the
+//! catalog, defaults filled in, every impossible value explained with its
+//! numbers (TP not dividing heads, zero replicas, a model that does not fit).
+
+use super::Scenario;
+use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
+use crate::error::{Error, Result};
+use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
+use crate::replica::scheduler::{self, Limits};
+use crate::units::did_you_mean;
+
+/// Scenario names of the time models (`hardware.time_model`).
+pub const TIME_MODELS: &[&str] = &["analytical"];
+/// Scenario names of the preemption modes (`scheduler.preemption`).
+pub const PREEMPTION_MODES: &[&str] = &["recompute"];
+
+/// A scenario with every name resolved and every default decided.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenario: Scenario,
+    pub model: ModelSpec,
+    /// The device, with `[hardware.interconnect]` overrides applied.
+    pub device: DeviceSpec,
+    pub weight_dtype: Dtype,
+    pub kv_dtype: Dtype,
+    pub max_model_len: u32,
+    pub devices_per_node: u32,
+    pub limits: Limits,
+    pub memory: MemoryPlan,
+}
+
+impl Plan {
+    /// Devices in the whole cluster.
+    pub fn total_devices(&self) -> u32 {
+        self.scenario.cluster.replicas * self.scenario.cluster.tp * self.scenario.cluster.pp
+    }
+}
+
+fn key_error(key: &str, message: impl Into<String>) -> Error {
+    Error::config(format!("key `{key}`"), message)
+}
+
+/// Checks that `value` is one of `names`, suggesting the closest otherwise.
+pub fn check_name(key: &str, value: &str, names: &[&str]) -> Result<()> {
+    if names.contains(&value) {
+        return Ok(());
+    }
+    Err(key_error(
+        key,
+        format!(
+            "unknown value `{value}`{}; expected one of: {}",
+            did_you_mean(value, names.iter().copied()),
+            names.join(", ")
+        ),
+    ))
+}
+
+fn positive(key: &str, v: u32) -> Result<()> {
+    if v == 0 {
+        return Err(key_error(key, "must be at least 1, found 0"));
+    }
+    Ok(())
+}
+
+/// Resolves and checks a scenario (the workload's trace is checked
+/// separately by `workload::validate`, which reads it).
+pub fn plan(s: &Scenario) -> Result<Plan> {
+    let mut catalog = Catalog::builtin();
+    if let Some(path) = &s.catalog {
+        catalog.merge_file(path)?;
+    }
+    let model = catalog.model(&s.model.name)?.clone();
+    let mut device = catalog.device(&s.hardware.device)?.clone();
+    let ic = &s.hardware.interconnect;
+    for (key, v) in [
+        ("hardware.interconnect.intra_node_gbps", ic.intra_node_gbps),
+        ("hardware.interconnect.intra_node_latency_us", ic.intra_node_latency_us),
+        ("hardware.interconnect.inter_node_gbps", ic.inter_node_gbps),
+        ("hardware.interconnect.inter_node_latency_us", ic.inter_node_latency_us),
+    ] {
+        if let Some(v) = v
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(key_error(key, format!("must be a non-negative number, found {v}")));
+        }
+    }
+    if let Some(v) = ic.intra_node_gbps {
+        device.intra_node_bandwidth = v * 1e9;
+    }
+    if let Some(v) = ic.intra_node_latency_us {
+        device.intra_node_latency = v * 1e-6;
+    }
+    if let Some(v) = ic.inter_node_gbps {
+        device.inter_node_bandwidth = v * 1e9;
+    }
+    if let Some(v) = ic.inter_node_latency_us {
+        device.inter_node_latency = v * 1e-6;
+    }
+    check_name("hardware.time_model", &s.hardware.time_model, TIME_MODELS)?;
+    let devices_per_node = s.hardware.devices_per_node.unwrap_or(device.devices_per_node);
+    positive("hardware.devices_per_node", devices_per_node)?;
+
+    let c = &s.cluster;
+    positive("cluster.replicas", c.replicas)?;
+    positive("cluster.tp", c.tp)?;
+    positive("cluster.pp", c.pp)?;
+    check_name("cluster.router", &c.router, crate::cluster::ROUTER_NAMES)?;
+    if model.num_heads % c.tp != 0 {
+        return Err(key_error(
+            "cluster.tp",
+            format!(
+                "tp={} does not divide the {} attention heads of {}; valid tp values divide {}",
+                c.tp, model.num_heads, model.name, model.num_heads
+            ),
+        ));
+    }
+    if model.num_kv_heads % c.tp != 0 && c.tp % model.num_kv_heads != 0 {
+        return Err(key_error(
+            "cluster.tp",
+            format!(
+                "tp={} neither divides nor is a multiple of the {} KV heads of {}",
+                c.tp, model.num_kv_heads, model.name
+            ),
+        ));
+    }
+    if c.pp > model.num_layers {
+        return Err(key_error(
+            "cluster.pp",
+            format!("pp={} exceeds the {} layers of {}", c.pp, model.num_layers, model.name),
+        ));
+    }
+
+    let weight_dtype = s.model.dtype.unwrap_or(model.dtype);
+    let kv_dtype = s.model.kv_dtype.unwrap_or(match weight_dtype {
+        Dtype::Fp32 => Dtype::Fp32,
+        Dtype::Fp16 => Dtype::Fp16,
+        _ => Dtype::Bf16,
+    });
+    let max_model_len = s.model.max_model_len.unwrap_or(model.max_context);
+    positive("model.max_model_len", max_model_len)?;
+    if max_model_len > model.max_context {
+        return Err(key_error(
+            "model.max_model_len",
+            format!(
+                "{max_model_len} exceeds the {} tokens {} supports",
+                model.max_context, model.name
+            ),
+        ));
+    }
+
+    let sc = &s.scheduler;
+    check_name("scheduler.kind", &sc.kind, scheduler::NAMES)?;
+    check_name("scheduler.preemption", &sc.preemption, PREEMPTION_MODES)?;
+    positive("scheduler.max_num_seqs", sc.max_num_seqs)?;
+    positive("scheduler.block_size", sc.block_size)?;
+    positive("scheduler.chunk_size", sc.chunk_size)?;
+    if !(sc.gpu_memory_utilization > 0.0 && sc.gpu_memory_utilization <= 1.0) {
+        return Err(key_error(
+            "scheduler.gpu_memory_utilization",
+            format!("must be in (0, 1], found {}", sc.gpu_memory_utilization),
+        ));
+    }
+    if !(0.0..1.0).contains(&sc.watermark) {
+        return Err(key_error("scheduler.watermark", format!("must be in [0, 1), found {}", sc.watermark)));
+    }
+    let token_budget = match sc.kind.as_str() {
+        "sarathi" => {
+            let budget = sc.max_num_batched_tokens.map_or(sc.chunk_size, |m| m.min(sc.chunk_size));
+            positive("scheduler.max_num_batched_tokens", budget)?;
+            budget
+        }
+        _ => {
+            let budget = sc.max_num_batched_tokens.unwrap_or(max_model_len.max(2048));
+            if budget < max_model_len {
+                return Err(key_error(
+                    "scheduler.max_num_batched_tokens",
+                    format!(
+                        "{budget} is smaller than max_model_len ({max_model_len}); without chunked \
+                         prefill a whole prompt must fit in one batch (use scheduler.kind = \"sarathi\" \
+                         or lower model.max_model_len)"
+                    ),
+                ));
+            }
+            budget
+        }
+    };
+    if token_budget < sc.max_num_seqs {
+        return Err(key_error(
+            "scheduler.max_num_batched_tokens",
+            format!(
+                "the token budget ({token_budget}) must be at least max_num_seqs ({}) so every running sequence can decode",
+                sc.max_num_seqs
+            ),
+        ));
+    }
+    if let Some(a) = sc.activation_reserve_gib
+        && !(a.is_finite() && a >= 0.0)
+    {
+        return Err(key_error("scheduler.activation_reserve_gib", format!("must be ≥ 0, found {a}")));
+    }
+
+    let slo = &s.slo;
+    for (key, v) in [("slo.ttft", slo.ttft), ("slo.tpot", slo.tpot), ("slo.e2e", slo.e2e)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(key_error(key, format!("must be ≥ 0 seconds (0 = no threshold), found {v}")));
+        }
+    }
+    if !(slo.percentile > 0.0 && slo.percentile <= 100.0) {
+        return Err(key_error("slo.percentile", format!("must be in (0, 100], found {}", slo.percentile)));
+    }
+    if !(s.metrics.sample_interval.is_finite() && s.metrics.sample_interval > 0.0) {
+        return Err(key_error(
+            "metrics.sample_interval",
+            format!("must be > 0 seconds, found {}", s.metrics.sample_interval),
+        ));
+    }
+
+    let memory = memory::plan(&MemoryInputs {
+        model: &model,
+        device: &device,
+        weight_dtype,
+        kv_dtype,
+        tp: c.tp,
+        pp: c.pp,
+        block_size: sc.block_size,
+        gpu_memory_utilization: sc.gpu_memory_utilization,
+        max_batch_tokens: token_budget,
+        max_batch_seqs: sc.max_num_seqs,
+        activation_reserve: sc.activation_reserve_gib.map(|g| g * 1024.0 * 1024.0 * 1024.0),
+    })?;
+
+    Ok(Plan {
+        scenario: s.clone(),
+        model,
+        device,
+        weight_dtype,
+        kv_dtype,
+        max_model_len,
+        devices_per_node,
+        limits: Limits {
+            max_num_seqs: sc.max_num_seqs,
+            token_budget,
+        },
+        memory,
+    })
+}

@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use fleetsim::scenario::{self, Scenario, validate};
+use fleetsim::timing::{BatchShape, IterationCost, TimeModel};
+use fleetsim::units::Nanos;
+use fleetsim::workload::{RequestSource, RequestSpec};
+use std::path::PathBuf;
+
+/// A scenario from `--set` style overrides on the built-in default.
+pub fn scenario(sets: &[&str]) -> Scenario {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    scenario::load(None, &sets).expect("test scenario loads")
+}
+
+pub fn plan(sets: &[&str]) -> validate::Plan {
+    validate::plan(&scenario(sets)).expect("test scenario is valid")
+}
+
+/// Every iteration takes the same time, whatever the batch.
+pub struct ConstantTime(pub Nanos);
+
+impl TimeModel for ConstantTime {
+    fn iteration(&self, _b: &BatchShape) -> IterationCost {
+        IterationCost {
+            duration: self.0,
+            flops: 0.0,
+            hbm_bytes: 0.0,
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+/// Replays a fixed list of requests.
+pub struct ListSource(pub std::vec::IntoIter<RequestSpec>);
+
+impl ListSource {
+    pub fn boxed(v: Vec<RequestSpec>) -> Box<dyn RequestSource> {
+        Box::new(ListSource(v.into_iter()))
+    }
+}
+
+impl RequestSource for ListSource {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        self.0.next()
+    }
+}
+
+/// The shared data folder beside the project, if present.
+pub fn shared_dir() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipping: ../shared (public traces and measurements) is not present beside the project");
+        None
+    }
+}
