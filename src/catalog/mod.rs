@@ -9,8 +9,12 @@
 //! hard-code a number of their own.
 
 mod data;
+mod listing;
+#[cfg(test)]
+mod tests;
 
 pub use data::*;
+pub use listing::{render_devices, render_models};
 
 use serde::{Deserialize, Serialize};
 
