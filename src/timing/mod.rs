@@ -8,6 +8,11 @@
 //!   efficiencies (time model v1).
 
 pub mod analytical;
+pub mod calibration;
+pub mod collectives;
+
+pub use analytical::{AnalyticalModel, Breakdown, ParallelConfig};
+pub use calibration::Calibration;
 
 use crate::units::Nanos;
 

@@ -1,0 +1,127 @@
+//! Cost models of the communication a replica does inside one iteration.
+//!
+//! - **Ring all-reduce** (Patarasuk & Yuan 2009, "Bandwidth optimal
+//!   all-reduce algorithms for clusters of workstations", JPDC 69(2)): a
+//!   reduce-scatter then an all-gather around a ring of `n` devices; each
+//!   device sends and receives `2·(n−1)/n · S` bytes in `2·(n−1)` steps, so
+//!   `t = 2·(n−1)/n · S / B + 2·(n−1) · α` with `B` the per-device link
+//!   bandwidth (one direction) and `α` the per-step latency.
+//! - **Gather to one rank** (the TP logits gather before sampling): the root
+//!   receives `(n−1)/n · S` bytes; `t = (n−1)/n · S / B + α`.
+//! - **Point-to-point send/recv** (pipeline-stage hand-off): `t = S / B + α`.
+//!
+//! `B` is the datasheet link bandwidth times a calibrated link efficiency
+//! (see [`Link::intra_node`] / [`Link::inter_node`]).
+
+use super::calibration::Calibration;
+use crate::catalog::DeviceSpec;
+
+/// One class of link as collectives see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Link {
+    /// Effective bandwidth per device per direction, bytes/s.
+    pub bandwidth: f64,
+    /// Per-step latency, seconds.
+    pub latency: f64,
+}
+
+impl Link {
+    /// The intra-node fabric (NVLink/xGMI/PCIe) at its calibrated efficiency.
+    pub fn intra_node(device: &DeviceSpec, cal: &Calibration) -> Link {
+        Link {
+            bandwidth: device.intra_node_bandwidth * cal.intra_node_link_efficiency,
+            latency: device.intra_node_latency,
+        }
+    }
+
+    /// The inter-node network (per-device NIC) at its calibrated efficiency.
+    pub fn inter_node(device: &DeviceSpec, cal: &Calibration) -> Link {
+        Link {
+            bandwidth: device.inter_node_bandwidth * cal.inter_node_link_efficiency,
+            latency: device.inter_node_latency,
+        }
+    }
+}
+
+/// Ring all-reduce of `bytes` over `n` devices; 0 for `n ≤ 1`.
+#[inline]
+pub fn ring_all_reduce(bytes: f64, n: u32, link: Link) -> f64 {
+    if n <= 1 {
+        return 0.0;
+    }
+    let steps = 2.0 * (n - 1) as f64;
+    steps / n as f64 * bytes / link.bandwidth + steps * link.latency
+}
+
+/// Linear form of [`ring_all_reduce`] in the message size:
+/// `(seconds per byte, fixed seconds)`, so callers can precompute it.
+pub fn ring_all_reduce_coefficients(n: u32, link: Link) -> (f64, f64) {
+    if n <= 1 {
+        return (0.0, 0.0);
+    }
+    let steps = 2.0 * (n - 1) as f64;
+    (steps / n as f64 / link.bandwidth, steps * link.latency)
+}
+
+/// Gather of an `bytes`-sized tensor (split evenly over `n` ranks) to one rank; 0 for `n ≤ 1`.
+#[inline]
+pub fn gather(bytes: f64, n: u32, link: Link) -> f64 {
+    if n <= 1 {
+        return 0.0;
+    }
+    (n - 1) as f64 / n as f64 * bytes / link.bandwidth + link.latency
+}
+
+/// Point-to-point transfer of `bytes`.
+#[inline]
+pub fn send_recv(bytes: f64, link: Link) -> f64 {
+    bytes / link.bandwidth + link.latency
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINK: Link = Link {
+        bandwidth: 100e9,
+        latency: 3e-6,
+    };
+
+    #[test]
+    fn ring_all_reduce_matches_patarasuk_yuan() {
+        // 8 devices, 64 MB: 2·7/8·64e6/100e9 + 14·3e-6.
+        let t = ring_all_reduce(64e6, 8, LINK);
+        assert!((t - (1.75 * 64e6 / 100e9 + 14.0 * 3e-6)).abs() < 1e-15);
+        // Two devices exchange half the message each way: S/B + 2α.
+        assert!((ring_all_reduce(1e6, 2, LINK) - (1e6 / 100e9 + 2.0 * 3e-6)).abs() < 1e-15);
+        assert_eq!(ring_all_reduce(1e9, 1, LINK), 0.0);
+        // Large-n limit: bandwidth term tends to 2·S/B.
+        let big = ring_all_reduce(
+            1e9,
+            1024,
+            Link {
+                latency: 0.0,
+                ..LINK
+            },
+        );
+        assert!((big / (2.0 * 1e9 / 100e9) - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn coefficients_reproduce_the_formula() {
+        for n in [1, 2, 4, 8, 16] {
+            let (per_byte, fixed) = ring_all_reduce_coefficients(n, LINK);
+            for bytes in [0.0, 8192.0, 1e8] {
+                let direct = ring_all_reduce(bytes, n, LINK);
+                assert!((per_byte * bytes + fixed - direct).abs() <= 1e-12 * direct.max(1e-9));
+            }
+        }
+    }
+
+    #[test]
+    fn gather_and_send_recv() {
+        assert!((gather(4e6, 4, LINK) - (0.75 * 4e6 / 100e9 + 3e-6)).abs() < 1e-15);
+        assert_eq!(gather(4e6, 1, LINK), 0.0);
+        assert!((send_recv(1e6, LINK) - (1e-5 + 3e-6)).abs() < 1e-15);
+    }
+}
