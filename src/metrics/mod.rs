@@ -1,8 +1,41 @@
 //! Metrics: per-request records, streaming histograms, summaries and the
 //! writers of `summary.json`, `requests.csv`, `timeseries.csv` and the
-//! summary table. (Interface fixed; implementation in progress.)
+//! summary table.
+//!
+//! The engine feeds a [`Metrics`] collector during the run and calls
+//! [`Metrics::finish`] once at the end, which returns a [`Report`]:
+//!
+//! - [`Metrics::record_request`]: one [`RequestRecord`] per finished or
+//!   rejected request (kept, for `requests.csv` and exact percentiles);
+//! - [`Metrics::record_itl`]: inter-token gaps, into a log-bucketed
+//!   [`LogHistogram`] (never stored one by one);
+//! - [`Metrics::record_iteration`]: per-iteration time, FLOPs, bytes and
+//!   batch size, into O(1) accumulators;
+//! - [`Metrics::record_sample`]: periodic replica snapshots (`timeseries.csv`).
+//!
+//! Module layout: [`histogram`] (the ITL histogram and its error bound),
+//! [`summary`] (every metric's definition), `writers` (`summary.json` and
+//! the CSV files), `table` (the terminal table).
+//!
+//! Determinism: the collector uses no hash maps and no wall-clock time;
+//! records are sorted by id and samples by (time, replica) before anything is
+//! written, and numbers are formatted by deterministic routines (serde_json's
+//! shortest round-trip floats, fixed-point decimals in the CSV files), so
+//! identical inputs give byte-identical files.
 
+pub mod histogram;
+pub mod summary;
+mod table;
+mod writers;
+
+pub use histogram::LogHistogram;
+pub use summary::{LatencyStats, RejectedCounts, ReplicaSummary, SloCheck, Summary};
+
+use crate::scenario::config::{MetricsConfig, SloConfig};
+use crate::timing::{BatchShape, IterationCost};
 use crate::units::Nanos;
+use serde::Serialize;
+use summary::{IterAcc, ReplicaAcc};
 
 /// Why a request was not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,11 +46,33 @@ pub enum RejectReason {
     ExceedsKvCapacity,
 }
 
+impl RejectReason {
+    /// Snake-case name used in outputs ("exceeds_max_model_len", "exceeds_kv_capacity").
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectReason::ExceedsMaxModelLen => "exceeds_max_model_len",
+            RejectReason::ExceedsKvCapacity => "exceeds_kv_capacity",
+        }
+    }
+}
+
 /// What happened to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Finished,
     Rejected(RejectReason),
+}
+
+impl Outcome {
+    /// The `status` column of `requests.csv`: "finished",
+    /// "rejected_exceeds_max_model_len" or "rejected_exceeds_kv_capacity".
+    pub fn status(self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::Rejected(RejectReason::ExceedsMaxModelLen) => "rejected_exceeds_max_model_len",
+            Outcome::Rejected(RejectReason::ExceedsKvCapacity) => "rejected_exceeds_kv_capacity",
+        }
+    }
 }
 
 /// The life of one request, recorded when it finishes or is rejected.
@@ -38,4 +93,316 @@ pub struct RequestRecord {
     pub output_tokens: u32,
     pub preemptions: u32,
     pub outcome: Outcome,
+}
+
+impl RequestRecord {
+    pub fn is_finished(&self) -> bool {
+        self.outcome == Outcome::Finished
+    }
+
+    /// Time to first token, first_token − arrival (finished requests only; vLLM).
+    pub fn ttft_ns(&self) -> Option<Nanos> {
+        self.is_finished()
+            .then(|| self.first_token.saturating_sub(self.arrival))
+    }
+
+    /// Time per output token, (finish − first_token) / (output_tokens − 1),
+    /// for finished requests with more than one output token (vLLM).
+    pub fn tpot_ns(&self) -> Option<f64> {
+        (self.is_finished() && self.output_tokens > 1).then(|| {
+            self.finish.saturating_sub(self.first_token) as f64 / (self.output_tokens - 1) as f64
+        })
+    }
+
+    /// End-to-end latency, finish − arrival (finished requests only; vLLM).
+    pub fn e2el_ns(&self) -> Option<Nanos> {
+        self.is_finished()
+            .then(|| self.finish.saturating_sub(self.arrival))
+    }
+
+    /// Queue delay, scheduled − arrival (finished requests only).
+    pub fn queue_delay_ns(&self) -> Option<Nanos> {
+        self.is_finished()
+            .then(|| self.scheduled.saturating_sub(self.arrival))
+    }
+}
+
+/// State of one replica at a sampling instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicaSample {
+    /// Requests waiting for admission.
+    pub queued: u32,
+    /// Requests admitted (holding KV blocks).
+    pub running: u32,
+    pub kv_blocks_used: u64,
+    pub kv_blocks_total: u64,
+    /// Sequences in the iteration in flight (0 when idle).
+    pub batch_seqs: u32,
+    /// Tokens in the iteration in flight (0 when idle).
+    pub batch_tokens: u32,
+}
+
+/// One row of `timeseries.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub time: Nanos,
+    pub replica: u32,
+    pub state: ReplicaSample,
+}
+
+/// Facts about the run that the summary reports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunInfo {
+    pub scenario: String,
+    pub model: String,
+    pub device: String,
+    pub replicas: u32,
+    pub tp: u32,
+    pub pp: u32,
+    pub devices: u32,
+    pub scheduler: String,
+    pub router: String,
+    pub seed: u64,
+    /// Peak FLOP/s and HBM bytes/s of the whole cluster (for MFU / MBU).
+    pub peak_flops: f64,
+    pub peak_hbm_bandwidth: f64,
+    pub kv_blocks_per_replica: u64,
+    pub block_size: u32,
+}
+
+/// The run's metrics collector. All `record_*` methods are O(1) and
+/// allocate only through amortised pushes of request records and samples.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    slo: SloConfig,
+    sample_interval_s: f64,
+    records: Vec<RequestRecord>,
+    samples: Vec<Sample>,
+    itl: LogHistogram,
+    iter: IterAcc,
+    replicas: Vec<ReplicaAcc>,
+}
+
+impl Metrics {
+    pub fn new(num_replicas: u32, cfg: &MetricsConfig, slo: &SloConfig) -> Self {
+        Metrics {
+            slo: slo.clone(),
+            sample_interval_s: cfg.sample_interval,
+            records: Vec::new(),
+            samples: Vec::new(),
+            itl: LogHistogram::new(),
+            iter: IterAcc::default(),
+            replicas: vec![ReplicaAcc::default(); num_replicas as usize],
+        }
+    }
+
+    /// A request finished or was rejected.
+    pub fn record_request(&mut self, rec: RequestRecord) {
+        self.records.push(rec);
+    }
+
+    /// `weight` requests each saw inter-token gap `gap` (one call per cohort
+    /// per iteration; O(1)).
+    #[inline]
+    pub fn record_itl(&mut self, gap: Nanos, weight: u32) {
+        self.itl.record(gap, weight);
+    }
+
+    /// An iteration of `replica` that started at `start` ended; O(1).
+    /// Panics if `replica` is not below the `num_replicas` given to `new`.
+    pub fn record_iteration(
+        &mut self,
+        replica: u32,
+        start: Nanos,
+        batch: &BatchShape,
+        cost: &IterationCost,
+    ) {
+        let d = cost.duration;
+        let acc = &mut self.replicas[replica as usize];
+        acc.busy_ns += d;
+        acc.iterations += 1;
+        acc.last_end = acc.last_end.max(start.saturating_add(d));
+        let seqs = (batch.prefill_seqs + batch.decode_seqs) as u128;
+        self.iter.seqs_time += seqs * d as u128;
+        self.iter.tokens_time += batch.total_tokens() as u128 * d as u128;
+        self.iter.flops += cost.flops;
+        self.iter.hbm_bytes += cost.hbm_bytes;
+    }
+
+    /// Periodic snapshot (the engine calls it every `sample_interval` for
+    /// each replica, in replica order).
+    pub fn record_sample(&mut self, time: Nanos, replica: u32, s: &ReplicaSample) {
+        self.samples.push(Sample {
+            time,
+            replica,
+            state: *s,
+        });
+    }
+
+    /// Ends the run at simulated time `end` and computes the summary.
+    pub fn finish(mut self, info: RunInfo, end: Nanos) -> Report {
+        self.records.sort_by_key(|r| r.id);
+        self.samples.sort_by_key(|s| (s.time, s.replica));
+        let summary = Summary::compute(summary::Inputs {
+            info,
+            end,
+            sample_interval_s: self.sample_interval_s,
+            slo: &self.slo,
+            records: &self.records,
+            samples: &self.samples,
+            itl: &self.itl,
+            iter: self.iter,
+            replicas: &self.replicas,
+        });
+        Report {
+            summary,
+            requests: self.records,
+            samples: self.samples,
+            itl: self.itl,
+        }
+    }
+}
+
+/// The outcome of a run: the summary plus the raw rows of the CSV files.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub summary: Summary,
+    /// Every request, sorted by id.
+    pub requests: Vec<RequestRecord>,
+    /// Every replica snapshot, sorted by (time, replica).
+    pub samples: Vec<Sample>,
+    /// Histogram of all inter-token gaps, ns.
+    pub itl: LogHistogram,
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+
+    pub fn info() -> RunInfo {
+        RunInfo {
+            scenario: "test".into(),
+            model: "Llama-3-8B".into(),
+            device: "H100-SXM".into(),
+            replicas: 2,
+            tp: 1,
+            pp: 1,
+            devices: 2,
+            scheduler: "vllm".into(),
+            router: "round-robin".into(),
+            seed: 7,
+            peak_flops: 2.0e15,
+            peak_hbm_bandwidth: 6.7e12,
+            kv_blocks_per_replica: 1000,
+            block_size: 16,
+        }
+    }
+
+    pub const S: Nanos = 1_000_000_000;
+    pub const MS: Nanos = 1_000_000;
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn finished(
+        id: u64,
+        replica: u32,
+        arrival: Nanos,
+        scheduled: Nanos,
+        first: Nanos,
+        finish: Nanos,
+        prompt: u32,
+        output: u32,
+    ) -> RequestRecord {
+        RequestRecord {
+            id,
+            client: 0,
+            replica,
+            arrival,
+            scheduled,
+            first_token: first,
+            finish,
+            prompt_tokens: prompt,
+            output_tokens: output,
+            preemptions: 0,
+            outcome: Outcome::Finished,
+        }
+    }
+
+    pub fn rejected(id: u64, arrival: Nanos, reason: RejectReason) -> RequestRecord {
+        RequestRecord {
+            id,
+            client: 1,
+            replica: 0,
+            arrival,
+            scheduled: 0,
+            first_token: 0,
+            finish: arrival,
+            prompt_tokens: 9000,
+            output_tokens: 0,
+            preemptions: 0,
+            outcome: Outcome::Rejected(reason),
+        }
+    }
+
+    /// A small run: 2 replicas, 4 finished + 1 rejected requests, some ITL,
+    /// iterations and samples; ends at 10 s.
+    pub fn small_report() -> Report {
+        let slo = SloConfig {
+            ttft: 0.5,
+            tpot: 0.05,
+            e2e: 0.0,
+            percentile: 90.0,
+        };
+        let mut m = Metrics::new(2, &MetricsConfig::default(), &slo);
+        m.record_request(finished(
+            3,
+            1,
+            2 * S,
+            2 * S + 10 * MS,
+            2 * S + 900 * MS,
+            4 * S,
+            200,
+            11,
+        ));
+        m.record_request(finished(0, 0, 0, 5 * MS, 100 * MS, 1100 * MS, 100, 21));
+        m.record_request(rejected(4, 3 * S, RejectReason::ExceedsMaxModelLen));
+        m.record_request(finished(1, 1, 0, 0, 200 * MS, 200 * MS, 50, 1));
+        m.record_request(finished(
+            2,
+            0,
+            S,
+            S + 20 * MS,
+            S + 300 * MS,
+            3 * S + 300 * MS,
+            300,
+            41,
+        ));
+        m.record_itl(50 * MS, 30);
+        m.record_itl(40 * MS, 10);
+        m.record_itl(200 * MS, 30);
+        for (rep, start) in [(0u32, 0), (1, 0), (0, S), (1, 2 * S)] {
+            let mut b = BatchShape::default();
+            b.add_prefill_chunk(0, 100);
+            b.decode_seqs = 3;
+            let cost = IterationCost {
+                duration: 500 * MS,
+                flops: 1e15,
+                hbm_bytes: 1e12,
+            };
+            m.record_iteration(rep, start, &b, &cost);
+        }
+        for t in 0..3u64 {
+            for rep in 0..2u32 {
+                let s = ReplicaSample {
+                    queued: t as u32,
+                    running: 2,
+                    kv_blocks_used: 100 * (t + 1) * (rep as u64 + 1),
+                    kv_blocks_total: 1000,
+                    batch_seqs: 4,
+                    batch_tokens: 103,
+                };
+                m.record_sample(t * S, rep, &s);
+            }
+        }
+        m.finish(info(), 10 * S)
+    }
 }

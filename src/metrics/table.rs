@@ -1,0 +1,229 @@
+//! The human-readable summary table printed at the end of a run.
+
+use super::{LatencyStats, Report, Summary};
+use std::fmt::Write;
+
+const WIDTH: usize = 86;
+/// Replicas listed one by one; above this, only min / max are shown.
+const LIST_REPLICAS: usize = 8;
+
+fn line(out: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{label:<24}{value}");
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+fn latency_row(out: &mut String, label: &str, s: &LatencyStats) {
+    let _ = writeln!(
+        out,
+        "{label:<12}{:>11.2}{:>11.2}{:>11.2}{:>11.2}{:>11.2}{:>11.2}{:>11.2}",
+        s.mean, s.median, s.p90, s.p95, s.p99, s.max, s.std
+    );
+}
+
+fn slo_line(s: &Summary) -> String {
+    if s.slo_checks.is_empty() {
+        return "no thresholds set".into();
+    }
+    s.slo_checks
+        .iter()
+        .map(|c| {
+            let value = c
+                .value_ms
+                .map(|v| format!("{v:.2} ms"))
+                .unwrap_or_else(|| "inf (rejections)".into());
+            format!(
+                "{} <= {} ms: p{} {} {}",
+                c.metric.to_uppercase(),
+                c.threshold_ms,
+                s.slo_percentile,
+                value,
+                if c.met { "ok" } else { "MISSED" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Report {
+    /// The summary as a plain-text table for the terminal (ASCII only,
+    /// deterministic).
+    pub fn table(&self) -> String {
+        let s = &self.summary;
+        let r = &s.run;
+        let mut out = String::new();
+        let title = format!(" fleetsim: {} ", r.scenario);
+        let _ = writeln!(out, "{title:=^WIDTH$}");
+        line(
+            &mut out,
+            "Model / device",
+            format!("{} on {}", r.model, r.device),
+        );
+        line(
+            &mut out,
+            "Cluster",
+            format!(
+                "{} replica(s) x TP{} x PP{} = {} device(s); scheduler {}, router {}, seed {}",
+                r.replicas, r.tp, r.pp, r.devices, r.scheduler, r.router, r.seed
+            ),
+        );
+        line(&mut out, "Duration (s)", format!("{:.3}", s.duration_s));
+        line(
+            &mut out,
+            "Requests",
+            format!(
+                "{} completed, {} rejected ({} > max_model_len, {} > KV capacity), {} preemptions",
+                s.completed,
+                s.rejected,
+                s.rejected_by_reason.exceeds_max_model_len,
+                s.rejected_by_reason.exceeds_kv_capacity,
+                s.preemptions
+            ),
+        );
+        line(
+            &mut out,
+            "Tokens",
+            format!(
+                "{} input, {} output",
+                s.total_input_tokens, s.total_output_tokens
+            ),
+        );
+        line(
+            &mut out,
+            "Request throughput",
+            format!("{:.3} req/s", s.request_throughput),
+        );
+        line(
+            &mut out,
+            "Token throughput",
+            format!(
+                "output {:.1} tok/s, input {:.1} tok/s, total {:.1} tok/s",
+                s.output_throughput, s.input_throughput, s.total_token_throughput
+            ),
+        );
+        let _ = writeln!(out, "{:-<WIDTH$}", "");
+        let _ = writeln!(
+            out,
+            "{:<12}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}",
+            "Latency (ms)", "mean", "median", "p90", "p95", "p99", "max", "std"
+        );
+        latency_row(&mut out, "TTFT", &s.ttft);
+        latency_row(&mut out, "TPOT", &s.tpot);
+        latency_row(&mut out, "ITL", &s.itl);
+        latency_row(&mut out, "E2EL", &s.e2el);
+        latency_row(&mut out, "Queue delay", &s.queue_delay);
+        let _ = writeln!(out, "{:-<WIDTH$}", "");
+        line(&mut out, "SLO", slo_line(s));
+        line(
+            &mut out,
+            "SLO attainment",
+            format!(
+                "{}, goodput {:.3} req/s, SLO met: {}",
+                pct(s.slo_attainment),
+                s.request_goodput,
+                if s.slo_met { "yes" } else { "no" }
+            ),
+        );
+        line(
+            &mut out,
+            "Utilisation",
+            format!(
+                "MFU {}, MBU {}, busy {}, {} iterations",
+                pct(s.mfu),
+                pct(s.mbu),
+                pct(s.busy_fraction),
+                s.iterations
+            ),
+        );
+        line(
+            &mut out,
+            "Mean batch",
+            format!(
+                "{:.2} seqs, {:.1} tokens (time-weighted)",
+                s.mean_batch_seqs, s.mean_batch_tokens
+            ),
+        );
+        line(
+            &mut out,
+            "KV cache utilisation",
+            format!(
+                "mean {}, max {}",
+                pct(s.mean_kv_utilization),
+                pct(s.max_kv_utilization)
+            ),
+        );
+        let reps = &s.per_replica;
+        if reps.len() <= LIST_REPLICAS {
+            for p in reps {
+                line(
+                    &mut out,
+                    &format!("Replica {}", p.replica),
+                    format!(
+                        "{} completed, {} output tokens, busy {}",
+                        p.completed,
+                        p.output_tokens,
+                        pct(p.busy_fraction)
+                    ),
+                );
+            }
+        } else {
+            let (mut cmin, mut cmax) = (u64::MAX, 0);
+            let (mut bmin, mut bmax) = (f64::INFINITY, 0.0f64);
+            for p in reps {
+                cmin = cmin.min(p.completed);
+                cmax = cmax.max(p.completed);
+                bmin = bmin.min(p.busy_fraction);
+                bmax = bmax.max(p.busy_fraction);
+            }
+            line(
+                &mut out,
+                "Replica balance",
+                format!(
+                    "completed {cmin}..{cmax} per replica, busy {}..{}",
+                    pct(bmin),
+                    pct(bmax)
+                ),
+            );
+        }
+        let _ = writeln!(out, "{:=<WIDTH$}", "");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::test_util::small_report;
+
+    #[test]
+    fn table_mentions_key_metrics() {
+        let t = small_report().table();
+        for needle in [
+            "fleetsim: test",
+            "Llama-3-8B",
+            "H100-SXM",
+            "4 completed",
+            "1 rejected",
+            "req/s",
+            "tok/s",
+            "TTFT",
+            "TPOT",
+            "ITL",
+            "E2EL",
+            "Queue delay",
+            "p99",
+            "SLO attainment",
+            "goodput",
+            "MFU",
+            "MBU",
+            "busy",
+            "KV cache",
+            "Replica 1",
+        ] {
+            assert!(t.contains(needle), "table lacks {needle:?}:\n{t}");
+        }
+        assert!(t.is_ascii());
+        assert_eq!(t, small_report().table());
+    }
+}
