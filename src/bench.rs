@@ -42,7 +42,10 @@ const S1: &[&str] = &[
 fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Some(match name {
-        "S1" => ("Llama-3-8B, 1 replica, vLLM, 2,048 requests, Poisson 4 req/s", own(S1)),
+        "S1" => (
+            "Llama-3-8B, 1 replica, vLLM, 2,048 requests, Poisson 4 req/s",
+            own(S1),
+        ),
         "S2" => {
             let mut v = own(S1);
             v.extend(own(&["scheduler.kind=sarathi", "scheduler.chunk_size=512"]));
@@ -96,7 +99,10 @@ pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
         if !NAMES.contains(&name.as_str()) {
             return Err(crate::Error::config(
                 "--only",
-                format!("unknown benchmark `{name}`; expected some of {}", NAMES.join(", ")),
+                format!(
+                    "unknown benchmark `{name}`; expected some of {}",
+                    NAMES.join(", ")
+                ),
             ));
         }
     }
@@ -152,7 +158,13 @@ pub fn to_table(results: &[BenchResult]) -> String {
     for r in results {
         s.push_str(&format!(
             "{:<4} {:>10.4} {:>10} {:>14.0} {:>12.1} {:>10.1}  {}\n",
-            r.name, r.wall_s, r.requests, r.simulated_requests_per_s, r.simulated_s, r.peak_rss_mb, r.description
+            r.name,
+            r.wall_s,
+            r.requests,
+            r.simulated_requests_per_s,
+            r.simulated_s,
+            r.peak_rss_mb,
+            r.description
         ));
     }
     s

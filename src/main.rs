@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "fleetsim", version, about = "Fast, deterministic simulator of LLM serving fleets")]
+#[command(
+    name = "fleetsim",
+    version,
+    about = "Fast, deterministic simulator of LLM serving fleets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -139,7 +143,13 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
     }
 }
 
-fn run(path: Option<PathBuf>, sets: &[String], out: Option<PathBuf>, format: Format, quiet: bool) -> Result<(), Error> {
+fn run(
+    path: Option<PathBuf>,
+    sets: &[String],
+    out: Option<PathBuf>,
+    format: Format,
+    quiet: bool,
+) -> Result<(), Error> {
     let s = scenario::load(path.as_deref(), sets)?;
     let plan = validate::plan(&s)?;
     let total = (s.workload.count > 0).then_some(s.workload.count);

@@ -10,7 +10,11 @@ pub const NANOS_PER_SEC: f64 = 1e9;
 /// Seconds (f64) to nanoseconds, rounded to nearest; negative values clamp to 0.
 #[inline]
 pub fn secs_to_nanos(s: f64) -> Nanos {
-    if s <= 0.0 { 0 } else { (s * NANOS_PER_SEC).round() as Nanos }
+    if s <= 0.0 {
+        0
+    } else {
+        (s * NANOS_PER_SEC).round() as Nanos
+    }
 }
 
 /// Nanoseconds to seconds.

@@ -34,7 +34,11 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn malformed_toml_names_file_and_line() {
     let d = tempfile::tempdir().unwrap();
-    let f = write(d.path(), "bad.toml", "[model]\nname = \"Llama-3-8B\"\n[cluster\nreplicas = 2\n");
+    let f = write(
+        d.path(),
+        "bad.toml",
+        "[model]\nname = \"Llama-3-8B\"\n[cluster\nreplicas = 2\n",
+    );
     expect_error(&["validate", &f], &["bad.toml", "line 3"]);
 }
 
@@ -42,30 +46,68 @@ fn malformed_toml_names_file_and_line() {
 fn unknown_key_suggests_the_closest() {
     let d = tempfile::tempdir().unwrap();
     let f = write(d.path(), "typo.toml", "[cluster]\nreplica = 2\n");
-    expect_error(&["validate", &f], &["typo.toml", "line 2", "cluster.replica", "did you mean `replicas`"]);
-    expect_error(&["run", "--set", "scheduler.knd=sarathi"], &["scheduler.knd", "did you mean `kind`"]);
+    expect_error(
+        &["validate", &f],
+        &[
+            "typo.toml",
+            "line 2",
+            "cluster.replica",
+            "did you mean `replicas`",
+        ],
+    );
+    expect_error(
+        &["run", "--set", "scheduler.knd=sarathi"],
+        &["scheduler.knd", "did you mean `kind`"],
+    );
 }
 
 #[test]
 fn unknown_names_suggest_the_closest() {
-    expect_error(&["run", "--set", "model.name=Llama-3-8b-typo"], &["model.name", "Llama-3-8B"]);
-    expect_error(&["run", "--set", "scheduler.kind=sarath"], &["scheduler.kind", "did you mean `sarathi`"]);
-    expect_error(&["run", "--set", "cluster.router=round-robbin"], &["cluster.router", "round-robin"]);
+    expect_error(
+        &["run", "--set", "model.name=Llama-3-8b-typo"],
+        &["model.name", "Llama-3-8B"],
+    );
+    expect_error(
+        &["run", "--set", "scheduler.kind=sarath"],
+        &["scheduler.kind", "did you mean `sarathi`"],
+    );
+    expect_error(
+        &["run", "--set", "cluster.router=round-robbin"],
+        &["cluster.router", "round-robin"],
+    );
 }
 
 #[test]
 fn impossible_values_are_explained() {
-    expect_error(&["run", "--set", "cluster.replicas=0"], &["cluster.replicas", "at least 1"]);
-    expect_error(&["run", "--set", "cluster.tp=3"], &["cluster.tp", "32 attention heads"]);
-    expect_error(&["run", "--set", "scheduler.gpu_memory_utilization=1.5"], &["gpu_memory_utilization"]);
-    expect_error(&["run", "--set", "workload.arrivals.rate=-1"], &["workload.arrivals.rate"]);
+    expect_error(
+        &["run", "--set", "cluster.replicas=0"],
+        &["cluster.replicas", "at least 1"],
+    );
+    expect_error(
+        &["run", "--set", "cluster.tp=3"],
+        &["cluster.tp", "32 attention heads"],
+    );
+    expect_error(
+        &["run", "--set", "scheduler.gpu_memory_utilization=1.5"],
+        &["gpu_memory_utilization"],
+    );
+    expect_error(
+        &["run", "--set", "workload.arrivals.rate=-1"],
+        &["workload.arrivals.rate"],
+    );
     expect_error(&["run", "--set", "cluster.replicas=\"two\""], &["replicas"]);
 }
 
 #[test]
 fn a_model_that_does_not_fit_says_why_with_numbers() {
     expect_error(
-        &["run", "--set", "model.name=Llama-2-70B", "--set", "hardware.device=A100-40GB"],
+        &[
+            "run",
+            "--set",
+            "model.name=Llama-2-70B",
+            "--set",
+            "hardware.device=A100-40GB",
+        ],
         &["does not fit", "GiB", "Llama-2-70B"],
     );
 }
@@ -73,7 +115,11 @@ fn a_model_that_does_not_fit_says_why_with_numbers() {
 #[test]
 fn bad_traces_name_file_and_line() {
     let d = tempfile::tempdir().unwrap();
-    let trace = write(d.path(), "t.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,10,5\n0.5,abc,5\n");
+    let trace = write(
+        d.path(),
+        "t.csv",
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,10,5\n0.5,abc,5\n",
+    );
     let set = format!("workload.trace={trace}");
     expect_error(&["run", "--set", &set], &["t.csv", "line 3"]);
     let missing = format!("workload.trace={}", d.path().join("nope.csv").display());
@@ -82,7 +128,10 @@ fn bad_traces_name_file_and_line() {
 
 #[test]
 fn missing_scenario_file_is_an_error() {
-    expect_error(&["run", "/nonexistent/scenario.toml"], &["/nonexistent/scenario.toml"]);
+    expect_error(
+        &["run", "/nonexistent/scenario.toml"],
+        &["/nonexistent/scenario.toml"],
+    );
 }
 
 #[test]
@@ -119,7 +168,14 @@ fn default_run_prints_a_summary() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.to_lowercase().contains("ttft"), "{text}");
-    let out = fleetsim(&["run", "--quiet", "--format", "json", "--set", "workload.count=300"]);
+    let out = fleetsim(&[
+        "run",
+        "--quiet",
+        "--format",
+        "json",
+        "--set",
+        "workload.count=300",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--format json prints JSON");
     assert_eq!(v["completed"], 300);
 }
@@ -127,7 +183,10 @@ fn default_run_prints_a_summary() {
 #[test]
 fn every_example_validates_and_runs() {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"));
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 5);
     for f in files {
@@ -137,9 +196,17 @@ fn every_example_validates_and_runs() {
         }
         let f = f.to_str().unwrap();
         let v = fleetsim(&["validate", f]);
-        assert!(v.status.success(), "validate {f}: {}", String::from_utf8_lossy(&v.stderr));
+        assert!(
+            v.status.success(),
+            "validate {f}: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
         let r = fleetsim(&["run", "--quiet", f, "--set", "workload.count=300"]);
-        assert!(r.status.success(), "run {f}: {}", String::from_utf8_lossy(&r.stderr));
+        assert!(
+            r.status.success(),
+            "run {f}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
     }
 }
 
@@ -147,7 +214,13 @@ fn every_example_validates_and_runs() {
 fn catalog_lists_models_and_devices() {
     let out = fleetsim(&["catalog", "models"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for m in ["Llama-3-8B", "Llama-2-70B", "Mixtral-8x7B", "Qwen2.5-72B", "phi-2"] {
+    for m in [
+        "Llama-3-8B",
+        "Llama-2-70B",
+        "Mixtral-8x7B",
+        "Qwen2.5-72B",
+        "phi-2",
+    ] {
         assert!(text.contains(m), "catalog models lacks {m}");
     }
     let out = fleetsim(&["catalog", "devices"]);

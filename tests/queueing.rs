@@ -31,7 +31,7 @@ fn mean_wait(arrivals: &str, cv: f64, rate: f64, service_s: f64, count: u64) -> 
     let model = Box::new(ConstantTime((service_s * 1e9) as u64));
     let report = Simulation::with_source(&p, model, source).run(&mut |_| {});
     assert_eq!(report.summary.completed, p.scenario.workload.count);
-    report.summary.mean_queue_delay_ms / 1e3
+    report.summary.queue_delay.mean / 1e3
 }
 
 #[test]
@@ -42,7 +42,11 @@ fn md1_mean_wait_matches_pollaczek_khinchine() {
     let expected = rho * d / (2.0 * (1.0 - rho));
     let got = mean_wait("poisson", 1.0, rate, d, 400_000);
     let err = (got - expected).abs() / expected;
-    assert!(err < 0.03, "M/D/1 mean wait {got:.4} s vs P-K {expected:.4} s ({:.2}% off)", err * 100.0);
+    assert!(
+        err < 0.03,
+        "M/D/1 mean wait {got:.4} s vs P-K {expected:.4} s ({:.2}% off)",
+        err * 100.0
+    );
 }
 
 #[test]
@@ -52,7 +56,10 @@ fn burstier_arrivals_wait_longer() {
     let w4 = mean_wait("gamma", 4.0, 0.5, 1.0, 50_000);
     assert!(w1 < w2 && w2 < w4, "waits by cv 1/2/4: {w1:.3} {w2:.3} {w4:.3}");
     // Kingman: Wq ≈ ρ/(1−ρ) · (ca² + cs²)/2 · D; cs = 0 ⇒ ratio ≈ ca².
-    assert!(w2 / w1 > 2.5, "cv=2 should wait ~4× longer than cv=1: {w1:.3} vs {w2:.3}");
+    assert!(
+        w2 / w1 > 2.5,
+        "cv=2 should wait ~4× longer than cv=1: {w1:.3} vs {w2:.3}"
+    );
 }
 
 #[test]

@@ -29,24 +29,44 @@ fn requested_output_tokens(p: &Plan) -> u64 {
 
 fn assert_conserved(p: &Plan, r: &Report) {
     let s = &r.summary;
-    assert_eq!(s.completed + s.rejected, p.scenario.workload.count, "every request finishes or is rejected");
+    assert_eq!(
+        s.completed + s.rejected,
+        p.scenario.workload.count,
+        "every request finishes or is rejected"
+    );
     assert_eq!(s.rejected, 0);
-    assert_eq!(s.total_output_tokens, requested_output_tokens(p), "generated = requested tokens");
+    assert_eq!(
+        s.total_output_tokens,
+        requested_output_tokens(p),
+        "generated = requested tokens"
+    );
     // Each finished request emits its first token from a prefill and the
     // rest one gap apart: the gaps recorded must add up.
-    assert_eq!(s.itl_count, s.total_output_tokens - s.completed, "inter-token gaps = tokens − first tokens");
+    assert_eq!(
+        s.itl.count,
+        s.total_output_tokens - s.completed,
+        "inter-token gaps = tokens − first tokens"
+    );
 }
 
 #[test]
 fn vllm_conserves_requests_tokens_and_blocks() {
-    let p = plan(&["scheduler.kind=vllm", "workload.count=1500", "workload.arrivals.rate=12"]);
+    let p = plan(&[
+        "scheduler.kind=vllm",
+        "workload.count=1500",
+        "workload.arrivals.rate=12",
+    ]);
     let r = run_checked(&p);
     assert_conserved(&p, &r);
 }
 
 #[test]
 fn sarathi_conserves_requests_tokens_and_blocks() {
-    let p = plan(&["scheduler.kind=sarathi", "workload.count=1500", "workload.arrivals.rate=12"]);
+    let p = plan(&[
+        "scheduler.kind=sarathi",
+        "workload.count=1500",
+        "workload.arrivals.rate=12",
+    ]);
     let r = run_checked(&p);
     assert_conserved(&p, &r);
 }
@@ -70,9 +90,17 @@ fn vllm_preempts_under_memory_pressure_and_still_finishes_everything() {
     let mut sets = TIGHT_MEMORY.to_vec();
     sets.push("scheduler.kind=vllm");
     let p = plan(&sets);
-    assert!(p.memory.num_blocks < 2000, "test needs a small KV pool, got {} blocks", p.memory.num_blocks);
+    assert!(
+        p.memory.num_blocks < 2000,
+        "test needs a small KV pool, got {} blocks",
+        p.memory.num_blocks
+    );
     let r = run_checked(&p);
-    assert!(r.summary.preemptions > 0, "expected preemptions with {} blocks", p.memory.num_blocks);
+    assert!(
+        r.summary.preemptions > 0,
+        "expected preemptions with {} blocks",
+        p.memory.num_blocks
+    );
     assert_conserved(&p, &r);
 }
 
@@ -90,7 +118,11 @@ fn sarathi_preempts_under_memory_pressure_and_still_finishes_everything() {
 fn sarathi_has_lower_tail_inter_token_latency_than_vllm() {
     // Sarathi-Serve (OSDI'24), Fig. 1/9: prefill-prioritising vLLM stalls
     // ongoing decodes behind whole prefills; chunking bounds the stall.
-    let base = ["workload.count=2000", "workload.arrivals.rate=6", "workload.seed=5"];
+    let base = [
+        "workload.count=2000",
+        "workload.arrivals.rate=6",
+        "workload.seed=5",
+    ];
     let mut v = base.to_vec();
     v.push("scheduler.kind=vllm");
     let mut s = base.to_vec();
@@ -98,10 +130,10 @@ fn sarathi_has_lower_tail_inter_token_latency_than_vllm() {
     let vllm = run_checked(&plan(&v)).summary;
     let sarathi = run_checked(&plan(&s)).summary;
     assert!(
-        sarathi.p99_itl_ms < 0.7 * vllm.p99_itl_ms,
+        sarathi.itl.p99 < 0.7 * vllm.itl.p99,
         "p99 ITL: sarathi {:.1} ms vs vllm {:.1} ms",
-        sarathi.p99_itl_ms,
-        vllm.p99_itl_ms
+        sarathi.itl.p99,
+        vllm.itl.p99
     );
 }
 
@@ -109,9 +141,27 @@ fn sarathi_has_lower_tail_inter_token_latency_than_vllm() {
 fn requests_that_can_never_fit_are_rejected_and_reported() {
     let p = plan(&["model.max_model_len=4096", "workload.count=3"]);
     let reqs = vec![
-        RequestSpec { id: 0, arrival: 0, prompt_tokens: 100, output_tokens: 10, client: 0 },
-        RequestSpec { id: 1, arrival: 1, prompt_tokens: 4000, output_tokens: 200, client: 0 },
-        RequestSpec { id: 2, arrival: 2, prompt_tokens: 50, output_tokens: 5, client: 0 },
+        RequestSpec {
+            id: 0,
+            arrival: 0,
+            prompt_tokens: 100,
+            output_tokens: 10,
+            client: 0,
+        },
+        RequestSpec {
+            id: 1,
+            arrival: 1,
+            prompt_tokens: 4000,
+            output_tokens: 200,
+            client: 0,
+        },
+        RequestSpec {
+            id: 2,
+            arrival: 2,
+            prompt_tokens: 50,
+            output_tokens: 5,
+            client: 0,
+        },
     ];
     let mut sim = Simulation::with_source(&p, engine::time_model(&p).unwrap(), ListSource::boxed(reqs));
     sim.set_paranoid(true);
@@ -127,8 +177,20 @@ fn kv_capacity_rejection_when_one_request_exceeds_the_pool() {
     let p = plan(&sets);
     let too_long = (p.memory.num_blocks as u32 + 10) * p.scenario.scheduler.block_size;
     let reqs = vec![
-        RequestSpec { id: 0, arrival: 0, prompt_tokens: too_long.min(7000), output_tokens: 1000, client: 0 },
-        RequestSpec { id: 1, arrival: 0, prompt_tokens: 10, output_tokens: 10, client: 0 },
+        RequestSpec {
+            id: 0,
+            arrival: 0,
+            prompt_tokens: too_long.min(7000),
+            output_tokens: 1000,
+            client: 0,
+        },
+        RequestSpec {
+            id: 1,
+            arrival: 0,
+            prompt_tokens: 10,
+            output_tokens: 10,
+            client: 0,
+        },
     ];
     let fits = (too_long.min(7000) + 999).div_ceil(16) as u64 <= p.memory.num_blocks;
     let mut sim = Simulation::with_source(&p, engine::time_model(&p).unwrap(), ListSource::boxed(reqs));
@@ -142,13 +204,22 @@ fn kv_capacity_rejection_when_one_request_exceeds_the_pool() {
 fn routers_spread_load_and_conserve() {
     for router in ["round-robin", "least-outstanding", "least-kv"] {
         let r = format!("cluster.router={router}");
-        let p = plan(&["cluster.replicas=4", &r, "workload.count=2000", "workload.arrivals.rate=30"]);
+        let p = plan(&[
+            "cluster.replicas=4",
+            &r,
+            "workload.count=2000",
+            "workload.arrivals.rate=30",
+        ]);
         let rep = run_checked(&p);
         assert_conserved(&p, &rep);
         let per = &rep.summary.per_replica;
         assert_eq!(per.len(), 4);
         for x in per {
-            assert!(x.completed > 300, "{router}: replica served only {} of 2000", x.completed);
+            assert!(
+                x.completed > 300,
+                "{router}: replica served only {} of 2000",
+                x.completed
+            );
         }
     }
 }
@@ -163,5 +234,5 @@ fn more_replicas_lower_latency_under_the_same_load() {
         "workload.arrivals.rate=20",
     ]))
     .summary;
-    assert!(two.mean_e2el_ms < one.mean_e2el_ms);
+    assert!(two.e2el.mean < one.e2el.mean);
 }

@@ -46,18 +46,25 @@ impl Catalog {
 
     /// Adds the entries of catalog TOML text; `origin` names it in errors.
     pub fn merge_str(&mut self, text: &str, origin: &str) -> Result<()> {
-        let file: CatalogFile =
-            toml::from_str(text).map_err(|e| Error::config(origin, e.to_string()))?;
+        let file: CatalogFile = toml::from_str(text).map_err(|e| Error::config(origin, e.to_string()))?;
         for m in file.model {
             validate_model(&m).map_err(|msg| Error::config(origin, msg))?;
-            match self.models.iter_mut().find(|x| x.name.eq_ignore_ascii_case(&m.name)) {
+            match self
+                .models
+                .iter_mut()
+                .find(|x| x.name.eq_ignore_ascii_case(&m.name))
+            {
                 Some(slot) => *slot = m,
                 None => self.models.push(m),
             }
         }
         for d in file.device {
             validate_device(&d).map_err(|msg| Error::config(origin, msg))?;
-            match self.devices.iter_mut().find(|x| x.name.eq_ignore_ascii_case(&d.name)) {
+            match self
+                .devices
+                .iter_mut()
+                .find(|x| x.name.eq_ignore_ascii_case(&d.name))
+            {
                 Some(slot) => *slot = d,
                 None => self.devices.push(d),
             }
@@ -122,7 +129,7 @@ fn validate_model(m: &ModelSpec) -> Result<(), String> {
             return Err(format!("model `{}`: `{key}` must be positive, found 0", m.name));
         }
     }
-    if m.num_heads % m.num_kv_heads != 0 {
+    if !m.num_heads.is_multiple_of(m.num_kv_heads) {
         return Err(format!(
             "model `{}`: num_heads ({}) must be a multiple of num_kv_heads ({})",
             m.name, m.num_heads, m.num_kv_heads
@@ -148,11 +155,17 @@ fn validate_device(d: &DeviceSpec) -> Result<(), String> {
     ];
     for (key, v) in positive {
         if !(v.is_finite() && v > 0.0) {
-            return Err(format!("device `{}`: `{key}` must be a positive number, found {v}", d.name));
+            return Err(format!(
+                "device `{}`: `{key}` must be a positive number, found {v}",
+                d.name
+            ));
         }
     }
     if d.devices_per_node == 0 {
-        return Err(format!("device `{}`: `devices_per_node` must be positive, found 0", d.name));
+        return Err(format!(
+            "device `{}`: `devices_per_node` must be positive, found 0",
+            d.name
+        ));
     }
     Ok(())
 }

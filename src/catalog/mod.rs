@@ -152,10 +152,7 @@ impl ModelSpec {
 
     /// Bytes of KV cache per token across all layers (K and V), for a KV dtype.
     pub fn kv_bytes_per_token(&self, kv_dtype: Dtype) -> f64 {
-        2.0 * self.num_layers as f64
-            * self.num_kv_heads as f64
-            * self.head_dim as f64
-            * kv_dtype.bytes()
+        2.0 * self.num_layers as f64 * self.num_kv_heads as f64 * self.head_dim as f64 * kv_dtype.bytes()
     }
 }
 

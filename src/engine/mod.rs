@@ -19,7 +19,7 @@ use crate::replica::scheduler;
 use crate::replica::{Replica, ReplicaState};
 use crate::scenario::validate::Plan;
 use crate::timing::TimeModel;
-use crate::timing::analytical::{AnalyticalModel, Calibration, ParallelConfig};
+use crate::timing::analytical::{AnalyticalModel, ParallelConfig};
 use crate::units::{Nanos, secs_to_nanos};
 use crate::workload::{self, RequestSource, RequestSpec};
 use std::cmp::Reverse;
@@ -51,7 +51,7 @@ pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
             pp: c.pp,
             devices_per_node: plan.devices_per_node,
         },
-        Calibration::default(),
+        plan.scenario.hardware.calibration,
     )?;
     Ok(Box::new(model))
 }
@@ -73,7 +73,12 @@ impl Simulation {
         let replicas = (0..c.replicas)
             .map(|i| {
                 Replica::new(
-                    ReplicaState::new(i, plan.memory.num_blocks, s.scheduler.block_size, s.scheduler.watermark),
+                    ReplicaState::new(
+                        i,
+                        plan.memory.num_blocks,
+                        s.scheduler.block_size,
+                        s.scheduler.watermark,
+                    ),
                     scheduler::build(&s.scheduler.kind, plan.limits),
                 )
             })
@@ -161,7 +166,7 @@ impl Simulation {
                 mark(&mut dirty, &mut is_dirty, i);
                 next_arrival = self.source.next_request();
                 arrived += 1;
-                if arrived % 4096 == 0 {
+                if arrived.is_multiple_of(4096) {
                     progress(arrived);
                 }
             }
@@ -183,7 +188,12 @@ impl Simulation {
         for r in &self.replicas {
             assert!(!r.state.has_work(), "replica {} ended with requests", r.state.id);
             if self.paranoid {
-                assert_eq!(r.state.kv().used(), 0, "replica {} ended holding KV blocks", r.state.id);
+                assert_eq!(
+                    r.state.kv().used(),
+                    0,
+                    "replica {} ended holding KV blocks",
+                    r.state.id
+                );
             }
         }
         self.metrics.finish(self.info, now)
@@ -200,7 +210,8 @@ impl Simulation {
         let i = self.router.route(&req, &self.replicas);
         let r = &mut self.replicas[i];
         if req.prompt_tokens as u64 + req.output_tokens as u64 > self.max_model_len as u64 {
-            r.state.reject(req, now, RejectReason::ExceedsMaxModelLen, &mut self.metrics);
+            r.state
+                .reject(req, now, RejectReason::ExceedsMaxModelLen, &mut self.metrics);
         } else {
             r.enqueue(req, now, &mut self.metrics);
         }

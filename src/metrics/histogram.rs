@@ -288,11 +288,7 @@ mod tests {
         }
         let exact_mean = expanded.iter().sum::<f64>() / expanded.len() as f64;
         assert!((h.mean() - exact_mean).abs() <= 1e-9 * exact_mean);
-        let var = expanded
-            .iter()
-            .map(|x| (x - exact_mean).powi(2))
-            .sum::<f64>()
-            / expanded.len() as f64;
+        let var = expanded.iter().map(|x| (x - exact_mean).powi(2)).sum::<f64>() / expanded.len() as f64;
         assert!((h.std() - var.sqrt()).abs() <= 1e-6 * var.sqrt().max(1.0));
         assert_eq!(h.count(), expanded.len() as u64);
         assert_eq!(h.max(), Some(*expanded.last().unwrap() as u64));
@@ -325,12 +321,7 @@ mod tests {
     fn weighted_equals_repeated() {
         let mut a = LogHistogram::new();
         let mut b = LogHistogram::new();
-        for (v, w) in [
-            (15_000_000u64, 7u32),
-            (20_000_000, 3),
-            (999, 1),
-            (123_456_789, 5),
-        ] {
+        for (v, w) in [(15_000_000u64, 7u32), (20_000_000, 3), (999, 1), (123_456_789, 5)] {
             a.record(v, w);
             for _ in 0..w {
                 b.record(v, 1);

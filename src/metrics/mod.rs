@@ -109,9 +109,8 @@ impl RequestRecord {
     /// Time per output token, (finish − first_token) / (output_tokens − 1),
     /// for finished requests with more than one output token (vLLM).
     pub fn tpot_ns(&self) -> Option<f64> {
-        (self.is_finished() && self.output_tokens > 1).then(|| {
-            self.finish.saturating_sub(self.first_token) as f64 / (self.output_tokens - 1) as f64
-        })
+        (self.is_finished() && self.output_tokens > 1)
+            .then(|| self.finish.saturating_sub(self.first_token) as f64 / (self.output_tokens - 1) as f64)
     }
 
     /// End-to-end latency, finish − arrival (finished requests only; vLLM).
@@ -210,13 +209,7 @@ impl Metrics {
 
     /// An iteration of `replica` that started at `start` ended; O(1).
     /// Panics if `replica` is not below the `num_replicas` given to `new`.
-    pub fn record_iteration(
-        &mut self,
-        replica: u32,
-        start: Nanos,
-        batch: &BatchShape,
-        cost: &IterationCost,
-    ) {
+    pub fn record_iteration(&mut self, replica: u32, start: Nanos, batch: &BatchShape, cost: &IterationCost) {
         let d = cost.duration;
         let acc = &mut self.replicas[replica as usize];
         acc.busy_ns += d;

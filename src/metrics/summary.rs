@@ -52,11 +52,7 @@ pub(crate) fn lerp(a: f64, b: f64, t: f64) -> f64 {
         return b;
     }
     let d = b - a;
-    if t >= 0.5 {
-        b - d * (1.0 - t)
-    } else {
-        a + d * t
-    }
+    if t >= 0.5 { b - d * (1.0 - t) } else { a + d * t }
 }
 
 /// `np.percentile(xs, p)` (linear interpolation) of an ascending slice; 0 when empty.
@@ -322,8 +318,7 @@ impl Summary {
     pub(crate) fn compute(inp: Inputs<'_>) -> Summary {
         let duration_s = nanos_to_secs(inp.end);
         let slo = inp.slo;
-        let (thr_ttft, thr_tpot, thr_e2e) =
-            (threshold(slo.ttft), threshold(slo.tpot), threshold(slo.e2e));
+        let (thr_ttft, thr_tpot, thr_e2e) = (threshold(slo.ttft), threshold(slo.tpot), threshold(slo.e2e));
 
         let n_rep = inp.replicas.len();
         let mut per_rep_completed = vec![0u64; n_rep];
@@ -375,8 +370,7 @@ impl Summary {
                 }
                 _ => true,
             };
-            if thr_ttft.is_none_or(|thr| t <= thr) && thr_e2e.is_none_or(|thr| e <= thr) && tpot_ok
-            {
+            if thr_ttft.is_none_or(|thr| t <= thr) && thr_e2e.is_none_or(|thr| e <= thr) && tpot_ok {
                 good += 1;
             }
         }
@@ -506,10 +500,7 @@ mod tests {
     fn percentile_matches_numpy() {
         // numpy docs: a = [[10, 7, 4], [3, 2, 1]]; np.percentile(a, 50) == 3.5,
         // np.percentile(a, 50, axis=0) == [6.5, 4.5, 2.5].
-        assert_eq!(
-            percentile_sorted(&[1.0, 2.0, 3.0, 4.0, 7.0, 10.0], 50.0),
-            3.5
-        );
+        assert_eq!(percentile_sorted(&[1.0, 2.0, 3.0, 4.0, 7.0, 10.0], 50.0), 3.5);
         assert_eq!(percentile_sorted(&[3.0, 10.0], 50.0), 6.5);
         assert_eq!(percentile_sorted(&[1.0, 4.0], 50.0), 2.5);
         // h = (n-1)·p/100: [1,2,3,4] p90 → h = 2.7 → 3.7; [15,20,35,40,50] p40 → 29.
@@ -524,10 +515,7 @@ mod tests {
         assert_eq!(percentile_sorted(&[5.0], 70.0), 5.0);
         assert_eq!(percentile_sorted(&[], 70.0), 0.0);
         // +inf (rejections): interpolating towards it is inf; landing exactly before it is finite.
-        assert_eq!(
-            percentile_sorted(&[1.0, f64::INFINITY], 50.0),
-            f64::INFINITY
-        );
+        assert_eq!(percentile_sorted(&[1.0, f64::INFINITY], 50.0), f64::INFINITY);
         assert_eq!(percentile_sorted(&[1.0, 2.0, f64::INFINITY], 50.0), 2.0);
     }
 

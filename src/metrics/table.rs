@@ -56,11 +56,7 @@ impl Report {
         let mut out = String::new();
         let title = format!(" fleetsim: {} ", r.scenario);
         let _ = writeln!(out, "{title:=^WIDTH$}");
-        line(
-            &mut out,
-            "Model / device",
-            format!("{} on {}", r.model, r.device),
-        );
+        line(&mut out, "Model / device", format!("{} on {}", r.model, r.device));
         line(
             &mut out,
             "Cluster",
@@ -85,10 +81,7 @@ impl Report {
         line(
             &mut out,
             "Tokens",
-            format!(
-                "{} input, {} output",
-                s.total_input_tokens, s.total_output_tokens
-            ),
+            format!("{} input, {} output", s.total_input_tokens, s.total_output_tokens),
         );
         line(
             &mut out,

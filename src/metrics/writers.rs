@@ -74,9 +74,7 @@ fn request_row(r: &RequestRecord) -> [String; 15] {
         r.prompt_tokens.to_string(),
         r.output_tokens.to_string(),
         opt(r.ttft_ns(), ms),
-        r.tpot_ns()
-            .map(|t| format!("{:.6}", t / 1e6))
-            .unwrap_or_default(),
+        r.tpot_ns().map(|t| format!("{:.6}", t / 1e6)).unwrap_or_default(),
         opt(r.e2el_ns(), ms),
         opt(r.queue_delay_ns(), ms),
         r.preemptions.to_string(),
@@ -86,10 +84,7 @@ fn request_row(r: &RequestRecord) -> [String; 15] {
 fn sample_row(s: &Sample) -> [String; 8] {
     let st = &s.state;
     let util = if st.kv_blocks_total > 0 {
-        format!(
-            "{:.6}",
-            st.kv_blocks_used as f64 / st.kv_blocks_total as f64
-        )
+        format!("{:.6}", st.kv_blocks_used as f64 / st.kv_blocks_total as f64)
     } else {
         String::new()
     };

@@ -322,7 +322,9 @@ impl ReplicaState {
         let r = &self.reqs[slot as usize];
         debug_assert!(chunk >= 1 && chunk <= r.prefill_target - r.prefilled);
         self.batch.prefills.push((slot, chunk));
-        self.batch.shape.add_prefill_chunk(r.prefilled as u64, chunk as u64);
+        self.batch
+            .shape
+            .add_prefill_chunk(r.prefilled as u64, chunk as u64);
     }
 
     /// New KV blocks the decoding set needs for its next step.
@@ -566,7 +568,11 @@ impl ReplicaState {
             ));
         }
         if self.kv.used() > self.kv.total() {
-            return Err(format!("KV blocks used {} exceed capacity {}", self.kv.used(), self.kv.total()));
+            return Err(format!(
+                "KV blocks used {} exceed capacity {}",
+                self.kv.used(),
+                self.kv.total()
+            ));
         }
         if decoding != self.decoding || kv_sum != self.decode_kv_sum {
             return Err(format!(
@@ -576,7 +582,10 @@ impl ReplicaState {
         }
         let cohort_total: u32 = self.cohorts.iter().map(|c| c.1).sum();
         if cohort_total != self.decoding {
-            return Err(format!("cohorts hold {cohort_total} sequences, {} decoding", self.decoding));
+            return Err(format!(
+                "cohorts hold {cohort_total} sequences, {} decoding",
+                self.decoding
+            ));
         }
         Ok(())
     }

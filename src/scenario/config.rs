@@ -3,6 +3,7 @@
 //! `scenario::load` for the "did you mean" hint).
 
 use crate::catalog::Dtype;
+use crate::timing::Calibration;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -64,6 +65,9 @@ pub struct HardwareConfig {
     pub interconnect: InterconnectConfig,
     /// Which time model prices iterations: "analytical".
     pub time_model: String,
+    /// Overrides of the analytical time model's calibrated constants
+    /// (see `timing::Calibration` for each one's meaning and default).
+    pub calibration: Calibration,
 }
 
 impl Default for HardwareConfig {
@@ -73,6 +77,7 @@ impl Default for HardwareConfig {
             devices_per_node: None,
             interconnect: InterconnectConfig::default(),
             time_model: "analytical".into(),
+            calibration: Calibration::default(),
         }
     }
 }
@@ -247,13 +252,13 @@ pub struct LengthConfig {
 
 impl LengthConfig {
     /// Prompt lengths resembling the Azure 2023 conversation trace
-    /// (lognormal, median 1020, sigma 1.0; clamped to 4..8000).
+    /// (lognormal, median 1020, sigma 1.0; clamped to 4..6144).
     pub fn conversation_prompt() -> Self {
         LengthConfig {
             kind: None,
             value: 1024,
             min: 4,
-            max: 8000,
+            max: 6144,
             median: 1020.0,
             sigma: 1.0,
             exponent: 1.0,
@@ -261,13 +266,13 @@ impl LengthConfig {
     }
 
     /// Output lengths resembling the Azure 2023 conversation trace
-    /// (lognormal, median 129, sigma 1.0; clamped to 1..2000).
+    /// (lognormal, median 129, sigma 1.0; clamped to 1..2048).
     pub fn conversation_output() -> Self {
         LengthConfig {
             kind: None,
             value: 128,
             min: 1,
-            max: 2000,
+            max: 2048,
             median: 129.0,
             sigma: 1.0,
             exponent: 1.0,
@@ -318,8 +323,6 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig {
-            sample_interval: 1.0,
-        }
+        MetricsConfig { sample_interval: 1.0 }
     }
 }

@@ -43,7 +43,10 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario> {
 /// Parses scenario text (no overrides); `origin` names it in errors.
 pub fn parse_text(text: &str, origin: &str) -> Result<Table> {
     let table: Table = toml::from_str(text).map_err(|e| {
-        Error::config(origin, format!("{}{}", location(text, e.span()), e.message().trim()))
+        Error::config(
+            origin,
+            format!("{}{}", location(text, e.span()), e.message().trim()),
+        )
     })?;
     // Check the schema against the text so errors carry a line number.
     from_table(table.clone(), origin, Some(text))?;
@@ -147,7 +150,10 @@ pub fn apply_override(table: &mut Table, assignment: &str) -> Result<()> {
     let key = key.trim();
     let raw = raw.trim();
     if key.is_empty() || key.split('.').any(str::is_empty) {
-        return Err(Error::config(context, format!("`{key}` is not a dotted key like `scheduler.kind`")));
+        return Err(Error::config(
+            context,
+            format!("`{key}` is not a dotted key like `scheduler.kind`"),
+        ));
     }
     let value = match toml::from_str::<Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").unwrap_or(Value::String(raw.to_string())),
@@ -170,7 +176,10 @@ pub fn apply_override(table: &mut Table, assignment: &str) -> Result<()> {
             other => {
                 return Err(Error::config(
                     context,
-                    format!("`{walked}` is a {} value, not a section, so it has no key `{last}`", other.type_str()),
+                    format!(
+                        "`{walked}` is a {} value, not a section, so it has no key `{last}`",
+                        other.type_str()
+                    ),
                 ));
             }
         };

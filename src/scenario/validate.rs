@@ -7,6 +7,7 @@ use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::{Error, Result};
 use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
 use crate::replica::scheduler::{self, Limits};
+use crate::timing::{AnalyticalModel, ParallelConfig};
 use crate::units::did_you_mean;
 
 /// Scenario names of the time models (`hardware.time_model`).
@@ -74,14 +75,23 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
     let ic = &s.hardware.interconnect;
     for (key, v) in [
         ("hardware.interconnect.intra_node_gbps", ic.intra_node_gbps),
-        ("hardware.interconnect.intra_node_latency_us", ic.intra_node_latency_us),
+        (
+            "hardware.interconnect.intra_node_latency_us",
+            ic.intra_node_latency_us,
+        ),
         ("hardware.interconnect.inter_node_gbps", ic.inter_node_gbps),
-        ("hardware.interconnect.inter_node_latency_us", ic.inter_node_latency_us),
+        (
+            "hardware.interconnect.inter_node_latency_us",
+            ic.inter_node_latency_us,
+        ),
     ] {
         if let Some(v) = v
             && !(v.is_finite() && v >= 0.0)
         {
-            return Err(key_error(key, format!("must be a non-negative number, found {v}")));
+            return Err(key_error(
+                key,
+                format!("must be a non-negative number, found {v}"),
+            ));
         }
     }
     if let Some(v) = ic.intra_node_gbps {
@@ -105,7 +115,7 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
     positive("cluster.tp", c.tp)?;
     positive("cluster.pp", c.pp)?;
     check_name("cluster.router", &c.router, crate::cluster::ROUTER_NAMES)?;
-    if model.num_heads % c.tp != 0 {
+    if !model.num_heads.is_multiple_of(c.tp) {
         return Err(key_error(
             "cluster.tp",
             format!(
@@ -114,7 +124,7 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
             ),
         ));
     }
-    if model.num_kv_heads % c.tp != 0 && c.tp % model.num_kv_heads != 0 {
+    if !model.num_kv_heads.is_multiple_of(c.tp) && !c.tp.is_multiple_of(model.num_kv_heads) {
         return Err(key_error(
             "cluster.tp",
             format!(
@@ -126,7 +136,10 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
     if c.pp > model.num_layers {
         return Err(key_error(
             "cluster.pp",
-            format!("pp={} exceeds the {} layers of {}", c.pp, model.num_layers, model.name),
+            format!(
+                "pp={} exceeds the {} layers of {}",
+                c.pp, model.num_layers, model.name
+            ),
         ));
     }
 
@@ -161,11 +174,16 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         ));
     }
     if !(0.0..1.0).contains(&sc.watermark) {
-        return Err(key_error("scheduler.watermark", format!("must be in [0, 1), found {}", sc.watermark)));
+        return Err(key_error(
+            "scheduler.watermark",
+            format!("must be in [0, 1), found {}", sc.watermark),
+        ));
     }
     let token_budget = match sc.kind.as_str() {
         "sarathi" => {
-            let budget = sc.max_num_batched_tokens.map_or(sc.chunk_size, |m| m.min(sc.chunk_size));
+            let budget = sc
+                .max_num_batched_tokens
+                .map_or(sc.chunk_size, |m| m.min(sc.chunk_size));
             positive("scheduler.max_num_batched_tokens", budget)?;
             budget
         }
@@ -196,17 +214,30 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
     if let Some(a) = sc.activation_reserve_gib
         && !(a.is_finite() && a >= 0.0)
     {
-        return Err(key_error("scheduler.activation_reserve_gib", format!("must be ≥ 0, found {a}")));
+        return Err(key_error(
+            "scheduler.activation_reserve_gib",
+            format!("must be ≥ 0, found {a}"),
+        ));
     }
 
     let slo = &s.slo;
-    for (key, v) in [("slo.ttft", slo.ttft), ("slo.tpot", slo.tpot), ("slo.e2e", slo.e2e)] {
+    for (key, v) in [
+        ("slo.ttft", slo.ttft),
+        ("slo.tpot", slo.tpot),
+        ("slo.e2e", slo.e2e),
+    ] {
         if !(v.is_finite() && v >= 0.0) {
-            return Err(key_error(key, format!("must be ≥ 0 seconds (0 = no threshold), found {v}")));
+            return Err(key_error(
+                key,
+                format!("must be ≥ 0 seconds (0 = no threshold), found {v}"),
+            ));
         }
     }
     if !(slo.percentile > 0.0 && slo.percentile <= 100.0) {
-        return Err(key_error("slo.percentile", format!("must be in (0, 100], found {}", slo.percentile)));
+        return Err(key_error(
+            "slo.percentile",
+            format!("must be in (0, 100], found {}", slo.percentile),
+        ));
     }
     if !(s.metrics.sample_interval.is_finite() && s.metrics.sample_interval > 0.0) {
         return Err(key_error(
@@ -228,6 +259,21 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         max_batch_seqs: sc.max_num_seqs,
         activation_reserve: sc.activation_reserve_gib.map(|g| g * 1024.0 * 1024.0 * 1024.0),
     })?;
+
+    // The time model checks what it needs (TP dividing the MLP width, calibration ranges).
+    s.hardware.calibration.validate()?;
+    AnalyticalModel::new(
+        &model,
+        &device,
+        weight_dtype,
+        kv_dtype,
+        ParallelConfig {
+            tp: c.tp,
+            pp: c.pp,
+            devices_per_node,
+        },
+        s.hardware.calibration,
+    )?;
 
     Ok(Plan {
         scenario: s.clone(),

@@ -264,13 +264,7 @@ struct Gemm {
 }
 
 impl Gemm {
-    fn new(
-        in_dim: f64,
-        out_dim: f64,
-        weight_bytes_per_elem: f64,
-        peak: f64,
-        cal: &Calibration,
-    ) -> Self {
+    fn new(in_dim: f64, out_dim: f64, weight_bytes_per_elem: f64, peak: f64, cal: &Calibration) -> Self {
         let w = in_dim * out_dim;
         Gemm {
             flops_per_row: 2.0 * w,
@@ -492,11 +486,7 @@ impl AnalyticalModel {
         let first = counts[0] as f64;
         let last = counts[counts.len() - 1] as f64;
         let mid = if counts.len() > 2 {
-            counts[1..counts.len() - 1]
-                .iter()
-                .copied()
-                .max()
-                .unwrap_or(0) as f64
+            counts[1..counts.len() - 1].iter().copied().max().unwrap_or(0) as f64
         } else {
             0.0
         };
@@ -504,18 +494,11 @@ impl AnalyticalModel {
         // Links.
         let intra = Link::intra_node(device, &cal);
         let inter = Link::inter_node(device, &cal);
-        let tp_link = if tp <= par.devices_per_node {
-            intra
-        } else {
-            inter
-        };
+        let tp_link = if tp <= par.devices_per_node { intra } else { inter };
         let (ar_per_byte, ar_fixed) = collectives::ring_all_reduce_coefficients(tp, tp_link);
         // collectives::gather(S·V·b_a) = gather_per_seq·S + gather_fixed.
         let (gather_per_seq, gather_fixed) = if tp > 1 {
-            (
-                (tpf - 1.0) / tpf * vocab * a / tp_link.bandwidth,
-                tp_link.latency,
-            )
+            ((tpf - 1.0) / tpf * vocab * a / tp_link.bandwidth, tp_link.latency)
         } else {
             (0.0, 0.0)
         };
@@ -622,8 +605,7 @@ impl AnalyticalModel {
 
         let (pre_attn, pre_flops, pre_bytes) = if b.prefill_seqs > 0 {
             let flops = b.prefill_attn_pairs * self.attn_flops_per_pair;
-            let bytes =
-                b.prefill_kv_tokens as f64 * self.kv_bytes_per_token + t_p * self.q_o_bytes_per_row;
+            let bytes = b.prefill_kv_tokens as f64 * self.kv_bytes_per_token + t_p * self.q_o_bytes_per_row;
             let time = (flops * self.prefill_attn_secs_per_flop)
                 .max(bytes * self.inv_mem)
                 .max(floor);

@@ -106,10 +106,7 @@ impl Calibration {
         let fractions = [
             ("gemm_efficiency", self.gemm_efficiency),
             ("memory_efficiency", self.memory_efficiency),
-            (
-                "prefill_attention_efficiency",
-                self.prefill_attention_efficiency,
-            ),
+            ("prefill_attention_efficiency", self.prefill_attention_efficiency),
             (
                 "decode_attention_memory_efficiency",
                 self.decode_attention_memory_efficiency,
@@ -118,14 +115,8 @@ impl Calibration {
                 "decode_attention_compute_efficiency",
                 self.decode_attention_compute_efficiency,
             ),
-            (
-                "intra_node_link_efficiency",
-                self.intra_node_link_efficiency,
-            ),
-            (
-                "inter_node_link_efficiency",
-                self.inter_node_link_efficiency,
-            ),
+            ("intra_node_link_efficiency", self.intra_node_link_efficiency),
+            ("inter_node_link_efficiency", self.inter_node_link_efficiency),
         ];
         for (key, v) in fractions {
             if !(v > 0.0 && v <= 1.0) {
@@ -167,8 +158,7 @@ mod tests {
 
     #[test]
     fn partial_toml_overrides_only_named_fields() {
-        let c: Calibration =
-            toml::from_str("memory_efficiency = 0.9\ncpu_overhead_base = 0.004").unwrap();
+        let c: Calibration = toml::from_str("memory_efficiency = 0.9\ncpu_overhead_base = 0.004").unwrap();
         assert_eq!(c.memory_efficiency, 0.9);
         assert_eq!(c.cpu_overhead_base, 0.004);
         assert_eq!(c.gemm_efficiency, Calibration::default().gemm_efficiency);
@@ -194,20 +184,12 @@ mod tests {
             ..Calibration::default()
         };
         let msg = c.validate().unwrap_err().to_string();
-        assert!(
-            msg.contains("gemm_efficiency") && msg.contains("1.2"),
-            "{msg}"
-        );
+        assert!(msg.contains("gemm_efficiency") && msg.contains("1.2"), "{msg}");
         let c = Calibration {
             min_kernel_time: -1.0,
             ..Calibration::default()
         };
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("min_kernel_time")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("min_kernel_time"));
         let c = Calibration {
             memory_efficiency: f64::NAN,
             ..Calibration::default()

@@ -96,14 +96,7 @@ mod tests {
         assert!((ring_all_reduce(1e6, 2, LINK) - (1e6 / 100e9 + 2.0 * 3e-6)).abs() < 1e-15);
         assert_eq!(ring_all_reduce(1e9, 1, LINK), 0.0);
         // Large-n limit: bandwidth term tends to 2·S/B.
-        let big = ring_all_reduce(
-            1e9,
-            1024,
-            Link {
-                latency: 0.0,
-                ..LINK
-            },
-        );
+        let big = ring_all_reduce(1e9, 1024, Link { latency: 0.0, ..LINK });
         assert!((big / (2.0 * 1e9 / 100e9) - 1.0).abs() < 1e-3);
     }
 

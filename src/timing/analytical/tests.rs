@@ -5,15 +5,7 @@ use super::*;
 use crate::timing::collectives::ring_all_reduce;
 use proptest::prelude::*;
 
-fn model(
-    name: &str,
-    layers: u32,
-    hidden: u32,
-    heads: u32,
-    kv: u32,
-    inter: u32,
-    vocab: u32,
-) -> ModelSpec {
+fn model(name: &str, layers: u32, hidden: u32, heads: u32, kv: u32, inter: u32, vocab: u32) -> ModelSpec {
     ModelSpec {
         name: name.into(),
         aliases: vec![],
@@ -161,18 +153,13 @@ fn large_prefill_is_compute_bound() {
     let t = 8192.0;
     let b = tm.breakdown(&prefill(8192));
     // Layer GEMMs (QKV, O, MLP): every active parameter but the embeddings and norms.
-    let layer_params = m.active_params()
-        - m.embedding_params()
-        - (2 * m.num_layers + 1) as f64 * m.hidden_size as f64;
+    let layer_params =
+        m.active_params() - m.embedding_params() - (2 * m.num_layers + 1) as f64 * m.hidden_size as f64;
     let expected = 2.0 * layer_params * t / (tp as f64 * d.flops_bf16 * CAL.gemm_efficiency);
     let layer_gemm = b.qkv_proj + b.o_proj + b.mlp;
-    assert!(
-        close(layer_gemm, expected, 0.10),
-        "{layer_gemm} vs {expected}"
-    );
+    assert!(close(layer_gemm, expected, 0.10), "{layer_gemm} vs {expected}");
     // Compute-bound: far above the time to stream the weights once.
-    let weight_read =
-        m.total_params() * 2.0 / tp as f64 / (d.memory_bandwidth * CAL.memory_efficiency);
+    let weight_read = m.total_params() * 2.0 / tp as f64 / (d.memory_bandwidth * CAL.memory_efficiency);
     assert!(layer_gemm > 20.0 * weight_read);
     // FLOPs: 2·params·T through the layers + 4·pairs·d·heads attention + LM head on one row.
     let attn = 4.0 * (t * (t + 1.0) / 2.0) * 128.0 * 64.0 * 80.0;
@@ -191,8 +178,8 @@ fn decode_attention_is_linear_in_kv_tokens() {
     assert!(a2 > a1);
     assert!(close(a3 - a2, a2 - a1, 1e-9), "{a1} {a2} {a3}");
     // Slope: L · 2·n_kv·d·b_kv bytes per KV token at the decode-attention bandwidth.
-    let slope = 32.0 * 2.0 * 8.0 * 128.0 * 2.0
-        / (d.memory_bandwidth * CAL.decode_attention_memory_efficiency);
+    let slope =
+        32.0 * 2.0 * 8.0 * 128.0 * 2.0 / (d.memory_bandwidth * CAL.decode_attention_memory_efficiency);
     assert!(close((a2 - a1) / 64_000.0, slope, 1e-9));
     // Other operators do not depend on the context length.
     let b1 = tm.breakdown(&decode(64, 1000));
@@ -209,10 +196,7 @@ fn prefill_attention_is_quadratic_in_chunk_length() {
         let cf = c as f64;
         let pair_ratio = (2.0 * cf) * (2.0 * cf + 1.0) / (cf * (cf + 1.0));
         let ratio = att(2 * c) / att(c);
-        assert!(
-            close(ratio, pair_ratio, 0.01),
-            "c={c}: {ratio} vs {pair_ratio}"
-        );
+        assert!(close(ratio, pair_ratio, 0.01), "c={c}: {ratio} vs {pair_ratio}");
         assert!(ratio > 3.9);
     }
     // With a cache, pairs grow linearly in the cached length: c·k + c(c+1)/2.
@@ -460,10 +444,7 @@ fn pipeline_stages_and_hops() {
 #[test]
 fn empty_batch_costs_nothing_and_tiny_batches_at_least_1ns() {
     let tm = build(&llama3_8b(), &h100(), Dtype::Bf16, 1, 1);
-    assert_eq!(
-        tm.iteration(&BatchShape::default()),
-        IterationCost::default()
-    );
+    assert_eq!(tm.iteration(&BatchShape::default()), IterationCost::default());
     let zero = Calibration {
         min_kernel_time: 0.0,
         cpu_overhead_base: 0.0,
