@@ -63,8 +63,14 @@ pub struct HardwareConfig {
     pub devices_per_node: Option<u32>,
     /// Overrides of the device's link numbers.
     pub interconnect: InterconnectConfig,
-    /// Which time model prices iterations: "analytical".
+    /// Which time model prices iterations: "analytical" (built in, needs no
+    /// files) or "profile" (interpolates measured operator profiles).
     pub time_model: String,
+    /// Folder of operator profiles for `time_model = "profile"`, laid out like
+    /// `../shared/profiles` (`vidur/compute/<gpu>/<org>/<model>/{mlp,attention}.csv`,
+    /// `vidur/network/<node>/{all_reduce,send_recv}.csv`, `apex/comm/<GPU>/*.csv`).
+    /// Relative paths are relative to the scenario file.
+    pub profile_dir: Option<PathBuf>,
     /// Overrides of the analytical time model's calibrated constants
     /// (see `timing::Calibration` for each one's meaning and default).
     pub calibration: Calibration,
@@ -77,6 +83,7 @@ impl Default for HardwareConfig {
             devices_per_node: None,
             interconnect: InterconnectConfig::default(),
             time_model: "analytical".into(),
+            profile_dir: None,
             calibration: Calibration::default(),
         }
     }

@@ -10,7 +10,7 @@ use toml::{Table, Value};
 
 /// Keys whose values are file paths; when they come from a scenario file,
 /// relative paths are taken relative to that file's folder.
-const PATH_KEYS: &[&str] = &["catalog", "workload.trace"];
+const PATH_KEYS: &[&str] = &["catalog", "workload.trace", "hardware.profile_dir"];
 
 /// Loads a scenario from `path` (or the built-in default when `None`) and
 /// applies `--set key=value` overrides, in order. Paths given with `--set`
