@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod engine;
 pub mod error;
+pub mod fidelity;
 pub mod metrics;
 pub mod replica;
 pub mod scenario;

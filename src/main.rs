@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fleetsim::scenario::{self, validate};
-use fleetsim::{Error, bench, catalog, workload};
+use fleetsim::{Error, bench, catalog, fidelity, workload};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +58,19 @@ enum Command {
         /// Also load this catalog file (its entries extend or replace the built-in ones).
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+    },
+    /// Replay measured serving runs (a folder with cases.csv) and print predicted vs measured latency.
+    Fidelity {
+        /// Case folder, e.g. ../shared/ground-truth/vllm-h100.
+        folder: PathBuf,
+        /// Catalog device the cases ran on (default: inferred from the folder name).
+        #[arg(long)]
+        device: Option<String>,
+        /// Override a key of every case's scenario, e.g. --set hardware.time_model=profile.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Run the fixed benchmark scenarios (S1–S4) and print wall time and simulated requests/s.
     Bench {
@@ -129,6 +142,19 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             }
             if what != Some(CatalogKind::Models) {
                 println!("{}", catalog::render_devices(&c));
+            }
+            Ok(())
+        }
+        Command::Fidelity {
+            folder,
+            device,
+            sets,
+            format,
+        } => {
+            let report = fidelity::run(&folder, &fidelity::Options { device, overrides: sets })?;
+            match format {
+                Format::Json => println!("{}", report.to_json()),
+                Format::Table => println!("{}", report.to_table()),
             }
             Ok(())
         }
