@@ -151,7 +151,13 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             sets,
             format,
         } => {
-            let report = fidelity::run(&folder, &fidelity::Options { device, overrides: sets })?;
+            let report = fidelity::run(
+                &folder,
+                &fidelity::Options {
+                    device,
+                    overrides: sets,
+                },
+            )?;
             match format {
                 Format::Json => println!("{}", report.to_json()),
                 Format::Table => println!("{}", report.to_table()),

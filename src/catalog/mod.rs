@@ -193,6 +193,10 @@ pub struct DeviceSpec {
     /// users should override with their own prices).
     #[serde(default)]
     pub price_per_hour: f64,
+    /// Fitted constants of the analytical time model for this device (and
+    /// the engine it was measured with); `None` uses the generic defaults.
+    #[serde(default)]
+    pub calibration: Option<crate::timing::Calibration>,
 }
 
 impl DeviceSpec {

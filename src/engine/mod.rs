@@ -51,7 +51,7 @@ pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
             pp: c.pp,
             devices_per_node: plan.devices_per_node,
         },
-        plan.scenario.hardware.calibration,
+        plan.calibration,
     )?;
     Ok(Box::new(model))
 }
@@ -78,6 +78,7 @@ impl Simulation {
                         plan.memory.num_blocks,
                         s.scheduler.block_size,
                         s.scheduler.watermark,
+                        s.scheduler.async_output,
                     ),
                     scheduler::build(&s.scheduler.kind, plan.limits),
                 )
@@ -174,8 +175,8 @@ impl Simulation {
                 is_dirty[i as usize] = false;
                 let r = &mut self.replicas[i as usize];
                 if !r.state.busy()
-                    && r.state.has_work()
-                    && let Some(end) = r.start_iteration(now, self.model.as_ref())
+                    && (r.state.has_work() || r.state.has_pending_outputs())
+                    && let Some(end) = r.start_iteration(now, self.model.as_ref(), &mut self.metrics)
                 {
                     ends.push(Reverse((end, i)));
                 }
@@ -186,7 +187,11 @@ impl Simulation {
         }
         progress(arrived);
         for r in &self.replicas {
-            assert!(!r.state.has_work(), "replica {} ended with requests", r.state.id);
+            assert!(
+                !r.state.has_work() && !r.state.has_pending_outputs(),
+                "replica {} ended with requests",
+                r.state.id
+            );
             if self.paranoid {
                 assert_eq!(
                     r.state.kv().used(),

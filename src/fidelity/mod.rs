@@ -158,11 +158,17 @@ pub fn load_cases(folder: &Path) -> Result<Vec<Case>> {
         })?
         .clone();
     let col = |name: &str| -> Result<usize> {
-        headers.iter().position(|h| h == name).ok_or_else(|| Error::Trace {
-            path: path.clone(),
-            line: Some(1),
-            message: format!("missing column `{name}` (found: {})", headers.iter().collect::<Vec<_>>().join(",")),
-        })
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| Error::Trace {
+                path: path.clone(),
+                line: Some(1),
+                message: format!(
+                    "missing column `{name}` (found: {})",
+                    headers.iter().collect::<Vec<_>>().join(",")
+                ),
+            })
     };
     let names = [
         "case",
@@ -262,7 +268,10 @@ pub fn case_overrides(case: &Case, device: &str) -> Vec<String> {
         format!("scheduler.max_num_seqs={}", d.max_num_seqs),
         format!("scheduler.block_size={}", d.block_size),
         format!("scheduler.gpu_memory_utilization={}", case.gpu_memory_utilization),
-        format!("workload.trace={}", quote(&case.served_trace.display().to_string())),
+        format!(
+            "workload.trace={}",
+            quote(&case.served_trace.display().to_string())
+        ),
         "workload.count=0".into(),
     ]
 }
@@ -350,7 +359,8 @@ pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
         }
     }
     let mut groups = Vec::new();
-    let keys: [(&str, fn(&CaseResult) -> String); 3] = [
+    type Key = fn(&CaseResult) -> String;
+    let keys: [(&str, Key); 3] = [
         ("model", |r| r.model.clone()),
         ("trace", |r| r.trace.clone()),
         ("tp", |r| r.tp.to_string()),

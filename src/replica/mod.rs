@@ -47,13 +47,23 @@ impl Replica {
     }
 
     /// Forms and prices the next batch. Returns the iteration's end time, or
-    /// `None` when there is nothing to run (the replica goes idle).
-    pub fn start_iteration(&mut self, now: Nanos, model: &dyn TimeModel) -> Option<Nanos> {
+    /// `None` when there is nothing to run (the replica goes idle and makes
+    /// any outputs still pending visible).
+    pub fn start_iteration(
+        &mut self,
+        now: Nanos,
+        model: &dyn TimeModel,
+        metrics: &mut Metrics,
+    ) -> Option<Nanos> {
         debug_assert!(!self.state.busy());
         self.state.begin_batch();
-        self.scheduler.schedule(&mut self.state, now);
+        if self.state.has_work() {
+            self.scheduler.schedule(&mut self.state, now);
+        }
         let shape = self.state.batch_shape();
         if shape.is_empty() {
+            // Idle: nothing overlaps the previous iteration's output processing.
+            self.state.flush_outputs(now, metrics);
             return None;
         }
         self.cost = model.iteration(&shape);

@@ -110,12 +110,18 @@ pub struct ReplicaState {
     last_step_end: Nanos,
     batch: Batch,
     busy: bool,
+    /// Tokens become visible one iteration late (vLLM ≥ 0.6 async output processing).
+    async_output: bool,
+    /// Requests whose first token the previous iteration produced, not yet visible.
+    pending_first: Vec<Slot>,
+    /// Requests the previous iteration finished, not yet visible.
+    pending_done: Vec<RequestRecord>,
     /// Requests finished or rejected by this replica (for conservation checks).
     pub done: u64,
 }
 
 impl ReplicaState {
-    pub fn new(id: u32, kv_blocks: u64, block_size: u32, watermark: f64) -> Self {
+    pub fn new(id: u32, kv_blocks: u64, block_size: u32, watermark: f64, async_output: bool) -> Self {
         ReplicaState {
             id,
             block_size,
@@ -135,6 +141,9 @@ impl ReplicaState {
             last_step_end: 0,
             batch: Batch::default(),
             busy: false,
+            async_output,
+            pending_first: Vec::new(),
+            pending_done: Vec::new(),
             done: 0,
         }
     }
@@ -427,6 +436,7 @@ impl ReplicaState {
 
     /// Applies the batch's effects at its end time `now`.
     pub(crate) fn complete_batch(&mut self, now: Nanos, metrics: &mut Metrics) {
+        self.flush_outputs(now, metrics);
         if self.batch.decode {
             self.complete_decode_step(now, metrics);
         }
@@ -473,7 +483,11 @@ impl ReplicaState {
         }
         // Prefill complete: it emits a token.
         if r.first_token == NONE {
-            r.first_token = now;
+            if self.async_output {
+                self.pending_first.push(slot);
+            } else {
+                r.first_token = now;
+            }
         } else {
             metrics.record_itl(now - r.last_token, 1);
         }
@@ -508,6 +522,31 @@ impl ReplicaState {
         }
     }
 
+    /// Makes the tokens and completions of the previous iteration visible at
+    /// `now`. With async output processing (vLLM ≥ 0.6) the engine processes
+    /// an iteration's outputs while the next iteration runs, so a token's
+    /// timestamp is the end of the following iteration — or the end of its
+    /// own when no iteration follows (the replica flushes when it idles).
+    pub fn flush_outputs(&mut self, now: Nanos, metrics: &mut Metrics) {
+        for i in 0..self.pending_first.len() {
+            let slot = self.pending_first[i];
+            self.reqs[slot as usize].first_token = now;
+        }
+        self.pending_first.clear();
+        for mut rec in self.pending_done.drain(..) {
+            if rec.first_token == NONE {
+                rec.first_token = now;
+            }
+            rec.finish = now;
+            metrics.record_request(rec);
+        }
+    }
+
+    /// Whether outputs of a finished iteration still wait to be made visible.
+    pub fn has_pending_outputs(&self) -> bool {
+        !self.pending_first.is_empty() || !self.pending_done.is_empty()
+    }
+
     fn remove_running(&mut self, slot: Slot) {
         if let Some(i) = self.running.iter().position(|&s| s == slot) {
             self.running.remove(i);
@@ -518,7 +557,11 @@ impl ReplicaState {
         let r = &mut self.reqs[slot as usize];
         r.phase = Phase::Free;
         self.done += 1;
-        metrics.record_request(RequestRecord {
+        let pending_first = self.async_output && r.first_token == NONE;
+        if pending_first && let Some(i) = self.pending_first.iter().position(|&s| s == slot) {
+            self.pending_first.remove(i);
+        }
+        let rec = RequestRecord {
             id: r.spec.id,
             client: r.spec.client,
             replica: self.id,
@@ -530,7 +573,12 @@ impl ReplicaState {
             output_tokens: r.spec.output_tokens,
             preemptions: r.preemptions,
             outcome: Outcome::Finished,
-        });
+        };
+        if self.async_output {
+            self.pending_done.push(rec);
+        } else {
+            metrics.record_request(rec);
+        }
         self.free_slots.push(slot);
     }
 

@@ -3,7 +3,6 @@
 //! `scenario::load` for the "did you mean" hint).
 
 use crate::catalog::Dtype;
-use crate::timing::Calibration;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -71,9 +70,10 @@ pub struct HardwareConfig {
     /// `vidur/network/<node>/{all_reduce,send_recv}.csv`, `apex/comm/<GPU>/*.csv`).
     /// Relative paths are relative to the scenario file.
     pub profile_dir: Option<PathBuf>,
-    /// Overrides of the analytical time model's calibrated constants
-    /// (see `timing::Calibration` for each one's meaning and default).
-    pub calibration: Calibration,
+    /// Overrides of the analytical time model's calibrated constants, applied
+    /// over the device's fitted calibration from the catalog (see
+    /// `timing::Calibration` for each key's meaning). Unknown keys are errors.
+    pub calibration: toml::Table,
 }
 
 impl Default for HardwareConfig {
@@ -84,7 +84,7 @@ impl Default for HardwareConfig {
             interconnect: InterconnectConfig::default(),
             time_model: "analytical".into(),
             profile_dir: None,
-            calibration: Calibration::default(),
+            calibration: toml::Table::new(),
         }
     }
 }
@@ -154,6 +154,11 @@ pub struct SchedulerConfig {
     pub preemption: String,
     /// Fraction of KV blocks kept free when admitting prefills (vLLM's 1% watermark).
     pub watermark: f64,
+    /// Process each iteration's outputs while the next one runs, as vLLM ≥ 0.6
+    /// does by default ("async output processing"): a token becomes visible
+    /// (and is timestamped) when the following iteration ends, which adds one
+    /// iteration to TTFT and E2E but none to inter-token gaps.
+    pub async_output: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -168,6 +173,7 @@ impl Default for SchedulerConfig {
             activation_reserve_gib: None,
             preemption: "recompute".into(),
             watermark: 0.01,
+            async_output: true,
         }
     }
 }

@@ -60,8 +60,36 @@ fn from_table(table: Table, context: &str, text: Option<&str>) -> Result<Scenari
         None => Value::Table(table.clone()).try_into::<Scenario>(),
     };
     result.map_err(|e| {
-        let loc = text.map(|t| location(t, e.span())).unwrap_or_default();
+        let loc = match text {
+            Some(t) => location(t, e.span()),
+            None => key_at_error(&table)
+                .map(|k| format!("key `{k}`: "))
+                .unwrap_or_default(),
+        };
         Error::config(context, format!("{loc}{}", explain(e.message(), &table)))
+    })
+}
+
+/// For a table built from overrides (no source text): the dotted key whose
+/// value fails to deserialize, found by rendering the table as TOML and
+/// reading the key at the error's position.
+fn key_at_error(table: &Table) -> Option<String> {
+    let text = toml::to_string(table).ok()?;
+    let span = toml::from_str::<Scenario>(&text).err()?.span()?;
+    let before = &text[..span.start.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    let key = text[line_start..line_end].split('=').next()?.trim().to_string();
+    let section = before[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .map(|s| s.trim().to_string());
+    Some(match section {
+        Some(sec) if !key.is_empty() && !key.starts_with('[') => format!("{sec}.{key}"),
+        _ => key,
     })
 }
 

@@ -7,7 +7,7 @@ use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::{Error, Result};
 use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
 use crate::replica::scheduler::{self, Limits};
-use crate::timing::{AnalyticalModel, ParallelConfig};
+use crate::timing::{AnalyticalModel, Calibration, ParallelConfig};
 use crate::units::did_you_mean;
 
 /// Scenario names of the time models (`hardware.time_model`).
@@ -28,6 +28,9 @@ pub struct Plan {
     pub devices_per_node: u32,
     pub limits: Limits,
     pub memory: MemoryPlan,
+    /// The time model's constants: the device's fitted calibration with the
+    /// scenario's `[hardware.calibration]` overrides applied.
+    pub calibration: Calibration,
 }
 
 impl Plan {
@@ -260,8 +263,8 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         activation_reserve: sc.activation_reserve_gib.map(|g| g * 1024.0 * 1024.0 * 1024.0),
     })?;
 
-    // The time model checks what it needs (TP dividing the MLP width, calibration ranges).
-    s.hardware.calibration.validate()?;
+    let calibration = resolve_calibration(&device, &s.hardware.calibration)?;
+    // The time model checks what it needs (TP dividing the MLP width).
     AnalyticalModel::new(
         &model,
         &device,
@@ -272,7 +275,7 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
             pp: c.pp,
             devices_per_node,
         },
-        s.hardware.calibration,
+        calibration,
     )?;
 
     Ok(Plan {
@@ -288,5 +291,35 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
             token_budget,
         },
         memory,
+        calibration,
     })
+}
+
+/// The device's catalog calibration (or the generic default) with the
+/// scenario's overrides applied key by key.
+pub fn resolve_calibration(device: &DeviceSpec, overrides: &toml::Table) -> Result<Calibration> {
+    let base = device.calibration.unwrap_or_default();
+    let mut table = toml::Table::try_from(base).expect("a calibration serializes to a table");
+    for (k, v) in overrides {
+        if !table.contains_key(k) {
+            return Err(key_error(
+                &format!("hardware.calibration.{k}"),
+                format!(
+                    "unknown calibration constant{}; valid keys are: {}",
+                    did_you_mean(k, table.keys().map(String::as_str)),
+                    table.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let v = match v {
+            toml::Value::Integer(i) => toml::Value::Float(*i as f64),
+            other => other.clone(),
+        };
+        table.insert(k.clone(), v);
+    }
+    let cal: Calibration = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| key_error("hardware.calibration", e.message().to_string()))?;
+    cal.validate()?;
+    Ok(cal)
 }

@@ -324,6 +324,11 @@ pub struct AnalyticalModel {
     /// TP all-reduce of one `T·h·b_a` message: `ar_per_row·T + ar_fixed`.
     ar_per_row: f64,
     ar_fixed: f64,
+    /// Decoder layers of the whole model (all stages launch their kernels in parallel,
+    /// but each stage's host launches its own layers; the pipeline sums stages).
+    model_layers: f64,
+    /// Weights are 8-bit or narrower (W8A8 paths quantise activations per layer).
+    quantized: bool,
     /// Logits gather: `gather_per_seq·S + gather_fixed`.
     gather_per_seq: f64,
     gather_fixed: f64,
@@ -495,7 +500,12 @@ impl AnalyticalModel {
         let intra = Link::intra_node(device, &cal);
         let inter = Link::inter_node(device, &cal);
         let tp_link = if tp <= par.devices_per_node { intra } else { inter };
-        let (ar_per_byte, ar_fixed) = collectives::ring_all_reduce_coefficients(tp, tp_link);
+        let (ar_per_byte, ar_ring_latency) = collectives::ring_all_reduce_coefficients(tp, tp_link);
+        let ar_fixed = if tp > 1 {
+            ar_ring_latency + cal.collective_latency
+        } else {
+            0.0
+        };
         // collectives::gather(S·V·b_a) = gather_per_seq·S + gather_fixed.
         let (gather_per_seq, gather_fixed) = if tp > 1 {
             ((tpf - 1.0) / tpf * vocab * a / tp_link.bandwidth, tp_link.latency)
@@ -545,6 +555,8 @@ impl AnalyticalModel {
             lm_head: Gemm::new(h, vocab / tpf, b_e, peak_e, &cal),
             ar_per_row: ar_per_byte * h * a,
             ar_fixed,
+            quantized: weight_dtype.bytes() < 2.0,
+            model_layers: model.num_layers as f64,
             gather_per_seq,
             gather_fixed,
             pp_per_row,
@@ -652,7 +664,18 @@ impl AnalyticalModel {
             0.0
         };
 
-        let layer_time = qkv.time
+        // Fixed per-layer costs beyond the rooflines (see `Calibration`).
+        let layer_fixed = if b.prefill_tokens > 0 {
+            self.cal.eager_layer_overhead
+        } else {
+            self.cal.layer_overhead
+        } + if self.quantized {
+            self.cal.quantized_layer_overhead
+        } else {
+            0.0
+        };
+        let layer_time = layer_fixed
+            + qkv.time
             + rope_kv
             + pre_attn
             + dec_attn
@@ -697,7 +720,18 @@ impl AnalyticalModel {
                 .max(mid * layer_time)
         };
 
-        let gpu = layers * layer_time + first_extra + last_extra + pp_comm;
+        let mut gpu = layers * layer_time + first_extra + last_extra + pp_comm;
+        if b.prefill_tokens > 0 {
+            // Eager iteration: the host launches every kernel; the GPU cannot
+            // finish before the last launch (see `Calibration::eager_launch_per_layer`).
+            let launch = self.cal.eager_launch_per_layer
+                + if self.quantized {
+                    self.cal.quantized_launch_per_layer
+                } else {
+                    0.0
+                };
+            gpu = gpu.max(self.model_layers * launch);
+        }
         let tpf = self.par.tp as f64;
         Breakdown {
             embedding,

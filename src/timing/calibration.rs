@@ -79,6 +79,33 @@ pub struct Calibration {
     /// top-k/top-p over the vocabulary). Default 2 µs: a 128k-entry FP32
     /// logit row is 0.5 MB, read a few times at ~2.7 TB/s.
     pub sampling_per_seq: f64,
+    /// `t_layer`: fixed time per decoder layer of an iteration beyond the
+    /// operators' rooflines — the gaps between a layer's dozen kernels
+    /// (norms, RoPE, KV write, attention, activation) that even a CUDA graph
+    /// does not hide. Applies to decode-only iterations, which vLLM replays
+    /// from CUDA graphs.
+    pub layer_overhead: f64,
+    /// `t_layer_eager`: the same for iterations that contain prefill tokens,
+    /// which vLLM 0.6 runs eagerly (no CUDA graph), so every kernel launch
+    /// goes through Python and the PyTorch dispatcher.
+    pub eager_layer_overhead: f64,
+    /// `t_launch`: host time to launch one layer's kernels in eager mode
+    /// (Python, PyTorch dispatch). An eager iteration lasts at least
+    /// `layers × t_launch` however little the GPU has to do: for a large
+    /// model with a small batch, eager iterations are CPU-bound.
+    pub eager_launch_per_layer: f64,
+    /// `t_launch_q`: extra launch time per layer with 8-bit weights (the
+    /// quantisation kernels are launched too).
+    pub quantized_launch_per_layer: f64,
+    /// `t_quant`: extra time per layer when weights are 8-bit (FP8/INT8
+    /// W8A8): the per-token activation-quantisation kernels in front of the
+    /// four linear layers.
+    pub quantized_layer_overhead: f64,
+    /// `t_coll`: fixed cost of one collective call (kernel launch and
+    /// cross-device synchronisation), added to the ring's per-step link
+    /// latency. NCCL all-reduce of a tiny message on DGX H100 takes 8, 10
+    /// and 14 µs on 2, 4 and 8 GPUs (APEX+ `profile/comm/H100-SXM-80GB`).
+    pub collective_latency: f64,
 }
 
 impl Default for Calibration {
@@ -96,6 +123,12 @@ impl Default for Calibration {
             cpu_overhead_base: 1e-3,
             cpu_overhead_per_seq: 25e-6,
             sampling_per_seq: 2e-6,
+            layer_overhead: 0.0,
+            eager_layer_overhead: 0.0,
+            quantized_layer_overhead: 0.0,
+            eager_launch_per_layer: 0.0,
+            quantized_launch_per_layer: 0.0,
+            collective_latency: 0.0,
         }
     }
 }
@@ -132,6 +165,12 @@ impl Calibration {
             ("cpu_overhead_base", self.cpu_overhead_base),
             ("cpu_overhead_per_seq", self.cpu_overhead_per_seq),
             ("sampling_per_seq", self.sampling_per_seq),
+            ("layer_overhead", self.layer_overhead),
+            ("eager_layer_overhead", self.eager_layer_overhead),
+            ("quantized_layer_overhead", self.quantized_layer_overhead),
+            ("eager_launch_per_layer", self.eager_launch_per_layer),
+            ("quantized_launch_per_layer", self.quantized_launch_per_layer),
+            ("collective_latency", self.collective_latency),
         ];
         for (key, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {

@@ -1,9 +1,25 @@
-//! Workloads: where requests come from. Synthetic arrival processes and
-//! length distributions, and readers for public traces, behind one
-//! [`RequestSource`] interface that yields requests in arrival order.
-//! (Interface fixed; implementation in progress.)
+//! Workloads: where requests come from. Synthetic arrival processes
+//! ([`arrivals`]) and length distributions ([`lengths`]), and readers for
+//! public traces ([`trace`]), behind one [`RequestSource`] interface that
+//! yields requests lazily in arrival order.
+//!
+//! Every random purpose has its own stream derived from `workload.seed`
+//! (arrival gaps, prompt lengths, output lengths, trace-row sampling), so
+//! changing the length distribution leaves arrival times unchanged.
 
-use crate::units::Nanos;
+pub mod arrivals;
+pub mod lengths;
+pub mod trace;
+
+use crate::error::{Error, Result};
+use crate::scenario::{LengthConfig, WorkloadConfig};
+use crate::units::{Nanos, did_you_mean, secs_to_nanos};
+use arrivals::Arrivals;
+use lengths::Lengths;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Gamma, Zipf};
+use trace::Trace;
 
 /// One request as the workload defines it, before any simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,3 +35,311 @@ pub struct RequestSpec {
     /// Client / tenant id (0 when the workload has none).
     pub client: u32,
 }
+
+/// Yields requests in non-decreasing arrival order, lazily.
+pub trait RequestSource {
+    fn next_request(&mut self) -> Option<RequestSpec>;
+}
+
+fn key_err(key: &str, msg: impl Into<String>) -> Error {
+    Error::config(format!("key `workload.{key}`"), msg)
+}
+
+fn check_kind(key: &str, kind: &str, kinds: &[&str]) -> Result<()> {
+    if kinds.contains(&kind) {
+        Ok(())
+    } else {
+        Err(key_err(
+            key,
+            format!(
+                "unknown kind `{kind}`{}; expected one of: {}",
+                did_you_mean(kind, kinds.iter().copied()),
+                kinds.join(", ")
+            ),
+        ))
+    }
+}
+
+fn length_dist(key: &str, c: &LengthConfig, has_trace: bool) -> Result<Lengths> {
+    let default = if has_trace { "trace" } else { "lognormal" };
+    let kind = c.kind.as_deref().unwrap_or(default);
+    check_kind(&format!("{key}.kind"), kind, lengths::KINDS)?;
+    let bounds = || -> Result<()> {
+        if c.max < 1 || c.min > c.max {
+            return Err(key_err(
+                key,
+                format!(
+                    "needs 1 ≤ max and min ≤ max, found min {} and max {}",
+                    c.min, c.max
+                ),
+            ));
+        }
+        Ok(())
+    };
+    Ok(match kind {
+        "fixed" => {
+            if c.value == 0 {
+                return Err(key_err(
+                    &format!("{key}.value"),
+                    "must be at least 1 token, found 0",
+                ));
+            }
+            Lengths::Fixed(c.value)
+        }
+        "uniform" => {
+            bounds()?;
+            Lengths::Uniform {
+                min: c.min.max(1),
+                max: c.max,
+            }
+        }
+        "lognormal" => {
+            bounds()?;
+            if !(c.median.is_finite() && c.median > 0.0) {
+                return Err(key_err(
+                    &format!("{key}.median"),
+                    format!("must be > 0, found {}", c.median),
+                ));
+            }
+            if !(c.sigma.is_finite() && c.sigma >= 0.0) {
+                return Err(key_err(
+                    &format!("{key}.sigma"),
+                    format!("must be ≥ 0, found {}", c.sigma),
+                ));
+            }
+            Lengths::LogNormal {
+                median: c.median,
+                sigma: c.sigma,
+                min: c.min.max(1),
+                max: c.max,
+            }
+        }
+        "zipf" => {
+            bounds()?;
+            if !(c.exponent.is_finite() && c.exponent > 0.0) {
+                return Err(key_err(
+                    &format!("{key}.exponent"),
+                    format!("must be > 0, found {}", c.exponent),
+                ));
+            }
+            let min = c.min.max(1);
+            let n = (c.max - min + 1) as f64;
+            let dist = Zipf::new(n, c.exponent)
+                .map_err(|e| key_err(key, format!("invalid zipf parameters: {e}")))?;
+            Lengths::Zipf { min, dist }
+        }
+        _ => {
+            if !has_trace {
+                return Err(key_err(
+                    &format!("{key}.kind"),
+                    "`trace` lengths need `workload.trace` to be set",
+                ));
+            }
+            Lengths::Trace
+        }
+    })
+}
+
+/// A workload configuration checked and resolved (trace read).
+struct Resolved {
+    trace: Option<Trace>,
+    arrivals: Option<Arrivals>,
+    prompt: Lengths,
+    output: Lengths,
+    limit: u64,
+    duration: Option<Nanos>,
+}
+
+fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
+    check_kind("trace_format", &cfg.trace_format, trace::FORMATS)?;
+    let trace = match &cfg.trace {
+        Some(p) => Some(trace::read(p, &cfg.trace_format)?),
+        None => None,
+    };
+    let has_trace = trace.is_some();
+    let a = &cfg.arrivals;
+    let kind = a
+        .kind
+        .as_deref()
+        .unwrap_or(if has_trace { "trace" } else { "poisson" });
+    check_kind("arrivals.kind", kind, arrivals::KINDS)?;
+    if !(cfg.rate_scale.is_finite() && cfg.rate_scale > 0.0) {
+        return Err(key_err(
+            "rate_scale",
+            format!("must be > 0, found {}", cfg.rate_scale),
+        ));
+    }
+    if !(cfg.duration.is_finite() && cfg.duration >= 0.0) {
+        return Err(key_err(
+            "duration",
+            format!("must be ≥ 0 seconds, found {}", cfg.duration),
+        ));
+    }
+    let arrivals = if kind == "trace" {
+        match &trace {
+            None => {
+                return Err(key_err(
+                    "arrivals.kind",
+                    "`trace` arrivals need `workload.trace` to be set",
+                ));
+            }
+            Some(t) if !t.has_timestamps() => {
+                return Err(Error::Trace {
+                    path: t.path.clone(),
+                    line: Some(1),
+                    message: "this trace has no timestamps (no arrived_at column); use synthetic \
+                              arrivals (workload.arrivals.kind = \"poisson\") with its lengths"
+                        .into(),
+                });
+            }
+            Some(_) => None,
+        }
+    } else {
+        if !(a.rate.is_finite() && a.rate > 0.0) {
+            return Err(key_err(
+                "arrivals.rate",
+                format!("must be > 0 requests/s, found {}", a.rate),
+            ));
+        }
+        Some(match kind {
+            "poisson" => Arrivals::Poisson { rate: a.rate },
+            "constant" => Arrivals::Constant { gap: 1.0 / a.rate },
+            _ => {
+                if !(a.cv.is_finite() && a.cv > 0.0) {
+                    return Err(key_err("arrivals.cv", format!("must be > 0, found {}", a.cv)));
+                }
+                let shape = 1.0 / (a.cv * a.cv);
+                let g = Gamma::new(shape, 1.0 / (a.rate * shape))
+                    .map_err(|e| key_err("arrivals", format!("invalid gamma parameters: {e}")))?;
+                Arrivals::Gamma(g)
+            }
+        })
+    };
+    let prompt = length_dist("prompt", &cfg.prompt, has_trace)?;
+    let output = length_dist("output", &cfg.output, has_trace)?;
+    let rows = trace.as_ref().map_or(0, |t| t.rows.len() as u64);
+    let limit = match (cfg.count, arrivals.is_none()) {
+        (0, true) => rows,
+        (c, true) => c.min(rows),
+        (0, false) if cfg.duration > 0.0 => u64::MAX,
+        (0, false) if has_trace => rows,
+        (0, false) => {
+            return Err(key_err(
+                "count",
+                "is 0 with synthetic arrivals and no duration: set workload.count or workload.duration",
+            ));
+        }
+        (c, false) => c,
+    };
+    let duration = (cfg.duration > 0.0).then(|| secs_to_nanos(cfg.duration));
+    Ok(Resolved {
+        trace,
+        arrivals,
+        prompt,
+        output,
+        limit,
+        duration,
+    })
+}
+
+/// Checks a workload configuration (reading its trace) without generating requests.
+pub fn validate(cfg: &WorkloadConfig) -> Result<()> {
+    resolve(cfg).map(|_| ())
+}
+
+/// Builds the source a workload describes. Reads (and validates) any trace up front.
+pub fn build_source(cfg: &WorkloadConfig) -> Result<Box<dyn RequestSource>> {
+    let r = resolve(cfg)?;
+    let stream = |k: u64| ChaCha8Rng::seed_from_u64(cfg.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let t0 = r
+        .trace
+        .as_ref()
+        .and_then(|t| t.rows.first())
+        .and_then(|row| row.time_s)
+        .unwrap_or(0.0);
+    Ok(Box::new(Source {
+        r,
+        rate_scale: cfg.rate_scale,
+        max_tokens: cfg.max_tokens,
+        t0,
+        next: 0,
+        clock: 0.0,
+        arrival_rng: stream(1),
+        prompt_rng: stream(2),
+        output_rng: stream(3),
+        row_rng: stream(4),
+    }))
+}
+
+struct Source {
+    r: Resolved,
+    rate_scale: f64,
+    max_tokens: u32,
+    t0: f64,
+    next: u64,
+    clock: f64,
+    arrival_rng: ChaCha8Rng,
+    prompt_rng: ChaCha8Rng,
+    output_rng: ChaCha8Rng,
+    row_rng: ChaCha8Rng,
+}
+
+impl RequestSource for Source {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        if self.next >= self.r.limit {
+            return None;
+        }
+        let i = self.next;
+        let arrival_s = match &self.r.arrivals {
+            Some(a) => {
+                if i > 0 {
+                    self.clock += a.gap(&mut self.arrival_rng);
+                }
+                self.clock
+            }
+            None => {
+                let row = self.r.trace.as_ref()?.rows.get(i as usize)?;
+                (row.time_s.unwrap_or(0.0) - self.t0).max(0.0) / self.rate_scale
+            }
+        };
+        let arrival = secs_to_nanos(arrival_s);
+        if self.r.duration.is_some_and(|d| arrival > d) {
+            return None;
+        }
+        // Trace lengths: exact replay with trace arrivals, else a sampled row
+        // (one row for both prompt and output, keeping their correlation).
+        let row = match (&self.r.trace, &self.r.prompt, &self.r.output) {
+            (Some(t), Lengths::Trace, _) | (Some(t), _, Lengths::Trace) => {
+                let idx = if self.r.arrivals.is_none() {
+                    i as usize
+                } else {
+                    self.row_rng.random_range(0..t.rows.len())
+                };
+                Some(&t.rows[idx])
+            }
+            _ => None,
+        };
+        let prompt = match (&self.r.prompt, row) {
+            (Lengths::Trace, Some(row)) => row.prompt_tokens,
+            (d, _) => d.sample(&mut self.prompt_rng),
+        };
+        let mut output = match (&self.r.output, row) {
+            (Lengths::Trace, Some(row)) => row.output_tokens,
+            (d, _) => d.sample(&mut self.output_rng),
+        };
+        if self.max_tokens > 0 {
+            output = output.min(self.max_tokens);
+        }
+        self.next += 1;
+        Some(RequestSpec {
+            id: i,
+            arrival,
+            prompt_tokens: prompt,
+            output_tokens: output.max(1),
+            client: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,343 @@
+//! Tests of the workload: distributions against their definitions, trace
+//! readers on fixtures written here, determinism of the random streams.
+
+use super::trace::{self, TraceFormat};
+use super::*;
+use crate::scenario::{ArrivalConfig, LengthConfig};
+use std::io::Write;
+
+fn fixed(v: u32) -> LengthConfig {
+    LengthConfig {
+        kind: Some("fixed".into()),
+        value: v,
+        ..LengthConfig::default()
+    }
+}
+
+fn cfg(kind: &str, rate: f64, cv: f64, count: u64) -> WorkloadConfig {
+    WorkloadConfig {
+        count,
+        seed: 7,
+        arrivals: ArrivalConfig {
+            kind: Some(kind.into()),
+            rate,
+            cv,
+        },
+        prompt: fixed(10),
+        output: fixed(5),
+        ..WorkloadConfig::default()
+    }
+}
+
+fn all(c: &WorkloadConfig) -> Vec<RequestSpec> {
+    let mut s = build_source(c).unwrap();
+    let mut v = Vec::new();
+    while let Some(r) = s.next_request() {
+        v.push(r);
+    }
+    v
+}
+
+fn gaps(v: &[RequestSpec]) -> Vec<f64> {
+    v.windows(2)
+        .map(|w| (w[1].arrival - w[0].arrival) as f64 * 1e-9)
+        .collect()
+}
+
+fn mean_cv(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n;
+    (m, var.sqrt() / m)
+}
+
+#[test]
+fn poisson_gaps_have_mean_one_over_rate_and_cv_one() {
+    let v = all(&cfg("poisson", 4.0, 1.0, 100_001));
+    assert_eq!(v[0].arrival, 0);
+    let (m, cv) = mean_cv(&gaps(&v));
+    assert!((m * 4.0 - 1.0).abs() < 0.02, "mean gap {m}");
+    assert!((cv - 1.0).abs() < 0.03, "cv {cv}");
+}
+
+#[test]
+fn gamma_gaps_have_the_requested_cv() {
+    let v = all(&cfg("gamma", 2.0, 3.0, 100_001));
+    let (m, cv) = mean_cv(&gaps(&v));
+    assert!((m * 2.0 - 1.0).abs() < 0.05, "mean gap {m}");
+    assert!((cv / 3.0 - 1.0).abs() < 0.05, "cv {cv}");
+}
+
+#[test]
+fn constant_gaps_are_exact() {
+    let v = all(&cfg("constant", 4.0, 1.0, 100));
+    assert!(gaps(&v).iter().all(|g| (g - 0.25).abs() < 1e-9));
+}
+
+#[test]
+fn lognormal_median_and_bounds() {
+    let mut c = cfg("poisson", 1.0, 1.0, 50_000);
+    c.prompt = LengthConfig {
+        kind: Some("lognormal".into()),
+        median: 500.0,
+        sigma: 0.8,
+        min: 1,
+        max: 100_000,
+        ..LengthConfig::default()
+    };
+    let mut p: Vec<u32> = all(&c).iter().map(|r| r.prompt_tokens).collect();
+    p.sort();
+    let median = p[p.len() / 2] as f64;
+    assert!((median / 500.0 - 1.0).abs() < 0.02, "median {median}");
+}
+
+#[test]
+fn uniform_and_zipf_stay_in_bounds_and_zipf_favours_min() {
+    let mut c = cfg("poisson", 1.0, 1.0, 20_000);
+    c.prompt = LengthConfig {
+        kind: Some("uniform".into()),
+        min: 10,
+        max: 20,
+        ..LengthConfig::default()
+    };
+    c.output = LengthConfig {
+        kind: Some("zipf".into()),
+        min: 5,
+        max: 50,
+        exponent: 1.2,
+        ..LengthConfig::default()
+    };
+    let v = all(&c);
+    assert!(v.iter().all(|r| (10..=20).contains(&r.prompt_tokens)));
+    assert!(v.iter().all(|r| (5..=50).contains(&r.output_tokens)));
+    let count = |x: u32| v.iter().filter(|r| r.output_tokens == x).count();
+    assert!(count(5) > count(6) && count(6) > count(10));
+}
+
+#[test]
+fn same_seed_same_sequence_and_lengths_do_not_move_arrivals() {
+    let a = all(&cfg("poisson", 3.0, 1.0, 1000));
+    let b = all(&cfg("poisson", 3.0, 1.0, 1000));
+    assert_eq!(a, b);
+    let mut c = cfg("poisson", 3.0, 1.0, 1000);
+    c.prompt = LengthConfig::conversation_prompt();
+    let d = all(&c);
+    assert!(a.iter().zip(&d).all(|(x, y)| x.arrival == y.arrival));
+    assert!(a.iter().zip(&d).any(|(x, y)| x.prompt_tokens != y.prompt_tokens));
+}
+
+#[test]
+fn max_tokens_count_and_duration() {
+    let mut c = cfg("constant", 10.0, 1.0, 50);
+    c.output = fixed(500);
+    c.max_tokens = 64;
+    let v = all(&c);
+    assert_eq!(v.len(), 50);
+    assert!(v.iter().all(|r| r.output_tokens == 64));
+    c.count = 0;
+    c.duration = 2.0;
+    let v = all(&c);
+    assert_eq!(v.len(), 21, "arrivals at 0, 0.1, ..., 2.0 s");
+    c.count = 5;
+    assert_eq!(all(&c).len(), 5, "whichever ends first");
+}
+
+#[test]
+fn bad_parameters_name_their_key() {
+    let check = |c: WorkloadConfig, key: &str| {
+        let e = validate(&c).unwrap_err().to_string();
+        assert!(e.contains(key), "`{e}` should name {key}");
+    };
+    check(cfg("poisson", -1.0, 1.0, 10), "workload.arrivals.rate");
+    check(cfg("gamma", 1.0, 0.0, 10), "workload.arrivals.cv");
+    check(cfg("poison", 1.0, 1.0, 10), "did you mean `poisson`");
+    check(cfg("poisson", 1.0, 1.0, 0), "workload.count");
+    let mut c = cfg("poisson", 1.0, 1.0, 10);
+    c.prompt.kind = Some("uniform".into());
+    c.prompt.min = 9;
+    c.prompt.max = 3;
+    check(c, "workload.prompt");
+    let mut c = cfg("poisson", 1.0, 1.0, 10);
+    c.rate_scale = 0.0;
+    check(c, "workload.rate_scale");
+    check(cfg("trace", 1.0, 1.0, 10), "workload.trace");
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    p
+}
+
+#[test]
+fn each_trace_format_is_detected_and_parsed() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "v.csv",
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,100,10\n0.5,200,20\n",
+            TraceFormat::Vidur,
+        ),
+        (
+            "a.csv",
+            "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,100,10\n2023-11-16 18:15:47.1805900,200,20\n",
+            TraceFormat::Azure,
+        ),
+        (
+            "x.jsonl",
+            "{\"StartTimeOffset\": 0, \"ContextTokens\": 100, \"GeneratedTokens\": 10}\n{\"StartTimeOffset\": 500000000, \"ContextTokens\": 200, \"GeneratedTokens\": 20}\n",
+            TraceFormat::Apex,
+        ),
+        (
+            "m.jsonl",
+            "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 10, \"hash_ids\": [0, 1]}\n{\"timestamp\": 500, \"input_length\": 200, \"output_length\": 20, \"hash_ids\": [0, 2]}\n",
+            TraceFormat::Mooncake,
+        ),
+        (
+            "b.csv",
+            "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5.0,ChatGPT,100,10,110,Conversation log\n5.5,GPT-4,200,20,220,Conversation log\n",
+            TraceFormat::BurstGpt,
+        ),
+    ];
+    for (name, text, fmt) in cases {
+        let p = write(&d, name, text);
+        let t = trace::read(&p, "auto").unwrap();
+        assert_eq!(t.format, fmt, "{name}");
+        assert_eq!(t.rows.len(), 2);
+        let c = WorkloadConfig {
+            trace: Some(p),
+            count: 0,
+            ..WorkloadConfig::default()
+        };
+        let v = all(&c);
+        assert_eq!(v.len(), 2, "{name}");
+        assert_eq!(
+            (v[0].arrival, v[0].prompt_tokens, v[0].output_tokens),
+            (0, 100, 10),
+            "{name}"
+        );
+        assert_eq!(
+            (v[1].arrival, v[1].prompt_tokens, v[1].output_tokens),
+            (500_000_000, 200, 20),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn rate_scale_divides_timestamps() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        &d,
+        "v.csv",
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n10.0,1,1\n12.0,1,1\n16.0,1,1\n",
+    );
+    let c = WorkloadConfig {
+        trace: Some(p),
+        count: 0,
+        rate_scale: 2.0,
+        ..WorkloadConfig::default()
+    };
+    let t: Vec<Nanos> = all(&c).iter().map(|r| r.arrival).collect();
+    assert_eq!(t, vec![0, 1_000_000_000, 3_000_000_000]);
+}
+
+#[test]
+fn malformed_rows_report_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        &d,
+        "bad.csv",
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,10,5\n0.5,abc,5\n",
+    );
+    let e = trace::read(&p, "auto").unwrap_err().to_string();
+    assert!(
+        e.contains("bad.csv") && e.contains("line 3") && e.contains("abc"),
+        "{e}"
+    );
+    let p = write(
+        &d,
+        "bad.jsonl",
+        "{\"StartTimeOffset\": 0, \"ContextTokens\": 1, \"GeneratedTokens\": 1}\n{oops\n",
+    );
+    let e = trace::read(&p, "auto").unwrap_err().to_string();
+    assert!(e.contains("line 2"), "{e}");
+    let p = write(
+        &d,
+        "zero.csv",
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,0,5\n",
+    );
+    assert!(
+        trace::read(&p, "auto")
+            .unwrap_err()
+            .to_string()
+            .contains("line 2")
+    );
+    let p = write(&d, "what.csv", "a,b,c\n1,2,3\n");
+    let e = trace::read(&p, "auto").unwrap_err().to_string();
+    assert!(e.contains("cannot tell the trace format"), "{e}");
+    assert!(trace::read(&d.path().join("missing.csv"), "auto").is_err());
+}
+
+#[test]
+fn length_only_traces_feed_synthetic_arrivals() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        &d,
+        "l.csv",
+        "num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n100,10,110,10\n300,30,330,10\n",
+    );
+    let mut c = WorkloadConfig {
+        trace: Some(p.clone()),
+        count: 200,
+        ..WorkloadConfig::default()
+    };
+    assert!(validate(&c).unwrap_err().to_string().contains("no timestamps"));
+    c.arrivals.kind = Some("poisson".into());
+    let v = all(&c);
+    assert_eq!(v.len(), 200);
+    // Prompt and output come from the same row.
+    assert!(v.iter().all(|r| r.prompt_tokens == 10 * r.output_tokens));
+    assert!(v.iter().any(|r| r.prompt_tokens == 100) && v.iter().any(|r| r.prompt_tokens == 300));
+}
+
+#[test]
+fn azure_timestamps_parse() {
+    let a = trace::parse_timestamp("2023-11-16 18:15:46.6805900").unwrap();
+    let b = trace::parse_timestamp("2023-11-16 18:15:47.1805900").unwrap();
+    assert!((b - a - 0.5).abs() < 1e-6);
+    assert_eq!(trace::parse_timestamp("1970-01-02 00:00:00"), Some(86400.0));
+    assert!(trace::parse_timestamp("2023-13-01 00:00:00").is_none());
+}
+
+#[test]
+fn real_traces_parse_when_shared_is_present() {
+    let shared = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/traces"));
+    if !shared.is_dir() {
+        eprintln!("skipping: ../shared/traces is not present");
+        return;
+    }
+    let expect = [
+        ("azure-2023/AzureLLMInferenceTrace_conv.csv", 19_366),
+        ("azure-2023/AzureLLMInferenceTrace_code.csv", 8_819),
+    ];
+    for (f, n) in expect {
+        let t = trace::read(&shared.join(f), "auto").unwrap();
+        assert_eq!(t.rows.len(), n, "{f}");
+    }
+    for f in [
+        "vidur/splitwise_conv.csv",
+        "vidur/arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv",
+        "apex/llama/lmsys_05.jsonl",
+        "mooncake/conversation_trace.jsonl",
+    ] {
+        let p = shared.join(f);
+        if p.exists() {
+            let t = trace::read(&p, "auto").unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(!t.rows.is_empty());
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Trace readers: public request traces turned into rows of (timestamp,
+//! prompt tokens, output tokens). The format is detected from the header
+//! (CSV) or the first object's keys (JSONL), or named explicitly.
+//!
+//! | name | file | timestamp | prompt | output | source |
+//! |---|---|---|---|---|---|
+//! | `vidur` | CSV | `arrived_at` (s; optional) | `num_prefill_tokens` | `num_decode_tokens` | microsoft/vidur processed traces |
+//! | `azure` | CSV | `TIMESTAMP` (`YYYY-MM-DD HH:MM:SS.fffffff`) | `ContextTokens` | `GeneratedTokens` | Azure LLM inference trace 2023 |
+//! | `apex` | JSONL | `StartTimeOffset` (ns) | `ContextTokens` | `GeneratedTokens` | microsoft/apex_plus traces |
+//! | `mooncake` | JSONL | `timestamp` (ms) | `input_length` | `output_length` (+ `hash_ids`, 512-token prefix blocks) | kvcache-ai/Mooncake FAST'25 |
+//! | `burstgpt` | CSV | `Timestamp` (s) | `Request tokens` | `Response tokens` | BurstGPT (Wang et al. 2024) |
+//!
+//! Rows are sorted stably by timestamp (some published traces are not in
+//! order). An output length of 0 (a failed request in BurstGPT, an empty
+//! completion elsewhere) becomes 1: an engine always produces at least the
+//! token the prefill samples. A prompt of 0 tokens is an error.
+
+use crate::error::{Error, Result};
+use crate::units::did_you_mean;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Names accepted by `workload.trace_format`.
+pub const FORMATS: &[&str] = &["auto", "vidur", "apex", "azure", "mooncake", "burstgpt"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceFormat {
+    Vidur,
+    Apex,
+    Azure,
+    Mooncake,
+    BurstGpt,
+}
+
+/// One request of a trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRow {
+    /// Arrival time in seconds (format-specific origin), when the trace has one.
+    pub time_s: Option<f64>,
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    /// Mooncake: hashes of the prompt's 512-token blocks (for prefix caching).
+    pub hash_ids: Vec<u64>,
+}
+
+/// A parsed trace.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    pub path: PathBuf,
+    pub format: TraceFormat,
+    pub rows: Vec<TraceRow>,
+}
+
+impl Trace {
+    pub fn has_timestamps(&self) -> bool {
+        self.rows.first().is_some_and(|r| r.time_s.is_some())
+    }
+}
+
+fn trace_err(path: &Path, line: Option<u64>, message: impl Into<String>) -> Error {
+    Error::Trace {
+        path: path.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+/// Reads and parses a trace; `format` is one of [`FORMATS`].
+pub fn read(path: &Path, format: &str) -> Result<Trace> {
+    if !FORMATS.contains(&format) {
+        return Err(Error::config(
+            "key `workload.trace_format`",
+            format!(
+                "unknown format `{format}`{}; expected one of: {}",
+                did_you_mean(format, FORMATS.iter().copied()),
+                FORMATS.join(", ")
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let fmt = match format {
+        "vidur" => TraceFormat::Vidur,
+        "apex" => TraceFormat::Apex,
+        "azure" => TraceFormat::Azure,
+        "mooncake" => TraceFormat::Mooncake,
+        "burstgpt" => TraceFormat::BurstGpt,
+        _ => detect(path, first)?,
+    };
+    let mut rows = match fmt {
+        TraceFormat::Apex | TraceFormat::Mooncake => read_jsonl(path, &text, fmt)?,
+        _ => read_csv(path, &text, fmt)?,
+    };
+    if rows.is_empty() {
+        return Err(trace_err(path, None, "the trace has no requests"));
+    }
+    if rows.iter().any(|r| r.time_s.is_some()) {
+        rows.sort_by(|a, b| a.time_s.unwrap_or(0.0).total_cmp(&b.time_s.unwrap_or(0.0)));
+    }
+    Ok(Trace {
+        path: path.to_path_buf(),
+        format: fmt,
+        rows,
+    })
+}
+
+fn detect(path: &Path, first: &str) -> Result<TraceFormat> {
+    let t = first.trim_start_matches('\u{feff}').trim();
+    if t.starts_with('{') {
+        if t.contains("\"StartTimeOffset\"") || t.contains("\"ContextTokens\"") {
+            return Ok(TraceFormat::Apex);
+        }
+        if t.contains("\"input_length\"") {
+            return Ok(TraceFormat::Mooncake);
+        }
+    } else {
+        let cols: Vec<&str> = t.split(',').map(str::trim).collect();
+        if cols.contains(&"num_prefill_tokens") && cols.contains(&"num_decode_tokens") {
+            return Ok(TraceFormat::Vidur);
+        }
+        if cols.contains(&"ContextTokens") && cols.contains(&"GeneratedTokens") {
+            return Ok(TraceFormat::Azure);
+        }
+        if cols.contains(&"Request tokens") && cols.contains(&"Response tokens") {
+            return Ok(TraceFormat::BurstGpt);
+        }
+    }
+    let shown: String = t.chars().take(120).collect();
+    Err(trace_err(
+        path,
+        Some(1),
+        format!(
+            "cannot tell the trace format from the first line `{shown}`; expected a Vidur CSV \
+             (arrived_at,num_prefill_tokens,num_decode_tokens), an Azure CSV \
+             (TIMESTAMP,ContextTokens,GeneratedTokens), a BurstGPT CSV (Timestamp,...,Request tokens,\
+             Response tokens,...), APEX+ JSONL (StartTimeOffset, ContextTokens, GeneratedTokens) or \
+             Mooncake JSONL (timestamp, input_length, output_length, hash_ids); set \
+             workload.trace_format to force one"
+        ),
+    ))
+}
+
+fn lengths(path: &Path, line: u64, prompt: u64, output: u64) -> Result<(u32, u32)> {
+    if prompt == 0 {
+        return Err(trace_err(
+            path,
+            Some(line),
+            "prompt length is 0 tokens; every request needs at least one",
+        ));
+    }
+    let p = u32::try_from(prompt)
+        .map_err(|_| trace_err(path, Some(line), format!("prompt length {prompt} is too large")))?;
+    let o = u32::try_from(output.max(1))
+        .map_err(|_| trace_err(path, Some(line), format!("output length {output} is too large")))?;
+    Ok((p, o))
+}
+
+#[derive(Deserialize)]
+struct ApexRow {
+    #[serde(rename = "StartTimeOffset")]
+    start_ns: u64,
+    #[serde(rename = "ContextTokens")]
+    prompt: u64,
+    #[serde(rename = "GeneratedTokens")]
+    output: u64,
+}
+
+#[derive(Deserialize)]
+struct MooncakeRow {
+    timestamp: f64,
+    input_length: u64,
+    output_length: u64,
+    #[serde(default)]
+    hash_ids: Vec<u64>,
+}
+
+fn read_jsonl(path: &Path, text: &str, fmt: TraceFormat) -> Result<Vec<TraceRow>> {
+    let mut rows = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let bad = |e: serde_json::Error| {
+            let want = match fmt {
+                TraceFormat::Apex => {
+                    "a JSON object with StartTimeOffset (ns), ContextTokens, GeneratedTokens"
+                }
+                _ => "a JSON object with timestamp (ms), input_length, output_length, hash_ids",
+            };
+            trace_err(path, Some(line), format!("expected {want}: {e}"))
+        };
+        let row = match fmt {
+            TraceFormat::Apex => {
+                let r: ApexRow = serde_json::from_str(l).map_err(bad)?;
+                let (p, o) = lengths(path, line, r.prompt, r.output)?;
+                TraceRow {
+                    time_s: Some(r.start_ns as f64 * 1e-9),
+                    prompt_tokens: p,
+                    output_tokens: o,
+                    hash_ids: Vec::new(),
+                }
+            }
+            _ => {
+                let r: MooncakeRow = serde_json::from_str(l).map_err(bad)?;
+                let (p, o) = lengths(path, line, r.input_length, r.output_length)?;
+                TraceRow {
+                    time_s: Some(r.timestamp * 1e-3),
+                    prompt_tokens: p,
+                    output_tokens: o,
+                    hash_ids: r.hash_ids,
+                }
+            }
+        };
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn read_csv(path: &Path, text: &str, fmt: TraceFormat) -> Result<Vec<TraceRow>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| trace_err(path, Some(1), e.to_string()))?
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == name)
+    };
+    let need = |name: &str| {
+        col(name).ok_or_else(|| {
+            trace_err(
+                path,
+                Some(1),
+                format!(
+                    "missing column `{name}` (header is `{}`)",
+                    headers.iter().collect::<Vec<_>>().join(",")
+                ),
+            )
+        })
+    };
+    let (time_col, prompt_col, output_col) = match fmt {
+        TraceFormat::Vidur => (
+            col("arrived_at"),
+            need("num_prefill_tokens")?,
+            need("num_decode_tokens")?,
+        ),
+        TraceFormat::Azure => (
+            Some(need("TIMESTAMP")?),
+            need("ContextTokens")?,
+            need("GeneratedTokens")?,
+        ),
+        _ => (
+            Some(need("Timestamp")?),
+            need("Request tokens")?,
+            need("Response tokens")?,
+        ),
+    };
+    let mut rows = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i as u64 + 2;
+        let rec = rec.map_err(|e| trace_err(path, Some(line), e.to_string()))?;
+        let get = |c: usize, name: &str| {
+            rec.get(c)
+                .ok_or_else(|| trace_err(path, Some(line), format!("missing value for `{name}`")))
+        };
+        let int = |c: usize, name: &str| -> Result<u64> {
+            let v = get(c, name)?;
+            // Some traces write counts as floats ("44.0").
+            v.parse::<u64>()
+                .or_else(|_| match v.parse::<f64>() {
+                    Ok(f) if f >= 0.0 && f.fract() == 0.0 => Ok(f as u64),
+                    _ => Err(()),
+                })
+                .map_err(|_| {
+                    trace_err(
+                        path,
+                        Some(line),
+                        format!("`{name}`: expected a token count, found `{v}`"),
+                    )
+                })
+        };
+        let time_s = match (fmt, time_col) {
+            (TraceFormat::Azure, Some(c)) => {
+                let v = get(c, "TIMESTAMP")?;
+                Some(parse_timestamp(v).ok_or_else(|| {
+                    trace_err(
+                        path,
+                        Some(line),
+                        format!("`TIMESTAMP`: expected `YYYY-MM-DD HH:MM:SS.fffffff`, found `{v}`"),
+                    )
+                })?)
+            }
+            (_, Some(c)) => {
+                let name = headers.get(c).unwrap_or("time");
+                let v = get(c, name)?;
+                let t: f64 = v.parse().map_err(|_| {
+                    trace_err(
+                        path,
+                        Some(line),
+                        format!("`{name}`: expected seconds, found `{v}`"),
+                    )
+                })?;
+                if !t.is_finite() || t < 0.0 {
+                    return Err(trace_err(
+                        path,
+                        Some(line),
+                        format!("`{name}`: expected seconds ≥ 0, found `{v}`"),
+                    ));
+                }
+                Some(t)
+            }
+            (_, None) => None,
+        };
+        let pname = headers.get(prompt_col).unwrap_or("prompt").to_string();
+        let oname = headers.get(output_col).unwrap_or("output").to_string();
+        let (p, o) = lengths(path, line, int(prompt_col, &pname)?, int(output_col, &oname)?)?;
+        rows.push(TraceRow {
+            time_s,
+            prompt_tokens: p,
+            output_tokens: o,
+            hash_ids: Vec::new(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Seconds since the Unix epoch of `YYYY-MM-DD HH:MM:SS[.fraction]` (UTC, any fraction digits).
+pub fn parse_timestamp(s: &str) -> Option<f64> {
+    let (date, time) = s.trim().split_once([' ', 'T'])?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (hms, frac) = match time.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (time, ""),
+    };
+    let mut t = hms.split(':');
+    let (hh, mm, ss): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let frac_s = if frac.is_empty() {
+        0.0
+    } else {
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        format!("0.{frac}").parse::<f64>().ok()?
+    };
+    Some((days_from_civil(y, m, day) * 86400 + hh * 3600 + mm * 60 + ss) as f64 + frac_s)
+}
