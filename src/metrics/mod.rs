@@ -380,6 +380,7 @@ pub(crate) mod test_util {
                 duration: 500 * MS,
                 flops: 1e15,
                 hbm_bytes: 1e12,
+                host: 0,
             };
             m.record_iteration(rep, start, &b, &cost);
         }

@@ -67,6 +67,9 @@ impl Replica {
             return None;
         }
         self.cost = model.iteration(&shape);
+        // The previous iteration's outputs are processed once this one is
+        // scheduled and launched (vLLM ≥ 0.6 async output processing).
+        self.state.flush_outputs(now + self.cost.host, metrics);
         self.started = now;
         self.state.set_busy(true);
         Some(now + self.cost.duration.max(1))

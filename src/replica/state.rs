@@ -436,7 +436,6 @@ impl ReplicaState {
 
     /// Applies the batch's effects at its end time `now`.
     pub(crate) fn complete_batch(&mut self, now: Nanos, metrics: &mut Metrics) {
-        self.flush_outputs(now, metrics);
         if self.batch.decode {
             self.complete_decode_step(now, metrics);
         }
@@ -524,9 +523,10 @@ impl ReplicaState {
 
     /// Makes the tokens and completions of the previous iteration visible at
     /// `now`. With async output processing (vLLM ≥ 0.6) the engine processes
-    /// an iteration's outputs while the next iteration runs, so a token's
-    /// timestamp is the end of the following iteration — or the end of its
-    /// own when no iteration follows (the replica flushes when it idles).
+    /// an iteration's outputs while the next iteration runs on the GPU, so a
+    /// token's timestamp is the next iteration's start plus its host part
+    /// (scheduling and launch) — or the end of its own iteration when no
+    /// iteration follows (the replica flushes when it idles).
     pub fn flush_outputs(&mut self, now: Nanos, metrics: &mut Metrics) {
         for i in 0..self.pending_first.len() {
             let slot = self.pending_first[i];

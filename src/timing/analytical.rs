@@ -768,6 +768,7 @@ impl TimeModel for AnalyticalModel {
             duration: secs_to_nanos(b.total).max(1),
             flops: b.flops,
             hbm_bytes: b.hbm_bytes,
+            host: secs_to_nanos(b.cpu_overhead),
         }
     }
 

@@ -66,6 +66,9 @@ pub struct IterationCost {
     pub flops: f64,
     /// Bytes moved to/from device memory, summed over the replica's devices.
     pub hbm_bytes: f64,
+    /// The host (CPU) part of `duration` at its start: scheduling and input
+    /// preparation before the GPU work is launched.
+    pub host: Nanos,
 }
 
 /// Prices iterations for one replica configuration (model × device × TP × PP).

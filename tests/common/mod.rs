@@ -26,6 +26,7 @@ impl TimeModel for ConstantTime {
             duration: self.0,
             flops: 0.0,
             hbm_bytes: 0.0,
+            host: 0,
         }
     }
     fn peak_rates(&self) -> (f64, f64) {

@@ -1,0 +1,79 @@
+//! The fidelity ratchet: the aggregate errors against the real vLLM H100
+//! measurements may only improve on those recorded in docs/fidelity.md.
+//! Skips (with a message) when ../shared is not present.
+
+mod common;
+
+use fleetsim::fidelity::{self, Options};
+
+/// The `<!-- ratchet: key=value ... -->` figures of docs/fidelity.md.
+fn recorded() -> Vec<(String, f64)> {
+    let doc = include_str!("../docs/fidelity.md");
+    let line = doc
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("<!-- ratchet:"))
+        .expect("docs/fidelity.md records the ratchet figures");
+    line.trim_end_matches("-->")
+        .split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            (k.to_string(), v.parse().expect("a number"))
+        })
+        .collect()
+}
+
+#[test]
+fn aggregate_errors_never_get_worse() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let report = fidelity::run(&shared.join("ground-truth/vllm-h100"), &Options::default()).unwrap();
+    assert!(report.skipped.is_empty(), "cases skipped: {:?}", report.skipped);
+    let a = &report.aggregate;
+    for (key, limit) in recorded() {
+        let now = match key.as_str() {
+            "ttft_mape" => a.ttft_mape,
+            "itl_mape" => a.itl_mape,
+            "e2e_mape" => a.e2e_mape,
+            other => panic!("unknown ratchet key {other}"),
+        };
+        assert!(now <= limit, "{key} got worse: {now:.3}% > recorded {limit:.3}%");
+    }
+}
+
+#[test]
+fn harness_reads_a_case_folder_it_did_not_see_before() {
+    // A folder of the same format with one case: the harness must work unchanged.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("vllm-h100-mini");
+    std::fs::create_dir_all(dir.join("served")).unwrap();
+    std::fs::write(
+        dir.join("served/t.jsonl"),
+        "{\"StartTimeOffset\": 0, \"ContextTokens\": 100, \"GeneratedTokens\": 20}\n\
+         {\"StartTimeOffset\": 2000000000, \"ContextTokens\": 300, \"GeneratedTokens\": 40}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cases.csv"),
+        "case,engine,model,weight_dtype,kv_dtype,trace,arrival_rate,parallel_config,tp,shard,gpus_per_instance,\
+gpu_memory_utilization,max_model_len,n_requests,ttft_mean_s,tpot_s,itl_mean_s,e2e_mean_s,served_prompt_tokens,\
+served_output_tokens,served_trace\n\
+c1,vllm-0.6.0,Llama-3.1-70B,bf16,bf16,x,0.5,4TP,4,,4,0.9,default(131072),2,0.05,0.02,0.02,0.7,400,60,served/t.jsonl\n\
+c2,other-engine,Llama-3.1-70B,bf16,bf16,x,0.5,4TP,4,,4,0.9,8192,2,0.05,0.02,0.02,0.7,400,60,served/t.jsonl\n",
+    )
+    .unwrap();
+    let r = fidelity::run(&dir, &Options::default()).unwrap();
+    assert_eq!(r.device, "H100-SXM");
+    assert_eq!(r.cases.len(), 1);
+    assert_eq!(
+        r.cases[0].scheduler, "sarathi",
+        "131072 context: vLLM 0.6 chunks prefills"
+    );
+    assert_eq!(r.cases[0].requests, 2);
+    assert_eq!(r.skipped.len(), 1, "the unknown engine is skipped with a reason");
+    assert!(r.skipped[0].reason.contains("other-engine"));
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    for k in ["itl_mape", "e2e_mape", "ttft_mape"] {
+        assert!(json["aggregate"][k].is_number(), "aggregate.{k}");
+    }
+}
