@@ -270,7 +270,13 @@ impl Gemm {
             flops_per_row: 2.0 * w,
             weight_bytes: w * weight_bytes_per_elem,
             act_bytes_per_row: (in_dim + out_dim) * ACTIVATION_BYTES,
-            secs_per_flop: 1.0 / (peak * cal.gemm_efficiency),
+            secs_per_flop: 1.0
+                / (peak
+                    * if weight_bytes_per_elem < 2.0 {
+                        cal.quantized_gemm_efficiency
+                    } else {
+                        cal.gemm_efficiency
+                    }),
         }
     }
 }

@@ -79,6 +79,11 @@ pub struct Calibration {
     /// top-k/top-p over the vocabulary). Default 2 µs: a 128k-entry FP32
     /// logit row is 0.5 MB, read a few times at ~2.7 TB/s.
     pub sampling_per_seq: f64,
+    /// `eff_gemm_q`: like `gemm_efficiency`, for GEMMs with 8-bit (or
+    /// narrower) weights, as a fraction of the device's FP8 peak. FP8 GEMMs
+    /// reach a smaller share of their (doubled) peak than BF16 ones at
+    /// serving shapes. Default 0.70, the BF16 default.
+    pub quantized_gemm_efficiency: f64,
     /// `t_layer`: fixed time per decoder layer of an iteration beyond the
     /// operators' rooflines — the gaps between a layer's dozen kernels
     /// (norms, RoPE, KV write, attention, activation) that even a CUDA graph
@@ -123,6 +128,7 @@ impl Default for Calibration {
             cpu_overhead_base: 1e-3,
             cpu_overhead_per_seq: 25e-6,
             sampling_per_seq: 2e-6,
+            quantized_gemm_efficiency: 0.70,
             layer_overhead: 0.0,
             eager_layer_overhead: 0.0,
             quantized_layer_overhead: 0.0,
@@ -148,6 +154,7 @@ impl Calibration {
                 "decode_attention_compute_efficiency",
                 self.decode_attention_compute_efficiency,
             ),
+            ("quantized_gemm_efficiency", self.quantized_gemm_efficiency),
             ("intra_node_link_efficiency", self.intra_node_link_efficiency),
             ("inter_node_link_efficiency", self.inter_node_link_efficiency),
         ];

@@ -118,6 +118,7 @@ const CAL: Calibration = Calibration {
     cpu_overhead_base: 1e-3,
     cpu_overhead_per_seq: 25e-6,
     sampling_per_seq: 2e-6,
+    quantized_gemm_efficiency: 0.70,
     layer_overhead: 0.0,
     eager_layer_overhead: 0.0,
     quantized_layer_overhead: 0.0,
