@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fleetsim::scenario::{self, validate};
 use fleetsim::{Error, bench, catalog, fidelity, workload};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,22 @@ enum Command {
         /// Override a key of every case's scenario, e.g. --set hardware.time_model=profile.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Fit a device's time-model constants to operator profiles (a folder laid
+    /// out like ../shared/profiles); prints a catalog `[device.calibration]` snippet.
+    Calibrate {
+        /// Profile folder, e.g. ../shared/profiles.
+        profile_dir: PathBuf,
+        /// Catalog device to calibrate (default: every catalog device with
+        /// compute profiles in the folder).
+        #[arg(long)]
+        device: Option<String>,
+        /// Also load this catalog file (to calibrate a device of your own).
+        #[arg(long, value_name = "FILE")]
+        catalog: Option<PathBuf>,
+        /// `table` prints the TOML snippet; `json` the fit with its errors.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -164,6 +180,12 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Calibrate {
+            profile_dir,
+            device,
+            catalog: file,
+            format,
+        } => calibrate(&profile_dir, device, file, format),
         Command::Bench { format, only } => {
             let results = bench::run(&only)?;
             match format {
@@ -173,6 +195,53 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+fn calibrate(dir: &Path, device: Option<String>, file: Option<PathBuf>, format: Format) -> Result<(), Error> {
+    use fleetsim::timing::profile::{fit, mlp_tables};
+    if !dir.is_dir() {
+        return Err(Error::config(
+            "calibrate",
+            format!("{} is not a folder", dir.display()),
+        ));
+    }
+    let mut cat = catalog::Catalog::builtin();
+    if let Some(f) = &file {
+        cat.merge_file(f)?;
+    }
+    let devices: Vec<catalog::DeviceSpec> = match &device {
+        Some(name) => vec![cat.device(name)?.clone()],
+        None => cat
+            .devices
+            .iter()
+            .filter(|d| mlp_tables(dir, d).is_ok_and(|t| !t.is_empty()))
+            .cloned()
+            .collect(),
+    };
+    if devices.is_empty() {
+        return Err(Error::config(
+            "calibrate",
+            format!("no catalog device has compute profiles under {}", dir.display()),
+        ));
+    }
+    let mut fits = Vec::new();
+    for d in &devices {
+        let start = validate::resolve_calibration(d, &Default::default())?;
+        fits.push(fit::calibrate(dir, d, start)?);
+    }
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&fits).expect("calibration fits serialize")
+        ),
+        Format::Table => {
+            for (d, f) in devices.iter().zip(&fits) {
+                let cmd = format!("fleetsim calibrate {} --device {}", dir.display(), d.name);
+                println!("{}", f.to_toml(&cmd));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run(

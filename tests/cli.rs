@@ -229,3 +229,52 @@ fn catalog_lists_models_and_devices() {
         assert!(text.contains(d), "catalog devices lacks {d}");
     }
 }
+
+#[test]
+fn profile_time_model_errors_are_clear() {
+    expect_error(
+        &["run", "--quiet", "--set", "hardware.time_model=profile"],
+        &["hardware.profile_dir", "needs the folder"],
+    );
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().display().to_string();
+    expect_error(
+        &[
+            "run",
+            "--quiet",
+            "--set",
+            "hardware.time_model=profile",
+            "--set",
+            &format!("hardware.profile_dir={dir}"),
+        ],
+        &["profile time model", "compute profiles of H100-SXM"],
+    );
+    expect_error(
+        &["calibrate", "/nonexistent/profiles"],
+        &["/nonexistent/profiles", "not a folder"],
+    );
+    expect_error(&["calibrate", &dir], &["no catalog device has compute profiles"]);
+}
+
+#[test]
+fn calibrate_prints_a_catalog_snippet() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let profiles = shared.join("profiles").display().to_string();
+    let out = fleetsim(&["calibrate", &profiles, "--device", "A40"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("[device.calibration]") && text.contains("gemm_efficiency = "),
+        "{text}"
+    );
+    // The snippet is what the catalog embeds for the A40 (same command, same numbers).
+    let catalog = include_str!("../catalog/devices.toml");
+    for line in text.lines().filter(|l| !l.starts_with('#') && l.contains(" = ")) {
+        assert!(
+            catalog.contains(line),
+            "catalog/devices.toml lacks `{line}` from calibrate"
+        );
+    }
+}

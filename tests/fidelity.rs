@@ -6,12 +6,13 @@ mod common;
 
 use fleetsim::fidelity::{self, Options};
 
-/// The `<!-- ratchet: key=value ... -->` figures of docs/fidelity.md.
-fn recorded() -> Vec<(String, f64)> {
+/// The `<!-- {tag}: key=value ... -->` figures of docs/fidelity.md.
+fn recorded(tag: &str) -> Vec<(String, f64)> {
     let doc = include_str!("../docs/fidelity.md");
+    let prefix = format!("<!-- {tag}:");
     let line = doc
         .lines()
-        .find_map(|l| l.trim().strip_prefix("<!-- ratchet:"))
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
         .expect("docs/fidelity.md records the ratchet figures");
     line.trim_end_matches("-->")
         .split_whitespace()
@@ -29,8 +30,38 @@ fn aggregate_errors_never_get_worse() {
     };
     let report = fidelity::run(&shared.join("ground-truth/vllm-h100"), &Options::default()).unwrap();
     assert!(report.skipped.is_empty(), "cases skipped: {:?}", report.skipped);
-    let a = &report.aggregate;
-    for (key, limit) in recorded() {
+    check(&report.aggregate, &recorded("ratchet"));
+}
+
+/// The harness with the profile-table time model: the Llama cases run, the
+/// FP8 Mistral cases are skipped with the reason, and the errors may only improve.
+#[test]
+fn profile_model_errors_never_get_worse() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let profiles = shared.join("profiles");
+    let opts = Options {
+        device: None,
+        overrides: vec![
+            "hardware.time_model=profile".into(),
+            format!("hardware.profile_dir={}", profiles.display()),
+        ],
+    };
+    let report = fidelity::run(&shared.join("ground-truth/vllm-h100"), &opts).unwrap();
+    assert_eq!(report.time_model, "profile");
+    assert!(report.cases.iter().all(|c| c.model.starts_with("Llama")));
+    assert_eq!(report.cases.len(), 32);
+    assert!(
+        report.skipped.iter().all(|s| s.reason.contains("FP16")),
+        "{:?}",
+        report.skipped
+    );
+    check(&report.aggregate, &recorded("ratchet-profile"));
+}
+
+fn check(a: &fidelity::GroupStats, recorded: &[(String, f64)]) {
+    for (key, limit) in recorded.iter().cloned() {
         let now = match key.as_str() {
             "ttft_mape" => a.ttft_mape,
             "itl_mape" => a.itl_mape,

@@ -197,6 +197,23 @@ pub struct DeviceSpec {
     /// the engine it was measured with); `None` uses the generic defaults.
     #[serde(default)]
     pub calibration: Option<crate::timing::Calibration>,
+    /// Folder names of this device in public profile collections, used by the
+    /// profile time model and `fleetsim calibrate` to find its tables.
+    #[serde(default)]
+    pub profile_names: ProfileNames,
+}
+
+/// Where a device's measurements live in a profile folder laid out like
+/// `../shared/profiles` (empty = not profiled there).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileNames {
+    /// `vidur/compute/<vidur_compute>/` (e.g. "h100").
+    pub vidur_compute: String,
+    /// `vidur/network/<vidur_network>/` (e.g. "h100_dgx").
+    pub vidur_network: String,
+    /// `apex/comm/<apex_comm>/` (e.g. "H100-SXM-80GB").
+    pub apex_comm: String,
 }
 
 impl DeviceSpec {

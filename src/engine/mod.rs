@@ -20,6 +20,7 @@ use crate::replica::{Replica, ReplicaState};
 use crate::scenario::validate::Plan;
 use crate::timing::TimeModel;
 use crate::timing::analytical::{AnalyticalModel, ParallelConfig};
+use crate::timing::profile::ProfileModel;
 use crate::units::{Nanos, secs_to_nanos};
 use crate::workload::{self, RequestSource, RequestSpec};
 use std::cmp::Reverse;
@@ -41,7 +42,7 @@ pub struct Simulation {
 /// Builds the iteration time model a plan asks for.
 pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
     let c = &plan.scenario.cluster;
-    let model = AnalyticalModel::new(
+    let analytical = AnalyticalModel::new(
         &plan.model,
         &plan.device,
         plan.weight_dtype,
@@ -53,7 +54,19 @@ pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
         },
         plan.calibration,
     )?;
-    Ok(Box::new(model))
+    match (
+        plan.scenario.hardware.time_model.as_str(),
+        &plan.scenario.hardware.profile_dir,
+    ) {
+        ("profile", Some(dir)) => Ok(Box::new(ProfileModel::new(
+            dir,
+            &plan.model,
+            &plan.device,
+            plan.weight_dtype,
+            analytical,
+        )?)),
+        _ => Ok(Box::new(analytical)),
+    }
 }
 
 impl Simulation {

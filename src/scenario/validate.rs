@@ -11,7 +11,7 @@ use crate::timing::{AnalyticalModel, Calibration, ParallelConfig};
 use crate::units::did_you_mean;
 
 /// Scenario names of the time models (`hardware.time_model`).
-pub const TIME_MODELS: &[&str] = &["analytical"];
+pub const TIME_MODELS: &[&str] = &["analytical", "profile"];
 /// Scenario names of the preemption modes (`scheduler.preemption`).
 pub const PREEMPTION_MODES: &[&str] = &["recompute"];
 
@@ -110,6 +110,23 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         device.inter_node_latency = v * 1e-6;
     }
     check_name("hardware.time_model", &s.hardware.time_model, TIME_MODELS)?;
+    if s.hardware.time_model == "profile" {
+        match &s.hardware.profile_dir {
+            None => {
+                return Err(Error::config(
+                    "key `hardware.profile_dir`",
+                    "time_model = \"profile\" needs the folder of operator profiles (laid out like ../shared/profiles)",
+                ));
+            }
+            Some(dir) if !dir.is_dir() => {
+                return Err(Error::config(
+                    "key `hardware.profile_dir`",
+                    format!("{} is not a folder", dir.display()),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     let devices_per_node = s.hardware.devices_per_node.unwrap_or(device.devices_per_node);
     positive("hardware.devices_per_node", devices_per_node)?;
 

@@ -248,6 +248,20 @@ impl Breakdown {
     pub fn gpu(&self) -> f64 {
         self.total - self.cpu_overhead
     }
+
+    /// The iteration's cost (zero for an empty batch's all-zero breakdown,
+    /// at least 1 ns otherwise).
+    pub fn cost(&self) -> IterationCost {
+        if self.total == 0.0 {
+            return IterationCost::default();
+        }
+        IterationCost {
+            duration: secs_to_nanos(self.total).max(1),
+            flops: self.flops,
+            hbm_bytes: self.hbm_bytes,
+            host: secs_to_nanos(self.cpu_overhead),
+        }
+    }
 }
 
 /// A weight GEMM's per-device constants.
@@ -580,6 +594,42 @@ impl AnalyticalModel {
         &self.cal
     }
 
+    /// Decoder layers summed over stages (the `L` of the formulas).
+    pub fn layers(&self) -> f64 {
+        self.layers
+    }
+
+    /// Layer counts of the first stage, the last stage and the largest middle stage.
+    pub fn stage_layers(&self) -> (f64, f64, f64) {
+        self.stage_layers
+    }
+
+    /// One layer's KV-cache write kernel for `tokens` new tokens, seconds.
+    pub fn kv_write_time(&self, tokens: f64) -> f64 {
+        self.mem_op(tokens * self.kv_write_bytes_per_row)
+    }
+
+    /// One TP all-reduce of `tokens` rows of hidden states, seconds (0 when `tp = 1`).
+    pub fn all_reduce_time(&self, tokens: f64) -> f64 {
+        if self.par.tp > 1 {
+            self.ar_per_row * tokens + self.ar_fixed
+        } else {
+            0.0
+        }
+    }
+
+    /// Lower bound of an eager (prefill) iteration's GPU time set by the host
+    /// launching every kernel (see `Calibration::eager_launch_per_layer`).
+    pub fn eager_launch_floor(&self) -> f64 {
+        self.model_layers
+            * (self.cal.eager_launch_per_layer
+                + if self.quantized {
+                    self.cal.quantized_launch_per_layer
+                } else {
+                    0.0
+                })
+    }
+
     /// A weight GEMM over `rows` rows reading `copies` copies of the weights
     /// (distinct experts), each copy's GEMM padded by `t_half` rows.
     #[inline(always)]
@@ -664,11 +714,7 @@ impl AnalyticalModel {
         let norm = self.mem_op(norm_bytes);
         let residual_bytes = t * self.residual_bytes_per_row;
         let residual = residual_bytes * self.inv_mem;
-        let all_reduce = if self.par.tp > 1 {
-            self.ar_per_row * t + self.ar_fixed
-        } else {
-            0.0
-        };
+        let all_reduce = self.all_reduce_time(t);
 
         // Fixed per-layer costs beyond the rooflines (see `Calibration`).
         let layer_fixed = if b.prefill_tokens > 0 {
@@ -730,13 +776,7 @@ impl AnalyticalModel {
         if b.prefill_tokens > 0 {
             // Eager iteration: the host launches every kernel; the GPU cannot
             // finish before the last launch (see `Calibration::eager_launch_per_layer`).
-            let launch = self.cal.eager_launch_per_layer
-                + if self.quantized {
-                    self.cal.quantized_launch_per_layer
-                } else {
-                    0.0
-                };
-            gpu = gpu.max(self.model_layers * launch);
+            gpu = gpu.max(self.eager_launch_floor());
         }
         let tpf = self.par.tp as f64;
         Breakdown {
@@ -766,16 +806,7 @@ impl AnalyticalModel {
 impl TimeModel for AnalyticalModel {
     #[inline]
     fn iteration(&self, batch: &BatchShape) -> IterationCost {
-        if batch.is_empty() {
-            return IterationCost::default();
-        }
-        let b = self.breakdown(batch);
-        IterationCost {
-            duration: secs_to_nanos(b.total).max(1),
-            flops: b.flops,
-            hbm_bytes: b.hbm_bytes,
-            host: secs_to_nanos(b.cpu_overhead),
-        }
+        self.breakdown(batch).cost()
     }
 
     fn peak_rates(&self) -> (f64, f64) {

@@ -6,10 +6,13 @@
 //! [`IterationCost`]. Implementations:
 //! - [`analytical::AnalyticalModel`]: operator-level roofline with calibrated
 //!   efficiencies (time model v1).
+//! - [`profile::ProfileModel`]: operator times interpolated from measured
+//!   profile tables (Vidur, APEX+), the analytical model for the rest.
 
 pub mod analytical;
 pub mod calibration;
 pub mod collectives;
+pub mod profile;
 
 pub use analytical::{AnalyticalModel, Breakdown, ParallelConfig};
 pub use calibration::Calibration;

@@ -1,0 +1,368 @@
+//! The profile model on synthetic tables whose answers are known.
+
+use super::fit::calibrate;
+use super::*;
+use crate::catalog::Catalog;
+use crate::timing::analytical::ParallelConfig;
+use crate::timing::{BatchShape, Calibration, TimeModel};
+use std::fmt::Write as _;
+
+const OPS: [&str; 10] = vidur::MLP_OPS;
+
+fn stats(ms: f64) -> String {
+    format!("{ms},{ms},{ms},{ms},0")
+}
+
+fn mlp_header() -> String {
+    let mut h = String::new();
+    for name in OPS {
+        for s in ["min", "max", "mean", "median", "std"] {
+            write!(h, "time_stats.{name}.{s},").unwrap();
+        }
+    }
+    h + "n_head,n_kv_head,n_embd,n_expanded_embd,vocab_size,use_gated_mlp,num_tokens,num_tensor_parallel_workers\n"
+}
+
+/// Operator `i`'s synthetic time (ms) at `t` tokens: a power law, which
+/// log–log interpolation reproduces exactly between nodes.
+fn op_ms(i: usize, t: f64) -> f64 {
+    (i + 1) as f64 * 1e-3 * t.powf(0.5)
+}
+
+const TOKENS: [u32; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+fn write_mlp(dir: &Path, arch: &str, tps: &[u32], ms: impl Fn(u32, usize, f64) -> f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut text = mlp_header();
+    for &tp in tps {
+        for t in TOKENS.iter().chain(&[256, 512, 1024, 2048, 4096]) {
+            let cols: Vec<String> = (0..10).map(|i| stats(ms(tp, i, *t as f64))).collect();
+            writeln!(text, "{},{arch},{t},{tp}", cols.join(",")).unwrap();
+        }
+    }
+    std::fs::write(dir.join("mlp.csv"), text).unwrap();
+}
+
+/// Prefill: `1e-6·c·(k + c/2)` ms; decode: `1e-3 + 1e-7·b·kv` ms (bilinear); KV save 1e-4·tokens ms.
+fn write_attention(dir: &Path, tp: u32) {
+    let mut text = String::from(
+        "time_stats.attn_prefill.median,time_stats.attn_decode.median,time_stats.attn_kv_cache_save.median,n_embd,n_q_head,n_kv_head,block_size,num_tensor_parallel_workers,max_model_len,batch_size,prefill_chunk_size,kv_cache_size,is_prefill\n",
+    );
+    for c in [64u32, 128, 256] {
+        for k in [0u32, 256, 512] {
+            let ms = 1e-6 * c as f64 * (k as f64 + c as f64 / 2.0);
+            writeln!(
+                text,
+                "{ms},,{},8192,64,8,16,{tp},4096,1,{c},{k},True",
+                1e-4 * c as f64
+            )
+            .unwrap();
+        }
+    }
+    for b in [1u32, 2, 4, 8] {
+        for kv in [128u32, 256, 512] {
+            let ms = 1e-3 + 1e-7 * (b * kv) as f64;
+            writeln!(
+                text,
+                ",{ms},{},8192,64,8,16,{tp},4096,{b},0,{kv},False",
+                1e-4 * b as f64
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(dir.join("attention.csv"), text).unwrap();
+}
+
+/// All-reduce `0.01 + bytes/1e8` ms at 2 and 4 GPUs, sizes 16 KiB · 2^i.
+fn write_all_reduce(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut text = String::from(
+        ",time_stats.all_reduce.median,rank,num_workers,size,collective,devices_per_node,max_devices_per_node\n",
+    );
+    let mut i = 0;
+    for n in [2u32, 4] {
+        for p in 0..12 {
+            let bytes = 16384u64 << p;
+            writeln!(
+                text,
+                "{i},{},0,{n},{bytes},all_reduce,{n},8",
+                0.01 + bytes as f64 / 1e8
+            )
+            .unwrap();
+            i += 1;
+        }
+    }
+    std::fs::write(dir.join("all_reduce.csv"), text).unwrap();
+}
+
+const LLAMA70B_ARCH: &str = "64,8,8192,28672,32768,True";
+
+fn setup() -> (tempfile::TempDir, ModelSpec, DeviceSpec) {
+    let root = tempfile::tempdir().unwrap();
+    let model_dir = root.path().join("vidur/compute/h100/meta-llama/Llama-2-70b-hf");
+    write_mlp(&model_dir, LLAMA70B_ARCH, &[1, 2, 4], |_, i, t| op_ms(i, t));
+    write_attention(&model_dir, 4);
+    write_all_reduce(&root.path().join("vidur/network/h100_dgx"));
+    // Another architecture first in name order, which must not be picked.
+    write_mlp(
+        &root.path().join("vidur/compute/h100/aaa/Other"),
+        "32,32,4096,11008,32000,True",
+        &[1],
+        |_, i, t| op_ms(i, t),
+    );
+    let cat = Catalog::builtin();
+    let model = cat.model("Llama-3-70B").unwrap().clone();
+    let device = cat.device("H100-SXM").unwrap().clone();
+    (root, model, device)
+}
+
+fn build(root: &Path, model: &ModelSpec, device: &DeviceSpec, tp: u32, pp: u32) -> Result<ProfileModel> {
+    let base = AnalyticalModel::new(
+        model,
+        device,
+        Dtype::Bf16,
+        Dtype::Bf16,
+        ParallelConfig::new(tp, pp, 8),
+        Calibration::default(),
+    )?;
+    ProfileModel::new(root, model, device, Dtype::Bf16, base)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1e-12)
+}
+
+#[test]
+fn locates_the_table_by_architecture_not_name() {
+    let (root, model, device) = setup();
+    let files = locate(root.path(), &device, &model).unwrap();
+    assert!(
+        files.mlp.ends_with("meta-llama/Llama-2-70b-hf/mlp.csv"),
+        "{files:?}"
+    );
+    assert!(files.attention.is_some() && files.all_reduce.is_some() && files.send_recv.is_none());
+}
+
+#[test]
+fn operator_times_are_the_tables_at_and_between_nodes() {
+    let (root, model, device) = setup();
+    let m = build(root.path(), &model, &device, 4, 1).unwrap();
+    let layers = model.num_layers as f64;
+    for t in [16u32, 24, 100, 3000] {
+        let b = BatchShape {
+            decode_seqs: t,
+            decode_kv_tokens: t as u64 * 256,
+            ..Default::default()
+        };
+        let br = m.breakdown(&b);
+        let tf = t as f64;
+        assert!(close(br.qkv_proj, layers * op_ms(op::QKV, tf) * 1e-3), "t={t}");
+        assert!(close(br.o_proj, layers * op_ms(op::O_PROJ, tf) * 1e-3), "t={t}");
+        let mlp = (op_ms(op::UP, tf) + op_ms(op::ACT, tf) + op_ms(op::DOWN, tf)) * 1e-3;
+        assert!(close(br.mlp, layers * mlp), "t={t}");
+        assert!(close(br.embedding, op_ms(op::EMB, tf) * 1e-3));
+        // The total is the sum of its parts plus the CPU overhead.
+        let parts = br.embedding
+            + br.qkv_proj
+            + br.rope_kv_write
+            + br.prefill_attention
+            + br.decode_attention
+            + br.o_proj
+            + br.mlp
+            + br.norms
+            + br.residual_adds
+            + br.lm_head
+            + br.sampling
+            + br.tp_comm
+            + br.pp_comm
+            + br.cpu_overhead;
+        assert!(close(br.total, parts), "{} vs {parts}", br.total);
+        assert_eq!(m.iteration(&b).duration, crate::units::secs_to_nanos(br.total));
+    }
+}
+
+#[test]
+fn decode_attention_is_bilinear_in_batch_and_context() {
+    let (root, model, device) = setup();
+    let m = build(root.path(), &model, &device, 4, 1).unwrap();
+    let layers = model.num_layers as f64;
+    // (4, 256) is a node; (3, 384) is inside the grid: 1e-3 + 1e-7·b·kv exactly.
+    for (b, kv) in [(4u32, 256u64), (3, 384), (6, 200)] {
+        let shape = BatchShape {
+            decode_seqs: b,
+            decode_kv_tokens: b as u64 * kv,
+            ..Default::default()
+        };
+        let want = (1e-3 + 1e-7 * (b as f64) * kv as f64) * 1e-3;
+        let got = m.breakdown(&shape).decode_attention / layers;
+        assert!(close(got, want), "b={b} kv={kv}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn prefill_attention_uses_the_chunk_and_cached_length() {
+    let (root, model, device) = setup();
+    let m = build(root.path(), &model, &device, 4, 1).unwrap();
+    let layers = model.num_layers as f64;
+    let want = |c: f64, k: f64| 1e-6 * c * (k + c / 2.0) * 1e-3;
+    // A node, a point between kv nodes, and two equal chunks (priced as 2 × one).
+    let mut one = BatchShape::default();
+    one.add_prefill_chunk(256, 128);
+    assert!(close(
+        m.breakdown(&one).prefill_attention / layers,
+        want(128.0, 256.0)
+    ));
+    let mut mid = BatchShape::default();
+    mid.add_prefill_chunk(384, 128);
+    assert!(close(
+        m.breakdown(&mid).prefill_attention / layers,
+        want(128.0, 384.0)
+    ));
+    let mut two = BatchShape::default();
+    two.add_prefill_chunk(512, 64);
+    two.add_prefill_chunk(512, 64);
+    assert!(close(
+        m.breakdown(&two).prefill_attention / layers,
+        2.0 * want(64.0, 512.0)
+    ));
+}
+
+#[test]
+fn all_reduce_comes_from_the_network_table() {
+    let (root, model, device) = setup();
+    let m = build(root.path(), &model, &device, 4, 1).unwrap();
+    let layers = model.num_layers as f64;
+    let b = BatchShape {
+        decode_seqs: 4,
+        decode_kv_tokens: 4 * 128,
+        ..Default::default()
+    };
+    let bytes = 4.0 * 8192.0 * 2.0; // 64 KiB: a node of the table
+    let per_call = (0.01 + bytes / 1e8) * 1e-3;
+    let br = m.breakdown(&b);
+    // tp_comm = (2L + 1) all-reduces + the (analytical) logits gather.
+    assert!(br.tp_comm >= (2.0 * layers + 1.0) * per_call);
+    assert!(br.tp_comm < (2.0 * layers + 1.0) * per_call * 1.05);
+}
+
+#[test]
+fn unprofiled_cases_are_clear_errors() {
+    let (root, model, device) = setup();
+    let msg = build(root.path(), &model, &device, 8, 1).unwrap_err().to_string();
+    assert!(
+        msg.contains("no rows for TP 8") && msg.contains("[1, 2, 4]"),
+        "{msg}"
+    );
+    let cat = Catalog::builtin();
+    let small = cat.model("Llama-3-8B").unwrap();
+    let msg = build(root.path(), small, &device, 1, 1).unwrap_err().to_string();
+    assert!(
+        msg.contains("Llama-3-8B") && msg.contains("hidden 4096") && msg.contains("Llama-2-70b-hf"),
+        "{msg}"
+    );
+    let base = AnalyticalModel::new(
+        &model,
+        &device,
+        Dtype::Fp8,
+        Dtype::Fp8,
+        ParallelConfig::new(4, 1, 8),
+        Calibration::default(),
+    )
+    .unwrap();
+    let msg = ProfileModel::new(root.path(), &model, &device, Dtype::Fp8, base)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("FP16"), "{msg}");
+    let a40 = cat.device("L40S").unwrap();
+    let msg = locate(root.path(), a40, &model).unwrap_err().to_string();
+    assert!(msg.contains("profile_names"), "{msg}");
+}
+
+#[test]
+fn pipeline_hops_inside_and_across_nodes() {
+    assert_eq!(pp_hops(4, 1, 8), (0.0, 0.0));
+    assert_eq!(pp_hops(4, 2, 8), (1.0, 0.0));
+    assert_eq!(pp_hops(4, 4, 8), (2.0, 1.0));
+    assert_eq!(pp_hops(8, 3, 8), (0.0, 2.0));
+}
+
+/// Tables generated by the analytical model with known constants: the fit recovers them.
+#[test]
+fn calibrate_recovers_the_constants_that_generated_the_tables() {
+    let cat = Catalog::builtin();
+    let device = cat.device("H100-SXM").unwrap().clone();
+    let truth = Calibration {
+        gemm_efficiency: 0.6,
+        gemm_half_tokens: 80.0,
+        memory_efficiency: 0.7,
+        min_kernel_time: 5e-6,
+        ..Calibration::default()
+    };
+    let root = tempfile::tempdir().unwrap();
+    let arch = vidur::MlpArch {
+        n_head: 64,
+        n_kv_head: 8,
+        n_embd: 8192,
+        n_expanded_embd: 28672,
+        vocab_size: 32768,
+        gated: true,
+    };
+    let spec = ModelSpec {
+        name: "x".into(),
+        aliases: vec![],
+        num_layers: 1,
+        hidden_size: arch.n_embd,
+        num_heads: arch.n_head,
+        num_kv_heads: arch.n_kv_head,
+        head_dim: 128,
+        intermediate_size: arch.n_expanded_embd,
+        vocab_size: arch.vocab_size,
+        num_experts: 1,
+        experts_per_token: 1,
+        gated_mlp: true,
+        tied_embeddings: false,
+        dtype: Dtype::Bf16,
+        max_context: 1 << 20,
+    };
+    let generate = |tp: u32, i: usize, t: f64| -> f64 {
+        let m = AnalyticalModel::new(
+            &spec,
+            &device,
+            Dtype::Bf16,
+            Dtype::Bf16,
+            ParallelConfig::new(tp, 1, 8),
+            truth,
+        )
+        .unwrap();
+        let br = m.breakdown(&BatchShape {
+            decode_seqs: t as u32,
+            decode_kv_tokens: t as u64,
+            ..Default::default()
+        });
+        1e3 * match i {
+            op::QKV => br.qkv_proj,
+            op::O_PROJ => br.o_proj,
+            op::UP => br.mlp,
+            _ => 0.0,
+        }
+    };
+    write_mlp(
+        &root.path().join("vidur/compute/h100/org/m"),
+        "64,8,8192,28672,32768,True",
+        &[1, 2, 4, 8],
+        generate,
+    );
+    let fit = calibrate(root.path(), &device, Calibration::default()).unwrap();
+    let c = fit.calibration;
+    let rel = |a: f64, b: f64| (a - b).abs() / b;
+    assert!(rel(c.gemm_efficiency, 0.6) < 0.02, "{c:?}");
+    assert!(rel(c.memory_efficiency, 0.7) < 0.02, "{c:?}");
+    assert!(rel(c.gemm_half_tokens, 80.0) < 0.05, "{c:?}");
+    assert!(fit.groups[0].mape_after < 1.0, "{:?}", fit.groups);
+    let toml_text = fit.to_toml("fleetsim calibrate X");
+    assert!(toml_text.contains("[device.calibration]") && toml_text.contains("gemm_efficiency = 0.6"));
+    // The snippet parses back into a calibration.
+    let table: toml::Table = toml::from_str(&toml_text).unwrap();
+    let back: Calibration = table["device"]["calibration"].clone().try_into().unwrap();
+    assert!(rel(back.gemm_efficiency, c.gemm_efficiency) < 1e-3);
+}
