@@ -141,27 +141,9 @@ fn sarathi_has_lower_tail_inter_token_latency_than_vllm() {
 fn requests_that_can_never_fit_are_rejected_and_reported() {
     let p = plan(&["model.max_model_len=4096", "workload.count=3"]);
     let reqs = vec![
-        RequestSpec {
-            id: 0,
-            arrival: 0,
-            prompt_tokens: 100,
-            output_tokens: 10,
-            client: 0,
-        },
-        RequestSpec {
-            id: 1,
-            arrival: 1,
-            prompt_tokens: 4000,
-            output_tokens: 200,
-            client: 0,
-        },
-        RequestSpec {
-            id: 2,
-            arrival: 2,
-            prompt_tokens: 50,
-            output_tokens: 5,
-            client: 0,
-        },
+        RequestSpec::new(0, 0, 100, 10),
+        RequestSpec::new(1, 1, 4000, 200),
+        RequestSpec::new(2, 2, 50, 5),
     ];
     let mut sim = Simulation::with_source(&p, engine::time_model(&p).unwrap(), ListSource::boxed(reqs));
     sim.set_paranoid(true);
@@ -177,20 +159,8 @@ fn kv_capacity_rejection_when_one_request_exceeds_the_pool() {
     let p = plan(&sets);
     let too_long = (p.memory.num_blocks as u32 + 10) * p.scenario.scheduler.block_size;
     let reqs = vec![
-        RequestSpec {
-            id: 0,
-            arrival: 0,
-            prompt_tokens: too_long.min(7000),
-            output_tokens: 1000,
-            client: 0,
-        },
-        RequestSpec {
-            id: 1,
-            arrival: 0,
-            prompt_tokens: 10,
-            output_tokens: 10,
-            client: 0,
-        },
+        RequestSpec::new(0, 0, too_long.min(7000), 1000),
+        RequestSpec::new(1, 0, 10, 10),
     ];
     let fits = (too_long.min(7000) + 999).div_ceil(16) as u64 <= p.memory.num_blocks;
     let mut sim = Simulation::with_source(&p, engine::time_model(&p).unwrap(), ListSource::boxed(reqs));

@@ -147,7 +147,7 @@ impl Simulation {
         let mut now: Nanos = 0;
         loop {
             let t_end = ends.peek().map(|r| r.0.0);
-            let t_arr = next_arrival.map(|r| r.arrival);
+            let t_arr = next_arrival.as_ref().map(|r| r.arrival);
             let t = match (t_end, t_arr) {
                 (None, None) => break,
                 (Some(a), None) | (None, Some(a)) => a,
@@ -172,10 +172,8 @@ impl Simulation {
                 }
                 mark(&mut dirty, &mut is_dirty, i);
             }
-            while let Some(req) = next_arrival {
-                if req.arrival != now {
-                    break;
-                }
+            while next_arrival.as_ref().is_some_and(|r| r.arrival == now) {
+                let req = next_arrival.take().expect("checked above");
                 let i = self.admit(req, now);
                 mark(&mut dirty, &mut is_dirty, i);
                 next_arrival = self.source.next_request();

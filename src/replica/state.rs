@@ -46,9 +46,34 @@ enum Phase {
     Decoding,
 }
 
+/// The numbers of a [`RequestSpec`] the replica keeps per request (its
+/// prefix identity lives in `ReplicaState::prefixes`, which is not `Copy`).
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    id: u64,
+    arrival: Nanos,
+    prompt_tokens: u32,
+    output_tokens: u32,
+    client: u32,
+    priority: u32,
+}
+
+impl Meta {
+    fn of(s: &RequestSpec) -> Meta {
+        Meta {
+            id: s.id,
+            arrival: s.arrival,
+            prompt_tokens: s.prompt_tokens,
+            output_tokens: s.output_tokens,
+            client: s.client,
+            priority: s.priority,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Req {
-    spec: RequestSpec,
+    spec: Meta,
     phase: Phase,
     scheduled: Nanos,
     first_token: Nanos,
@@ -219,7 +244,7 @@ impl ReplicaState {
             return;
         }
         let req = Req {
-            spec,
+            spec: Meta::of(&spec),
             phase: Phase::Waiting,
             scheduled: NONE,
             first_token: NONE,

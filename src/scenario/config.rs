@@ -201,6 +201,58 @@ pub struct WorkloadConfig {
     pub prompt: LengthConfig,
     /// Output length distribution.
     pub output: LengthConfig,
+    /// Shared prompt prefixes (what prefix caching can reuse).
+    pub prefix: PrefixConfig,
+    /// Clients (tenants): their shares of the requests and their priorities.
+    pub clients: ClientConfig,
+}
+
+/// `[workload.prefix]`: which prompts share leading tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrefixConfig {
+    /// "auto" (the trace's `hash_ids` when it has them, else none), "none",
+    /// "system" (every prompt starts with a `tokens`-token system prompt; a
+    /// fraction `share` of requests use one of `prompts` shared ones, the
+    /// rest a prompt of their own), "sessions" (multi-turn conversations of
+    /// `turns` turns: turn k+1's prompt is turn k's prompt + its output +
+    /// new user tokens drawn from `workload.prompt`; consecutive requests
+    /// form a session), or "trace" (Mooncake `hash_ids`).
+    pub kind: String,
+    /// system: length of the system prompt, tokens (added to each prompt).
+    pub tokens: u32,
+    /// system: fraction of requests whose system prompt is shared, in [0, 1].
+    pub share: f64,
+    /// system: number of distinct shared system prompts (picked uniformly).
+    pub prompts: u32,
+    /// sessions: turns per conversation.
+    pub turns: u32,
+    /// trace: tokens per `hash_ids` block (512 in Mooncake's traces).
+    pub unit_tokens: u32,
+}
+
+impl Default for PrefixConfig {
+    fn default() -> Self {
+        PrefixConfig {
+            kind: "auto".into(),
+            tokens: 1024,
+            share: 1.0,
+            prompts: 1,
+            turns: 4,
+            unit_tokens: 512,
+        }
+    }
+}
+
+/// `[workload.clients]`: tenants sharing the service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    /// Relative share of the requests sent by each client (ids 0, 1, …);
+    /// empty = one client. E.g. `[10, 1]`: client 0 sends 10× client 1's load.
+    pub weights: Vec<f64>,
+    /// Priority class of each client's requests (0 = most urgent; default 0).
+    pub priorities: Vec<u32>,
 }
 
 impl Default for WorkloadConfig {
@@ -216,6 +268,8 @@ impl Default for WorkloadConfig {
             arrivals: ArrivalConfig::default(),
             prompt: LengthConfig::conversation_prompt(),
             output: LengthConfig::conversation_output(),
+            prefix: PrefixConfig::default(),
+            clients: ClientConfig::default(),
         }
     }
 }

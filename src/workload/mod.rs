@@ -19,10 +19,11 @@ use lengths::Lengths;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Gamma, Zipf};
+use std::sync::Arc;
 use trace::Trace;
 
 /// One request as the workload defines it, before any simulation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestSpec {
     /// 0, 1, 2, ... in arrival order.
     pub id: u64,
@@ -34,6 +35,78 @@ pub struct RequestSpec {
     pub output_tokens: u32,
     /// Client / tenant id (0 when the workload has none).
     pub client: u32,
+    /// Priority class: 0 is the most urgent (used by `scheduler.priority`).
+    pub priority: u32,
+    /// Which leading tokens of the prompt other prompts share (prefix caching).
+    pub prefix: Prefix,
+}
+
+impl RequestSpec {
+    /// A request with no client, priority or shared prefix.
+    pub fn new(id: u64, arrival: Nanos, prompt_tokens: u32, output_tokens: u32) -> Self {
+        RequestSpec {
+            id,
+            arrival,
+            prompt_tokens,
+            output_tokens,
+            client: 0,
+            priority: 0,
+            prefix: Prefix::None,
+        }
+    }
+}
+
+/// The identity of a prompt's leading tokens, cut into *units* (prefix-cache
+/// granularity): two prompts with the same unit hashes up to unit `j` have
+/// identical tokens up to the end of unit `j`. Only whole units are shared.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Prefix {
+    /// Nothing shared.
+    #[default]
+    None,
+    /// The first `tokens` tokens equal those of every other prompt of
+    /// `group` that is at least as long (a system prompt, or the history of
+    /// a multi-turn session). Units are KV blocks.
+    Group { group: u64, tokens: u32 },
+    /// Mooncake-style block ids of `unit_tokens`-token units, each id
+    /// naming its unit *and* everything before it.
+    Blocks { ids: Arc<[u64]>, unit_tokens: u32 },
+}
+
+/// SplitMix64 finaliser: a well-mixed 64-bit hash of `x`.
+pub fn mix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Prefix {
+    /// Tokens per unit (`block_size` for groups).
+    pub fn unit_tokens(&self, block_size: u32) -> u32 {
+        match self {
+            Prefix::Blocks { unit_tokens, .. } => *unit_tokens,
+            _ => block_size,
+        }
+    }
+
+    /// Whole shareable units of a prompt of `prompt_tokens` tokens.
+    pub fn units(&self, prompt_tokens: u32, block_size: u32) -> u32 {
+        match self {
+            Prefix::None => 0,
+            Prefix::Group { tokens, .. } => (*tokens).min(prompt_tokens) / block_size,
+            Prefix::Blocks { ids, unit_tokens } => (ids.len() as u32).min(prompt_tokens / unit_tokens),
+        }
+    }
+
+    /// Hash of unit `j` (chained: it identifies units `0..=j`).
+    pub fn unit_hash(&self, j: u32) -> u64 {
+        match self {
+            Prefix::None => 0,
+            Prefix::Group { group, .. } => mix64(mix64(*group) ^ j as u64),
+            Prefix::Blocks { ids, .. } => mix64(ids[j as usize] ^ 0x5EED_0000_0000_0000),
+        }
+    }
 }
 
 /// Yields requests in non-decreasing arrival order, lazily.
@@ -142,6 +215,10 @@ fn length_dist(key: &str, c: &LengthConfig, has_trace: bool) -> Result<Lengths> 
 
 /// A workload configuration checked and resolved (trace read).
 struct Resolved {
+    prefix: PrefixKind,
+    /// Cumulative client weights (empty: one client) and per-client priorities.
+    client_cdf: Vec<f64>,
+    priorities: Vec<u32>,
     trace: Option<Trace>,
     arrivals: Option<Arrivals>,
     prompt: Lengths,
@@ -232,7 +309,12 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
         (c, false) => c,
     };
     let duration = (cfg.duration > 0.0).then(|| secs_to_nanos(cfg.duration));
+    let prefix = prefix_kind(cfg, trace.as_ref())?;
+    let (client_cdf, priorities) = clients(cfg)?;
     Ok(Resolved {
+        prefix,
+        client_cdf,
+        priorities,
         trace,
         arrivals,
         prompt,
@@ -240,6 +322,100 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
         limit,
         duration,
     })
+}
+
+/// How prompts share prefixes (see `PrefixConfig`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PrefixKind {
+    None,
+    System { tokens: u32, share: f64, prompts: u32 },
+    Sessions { turns: u32 },
+    Trace { unit_tokens: u32 },
+}
+
+/// Names accepted by `workload.prefix.kind`.
+pub const PREFIX_KINDS: &[&str] = &["auto", "none", "system", "sessions", "trace"];
+
+fn prefix_kind(cfg: &WorkloadConfig, trace: Option<&Trace>) -> Result<PrefixKind> {
+    let p = &cfg.prefix;
+    check_kind("prefix.kind", &p.kind, PREFIX_KINDS)?;
+    let has_ids = trace.is_some_and(|t| t.has_prefix_ids());
+    Ok(match p.kind.as_str() {
+        "none" => PrefixKind::None,
+        "auto" if !has_ids => PrefixKind::None,
+        "auto" | "trace" => {
+            if !has_ids {
+                return Err(key_err(
+                    "prefix.kind",
+                    "`trace` prefixes need a trace with `hash_ids` (Mooncake JSONL)",
+                ));
+            }
+            if p.unit_tokens == 0 {
+                return Err(key_err("prefix.unit_tokens", "must be at least 1 token, found 0"));
+            }
+            PrefixKind::Trace {
+                unit_tokens: p.unit_tokens,
+            }
+        }
+        "system" => {
+            if p.tokens == 0 {
+                return Err(key_err("prefix.tokens", "must be at least 1 token, found 0"));
+            }
+            if !(0.0..=1.0).contains(&p.share) {
+                return Err(key_err(
+                    "prefix.share",
+                    format!("must be in [0, 1], found {}", p.share),
+                ));
+            }
+            if p.prompts == 0 {
+                return Err(key_err("prefix.prompts", "must be at least 1, found 0"));
+            }
+            PrefixKind::System {
+                tokens: p.tokens,
+                share: p.share,
+                prompts: p.prompts,
+            }
+        }
+        _ => {
+            if p.turns == 0 {
+                return Err(key_err("prefix.turns", "must be at least 1, found 0"));
+            }
+            PrefixKind::Sessions { turns: p.turns }
+        }
+    })
+}
+
+fn clients(cfg: &WorkloadConfig) -> Result<(Vec<f64>, Vec<u32>)> {
+    let c = &cfg.clients;
+    if c.weights.iter().any(|w| !(w.is_finite() && *w >= 0.0))
+        || (!c.weights.is_empty() && c.weights.iter().sum::<f64>() <= 0.0)
+    {
+        return Err(key_err(
+            "clients.weights",
+            format!("must be ≥ 0 with a positive sum, found {:?}", c.weights),
+        ));
+    }
+    if c.priorities.len() > c.weights.len().max(1) {
+        return Err(key_err(
+            "clients.priorities",
+            format!(
+                "has {} entries for {} client(s) (one per entry of clients.weights)",
+                c.priorities.len(),
+                c.weights.len().max(1)
+            ),
+        ));
+    }
+    let total: f64 = c.weights.iter().sum();
+    let mut acc = 0.0;
+    let cdf = c
+        .weights
+        .iter()
+        .map(|w| {
+            acc += w / total;
+            acc
+        })
+        .collect();
+    Ok((cdf, c.priorities.clone()))
 }
 
 /// Checks a workload configuration (reading its trace) without generating requests.
@@ -268,6 +444,9 @@ pub fn build_source(cfg: &WorkloadConfig) -> Result<Box<dyn RequestSource>> {
         prompt_rng: stream(2),
         output_rng: stream(3),
         row_rng: stream(4),
+        client_rng: stream(5),
+        prefix_rng: stream(6),
+        session: (0, 0),
     }))
 }
 
@@ -282,6 +461,10 @@ struct Source {
     prompt_rng: ChaCha8Rng,
     output_rng: ChaCha8Rng,
     row_rng: ChaCha8Rng,
+    client_rng: ChaCha8Rng,
+    prefix_rng: ChaCha8Rng,
+    /// Sessions: (session id, tokens of the previous turn's prompt + output).
+    session: (u64, u32),
 }
 
 impl RequestSource for Source {
@@ -330,13 +513,56 @@ impl RequestSource for Source {
         if self.max_tokens > 0 {
             output = output.min(self.max_tokens);
         }
+        let output = output.max(1);
+        let mut prompt = prompt;
+        let prefix = match self.r.prefix {
+            PrefixKind::None => Prefix::None,
+            PrefixKind::Trace { unit_tokens } => match row.and_then(|r| r.hash_ids.clone()) {
+                Some(ids) => Prefix::Blocks { ids, unit_tokens },
+                None => Prefix::None,
+            },
+            PrefixKind::System {
+                tokens,
+                share,
+                prompts,
+            } => {
+                // The system prompt comes before the sampled user prompt.
+                prompt = prompt.saturating_add(tokens);
+                let shared = self.prefix_rng.random::<f64>() < share;
+                let pick = self.prefix_rng.random_range(0..prompts) as u64;
+                let group = if shared { pick } else { mix64(u64::MAX - i) };
+                Prefix::Group { group, tokens }
+            }
+            PrefixKind::Sessions { turns } => {
+                let (session, history) = (i / turns as u64, self.session.1);
+                if i % turns as u64 == 0 {
+                    self.session = (session, 0);
+                }
+                let history = if i % turns as u64 == 0 { 0 } else { history };
+                prompt = prompt.saturating_add(history);
+                self.session = (session, prompt.saturating_add(output));
+                Prefix::Group {
+                    group: mix64(session ^ 0xC0FF_EE00),
+                    tokens: prompt,
+                }
+            }
+        };
+        let client = match self.r.client_cdf.len() {
+            0 | 1 => 0,
+            n => {
+                let u: f64 = self.client_rng.random();
+                self.r.client_cdf.iter().position(|&c| u < c).unwrap_or(n - 1) as u32
+            }
+        };
         self.next += 1;
         Some(RequestSpec {
             id: i,
             arrival,
             prompt_tokens: prompt,
-            output_tokens: output.max(1),
-            client: 0,
+            output_tokens: output,
+            client,
+            priority: self.r.priorities.get(client as usize).copied().unwrap_or(0),
+            prefix,
         })
     }
 }

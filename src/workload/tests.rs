@@ -341,3 +341,138 @@ fn real_traces_parse_when_shared_is_present() {
         }
     }
 }
+
+fn with_prefix(kind: &str, f: impl FnOnce(&mut crate::scenario::PrefixConfig)) -> WorkloadConfig {
+    let mut c = cfg("poisson", 10.0, 1.0, 400);
+    c.prefix.kind = kind.into();
+    f(&mut c.prefix);
+    c
+}
+
+#[test]
+fn system_prompts_are_prepended_and_shared_by_the_requested_fraction() {
+    let c = with_prefix("system", |p| {
+        p.tokens = 256;
+        p.share = 0.9;
+        p.prompts = 2;
+    });
+    let v = all(&c);
+    assert!(
+        v.iter().all(|r| r.prompt_tokens == 256 + 10),
+        "system prompt + user prompt"
+    );
+    let shared = v
+        .iter()
+        .filter(|r| matches!(r.prefix, Prefix::Group { group, tokens: 256 } if group < 2))
+        .count();
+    let frac = shared as f64 / v.len() as f64;
+    assert!((frac - 0.9).abs() < 0.05, "shared fraction {frac}");
+    // Unshared requests have groups of their own.
+    let mut groups: Vec<u64> = v
+        .iter()
+        .filter_map(|r| match r.prefix {
+            Prefix::Group { group, .. } if group >= 2 => Some(group),
+            _ => None,
+        })
+        .collect();
+    let n = groups.len();
+    groups.sort();
+    groups.dedup();
+    assert_eq!(groups.len(), n);
+    // Same lengths with share 0: only the sharing changes.
+    let c0 = with_prefix("system", |p| {
+        p.tokens = 256;
+        p.share = 0.0;
+    });
+    let v0 = all(&c0);
+    assert!(
+        v0.iter()
+            .zip(&v)
+            .all(|(a, b)| a.prompt_tokens == b.prompt_tokens && a.arrival == b.arrival)
+    );
+}
+
+#[test]
+fn session_turns_extend_the_previous_turn() {
+    let c = with_prefix("sessions", |p| p.turns = 3);
+    let v = all(&c);
+    for w in v.chunks(3) {
+        let group = |r: &RequestSpec| match r.prefix {
+            Prefix::Group { group, tokens } => {
+                assert_eq!(tokens, r.prompt_tokens);
+                group
+            }
+            _ => panic!("session requests carry a group prefix"),
+        };
+        assert!(w.iter().all(|r| group(r) == group(&w[0])));
+        for k in 1..w.len() {
+            assert_eq!(
+                w[k].prompt_tokens,
+                w[k - 1].prompt_tokens + w[k - 1].output_tokens + 10
+            );
+        }
+    }
+    assert_ne!(
+        match v[0].prefix {
+            Prefix::Group { group, .. } => group,
+            _ => 0,
+        },
+        match v[3].prefix {
+            Prefix::Group { group, .. } => group,
+            _ => 0,
+        }
+    );
+}
+
+#[test]
+fn clients_follow_their_weights_and_carry_their_priority() {
+    let mut c = cfg("poisson", 10.0, 1.0, 2000);
+    c.clients.weights = vec![10.0, 1.0];
+    c.clients.priorities = vec![1, 0];
+    let v = all(&c);
+    let light = v.iter().filter(|r| r.client == 1).count() as f64 / v.len() as f64;
+    assert!((light - 1.0 / 11.0).abs() < 0.02, "light client share {light}");
+    assert!(v.iter().all(|r| r.priority == if r.client == 1 { 0 } else { 1 }));
+    c.clients.priorities = vec![0, 0, 0];
+    assert!(
+        build_source(&c)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("clients.priorities")
+    );
+    c.clients.priorities.clear();
+    c.clients.weights = vec![-1.0];
+    assert!(
+        build_source(&c)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("clients.weights")
+    );
+}
+
+#[test]
+fn mooncake_hash_ids_become_block_prefixes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        &d,
+        "m.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 1100, \"output_length\": 10, \"hash_ids\": [7, 8, 9]}\n\
+         {\"timestamp\": 5, \"input_length\": 600, \"output_length\": 10, \"hash_ids\": [7, 3]}\n",
+    );
+    let c = WorkloadConfig {
+        trace: Some(p),
+        count: 0,
+        ..WorkloadConfig::default()
+    };
+    let v = all(&c);
+    let (a, b) = (&v[0].prefix, &v[1].prefix);
+    // 1100 tokens hold two whole 512-token units; 600 hold one.
+    assert_eq!((a.units(1100, 16), b.units(600, 16)), (2, 1));
+    assert_eq!(a.unit_hash(0), b.unit_hash(0));
+    assert_ne!(a.unit_hash(1), Prefix::None.unit_hash(1));
+    let mut bad = with_prefix("trace", |_| {});
+    bad.count = 3;
+    assert!(build_source(&bad).err().unwrap().to_string().contains("hash_ids"));
+}

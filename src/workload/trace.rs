@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::units::did_you_mean;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Names accepted by `workload.trace_format`.
 pub const FORMATS: &[&str] = &["auto", "vidur", "apex", "azure", "mooncake", "burstgpt"];
@@ -40,7 +41,7 @@ pub struct TraceRow {
     pub prompt_tokens: u32,
     pub output_tokens: u32,
     /// Mooncake: hashes of the prompt's 512-token blocks (for prefix caching).
-    pub hash_ids: Vec<u64>,
+    pub hash_ids: Option<Arc<[u64]>>,
 }
 
 /// A parsed trace.
@@ -52,6 +53,11 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Whether any row carries prefix block ids (Mooncake `hash_ids`).
+    pub fn has_prefix_ids(&self) -> bool {
+        self.rows.iter().any(|r| r.hash_ids.is_some())
+    }
+
     pub fn has_timestamps(&self) -> bool {
         self.rows.first().is_some_and(|r| r.time_s.is_some())
     }
@@ -198,7 +204,7 @@ fn read_jsonl(path: &Path, text: &str, fmt: TraceFormat) -> Result<Vec<TraceRow>
                     time_s: Some(r.start_ns as f64 * 1e-9),
                     prompt_tokens: p,
                     output_tokens: o,
-                    hash_ids: Vec::new(),
+                    hash_ids: None,
                 }
             }
             _ => {
@@ -208,7 +214,7 @@ fn read_jsonl(path: &Path, text: &str, fmt: TraceFormat) -> Result<Vec<TraceRow>
                     time_s: Some(r.timestamp * 1e-3),
                     prompt_tokens: p,
                     output_tokens: o,
-                    hash_ids: r.hash_ids,
+                    hash_ids: (!r.hash_ids.is_empty()).then(|| Arc::from(r.hash_ids)),
                 }
             }
         };
@@ -322,7 +328,7 @@ fn read_csv(path: &Path, text: &str, fmt: TraceFormat) -> Result<Vec<TraceRow>> 
             time_s,
             prompt_tokens: p,
             output_tokens: o,
-            hash_ids: Vec::new(),
+            hash_ids: None,
         });
     }
     Ok(rows)
