@@ -88,7 +88,10 @@ fn validate(v: &Value) -> Vec<Value> {
         spans.sort_by_key(|&(ts, dur)| (ts, -dur));
         let mut stack: Vec<i64> = Vec::new();
         for (ts, dur) in spans {
-            while stack.last().is_some_and(|&end| end <= ts && !(end == ts && dur == 0)) {
+            while stack
+                .last()
+                .is_some_and(|&end| end <= ts && !(end == ts && dur == 0))
+            {
                 stack.pop();
             }
             if let Some(&end) = stack.last() {
@@ -125,7 +128,12 @@ fn trace_is_valid_and_request_spans_add_up_to_e2e() {
     assert_eq!(sums.len(), finished.len());
     for r in &finished {
         let e2e = r.e2el_ns().unwrap() as i64;
-        assert!((sums[&r.id] - e2e).abs() <= 1000, "request {}: spans {} ns, E2E {e2e} ns", r.id, sums[&r.id]);
+        assert!(
+            (sums[&r.id] - e2e).abs() <= 1000,
+            "request {}: spans {} ns, E2E {e2e} ns",
+            r.id,
+            sums[&r.id]
+        );
     }
     // Preempted requests show `preempted` spans; iterations carry batch
     // composition and every iteration is there.
@@ -133,7 +141,10 @@ fn trace_is_valid_and_request_spans_add_up_to_e2e() {
     assert!(count("preempted") > 0);
     let iters: Vec<&Value> = events.iter().filter(|e| e["cat"] == "iteration").collect();
     assert_eq!(iters.len() as u64, report.summary.iterations);
-    let preempted: u64 = iters.iter().map(|e| e["args"]["preempted"].as_u64().unwrap()).sum();
+    let preempted: u64 = iters
+        .iter()
+        .map(|e| e["args"]["preempted"].as_u64().unwrap())
+        .sum();
     assert_eq!(preempted, report.summary.preemptions);
     for e in &iters {
         let a = &e["args"];
@@ -151,7 +162,14 @@ fn spans_match_requests_csv_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t/trace.json");
     let out = Command::new(env!("CARGO_BIN_EXE_fleetsim"))
-        .args(["run", "--quiet", "--set", "workload.count=200", "--set", "cluster.replicas=2"])
+        .args([
+            "run",
+            "--quiet",
+            "--set",
+            "workload.count=200",
+            "--set",
+            "cluster.replicas=2",
+        ])
         .arg("--out")
         .arg(dir.path())
         .arg("--trace")
@@ -170,7 +188,11 @@ fn spans_match_requests_csv_through_the_cli() {
         let row = row.unwrap();
         let e2e_ns = (row[e2el].parse::<f64>().unwrap() * 1e6).round() as i64;
         let got = sums[&row[id].parse::<u64>().unwrap()];
-        assert!((got - e2e_ns).abs() <= 1000, "request {}: {got} vs {e2e_ns}", &row[id]);
+        assert!(
+            (got - e2e_ns).abs() <= 1000,
+            "request {}: {got} vs {e2e_ns}",
+            &row[id]
+        );
         n += 1;
     }
     assert_eq!(n, 200);
@@ -226,7 +248,11 @@ fn window_and_sampling_bound_what_is_kept() {
         assert_eq!(sums[&r.id], r.e2el_ns().unwrap() as i64);
     }
     let full_len = serde_json::to_string(&full).unwrap().len();
-    assert!(text.len() * 4 < full_len, "window trace {} vs full {full_len}", text.len());
+    assert!(
+        text.len() * 4 < full_len,
+        "window trace {} vs full {full_len}",
+        text.len()
+    );
     assert_eq!(full_report.summary.completed, 400);
 }
 
@@ -248,8 +274,14 @@ fn pipeline_stages_get_their_own_tracks() {
         let start = ns(&it["ts"]) + ns(&it["args"]["host_us"]);
         assert_eq!(ns(&pair[0]["ts"]), start);
         assert_eq!(ns(&pair[1]["ts"]), start + ns(&pair[0]["dur"]));
-        assert_eq!(ns(&pair[1]["ts"]) + ns(&pair[1]["dur"]), ns(&it["ts"]) + ns(&it["dur"]));
-        assert_eq!((pair[0]["tid"].as_i64(), pair[1]["tid"].as_i64()), (Some(10), Some(11)));
+        assert_eq!(
+            ns(&pair[1]["ts"]) + ns(&pair[1]["dur"]),
+            ns(&it["ts"]) + ns(&it["dur"])
+        );
+        assert_eq!(
+            (pair[0]["tid"].as_i64(), pair[1]["tid"].as_i64()),
+            (Some(10), Some(11))
+        );
     }
 }
 
@@ -267,9 +299,19 @@ fn cli_rejects_bad_trace_options_with_exit_code_2() {
             .args(args)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
-    let (code, err) = run(&["run", "--quiet", "--trace", "/tmp/x.json", "--trace-window", "9:3"]);
+    let (code, err) = run(&[
+        "run",
+        "--quiet",
+        "--trace",
+        "/tmp/x.json",
+        "--trace-window",
+        "9:3",
+    ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--trace-window") && err.contains("9:3"), "{err}");
     let (code, err) = run(&["run", "--quiet", "--trace-window", "1:3"]);

@@ -60,7 +60,7 @@ td.l,th.l{text-align:left}\
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}\
 .card{background:#fff;border:1px solid #d8dbe2;border-radius:6px;padding:8px 14px;min-width:140px}\
 .card .v{font-size:20px;font-weight:600}.card .k{font-size:12px;color:#4a5366}\
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:14px}\
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:14px}\
 figure{margin:0;background:#fff;border:1px solid #d8dbe2;border-radius:6px;padding:6px}\
 figcaption{font-size:12px;color:#4a5366;padding:2px 6px 4px}\
 svg.chart{width:100%;height:auto;display:block;font-family:inherit}\
@@ -70,7 +70,11 @@ footer{margin-top:32px;font-size:12px;color:#6b7385}";
 
 /// `x` with `d` decimals.
 fn f(x: f64, d: usize) -> String {
-    if x.is_finite() { format!("{x:.d$}") } else { "—".into() }
+    if x.is_finite() {
+        format!("{x:.d$}")
+    } else {
+        "—".into()
+    }
 }
 
 /// JSON safe to embed in a `<script>` element (no `<`, `>` or `&` characters).
@@ -98,21 +102,33 @@ fn page(title: &str, body: &str, data: &Value) -> String {
 }
 
 fn figure(svg: String, caption: &str) -> String {
-    format!("<figure>{svg}<figcaption>{}</figcaption></figure>\n", esc(caption))
+    format!(
+        "<figure>{svg}<figcaption>{}</figcaption></figure>\n",
+        esc(caption)
+    )
 }
 
 /// A two-column table of facts.
 fn facts_table(rows: &[(String, String)]) -> String {
     let mut s = String::from("<table class=\"facts\">\n");
     for (k, v) in rows {
-        let _ = writeln!(s, "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>", esc(k), esc(v));
+        let _ = writeln!(
+            s,
+            "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>",
+            esc(k),
+            esc(v)
+        );
     }
     s.push_str("</table>\n");
     s
 }
 
 fn card(k: &str, v: &str) -> String {
-    format!("<div class=\"card\"><div class=\"v\">{}</div><div class=\"k\">{}</div></div>", esc(v), esc(k))
+    format!(
+        "<div class=\"card\"><div class=\"v\">{}</div><div class=\"k\">{}</div></div>",
+        esc(v),
+        esc(k)
+    )
 }
 
 /// Exact percentiles 0, 0.5, …, 100 of `values` (sorted in place).
@@ -141,7 +157,12 @@ struct Binned {
     values: Vec<Vec<f64>>,
 }
 
-fn bin_samples(report: &Report, bin: Nanos, nb: usize, field: impl Fn(&crate::metrics::Sample) -> Option<f64>) -> Binned {
+fn bin_samples(
+    report: &Report,
+    bin: Nanos,
+    nb: usize,
+    field: impl Fn(&crate::metrics::Sample) -> Option<f64>,
+) -> Binned {
     let n_rep = report.summary.run.replicas as usize;
     let mut sum = vec![vec![0.0; nb]; n_rep];
     let mut cnt = vec![vec![0u32; nb]; n_rep];
@@ -181,11 +202,15 @@ fn nan_to_null(v: &[f64]) -> Value {
 
 /// Lines for a binned quantity: one per replica (up to [`MAX_LINES`]), plus
 /// `agg` aggregates across replicas (name, fn over the replicas' values).
-fn binned_series(b: &Binned, mid: f64, agg: &[(&str, fn(&[f64]) -> f64)]) -> (Vec<Series>, Value) {
+/// A named aggregate across replicas.
+type Aggregate<'a> = (&'a str, fn(&[f64]) -> f64);
+
+fn binned_series(b: &Binned, mid: f64, agg: &[Aggregate<'_>]) -> (Vec<Series>, Value) {
     let n_rep = b.values.len();
     let mut series = Vec::new();
     let mut data = Vec::new();
-    let pts = |vals: &[f64]| -> Vec<(f64, f64)> { b.t_s.iter().zip(vals).map(|(&t, &v)| (t + mid, v)).collect() };
+    let pts =
+        |vals: &[f64]| -> Vec<(f64, f64)> { b.t_s.iter().zip(vals).map(|(&t, &v)| (t + mid, v)).collect() };
     if n_rep <= MAX_LINES {
         for (r, vals) in b.values.iter().enumerate() {
             series.push(Series::line(format!("replica {r}"), pts(vals)));
@@ -267,22 +292,37 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
             p.display(),
             w.trace_format,
             w.rate_scale,
-            if w.count == 0 { "all".to_string() } else { w.count.to_string() }
+            if w.count == 0 {
+                "all".to_string()
+            } else {
+                w.count.to_string()
+            }
         ),
         None => format!(
             "{} requests, {} arrivals at {} req/s{}",
             w.count,
             w.arrivals.kind.as_deref().unwrap_or("poisson"),
             w.arrivals.rate,
-            if w.duration > 0.0 { format!(", for at most {} s", w.duration) } else { String::new() }
+            if w.duration > 0.0 {
+                format!(", for at most {} s", w.duration)
+            } else {
+                String::new()
+            }
         ),
     };
-    let slo = |v: Option<f64>| v.map(|x| format!("{} ms", f(x, 1))).unwrap_or_else(|| "unset".into());
+    let slo = |v: Option<f64>| {
+        v.map(|x| format!("{} ms", f(x, 1)))
+            .unwrap_or_else(|| "unset".into())
+    };
     body.push_str("<h2 id=\"scenario\">Scenario</h2>\n");
     body.push_str(&facts_table(&[
         (
             "scenario".into(),
-            if info.scenario.is_empty() { "(unnamed)".into() } else { info.scenario.clone() },
+            if info.scenario.is_empty() {
+                "(unnamed)".into()
+            } else {
+                info.scenario.clone()
+            },
         ),
         ("model".into(), info.model.clone()),
         ("device".into(), info.device.clone()),
@@ -293,10 +333,16 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
                 info.replicas, info.tp, info.pp, info.devices
             ),
         ),
-        ("scheduler / router".into(), format!("{} / {}", info.scheduler, info.router)),
+        (
+            "scheduler / router".into(),
+            format!("{} / {}", info.scheduler, info.router),
+        ),
         (
             "KV cache per replica".into(),
-            format!("{} blocks of {} tokens", info.kv_blocks_per_replica, info.block_size),
+            format!(
+                "{} blocks of {} tokens",
+                info.kv_blocks_per_replica, info.block_size
+            ),
         ),
         ("workload".into(), workload),
         ("seed".into(), info.seed.to_string()),
@@ -451,7 +497,8 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
         let pts: Vec<(f64, f64)> = vs.iter().zip(&ps).map(|(&v, &p)| (v, p / 100.0)).collect();
         let mut series = vec![Series::line(format!("{label} ({} requests)", vals.len()), pts)];
         let data_max = vs.last().copied().unwrap_or(0.0);
-        let mut caption = format!("Cumulative distribution of per-request {label}, finished requests (exact percentiles).");
+        let mut caption =
+            format!("Cumulative distribution of per-request {label}, finished requests (exact percentiles).");
         if let Some(t) = thr.filter(|&t| t > 1.25 * data_max) {
             let _ = write!(caption, " The SLO threshold, {} ms, is beyond the axis.", f(t, 0));
         }
@@ -518,8 +565,12 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
         .map(|i| nanos_to_secs(((i as u64 + 1) * bin).min(end) - i as u64 * bin))
         .collect();
     let rate = |i: usize, x: f64| if len_s[i] > 0.0 { x / len_s[i] } else { 0.0 };
-    let req_rate: Vec<(f64, f64)> = (0..nb).map(|i| (t_s[i] + len_s[i] / 2.0, rate(i, completed[i] as f64))).collect();
-    let tok_rate: Vec<(f64, f64)> = (0..nb).map(|i| (t_s[i] + len_s[i] / 2.0, rate(i, tokens[i]))).collect();
+    let req_rate: Vec<(f64, f64)> = (0..nb)
+        .map(|i| (t_s[i] + len_s[i] / 2.0, rate(i, completed[i] as f64)))
+        .collect();
+    let tok_rate: Vec<(f64, f64)> = (0..nb)
+        .map(|i| (t_s[i] + len_s[i] / 2.0, rate(i, tokens[i])))
+        .collect();
     charts.insert(
         "throughput".into(),
         json!({"bin_s": bin_s, "t_s": t_s, "len_s": len_s, "completed": completed, "output_tokens": tokens}),
@@ -760,7 +811,11 @@ pub fn search_report(input: &SearchInput) -> String {
     ));
     body.push_str("</div>\n");
 
-    let shown = if input.top == 0 { input.plans.len() } else { input.top.min(input.plans.len()) };
+    let shown = if input.top == 0 {
+        input.plans.len()
+    } else {
+        input.top.min(input.plans.len())
+    };
     let _ = writeln!(body, "<h2 id=\"plans\">Top {shown} plans</h2>");
     let _ = writeln!(
         body,
@@ -778,7 +833,11 @@ pub fn search_report(input: &SearchInput) -> String {
             p.gpus,
             f(p.cost, 2),
             f(p.capacity_rps, 3),
-            if p.cost > 0.0 { f(p.capacity_rps / p.cost, 4) } else { "—".into() },
+            if p.cost > 0.0 {
+                f(p.capacity_rps / p.cost, 4)
+            } else {
+                "—".into()
+            },
             f(p.ttft_ms, 2),
             f(p.tpot_ms, 2),
             if p.pareto { "★" } else { "" }
@@ -811,8 +870,20 @@ mod tests {
         let html = run_report(&r, &sc);
         assert_eq!(html, run_report(&r, &sc));
         assert!(!html.contains("http://") && !html.contains("https://"));
-        for id in ["ttft-cdf", "tpot-cdf", "e2el-cdf", "throughput", "queue", "kv-util", "batch", "replica-load"] {
-            assert!(html.contains(&format!("data-chart=\"{id}\"")), "missing chart {id}");
+        for id in [
+            "ttft-cdf",
+            "tpot-cdf",
+            "e2el-cdf",
+            "throughput",
+            "queue",
+            "kv-util",
+            "batch",
+            "replica-load",
+        ] {
+            assert!(
+                html.contains(&format!("data-chart=\"{id}\"")),
+                "missing chart {id}"
+            );
         }
         assert!(!html.contains("NaN"));
     }

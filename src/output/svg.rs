@@ -113,15 +113,20 @@ pub struct Ticks {
 
 /// Nice ticks covering `[lo, hi]`.
 pub fn ticks(lo: f64, hi: f64, target: usize) -> Ticks {
-    let (mut lo, mut hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let (mut lo, mut hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
     if hi < lo {
         std::mem::swap(&mut lo, &mut hi);
     }
     if hi - lo < 1e-12 * hi.abs().max(1e-300) || hi == lo {
         let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        let non_negative = lo >= 0.0;
         lo -= pad;
         hi += pad;
-        if lo < 0.0 && hi - 2.0 * pad >= 0.0 {
+        if non_negative && lo < 0.0 {
             lo = 0.0;
         }
     }
@@ -150,7 +155,11 @@ fn clean(x: f64) -> f64 {
         return 0.0;
     }
     let p = 10f64.powi(12 - x.abs().log10().floor() as i32);
-    if p.is_finite() && p > 0.0 { (x * p).round() / p } else { x }
+    if p.is_finite() && p > 0.0 {
+        (x * p).round() / p
+    } else {
+        x
+    }
 }
 
 /// A tick label: enough decimals for `step`, thousands as k / M.
@@ -216,7 +225,12 @@ fn legend(out: &mut String, items: &[(String, &'static str, bool)]) {
             y += 14.0;
         }
         if *marker {
-            let _ = write!(out, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{col}\"/>", x + 8.0, y - 4.0);
+            let _ = write!(
+                out,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{col}\"/>",
+                x + 8.0,
+                y - 4.0
+            );
         } else {
             let _ = write!(
                 out,
@@ -225,7 +239,13 @@ fn legend(out: &mut String, items: &[(String, &'static str, bool)]) {
                 y - 6.0
             );
         }
-        let _ = write!(out, "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>", x + 20.0, y, esc(name));
+        let _ = write!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            x + 20.0,
+            y,
+            esc(name)
+        );
         x += width;
     }
     out.push_str("</g>");
@@ -236,11 +256,19 @@ fn axes(out: &mut String, xt: Option<&Ticks>, yt: &Ticks, sx: &dyn Fn(f64) -> f6
     let (x0, x1, y0, y1) = (LEFT, W - RIGHT, H - BOTTOM, TOP);
     out.push_str("<g class=\"grid\" stroke=\"#e3e3e3\" stroke-width=\"1\">");
     for &v in &yt.values {
-        let _ = write!(out, "<line x1=\"{x0:.1}\" x2=\"{x1:.1}\" y1=\"{0:.1}\" y2=\"{0:.1}\"/>", sy(v));
+        let _ = write!(
+            out,
+            "<line x1=\"{x0:.1}\" x2=\"{x1:.1}\" y1=\"{0:.1}\" y2=\"{0:.1}\"/>",
+            sy(v)
+        );
     }
     if let Some(xt) = xt {
         for &v in &xt.values {
-            let _ = write!(out, "<line y1=\"{y0:.1}\" y2=\"{y1:.1}\" x1=\"{0:.1}\" x2=\"{0:.1}\"/>", sx(v));
+            let _ = write!(
+                out,
+                "<line y1=\"{y0:.1}\" y2=\"{y1:.1}\" x1=\"{0:.1}\" x2=\"{0:.1}\"/>",
+                sx(v)
+            );
         }
     }
     out.push_str("</g><g class=\"axis\" font-size=\"11\" fill=\"#333333\">");
@@ -273,11 +301,10 @@ fn axes(out: &mut String, xt: Option<&Ticks>, yt: &Ticks, sx: &dyn Fn(f64) -> f6
 }
 
 fn bounds(it: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    it.filter(|v| v.is_finite())
-        .fold(None, |acc, v| match acc {
-            None => Some((v, v)),
-            Some((a, b)) => Some((a.min(v), b.max(v))),
-        })
+    it.filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((a, b)) => Some((a.min(v), b.max(v))),
+    })
 }
 
 /// Renders an XY chart. Non-finite points are skipped; a chart with no data
@@ -331,7 +358,10 @@ pub fn xy_chart(c: &XyChart) -> String {
             .collect();
         let _ = write!(out, "<g class=\"series\" data-series=\"{}\">", esc(&s.name));
         if s.style != Style::Markers && finite.len() > 1 {
-            let _ = write!(out, "<polyline fill=\"none\" stroke=\"{col}\" stroke-width=\"1.8\" points=\"");
+            let _ = write!(
+                out,
+                "<polyline fill=\"none\" stroke=\"{col}\" stroke-width=\"1.8\" points=\""
+            );
             for (k, &(x, y)) in finite.iter().enumerate() {
                 if k > 0 {
                     out.push(' ');
@@ -342,7 +372,12 @@ pub fn xy_chart(c: &XyChart) -> String {
         }
         if s.style != Style::Line || finite.len() == 1 {
             for &(x, y) in &finite {
-                let _ = write!(out, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{col}\"/>", sx(x), sy(y));
+                let _ = write!(
+                    out,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{col}\"/>",
+                    sx(x),
+                    sy(y)
+                );
             }
         }
         out.push_str("</g>");
@@ -387,7 +422,11 @@ pub fn bar_chart(c: &BarChart) -> String {
     }
     for (i, (name, vals)) in c.series.iter().enumerate() {
         let col = color(i, None);
-        let _ = write!(out, "<g class=\"series\" data-series=\"{}\" fill=\"{col}\">", esc(name));
+        let _ = write!(
+            out,
+            "<g class=\"series\" data-series=\"{}\" fill=\"{col}\">",
+            esc(name)
+        );
         for (j, &v) in vals.iter().enumerate() {
             if !v.is_finite() {
                 continue;

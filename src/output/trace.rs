@@ -75,7 +75,9 @@ impl TraceOptions {
         let bad = |why: &str| {
             Error::config(
                 "--trace-window",
-                format!("`{s}` {why}; expected START:END in seconds of simulated time, e.g. 10:20, :30 or 100:"),
+                format!(
+                    "`{s}` {why}; expected START:END in seconds of simulated time, e.g. 10:20, :30 or 100:"
+                ),
             )
         };
         let (a, b) = s.split_once(':').ok_or_else(|| bad("has no `:`"))?;
@@ -160,7 +162,11 @@ impl TraceRecorder {
     /// A recorder for `replicas` replicas of `pp` pipeline stages each.
     pub fn new(opts: &TraceOptions, replicas: u32, pp: u32) -> Self {
         let (a, b) = opts.window.unwrap_or((0.0, f64::INFINITY));
-        let end = if b.is_finite() { secs_to_nanos(b) } else { Nanos::MAX };
+        let end = if b.is_finite() {
+            secs_to_nanos(b)
+        } else {
+            Nanos::MAX
+        };
         let n = replicas as usize;
         TraceRecorder {
             start: secs_to_nanos(a),
@@ -211,7 +217,14 @@ impl TraceRecorder {
     }
 
     /// `replica` went idle at `now` (after scheduling found nothing to run).
-    pub fn idle(&mut self, replica: u32, now: Nanos, preempted: &[u64], resumed: &[u64], state: &ReplicaSample) {
+    pub fn idle(
+        &mut self,
+        replica: u32,
+        now: Nanos,
+        preempted: &[u64],
+        resumed: &[u64],
+        state: &ReplicaSample,
+    ) {
         self.preemptions(now, preempted, resumed);
         self.counter(replica, now, state);
     }
@@ -413,12 +426,12 @@ pub fn render(report: &Report, w: &mut dyn Write) -> std::io::Result<()> {
     } else {
         "null".to_string()
     };
-    write!(
+    writeln!(
         w,
         "{{\"displayTimeUnit\":\"ms\",\"otherData\":{{\"fleetsim\":{{\"scenario\":{},\"model\":{},\"device\":{},\
          \"replicas\":{},\"tp\":{},\"pp\":{},\"window_s\":[{},{}],\"requests_total\":{},\
          \"requests_in_window\":{},\"requests_kept\":{},\"request_sampling_step\":{},\"iterations_kept\":{},\
-         \"pp_stages\":\"equal split of each iteration's GPU time\"}}}},\"traceEvents\":[\n",
+         \"pp_stages\":\"equal split of each iteration's GPU time\"}}}},\"traceEvents\":[",
         json_str(&info.scenario),
         json_str(&info.model),
         json_str(&info.device),
@@ -456,7 +469,10 @@ pub fn render(report: &Report, w: &mut dyn Write) -> std::io::Result<()> {
         meta(w, pid, 0, "process_name", &format!("\"name\":\"replica {r}\""))?;
         sep(w)?;
         meta(w, pid, 0, "process_sort_index", &format!("\"sort_index\":{r}"))?;
-        let mut threads = vec![(TID_ITER, "iterations".to_string()), (TID_REJECTED, "rejected".to_string())];
+        let mut threads = vec![
+            (TID_ITER, "iterations".to_string()),
+            (TID_REJECTED, "rejected".to_string()),
+        ];
         if rec.pp > 1 {
             threads.extend((0..rec.pp).map(|i| (TID_STAGE0 + i, format!("PP stage {i}"))));
         }
@@ -652,14 +668,25 @@ mod tests {
     fn phases_tile_the_lifecycle() {
         let r = rec(100, 150, 400, 1000);
         let p = phases(&r, &[]);
-        assert_eq!(p, vec![("queued", 100, 150), ("prefill", 150, 400), ("decode", 400, 1000)]);
+        assert_eq!(
+            p,
+            vec![("queued", 100, 150), ("prefill", 150, 400), ("decode", 400, 1000)]
+        );
         // Scheduled on arrival: no zero-length queued span.
         let p = phases(&rec(100, 100, 400, 1000), &[]);
         assert_eq!(p[0], ("prefill", 100, 400));
         // Preempted while decoding, readmitted later.
         let pre = [
-            PreemptEvent { id: 1, time: 500, resumed: false },
-            PreemptEvent { id: 1, time: 700, resumed: true },
+            PreemptEvent {
+                id: 1,
+                time: 500,
+                resumed: false,
+            },
+            PreemptEvent {
+                id: 1,
+                time: 700,
+                resumed: true,
+            },
         ];
         let p = phases(&r, &pre);
         assert_eq!(
@@ -674,8 +701,16 @@ mod tests {
         );
         // Preempted just before the first token became visible (async output).
         let pre = [
-            PreemptEvent { id: 1, time: 390, resumed: false },
-            PreemptEvent { id: 1, time: 600, resumed: true },
+            PreemptEvent {
+                id: 1,
+                time: 390,
+                resumed: false,
+            },
+            PreemptEvent {
+                id: 1,
+                time: 600,
+                resumed: true,
+            },
         ];
         let p = phases(&r, &pre);
         assert_eq!(
@@ -689,8 +724,16 @@ mod tests {
         );
         // Preempted during prefill: prefill again after readmission.
         let pre = [
-            PreemptEvent { id: 1, time: 200, resumed: false },
-            PreemptEvent { id: 1, time: 300, resumed: true },
+            PreemptEvent {
+                id: 1,
+                time: 200,
+                resumed: false,
+            },
+            PreemptEvent {
+                id: 1,
+                time: 300,
+                resumed: true,
+            },
         ];
         let p = phases(&r, &pre);
         assert_eq!(p[2], ("preempted", 200, 300));

@@ -73,7 +73,15 @@ impl Replica {
         self.cost = model.iteration(&shape);
         if let Some(t) = metrics.tracer() {
             let (pre, res) = self.state.batch_preemptions();
-            t.iteration(self.state.id, now, &shape, &self.cost, pre, res, &self.state.sample());
+            t.iteration(
+                self.state.id,
+                now,
+                &shape,
+                &self.cost,
+                pre,
+                res,
+                &self.state.sample(),
+            );
         }
         // The previous iteration's outputs are processed once this one is
         // scheduled and launched (vLLM ≥ 0.6 async output processing).
