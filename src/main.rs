@@ -2,6 +2,8 @@
 //! errors to exit code 2 with a one-paragraph message.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use fleetsim::output::report as html;
+use fleetsim::output::trace::{self, TraceOptions};
 use fleetsim::scenario::{self, validate};
 use fleetsim::{Error, bench, catalog, fidelity, workload};
 use std::io::IsTerminal;
@@ -44,6 +46,19 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Write a Chrome trace-event / Perfetto JSON trace of the run to FILE.
+        #[arg(long, value_name = "FILE.json")]
+        trace: Option<PathBuf>,
+        /// Trace only START:END seconds of simulated time (iterations, counters,
+        /// and requests whose lifetime overlaps it), e.g. 100:110, :30, 60:.
+        #[arg(long, value_name = "START:END", requires = "trace")]
+        trace_window: Option<String>,
+        /// Trace at most N request lifecycles (every k-th request by id).
+        #[arg(long, value_name = "N", requires = "trace")]
+        trace_max_requests: Option<u64>,
+        /// Write a self-contained HTML report (charts, tables) to FILE.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
     /// Check a scenario (schema, catalog names, memory fit, trace) without running it.
     Validate {
@@ -122,6 +137,10 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
         out: None,
         format: Format::Table,
         quiet: false,
+        trace: None,
+        trace_window: None,
+        trace_max_requests: None,
+        report: None,
     }) {
         Command::Run {
             scenario,
@@ -129,7 +148,30 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             out,
             format,
             quiet,
-        } => run(scenario, &sets, out, format, quiet),
+            trace,
+            trace_window,
+            trace_max_requests,
+            report,
+        } => {
+            let trace = match trace {
+                Some(path) => {
+                    let window = trace_window
+                        .as_deref()
+                        .map(TraceOptions::parse_window)
+                        .transpose()?;
+                    Some((
+                        path,
+                        TraceOptions {
+                            window,
+                            max_requests: trace_max_requests,
+                        },
+                    ))
+                }
+                None => None,
+            };
+            let outputs = Outputs { out, trace, report };
+            run(scenario, &sets, outputs, format, quiet)
+        }
         Command::Validate { scenario, sets } => {
             let s = scenario::load(Some(&scenario), &sets)?;
             let plan = validate::plan(&s)?;
@@ -244,10 +286,17 @@ fn calibrate(dir: &Path, device: Option<String>, file: Option<PathBuf>, format: 
     Ok(())
 }
 
+/// Files a run writes besides stdout.
+struct Outputs {
+    out: Option<PathBuf>,
+    trace: Option<(PathBuf, TraceOptions)>,
+    report: Option<PathBuf>,
+}
+
 fn run(
     path: Option<PathBuf>,
     sets: &[String],
-    out: Option<PathBuf>,
+    outputs: Outputs,
     format: Format,
     quiet: bool,
 ) -> Result<(), Error> {
@@ -256,10 +305,17 @@ fn run(
     let total = (s.workload.count > 0).then_some(s.workload.count);
     let show = !quiet && std::io::stderr().is_terminal();
     let mut progress = Progress::new(show, total);
-    let report = fleetsim::run_plan(&plan, &mut |n| progress.update(n))?;
+    let trace_opts = outputs.trace.as_ref().map(|t| &t.1);
+    let report = fleetsim::run_plan_traced(&plan, trace_opts, &mut |n| progress.update(n))?;
     progress.finish();
-    if let Some(dir) = out {
+    if let Some(dir) = outputs.out {
         report.write_dir(&dir)?;
+    }
+    if let Some((file, _)) = &outputs.trace {
+        trace::write_trace(&report, file)?;
+    }
+    if let Some(file) = &outputs.report {
+        html::write_run_report(&report, &s, file)?;
     }
     match format {
         Format::Table => println!("{}", report.table()),

@@ -15,6 +15,7 @@
 use crate::cluster::{self, Router};
 use crate::error::Result;
 use crate::metrics::{Metrics, RejectReason, Report, RunInfo};
+use crate::output::trace::{TraceOptions, TraceRecorder};
 use crate::replica::scheduler;
 use crate::replica::{Replica, ReplicaState};
 use crate::scenario::validate::Plan;
@@ -125,6 +126,12 @@ impl Simulation {
             info,
             paranoid: false,
         }
+    }
+
+    /// Records a trace of the run (see [`crate::output::trace`]); off by default.
+    pub fn enable_trace(&mut self, opts: &TraceOptions) {
+        let rec = TraceRecorder::new(opts, self.info.replicas, self.info.pp);
+        self.metrics.set_trace(rec);
     }
 
     /// Checks every replica's invariants (block accounting, running sums)

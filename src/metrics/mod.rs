@@ -31,6 +31,7 @@ mod writers;
 pub use histogram::LogHistogram;
 pub use summary::{LatencyStats, RejectedCounts, ReplicaSummary, SloCheck, Summary};
 
+use crate::output::trace::TraceRecorder;
 use crate::scenario::config::{MetricsConfig, SloConfig};
 use crate::timing::{BatchShape, IterationCost};
 use crate::units::Nanos;
@@ -180,6 +181,8 @@ pub struct Metrics {
     itl: LogHistogram,
     iter: IterAcc,
     replicas: Vec<ReplicaAcc>,
+    /// The trace recorder, when a trace was asked for (`None`: no cost).
+    trace: Option<Box<TraceRecorder>>,
 }
 
 impl Metrics {
@@ -192,7 +195,19 @@ impl Metrics {
             itl: LogHistogram::new(),
             iter: IterAcc::default(),
             replicas: vec![ReplicaAcc::default(); num_replicas as usize],
+            trace: None,
         }
+    }
+
+    /// Turns tracing on: the engine's hooks feed `rec` from now on.
+    pub fn set_trace(&mut self, rec: TraceRecorder) {
+        self.trace = Some(Box::new(rec));
+    }
+
+    /// The trace recorder, if tracing is on (the hooks' one cheap check).
+    #[inline]
+    pub fn tracer(&mut self) -> Option<&mut TraceRecorder> {
+        self.trace.as_deref_mut()
     }
 
     /// A request finished or was rejected.
@@ -252,6 +267,7 @@ impl Metrics {
             requests: self.records,
             samples: self.samples,
             itl: self.itl,
+            trace: self.trace,
         }
     }
 }
@@ -266,6 +282,8 @@ pub struct Report {
     pub samples: Vec<Sample>,
     /// Histogram of all inter-token gaps, ns.
     pub itl: LogHistogram,
+    /// What the trace recorder collected (runs with tracing on only).
+    pub trace: Option<Box<TraceRecorder>>,
 }
 
 #[cfg(test)]

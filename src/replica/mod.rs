@@ -64,9 +64,25 @@ impl Replica {
         if shape.is_empty() {
             // Idle: nothing overlaps the previous iteration's output processing.
             self.state.flush_outputs(now, metrics);
+            if let Some(t) = metrics.tracer() {
+                let (pre, res) = self.state.batch_preemptions();
+                t.idle(self.state.id, now, pre, res, &self.state.sample());
+            }
             return None;
         }
         self.cost = model.iteration(&shape);
+        if let Some(t) = metrics.tracer() {
+            let (pre, res) = self.state.batch_preemptions();
+            t.iteration(
+                self.state.id,
+                now,
+                &shape,
+                &self.cost,
+                pre,
+                res,
+                &self.state.sample(),
+            );
+        }
         // The previous iteration's outputs are processed once this one is
         // scheduled and launched (vLLM ≥ 0.6 async output processing).
         self.state.flush_outputs(now + self.cost.host, metrics);

@@ -110,6 +110,9 @@ struct Batch {
     /// Whether the decoding set runs a step in this iteration.
     decode: bool,
     shape: BatchShape,
+    /// Ids of the requests preempted / readmitted while forming this batch (for the trace).
+    preempted: Vec<u64>,
+    resumed: Vec<u64>,
 }
 
 /// Replica bookkeeping. See the module docs for the decode-step scheme.
@@ -295,6 +298,14 @@ impl ReplicaState {
         self.batch.prefills.clear();
         self.batch.decode = false;
         self.batch.shape = BatchShape::default();
+        self.batch.preempted.clear();
+        self.batch.resumed.clear();
+    }
+
+    /// Ids of the requests preempted, and of those readmitted after a
+    /// preemption, while the current batch was formed (in that order of events).
+    pub fn batch_preemptions(&self) -> (&[u64], &[u64]) {
+        (&self.batch.preempted, &self.batch.resumed)
     }
 
     pub fn batch_shape(&self) -> BatchShape {
@@ -339,6 +350,8 @@ impl ReplicaState {
         r.phase = Phase::Prefilling;
         if r.scheduled == NONE {
             r.scheduled = now;
+        } else {
+            self.batch.resumed.push(r.spec.id);
         }
         self.running.push(slot);
         self.prefilling.push(slot);
@@ -424,6 +437,7 @@ impl ReplicaState {
         q.prefill_target = q.spec.prompt_tokens + q.generated;
         q.preemptions += 1;
         self.waiting_prompt_tokens += q.spec.prompt_tokens as u64;
+        self.batch.preempted.push(q.spec.id);
         self.waiting.push_front(slot);
         let _ = now;
     }
