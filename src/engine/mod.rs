@@ -38,6 +38,8 @@ pub struct Simulation {
     sample_interval: Nanos,
     info: RunInfo,
     paranoid: bool,
+    /// One KV block's bytes summed over a replica's devices.
+    replica_block_bytes: f64,
 }
 
 /// Builds the iteration time model a plan asks for.
@@ -87,14 +89,8 @@ impl Simulation {
         let replicas = (0..c.replicas)
             .map(|i| {
                 Replica::new(
-                    ReplicaState::new(
-                        i,
-                        plan.memory.num_blocks,
-                        s.scheduler.block_size,
-                        s.scheduler.watermark,
-                        s.scheduler.async_output,
-                    ),
-                    scheduler::build(&s.scheduler.kind, plan.limits),
+                    ReplicaState::new(i, plan.memory.num_blocks, plan.replica_options),
+                    scheduler::build(&plan.policy),
                 )
             })
             .collect();
@@ -125,6 +121,7 @@ impl Simulation {
             sample_interval: secs_to_nanos(s.metrics.sample_interval).max(1),
             info,
             paranoid: false,
+            replica_block_bytes: plan.memory.block_bytes * plan.total_devices() as f64 / c.replicas as f64,
         }
     }
 
@@ -212,12 +209,14 @@ impl Simulation {
             );
             if self.paranoid {
                 assert_eq!(
-                    r.state.kv().used(),
+                    r.state.leaked_blocks(),
                     0,
-                    "replica {} ended holding KV blocks",
+                    "replica {} ended holding KV blocks outside its prefix cache",
                     r.state.id
                 );
             }
+            self.metrics
+                .record_memory(&r.state.counters(), self.replica_block_bytes);
         }
         self.metrics.finish(self.info, now)
     }

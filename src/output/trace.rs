@@ -656,6 +656,7 @@ mod tests {
             prompt_tokens: 10,
             output_tokens: 5,
             preemptions: 0,
+            cached_tokens: 0,
             outcome: Outcome::Finished,
         }
     }
