@@ -15,6 +15,7 @@ pub mod fidelity;
 pub mod metrics;
 pub mod replica;
 pub mod scenario;
+pub mod search;
 pub mod timing;
 pub mod units;
 pub mod workload;
