@@ -22,6 +22,20 @@
 //! as infinitely slow; see `metrics::summary`) and, if `search.min_attainment`
 //! is set, at least that fraction of requests met every threshold.
 //!
+//! A finite probe can only show that a rate is *sustained* if it lasts long
+//! enough for the plan to reach a steady state: with `n` requests arriving
+//! over a window `T ≈ n/r`, a plan holding `L = r·W` requests at once (Little's
+//! law, `W` the mean end-to-end latency) fills up only after about `W`
+//! seconds, and an overload shows only once the batch has grown to its limit
+//! and a queue builds. A window of a few `W` shows the fill-up, not the
+//! steady state: an overloaded plan with large batches can look fine (1,000
+//! requests arriving in 8 s, all admitted into 512 batch slots). So a probe
+//! also requires `T ≥ min_window_latencies × W` (default 5). A plan whose
+//! first failing probe failed only this check is flagged `count_limited`:
+//! its capacity is bounded by the request count rather than measured at a
+//! steady state, and more requests per probe (`workload.count`) would
+//! measure it properly.
+//!
 //! # The search
 //!
 //! Bracketing, then bisection ([`search`]): probe `low`; if it fails the plan
@@ -169,10 +183,24 @@ pub struct Probe {
     pub tpot_ms: f64,
     /// Fraction of all requests that completed within every threshold.
     pub attainment: f64,
+    /// The SLO checks (and the attainment target) held.
+    pub slo_ok: bool,
+    /// The arrival window was long enough to show a steady state (see the
+    /// module docs); `met = slo_ok && steady`.
+    pub steady: bool,
+}
+
+/// What a probe must show to count as meeting the SLO.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Criteria {
+    /// `search.min_attainment`.
+    pub min_attainment: f64,
+    /// `search.rate.min_window_latencies`.
+    pub min_window_latencies: f64,
 }
 
 /// Simulates `plan` serving `w` at `rate` and judges the SLO.
-pub fn probe(plan: &Plan, w: &RateWorkload, rate: f64, min_attainment: f64) -> Result<Probe> {
+pub fn probe(plan: &Plan, w: &RateWorkload, rate: f64, crit: &Criteria) -> Result<Probe> {
     let mut plan = plan.clone();
     w.set_rate(&mut plan.scenario, rate);
     let model = engine::time_model(&plan)?;
@@ -191,9 +219,18 @@ pub fn probe(plan: &Plan, w: &RateWorkload, rate: f64, min_attainment: f64) -> R
     }
     ttft.sort_by(f64::total_cmp);
     tpot.sort_by(f64::total_cmp);
+    let (first, last) = (report.requests.first(), report.requests.last());
+    let window_s = match (first, last) {
+        (Some(a), Some(b)) => nanos_to_secs(b.arrival.saturating_sub(a.arrival)),
+        _ => 0.0,
+    };
+    let slo_ok = s.slo_met && s.slo_attainment >= crit.min_attainment;
+    let steady = window_s >= crit.min_window_latencies * s.e2el.mean / 1e3;
     Ok(Probe {
         rate,
-        met: s.slo_met && s.slo_attainment >= min_attainment,
+        met: slo_ok && steady,
+        slo_ok,
+        steady,
         ttft_ms: percentile_sorted(&ttft, pct),
         tpot_ms: percentile_sorted(&tpot, pct),
         attainment: s.slo_attainment,
@@ -235,6 +272,18 @@ pub struct Capacity {
     pub first_fail: Option<f64>,
     /// Every probe, in the order run.
     pub probes: Vec<Probe>,
+}
+
+impl Capacity {
+    /// The first failing rate failed only the steady-state check: the
+    /// capacity is bounded by the request count, not measured at a steady state.
+    pub fn count_limited(&self) -> bool {
+        let ff = self.first_fail;
+        self.probes
+            .iter()
+            .find(|p| Some(p.rate) == ff)
+            .is_some_and(|p| p.slo_ok && !p.steady)
+    }
 }
 
 impl Capacity {
@@ -348,6 +397,8 @@ mod tests {
                 ttft_ms: 0.0,
                 tpot_ms: 0.0,
                 attainment: 1.0,
+                slo_ok: rate <= cap,
+                steady: true,
             })
         }
     }

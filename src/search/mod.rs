@@ -111,12 +111,11 @@ fn fnv1a(text: &str) -> String {
 /// The fingerprint of what a plan's capacity depends on besides the plan:
 /// the base scenario (workload, SLO, ...), the goodput target, the rate
 /// bracket and the fleetsim version.
-fn fingerprint(space: &Space, b: &Bracket) -> String {
+fn fingerprint(space: &Space, b: &Bracket, c: &capacity::Criteria) -> String {
     let base = toml::to_string(&space.base).unwrap_or_default();
     fnv1a(&format!(
-        "{}\n{base}\nmin_attainment={}\nlow={} high={} tol={} max={}",
+        "{}\n{base}\n{c:?}\nlow={} high={} tol={} max={}",
         env!("CARGO_PKG_VERSION"),
-        space.search.min_attainment,
         b.low,
         b.high,
         b.tolerance,
@@ -132,7 +131,11 @@ pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Syn
     let en = space::enumerate(space)?;
     let workload = RateWorkload::prepare(&space.base)?;
     let bracket = Bracket::resolve(&space.search.rate, workload.scenario_rate(&space.base));
-    let fp = fingerprint(space, &bracket);
+    let criteria = capacity::Criteria {
+        min_attainment: space.search.min_attainment,
+        min_window_latencies: space.search.rate.min_window_latencies,
+    };
+    let fp = fingerprint(space, &bracket, &criteria);
     let s = &space.search;
 
     let jsonl_path = out.map(|d| d.join("plans.jsonl"));
@@ -199,7 +202,7 @@ pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Syn
                 Some(prev) => (prev.search.clone(), false),
                 None => {
                     let cap = capacity::search(&bracket, |rate| {
-                        capacity::probe(&c.plan, &workload, rate, s.min_attainment)
+                        capacity::probe(&c.plan, &workload, rate, &criteria)
                     })?;
                     (cap, true)
                 }

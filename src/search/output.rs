@@ -155,6 +155,15 @@ pub fn table(o: &Outcome) -> String {
             o.rate_low
         );
     }
+    let limited = o.results.iter().filter(|r| r.count_limited).count();
+    if limited > 0 {
+        let _ = writeln!(
+            s,
+            "{limited} plans are count_limited: {} requests arrive too fast at their first failing rate to \
+             show a steady state: their capacity is bounded by the request count, not measured (raise workload.count)",
+            o.requests_per_probe
+        );
+    }
     let ranking: Vec<&PlanResult> = o
         .ranking
         .iter()
@@ -211,7 +220,11 @@ pub fn table(o: &Outcome) -> String {
             r.cost_per_hour,
             r.ttft_ms_at_capacity.unwrap_or(0.0),
             r.tpot_ms_at_capacity.unwrap_or(0.0),
-            r.status.name()
+            if r.count_limited {
+                "count_limited"
+            } else {
+                r.status.name()
+            }
         );
     }
     if ranking.is_empty() {

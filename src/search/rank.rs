@@ -45,6 +45,10 @@ pub struct PlanResult {
     pub capacity_rps: f64,
     /// Lowest rate that missed it, requests/s (null when none did).
     pub first_fail_rps: Option<f64>,
+    /// That rate failed only for want of requests (see `capacity`): the
+    /// capacity is bounded by the request count, not measured at a steady
+    /// state; raise `workload.count` to measure it.
+    pub count_limited: bool,
     pub capacity_per_gpu: f64,
     pub requests_per_dollar: f64,
     pub requests_per_kwh: f64,
@@ -78,6 +82,7 @@ impl PlanResult {
             status: cap.status,
             capacity_rps: c,
             first_fail_rps: cap.first_fail,
+            count_limited: cap.count_limited(),
             capacity_per_gpu: c / gpus as f64,
             requests_per_dollar: c * 3600.0 / cost,
             requests_per_kwh: c * 3600.0 / (watts / 1000.0),
@@ -186,6 +191,8 @@ mod tests {
             ttft_ms: ttft,
             tpot_ms: tpot,
             attainment: 1.0,
+            slo_ok: cap > 0.0,
+            steady: true,
         };
         let capacity = Capacity {
             status: if cap > 0.0 { Status::Ok } else { Status::FailsAtLow },

@@ -148,6 +148,9 @@ pub struct RateConfig {
     pub tolerance: f64,
     /// Most simulations per plan (bracketing plus bisection).
     pub max_probes: u32,
+    /// A probe meets the SLO only if its arrivals span at least this many
+    /// mean end-to-end latencies, so it shows a steady state (see `capacity`).
+    pub min_window_latencies: f64,
 }
 
 impl Default for RateConfig {
@@ -157,6 +160,7 @@ impl Default for RateConfig {
             high: 0.0,
             tolerance: 0.02,
             max_probes: 40,
+            min_window_latencies: 5.0,
         }
     }
 }
@@ -403,6 +407,12 @@ fn check(s: &SearchConfig, base: &Scenario) -> Result<()> {
         return Err(key_error(
             "rate.tolerance",
             format!("must be in (0, 1), found {}", r.tolerance),
+        ));
+    }
+    if !(r.min_window_latencies.is_finite() && r.min_window_latencies >= 0.0) {
+        return Err(key_error(
+            "rate.min_window_latencies",
+            format!("must be ≥ 0, found {}", r.min_window_latencies),
         ));
     }
     if r.max_probes < 2 {
