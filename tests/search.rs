@@ -9,13 +9,10 @@ use fleetsim::scenario::{self, validate};
 use fleetsim::search::{self, Outcome};
 use fleetsim::timing::BatchShape;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fleetsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetsim"))
-        .args(args)
-        .output()
-        .expect("run fleetsim")
+    common::fleetsim(env!("CARGO_BIN_EXE_fleetsim"), args)
 }
 
 fn write_space(dir: &Path, text: &str) -> PathBuf {
@@ -246,15 +243,8 @@ fn files_are_identical_whatever_the_thread_count() {
     assert_eq!(outputs[0], outputs[1]);
 }
 
-/// Runs, expects exit code 2 and an error mentioning every `needle`.
 fn expect_error(args: &[&str], needles: &[&str]) {
-    let out = fleetsim(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr: {err}");
-    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
-    for n in needles {
-        assert!(err.contains(n), "error for {args:?} should mention `{n}`: {err}");
-    }
+    common::expect_error(env!("CARGO_BIN_EXE_fleetsim"), args, needles)
 }
 
 #[test]

@@ -177,7 +177,7 @@ pub fn table(o: &Outcome) -> String {
     let _ = writeln!(s, "\ntop plans ({order}):");
     let _ = writeln!(
         s,
-        "{:>3}  {:<10} {:>3} {:>3} {:>3} {:>4}  {:<8} {:>5} {:>6} {:>5}  {:>10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9}  {}",
+        "{:>3}  {:<10} {:>3} {:>3} {:>3} {:>4}  {:<8} {:>5} {:>6} {:>5}  {:>10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9}  status",
         "#",
         "device",
         "tp",
@@ -195,7 +195,6 @@ pub fn table(o: &Outcome) -> String {
         "$/h",
         "TTFT ms",
         "TPOT ms",
-        "status"
     );
     for (i, r) in ranking.iter().take(o.top).enumerate() {
         let p = &r.params;

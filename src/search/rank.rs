@@ -126,15 +126,15 @@ pub fn rank<'a>(results: &'a [PlanResult], objective: &str, target_rate: f64) ->
     v
 }
 
-/// The non-dominated plans when minimising `x` and maximising `y`... or
-/// minimising both: `better_y(a, b)` is true when `a`'s y is strictly better.
-/// Sweeps plans in (x ascending, y best first, plan order) and keeps each one
-/// strictly better in y than all before it.
-fn frontier<'a>(
-    mut v: Vec<&'a PlanResult>,
+/// The non-dominated plans when minimising `x` and optimising `y`, where
+/// `y_order(a, b)` is `Less` when `a`'s y is strictly better. Sweeps plans in
+/// (x ascending, y best first, plan order) and keeps each one strictly better
+/// in y than all before it.
+fn frontier(
+    mut v: Vec<&PlanResult>,
     x: impl Fn(&PlanResult) -> f64,
     y_order: impl Fn(&PlanResult, &PlanResult) -> Ordering,
-) -> Vec<&'a PlanResult> {
+) -> Vec<&PlanResult> {
     v.sort_by(|a, b| {
         x(a).total_cmp(&x(b))
             .then_with(|| y_order(a, b))

@@ -182,7 +182,14 @@ pub struct Space {
 /// others the base scenario.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Space> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let origin = path.display().to_string();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    from_text(&text, &path.display().to_string(), &dir, overrides)
+}
+
+/// Like [`load`] for search-space text from `origin`, with relative paths
+/// taken relative to `dir` (`fleetsim bench` uses it for built-in spaces).
+pub fn from_text(text: &str, origin: &str, dir: &Path, overrides: &[String]) -> Result<Space> {
+    let (text, origin) = (text.to_string(), origin.to_string());
     // Syntax errors (with a line number) come from the scenario parser below
     // for the scenario part; parse the whole file first for the rest.
     let whole: toml::Table = toml::from_str(&text).map_err(|e| {
@@ -208,8 +215,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Space> {
         ));
     }
     let table = scenario::load::parse_text(&blanked, &origin)?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut base = scenario::load::load_table(table, &origin, &dir, &base_sets)?;
+    let mut base = scenario::load::load_table(table, &origin, dir, &base_sets)?;
     absolute_paths(&mut base);
 
     let search = parse_search(&text, &whole, &origin, &search_sets)?;
@@ -529,7 +535,7 @@ pub fn enumerate(space: &Space) -> Result<Enumerated> {
         for c in &s.devices {
             let d = catalog.device(&c.name)?;
             let price = c.price_per_hour.unwrap_or(d.price_per_hour);
-            if !(price > 0.0) {
+            if price.is_nan() || price <= 0.0 {
                 return Err(Error::config(
                     "key `search.devices`",
                     format!(
