@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod output;
 pub mod replica;
 pub mod scenario;
+pub mod search;
 pub mod timing;
 pub mod units;
 pub mod workload;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fleetsim::output::report as html;
 use fleetsim::output::trace::{self, TraceOptions};
 use fleetsim::scenario::{self, validate};
-use fleetsim::{Error, bench, catalog, fidelity, workload};
+use fleetsim::{Error, bench, catalog, fidelity, search, workload};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -102,6 +102,25 @@ enum Command {
         /// `table` prints the TOML snippet; `json` the fit with its errors.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Find each plan's capacity (highest rate within the SLO) over a search space and rank the plans.
+    Search {
+        /// Search-space file: a scenario plus a [search] section.
+        space: PathBuf,
+        /// Write plans.jsonl, pareto.csv and best.toml into DIR (a rerun resumes).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Override a key, e.g. --set search.gpu_budget=4 or --set workload.count=1000 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Run the fixed benchmark scenarios (S1–S4) and print wall time and simulated requests/s.
     Bench {
@@ -228,6 +247,14 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             catalog: file,
             format,
         } => calibrate(&profile_dir, device, file, format),
+        Command::Search {
+            space,
+            out,
+            sets,
+            format,
+            threads,
+            quiet,
+        } => search_cmd(&space, out.as_deref(), &sets, format, threads, quiet),
         Command::Bench { format, only } => {
             let results = bench::run(&only)?;
             match format {
@@ -320,6 +347,68 @@ fn run(
     match format {
         Format::Table => println!("{}", report.table()),
         Format::Json => println!("{}", report.summary_json()),
+    }
+    Ok(())
+}
+
+fn search_cmd(
+    path: &std::path::Path,
+    out: Option<&std::path::Path>,
+    sets: &[String],
+    format: Format,
+    threads: Option<usize>,
+    quiet: bool,
+) -> Result<(), Error> {
+    let space = search::load(path, sets)?;
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        pool = pool.num_threads(n.max(1));
+    }
+    let pool = pool
+        .build()
+        .map_err(|e| Error::config("--threads", e.to_string()))?;
+    let show = !quiet && std::io::stderr().is_terminal();
+    let bar = show.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} plans (ETA {eta}) {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    });
+    let outcome = pool.install(|| {
+        search::run(&space, out, &|p: search::Progress| {
+            if let Some(bar) = &bar {
+                bar.set_length(p.total as u64);
+                bar.set_position(p.done as u64);
+                if let Some(best) = p.best {
+                    bar.set_message(format!("best: {best}"));
+                }
+            }
+        })
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome?;
+    match format {
+        Format::Table => {
+            print!("{}", search::output::table(&outcome));
+            if let Some(dir) = out {
+                println!(
+                    "wrote {}/{{plans.jsonl, pareto.csv{}}}",
+                    dir.display(),
+                    if outcome.best().is_some() {
+                        ", best.toml"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Format::Json => println!("{}", search::output::to_json(&outcome)),
     }
     Ok(())
 }
