@@ -121,6 +121,9 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Write a self-contained HTML report (Pareto plot, top plans) to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Run the fixed benchmark scenarios (S1–S4) and print wall time and simulated requests/s.
     Bench {
@@ -254,7 +257,16 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             format,
             threads,
             quiet,
-        } => search_cmd(&space, out.as_deref(), &sets, format, threads, quiet),
+            report,
+        } => search_cmd(
+            &space,
+            out.as_deref(),
+            &sets,
+            format,
+            threads,
+            quiet,
+            report.as_deref(),
+        ),
         Command::Bench { format, only } => {
             let results = bench::run(&only)?;
             match format {
@@ -358,6 +370,7 @@ fn search_cmd(
     format: Format,
     threads: Option<usize>,
     quiet: bool,
+    report: Option<&Path>,
 ) -> Result<(), Error> {
     let space = search::load(path, sets)?;
     let mut pool = rayon::ThreadPoolBuilder::new();
@@ -393,6 +406,9 @@ fn search_cmd(
         bar.finish_and_clear();
     }
     let outcome = outcome?;
+    if let Some(file) = report {
+        fleetsim::output::report::write_search_report(&search::output::report_input(&outcome), file)?;
+    }
     match format {
         Format::Table => {
             print!("{}", search::output::table(&outcome));

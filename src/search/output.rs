@@ -259,3 +259,53 @@ pub fn table(o: &Outcome) -> String {
 pub fn to_json(o: &Outcome) -> String {
     serde_json::to_string_pretty(o).expect("search outcome serializes")
 }
+
+/// The data of the search's HTML report (`--report`): ranked plans best
+/// first (then the plans without capacity), Pareto membership on cost vs capacity.
+pub fn report_input(o: &Outcome) -> crate::output::report::SearchInput {
+    use crate::output::report::{SearchInput, SearchPlan};
+    let front: std::collections::BTreeSet<&str> = o.pareto_cost_capacity.iter().map(String::as_str).collect();
+    let mut order: Vec<&PlanResult> = o
+        .ranking
+        .iter()
+        .filter_map(|k| o.results.iter().find(|r| &r.key == k))
+        .collect();
+    order.extend(o.results.iter().filter(|r| !o.ranking.contains(&r.key)));
+    SearchInput {
+        title: format!("fleetsim search: {}", o.space),
+        facts: vec![
+            ("Plans considered".into(), o.considered.to_string()),
+            (
+                "Pruned".into(),
+                o.pruned.iter().map(|p| p.count).sum::<usize>().to_string(),
+            ),
+            (
+                "Simulated / reused".into(),
+                format!("{} / {}", o.simulated, o.reused),
+            ),
+            ("Requests per probe".into(), o.requests_per_probe.to_string()),
+            (
+                "Rate bracket".into(),
+                format!(
+                    "{} – {} req/s, tolerance {}",
+                    o.rate_low, o.rate_high, o.tolerance
+                ),
+            ),
+            ("Objective".into(), o.objective.clone()),
+        ],
+        cost_unit: "USD/h".into(),
+        plans: order
+            .iter()
+            .map(|r| SearchPlan {
+                name: r.key.clone(),
+                gpus: r.gpus,
+                cost: r.cost_per_hour,
+                capacity_rps: r.capacity_rps,
+                ttft_ms: r.ttft_ms_at_capacity.unwrap_or(r.ttft_ms_at_low),
+                tpot_ms: r.tpot_ms_at_capacity.unwrap_or(r.tpot_ms_at_low),
+                pareto: front.contains(r.key.as_str()),
+            })
+            .collect(),
+        top: o.top,
+    }
+}
