@@ -13,6 +13,7 @@
 
 pub mod memory;
 pub mod prefix_cache;
+pub mod queue;
 pub mod scheduler;
 pub mod state;
 pub mod swap;

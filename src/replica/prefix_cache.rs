@@ -153,15 +153,13 @@ impl PrefixCache {
         self.index.get(&hash).map(|&i| self.entries[i as usize].refs)
     }
 
-    /// Σ refs over entries, and blocks recomputed from the entries (invariant checks; O(entries)).
+    /// Σ refs over entries, and blocks (all, evictable) recomputed from the
+    /// entries (invariant checks; O(entries); integer sums, so the map's
+    /// iteration order cannot affect the result).
     pub fn totals(&self) -> (u64, u64, u64) {
-        let live = self
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.free_entries.contains(&(*i as u32)));
         let (mut refs, mut blocks, mut evictable) = (0u64, 0u64, 0u64);
-        for (_, e) in live {
+        for &i in self.index.values() {
+            let e = &self.entries[i as usize];
             refs += e.refs as u64;
             blocks += e.blocks as u64;
             if e.refs == 0 {
@@ -180,7 +178,7 @@ impl PrefixCache {
                 self.blocks, self.evictable
             ));
         }
-        if self.lru.len() != self.entries.len() - self.free_entries.len() - self.referenced() {
+        if self.lru.len() != self.index.len() - self.referenced() {
             return Err("prefix cache: LRU list does not match the unreferenced entries".into());
         }
         Ok(())

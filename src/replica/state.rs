@@ -44,6 +44,7 @@
 
 use super::memory::KvPool;
 use super::prefix_cache::PrefixCache;
+use super::queue::WaitQueue;
 use super::swap::SwapModel;
 use crate::metrics::{Metrics, Outcome, RejectReason, ReplicaSample, RequestRecord};
 use crate::timing::BatchShape;
@@ -246,7 +247,7 @@ pub struct ReplicaState {
     reqs: Vec<Req>,
     prefixes: Vec<Prefix>,
     free_slots: Vec<Slot>,
-    waiting: VecDeque<Slot>,
+    waiting: WaitQueue,
     swapped: VecDeque<Slot>,
     /// Admitted requests (prefilling or decoding) in admission order.
     running: Vec<Slot>,
@@ -288,7 +289,7 @@ impl ReplicaState {
             reqs: Vec::new(),
             prefixes: Vec::new(),
             free_slots: Vec::new(),
-            waiting: VecDeque::new(),
+            waiting: WaitQueue::new(),
             swapped: VecDeque::new(),
             running: Vec::new(),
             prefilling: Vec::new(),
@@ -367,8 +368,26 @@ impl ReplicaState {
         self.cache.as_ref().map_or(0, |c| c.blocks())
     }
     /// Requests waiting for admission, head first.
-    pub fn waiting(&self) -> impl ExactSizeIterator<Item = Slot> + '_ {
-        self.waiting.iter().copied()
+    pub fn waiting(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.waiting.iter()
+    }
+
+    /// Requests waiting for admission (swapped-out ones not included).
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The first waiting request of `client`, and waiting requests per client.
+    pub fn waiting_of_client(&self, client: u32) -> Option<Slot> {
+        self.waiting.front_of_client(client)
+    }
+    pub fn waiting_per_client(&self) -> &[u32] {
+        self.waiting.per_client()
+    }
+
+    /// The first waiting request of the most urgent priority class.
+    pub fn waiting_by_priority(&self) -> Option<Slot> {
+        self.waiting.front_by_priority()
     }
     /// Admitted requests in admission order.
     pub fn running(&self) -> &[Slot] {
@@ -478,7 +497,7 @@ impl ReplicaState {
                 (self.reqs.len() - 1) as Slot
             }
         };
-        self.waiting.push_back(slot);
+        self.waiting.push_back(slot, spec.client, spec.priority);
         self.waiting_prompt_tokens += spec.prompt_tokens as u64;
     }
 
@@ -550,16 +569,14 @@ impl ReplicaState {
 
     /// The request at the head of the waiting queue.
     pub fn peek_waiting(&self) -> Option<Slot> {
-        self.waiting.front().copied()
+        self.waiting.front()
     }
 
-    /// Moves the `index`-th waiting request to the head of the queue
-    /// (schedulers that do not serve in arrival order).
-    pub fn promote_waiting(&mut self, index: usize) {
-        if index > 0
-            && let Some(slot) = self.waiting.remove(index)
-        {
-            self.waiting.push_front(slot);
+    /// Moves a waiting request to the head of the queue (schedulers that do
+    /// not serve in arrival order). O(1).
+    pub fn promote_waiting(&mut self, slot: Slot) {
+        if self.waiting.front() != Some(slot) {
+            self.waiting.promote(slot);
         }
     }
 
@@ -632,7 +649,7 @@ impl ReplicaState {
     /// the maximum length in reserved mode) if the watermark allows, and adds
     /// a first chunk of at most `max_chunk` tokens.
     pub fn admit_head(&mut self, max_chunk: u32, now: Nanos) -> Admit {
-        let slot = self.waiting.front().copied().expect("admit_head on empty queue");
+        let slot = self.waiting.front().expect("admit_head on empty queue");
         let (_, unit_tokens, unit_blocks) = self.prefix_shape(slot);
         let hit = self.cache_hit_units(slot);
         let target = self.reqs[slot as usize].prefill_target;
@@ -647,7 +664,7 @@ impl ReplicaState {
             self.release_prefix_units(slot, hit);
             return Admit::Later;
         }
-        self.waiting.pop_front();
+        self.waiting.remove(slot);
         self.kv.allocate(need);
         let first = self.reqs[slot as usize].scheduled == NONE;
         if let Some(cache) = &mut self.cache {
@@ -860,7 +877,8 @@ impl ReplicaState {
         q.preemptions += 1;
         self.waiting_prompt_tokens += q.spec.prompt_tokens as u64;
         self.batch.preempted.push(q.spec.id);
-        self.waiting.push_front(slot);
+        let (client, priority) = (q.spec.client, q.spec.priority);
+        self.waiting.push_front(slot, client, priority);
         let _ = now;
     }
 

@@ -446,7 +446,7 @@ pub fn build_source(cfg: &WorkloadConfig) -> Result<Box<dyn RequestSource>> {
         row_rng: stream(4),
         client_rng: stream(5),
         prefix_rng: stream(6),
-        session: (0, 0),
+        session_tokens: 0,
     }))
 }
 
@@ -463,8 +463,8 @@ struct Source {
     row_rng: ChaCha8Rng,
     client_rng: ChaCha8Rng,
     prefix_rng: ChaCha8Rng,
-    /// Sessions: (session id, tokens of the previous turn's prompt + output).
-    session: (u64, u32),
+    /// Sessions: tokens of the previous turn's prompt + output.
+    session_tokens: u32,
 }
 
 impl RequestSource for Source {
@@ -534,15 +534,13 @@ impl RequestSource for Source {
                 Prefix::Group { group, tokens }
             }
             PrefixKind::Sessions { turns } => {
-                let (session, history) = (i / turns as u64, self.session.1);
-                if i % turns as u64 == 0 {
-                    self.session = (session, 0);
-                }
-                let history = if i % turns as u64 == 0 { 0 } else { history };
+                // Request i is turn i mod turns of session i / turns.
+                let first_turn = i.is_multiple_of(turns as u64);
+                let history = if first_turn { 0 } else { self.session_tokens };
                 prompt = prompt.saturating_add(history);
-                self.session = (session, prompt.saturating_add(output));
+                self.session_tokens = prompt.saturating_add(output);
                 Prefix::Group {
-                    group: mix64(session ^ 0xC0FF_EE00),
+                    group: mix64((i / turns as u64) ^ 0xC0FF_EE00),
                     tokens: prompt,
                 }
             }

@@ -129,23 +129,26 @@ pub fn promote_min_by<K: Ord>(
     window: usize,
     mut key: impl FnMut(&ReplicaState, Slot) -> K,
 ) {
-    let mut best: Option<(usize, K)> = None;
-    for (i, slot) in st.waiting().take(window).enumerate() {
+    let mut best: Option<(Slot, K)> = None;
+    for slot in st.waiting().take(window) {
         let k = key(st, slot);
         if best.as_ref().is_none_or(|(_, b)| k < *b) {
-            best = Some((i, k));
+            best = Some((slot, k));
         }
     }
-    if let Some((i, _)) = best {
-        st.promote_waiting(i);
+    if let Some((slot, _)) = best {
+        st.promote_waiting(slot);
     }
 }
 
-/// Puts the next request to admit at the head: by priority class when the
-/// policy asks for it, else the queue order stands (FCFS).
+/// Puts the next request to admit at the head: the oldest of the most
+/// urgent priority class when the policy asks for it (O(classes) over the
+/// whole queue), else the queue order stands (FCFS).
 pub fn choose_next(st: &mut ReplicaState, p: &Policy) {
-    if p.priority {
-        promote_min_by(st, p.window, |st, s| st.view(s).priority);
+    if p.priority
+        && let Some(slot) = st.waiting_by_priority()
+    {
+        st.promote_waiting(slot);
     }
 }
 

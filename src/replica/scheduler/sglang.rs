@@ -14,7 +14,7 @@ use std::cmp::Reverse;
 /// Moves the waiting request with the most cached prompt tokens (ties: the
 /// earliest) to the head, when the queue is within the window.
 pub fn longest_prefix_first(st: &mut ReplicaState, p: &Policy) {
-    if st.waiting().len() > p.window {
+    if st.waiting_len() > p.window {
         return;
     }
     promote_min_by(st, p.window, |st, slot| Reverse(st.cached_prefix_tokens(slot)));

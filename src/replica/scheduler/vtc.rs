@@ -5,21 +5,24 @@
 //! next request admitted is the oldest one of the *least-served* client
 //! with waiting requests. A client that was idle is lifted to the smallest
 //! counter among clients with work, so it cannot bank credit while away
-//! (Algorithm 2's counter lift). Batches are the chunked, decode-first
+//! (Algorithm 2's counter lift; "active" = a request running or waiting). Batches are the chunked, decode-first
 //! iterations of `chunked.rs`. When memory runs out, the running request of
 //! the *most-served* client is preempted (newest first), so the heavy
 //! client pays for memory pressure — the "with preemption" variant.
-//! Per step: O(clients) for the counters; the choice scans at most
-//! `scheduler.window` waiting requests.
+//! Per step: O(clients) for the counters and the choice (the replica keeps
+//! a waiting queue per client).
 
 use super::chunked::{admit_chunk, decode_and_continue};
-use super::{Policy, Scheduler, promote_min_by};
+use super::{Policy, Scheduler};
 use crate::replica::state::ReplicaState;
 use crate::units::Nanos;
 
 pub struct Vtc {
     p: Policy,
     counters: Vec<f64>,
+    /// Clients with a request waiting or running at the previous / this step.
+    active_before: Vec<bool>,
+    active_now: Vec<bool>,
 }
 
 impl Vtc {
@@ -27,6 +30,8 @@ impl Vtc {
         Vtc {
             p,
             counters: Vec::new(),
+            active_before: Vec::new(),
+            active_now: Vec::new(),
         }
     }
 
@@ -64,33 +69,51 @@ impl Scheduler for Vtc {
         for (c, &n) in st.decoding_by_client().iter().enumerate() {
             *self.counter(c as u32) += w_out * n as f64;
         }
-        // Counter lift for clients with waiting requests and none decoding.
-        let active_min = st
-            .decoding_by_client()
-            .iter()
-            .enumerate()
-            .filter(|&(_, &n)| n > 0)
-            .map(|(c, _)| self.counters.get(c).copied().unwrap_or(0.0))
+        // Counter lift (Algorithm 2): a client that had no request waiting or
+        // running at the previous step and has one now starts from the least
+        // counter among the clients that were active, so idle time earns no credit.
+        self.active_now.iter_mut().for_each(|a| *a = false);
+        for slot in st.running() {
+            let c = st.view(*slot).client as usize;
+            if self.active_now.len() <= c {
+                self.active_now.resize(c + 1, false);
+            }
+            self.active_now[c] = true;
+        }
+        for (c, &n) in st.waiting_per_client().iter().enumerate() {
+            if self.active_now.len() <= c {
+                self.active_now.resize(c + 1, false);
+            }
+            self.active_now[c] |= n > 0;
+        }
+        let active_min = (0..self.active_before.len())
+            .filter(|&c| self.active_before[c])
+            .map(|c| self.counters.get(c).copied().unwrap_or(0.0))
             .fold(f64::INFINITY, f64::min);
-        if active_min.is_finite() {
-            for slot in st.waiting().take(self.p.window) {
-                let c = st.view(slot).client;
-                if st.decoding_by_client().get(c as usize).is_none_or(|&n| n == 0) {
-                    let x = self.counter(c);
-                    *x = x.max(active_min);
-                }
+        for c in 0..self.active_now.len() {
+            let was = self.active_before.get(c).copied().unwrap_or(false);
+            if self.active_now[c] && !was && active_min.is_finite() {
+                let x = self.counter(c as u32);
+                *x = x.max(active_min);
             }
         }
+        std::mem::swap(&mut self.active_now, &mut self.active_before);
         self.make_room(st, now);
         let mut budget = decode_and_continue(st, &self.p, now);
         loop {
+            // The oldest request of the least-served client with one waiting (O(clients)).
             let counters = &self.counters;
-            promote_min_by(st, self.p.window, |st, s| {
-                let x = counters.get(st.view(s).client as usize).copied().unwrap_or(0.0);
-                // Least-served client first; ties keep queue order.
-                (x * 1e6) as i128
-            });
-            let Some(head) = st.peek_waiting() else { break };
+            let served = |c: usize| counters.get(c).copied().unwrap_or(0.0);
+            let Some(client) = (0..st.waiting_per_client().len())
+                .filter(|&c| st.waiting_per_client()[c] > 0)
+                .min_by(|&a, &b| served(a).total_cmp(&served(b)))
+            else {
+                break;
+            };
+            let head = st
+                .waiting_of_client(client as u32)
+                .expect("client has a waiting request");
+            st.promote_waiting(head);
             let v = st.view(head);
             match admit_chunk(st, &self.p, budget, now) {
                 Some(left) => {
