@@ -11,6 +11,35 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+/// `println!` to stdout that ends the program quietly when the reader has
+/// gone (e.g. `fleetsim run | head`) instead of panicking on a broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            exit_on_broken_pipe(e);
+        }
+    }};
+}
+
+/// `print!` counterpart of [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            exit_on_broken_pipe(e);
+        }
+    }};
+}
+
+fn exit_on_broken_pipe(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to standard output: {e}");
+    std::process::exit(2);
+}
+
 #[derive(Parser)]
 #[command(
     name = "fleetsim",
@@ -198,7 +227,7 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             let s = scenario::load(Some(&scenario), &sets)?;
             let plan = validate::plan(&s)?;
             workload::validate(&s.workload)?;
-            println!(
+            outln!(
                 "{}: ok — {} on {} {}× (tp={}, pp={}), {} KV blocks of {} tokens per replica ({:.1} GiB)",
                 scenario.display(),
                 plan.model.name,
@@ -218,10 +247,10 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
                 c.merge_file(&f)?;
             }
             if what != Some(CatalogKind::Devices) {
-                println!("{}", catalog::render_models(&c));
+                outln!("{}", catalog::render_models(&c));
             }
             if what != Some(CatalogKind::Models) {
-                println!("{}", catalog::render_devices(&c));
+                outln!("{}", catalog::render_devices(&c));
             }
             Ok(())
         }
@@ -239,8 +268,8 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
                 },
             )?;
             match format {
-                Format::Json => println!("{}", report.to_json()),
-                Format::Table => println!("{}", report.to_table()),
+                Format::Json => outln!("{}", report.to_json()),
+                Format::Table => outln!("{}", report.to_table()),
             }
             Ok(())
         }
@@ -270,8 +299,8 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
         Command::Bench { format, only } => {
             let results = bench::run(&only)?;
             match format {
-                Format::Json => println!("{}", bench::to_json(&results)),
-                Format::Table => println!("{}", bench::to_table(&results)),
+                Format::Json => outln!("{}", bench::to_json(&results)),
+                Format::Table => outln!("{}", bench::to_table(&results)),
             }
             Ok(())
         }
@@ -311,14 +340,14 @@ fn calibrate(dir: &Path, device: Option<String>, file: Option<PathBuf>, format: 
         fits.push(fit::calibrate(dir, d, start)?);
     }
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&fits).expect("calibration fits serialize")
         ),
         Format::Table => {
             for (d, f) in devices.iter().zip(&fits) {
                 let cmd = format!("fleetsim calibrate {} --device {}", dir.display(), d.name);
-                println!("{}", f.to_toml(&cmd));
+                outln!("{}", f.to_toml(&cmd));
             }
         }
     }
@@ -357,8 +386,8 @@ fn run(
         html::write_run_report(&report, &s, file)?;
     }
     match format {
-        Format::Table => println!("{}", report.table()),
-        Format::Json => println!("{}", report.summary_json()),
+        Format::Table => outln!("{}", report.table()),
+        Format::Json => outln!("{}", report.summary_json()),
     }
     Ok(())
 }
@@ -411,9 +440,9 @@ fn search_cmd(
     }
     match format {
         Format::Table => {
-            print!("{}", search::output::table(&outcome));
+            out!("{}", search::output::table(&outcome));
             if let Some(dir) = out {
-                println!(
+                outln!(
                     "wrote {}/{{plans.jsonl, pareto.csv{}}}",
                     dir.display(),
                     if outcome.best().is_some() {
@@ -424,7 +453,7 @@ fn search_cmd(
                 );
             }
         }
-        Format::Json => println!("{}", search::output::to_json(&outcome)),
+        Format::Json => outln!("{}", search::output::to_json(&outcome)),
     }
     Ok(())
 }
