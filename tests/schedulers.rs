@@ -382,3 +382,31 @@ proptest! {
         prop_assert!(r.requests.iter().all(|x| !x.is_finished() || x.first_token <= x.finish));
     }
 }
+
+/// LightLLM admits only what its estimate says will fit at the batch's
+/// future peak: with the true lengths it never preempts where vLLM (which
+/// admits on current memory) does; with the clients' max_tokens it is more
+/// conservative still (smaller batches).
+#[test]
+fn lightllm_future_memory_admission_avoids_preemption() {
+    let base = [
+        "scheduler.gpu_memory_utilization=0.3",
+        "workload.count=500",
+        "workload.arrivals.rate=20",
+        "workload.max_tokens=1024",
+    ];
+    let vllm = run(&with(&base, &["scheduler.kind=vllm"]));
+    let oracle = run(&with(
+        &base,
+        &["scheduler.kind=lightllm", "scheduler.output_estimate=oracle"],
+    ));
+    let max = run(&with(
+        &base,
+        &["scheduler.kind=lightllm", "scheduler.output_estimate=max"],
+    ));
+    assert!(vllm.summary.preemptions > 0);
+    assert_eq!(oracle.summary.preemptions, 0);
+    assert_eq!(max.summary.preemptions, 0);
+    assert!(max.summary.mean_batch_seqs < oracle.summary.mean_batch_seqs);
+    assert_eq!(oracle.summary.completed, 500);
+}

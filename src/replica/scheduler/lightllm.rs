@@ -76,7 +76,10 @@ impl Scheduler for LightLlm {
         let gate = |st: &ReplicaState, cand: Slot| {
             scratch.clear();
             for &s in st.running() {
-                scratch.push((remaining(st, p, s), st.view(s).kv_tokens as u64));
+                // A prefilling request already holds blocks for its whole prompt.
+                let v = st.view(s);
+                let cur = v.kv_tokens.max(v.prompt_tokens + v.generated) as u64;
+                scratch.push((remaining(st, p, s), cur));
             }
             let v = st.view(cand);
             scratch.push((
