@@ -227,6 +227,8 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             let s = scenario::load(Some(&scenario), &sets)?;
             let plan = validate::plan(&s)?;
             workload::validate(&s.workload)?;
+            // Builds the time model too (the profile model reads its tables).
+            fleetsim::engine::time_model(&plan)?;
             outln!(
                 "{}: ok — {} on {} {}× (tp={}, pp={}), {} KV blocks of {} tokens per replica ({:.1} GiB)",
                 scenario.display(),

@@ -27,7 +27,11 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario> {
             resolve_paths(&mut table, &base);
             (table, origin)
         }
-        None => (Table::new(), "built-in default scenario".to_string()),
+        None => {
+            let mut t = Table::new();
+            t.insert("name".into(), toml::Value::String("default".into()));
+            (t, "built-in default scenario".to_string())
+        }
     };
     with_overrides(table, &origin, overrides)
 }
