@@ -335,6 +335,19 @@ fn threshold(s: f64) -> Option<Nanos> {
 }
 
 impl Summary {
+    /// "N completed, M rejected (…), K preemptions": the requests line of the
+    /// table and the report.
+    pub fn requests_line(&self) -> String {
+        format!(
+            "{} completed, {} rejected ({} > max_model_len, {} > KV capacity), {} preemptions",
+            self.completed,
+            self.rejected,
+            self.rejected_by_reason.exceeds_max_model_len,
+            self.rejected_by_reason.exceeds_kv_capacity,
+            self.preemptions
+        )
+    }
+
     pub(crate) fn compute(inp: Inputs<'_>) -> Summary {
         let duration_s = nanos_to_secs(inp.end);
         let slo = inp.slo;

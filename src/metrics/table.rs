@@ -66,18 +66,7 @@ impl Report {
             ),
         );
         line(&mut out, "Duration (s)", format!("{:.3}", s.duration_s));
-        line(
-            &mut out,
-            "Requests",
-            format!(
-                "{} completed, {} rejected ({} > max_model_len, {} > KV capacity), {} preemptions",
-                s.completed,
-                s.rejected,
-                s.rejected_by_reason.exceeds_max_model_len,
-                s.rejected_by_reason.exceeds_kv_capacity,
-                s.preemptions
-            ),
-        );
+        line(&mut out, "Requests", s.requests_line());
         let m = &s.memory;
         if m.prefix_hit_tokens > 0 || m.preemptions_swap > 0 {
             line(

@@ -404,17 +404,7 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
     }
     body.push_str(&facts_table(&[
         ("duration".into(), format!("{} s", f(s.duration_s, 3))),
-        (
-            "requests".into(),
-            format!(
-                "{} completed, {} rejected ({} > max_model_len, {} > KV capacity), {} preemptions",
-                s.completed,
-                s.rejected,
-                s.rejected_by_reason.exceeds_max_model_len,
-                s.rejected_by_reason.exceeds_kv_capacity,
-                s.preemptions
-            ),
-        ),
+        ("requests".into(), s.requests_line()),
         (
             "tokens".into(),
             format!("{} input, {} output", s.total_input_tokens, s.total_output_tokens),

@@ -599,11 +599,6 @@ impl AnalyticalModel {
         self.layers
     }
 
-    /// Layer counts of the first stage, the last stage and the largest middle stage.
-    pub fn stage_layers(&self) -> (f64, f64, f64) {
-        self.stage_layers
-    }
-
     /// One layer's KV-cache write kernel for `tokens` new tokens, seconds.
     pub fn kv_write_time(&self, tokens: f64) -> f64 {
         self.mem_op(tokens * self.kv_write_bytes_per_row)
@@ -616,6 +611,35 @@ impl AnalyticalModel {
         } else {
             0.0
         }
+    }
+
+    /// The GPU time of an iteration from one layer's time and the stage
+    /// extras (first stage: embedding; last: final norm, LM head, sampling),
+    /// and the slowest stage's time (see [`Breakdown::critical_stage`]).
+    pub fn compose(
+        &self,
+        b: &BatchShape,
+        layer_time: f64,
+        first_extra: f64,
+        last_extra: f64,
+        pp_comm: f64,
+    ) -> (f64, f64) {
+        let layers = self.layers;
+        let (first, last, mid) = self.stage_layers;
+        let critical_stage = if self.par.pp == 1 {
+            layers * layer_time + first_extra + last_extra
+        } else {
+            (first * layer_time + first_extra)
+                .max(last * layer_time + last_extra)
+                .max(mid * layer_time)
+        };
+        let mut gpu = layers * layer_time + first_extra + last_extra + pp_comm;
+        if b.prefill_tokens > 0 {
+            // Eager iteration: the host launches every kernel; the GPU cannot
+            // finish before the last launch (see `Calibration::eager_launch_per_layer`).
+            gpu = gpu.max(self.eager_launch_floor());
+        }
+        (gpu, critical_stage)
     }
 
     /// Lower bound of an eager (prefill) iteration's GPU time set by the host
@@ -763,21 +787,7 @@ impl AnalyticalModel {
 
         let first_extra = embedding + all_reduce;
         let last_extra = final_norm + lm.time + gather + sampling;
-        let (first, last, mid) = self.stage_layers;
-        let critical_stage = if self.par.pp == 1 {
-            layers * layer_time + first_extra + last_extra
-        } else {
-            (first * layer_time + first_extra)
-                .max(last * layer_time + last_extra)
-                .max(mid * layer_time)
-        };
-
-        let mut gpu = layers * layer_time + first_extra + last_extra + pp_comm;
-        if b.prefill_tokens > 0 {
-            // Eager iteration: the host launches every kernel; the GPU cannot
-            // finish before the last launch (see `Calibration::eager_launch_per_layer`).
-            gpu = gpu.max(self.eager_launch_floor());
-        }
+        let (gpu, critical_stage) = self.compose(b, layer_time, first_extra, last_extra, pp_comm);
         let tpf = self.par.tp as f64;
         Breakdown {
             embedding,

@@ -444,18 +444,7 @@ impl ProfileModel {
         let embedding = self.op(op::EMB, t);
         let first_extra = embedding + all_reduce;
         let last_extra = norm + base.lm_head + gather + base.sampling;
-        let (first, last, mid) = self.base.stage_layers();
-        let critical_stage = if self.base.parallel().pp == 1 {
-            layers * layer_time + first_extra + last_extra
-        } else {
-            (first * layer_time + first_extra)
-                .max(last * layer_time + last_extra)
-                .max(mid * layer_time)
-        };
-        let mut gpu = layers * layer_time + first_extra + last_extra + pp_comm;
-        if b.prefill_tokens > 0 {
-            gpu = gpu.max(self.base.eager_launch_floor());
-        }
+        let (gpu, critical_stage) = self.base.compose(b, layer_time, first_extra, last_extra, pp_comm);
         Breakdown {
             embedding,
             qkv_proj: layers * qkv,
