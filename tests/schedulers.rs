@@ -306,17 +306,7 @@ fn swap_preemption_round_trips_kv() {
     );
 }
 
-const KINDS: &[&str] = &[
-    "vllm",
-    "sarathi",
-    "vllm-v1",
-    "orca",
-    "fastertransformer",
-    "lightllm",
-    "sglang",
-    "laps",
-    "vtc",
-];
+const KINDS: &[&str] = fleetsim::replica::scheduler::NAMES;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]

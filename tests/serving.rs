@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ListSource, plan};
+use common::{ListSource, TIGHT_MEMORY, plan};
 use fleetsim::engine::{self, Simulation};
 use fleetsim::metrics::Report;
 use fleetsim::scenario::validate::Plan;
@@ -72,18 +72,6 @@ fn sarathi_conserves_requests_tokens_and_blocks() {
 }
 
 /// A replica with room for only a few thousand KV tokens, overloaded.
-const TIGHT_MEMORY: &[&str] = &[
-    "scheduler.gpu_memory_utilization=0.24",
-    "scheduler.activation_reserve_gib=0.5",
-    "workload.count=600",
-    "workload.arrivals.rate=50",
-    "workload.prompt.kind=uniform",
-    "workload.prompt.min=200",
-    "workload.prompt.max=1500",
-    "workload.output.kind=uniform",
-    "workload.output.min=200",
-    "workload.output.max=1000",
-];
 
 #[test]
 fn vllm_preempts_under_memory_pressure_and_still_finishes_everything() {

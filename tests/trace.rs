@@ -6,27 +6,13 @@
 
 mod common;
 
-use common::plan;
+use common::{TIGHT_MEMORY, plan};
 use fleetsim::engine::Simulation;
 use fleetsim::metrics::Report;
 use fleetsim::output::trace::{TraceOptions, trace_json};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
-
-/// A replica with little KV memory, overloaded: preemptions happen.
-const TIGHT_MEMORY: &[&str] = &[
-    "scheduler.gpu_memory_utilization=0.24",
-    "scheduler.activation_reserve_gib=0.5",
-    "workload.count=300",
-    "workload.arrivals.rate=50",
-    "workload.prompt.kind=uniform",
-    "workload.prompt.min=200",
-    "workload.prompt.max=1500",
-    "workload.output.kind=uniform",
-    "workload.output.min=200",
-    "workload.output.max=1000",
-];
 
 fn traced(sets: &[&str], opts: TraceOptions) -> (Report, Value, String) {
     let p = plan(sets);
@@ -120,7 +106,9 @@ fn phase_sums(events: &[Value]) -> BTreeMap<u64, i64> {
 
 #[test]
 fn trace_is_valid_and_request_spans_add_up_to_e2e() {
-    let (report, v, _) = traced(TIGHT_MEMORY, TraceOptions::default());
+    let mut sets = TIGHT_MEMORY.to_vec();
+    sets.push("workload.count=300");
+    let (report, v, _) = traced(&sets, TraceOptions::default());
     assert!(report.summary.preemptions > 0, "test needs preemptions");
     let events = validate(&v);
     let sums = phase_sums(&events);

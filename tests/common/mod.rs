@@ -78,3 +78,17 @@ pub fn expect_error(exe: &str, args: &[&str], needles: &[&str]) {
         assert!(err.contains(n), "error for {args:?} should mention `{n}`: {err}");
     }
 }
+
+/// Overrides that make a replica run short of KV memory (preemptions happen).
+pub const TIGHT_MEMORY: &[&str] = &[
+    "scheduler.gpu_memory_utilization=0.24",
+    "scheduler.activation_reserve_gib=0.5",
+    "workload.count=600",
+    "workload.arrivals.rate=50",
+    "workload.prompt.kind=uniform",
+    "workload.prompt.min=200",
+    "workload.prompt.max=1500",
+    "workload.output.kind=uniform",
+    "workload.output.min=200",
+    "workload.output.max=1000",
+];
