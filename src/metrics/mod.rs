@@ -26,10 +26,12 @@
 pub mod histogram;
 pub mod summary;
 mod table;
+pub mod transfer;
 mod writers;
 
 pub use histogram::LogHistogram;
 pub use summary::{LatencyStats, RejectedCounts, ReplicaSummary, SloCheck, Summary};
+pub use transfer::{KvTransferSummary, TransferRecord};
 
 use crate::scenario::config::{MetricsConfig, SloConfig};
 use crate::timing::{BatchShape, IterationCost};
@@ -180,6 +182,9 @@ pub struct Metrics {
     itl: LogHistogram,
     iter: IterAcc,
     replicas: Vec<ReplicaAcc>,
+    transfers: Vec<TransferRecord>,
+    /// KV bytes sent and received (disaggregated / semi-PD runs).
+    kv_bytes: Option<(u64, u64)>,
 }
 
 impl Metrics {
@@ -192,6 +197,8 @@ impl Metrics {
             itl: LogHistogram::new(),
             iter: IterAcc::default(),
             replicas: vec![ReplicaAcc::default(); num_replicas as usize],
+            transfers: Vec::new(),
+            kv_bytes: None,
         }
     }
 
@@ -232,11 +239,22 @@ impl Metrics {
         });
     }
 
+    /// A prefilled request's KV reached its decode replica and was admitted.
+    pub fn record_transfer(&mut self, rec: TransferRecord) {
+        self.transfers.push(rec);
+    }
+
+    /// Total KV bytes put on and taken off links (marks the run as disaggregated).
+    pub fn set_kv_bytes(&mut self, sent: u64, received: u64) {
+        self.kv_bytes = Some((sent, received));
+    }
+
     /// Ends the run at simulated time `end` and computes the summary.
     pub fn finish(mut self, info: RunInfo, end: Nanos) -> Report {
         self.records.sort_by_key(|r| r.id);
         self.samples.sort_by_key(|s| (s.time, s.replica));
-        let summary = Summary::compute(summary::Inputs {
+        self.transfers.sort_by_key(|t| t.id);
+        let mut summary = Summary::compute(summary::Inputs {
             info,
             end,
             sample_interval_s: self.sample_interval_s,
@@ -247,11 +265,15 @@ impl Metrics {
             iter: self.iter,
             replicas: &self.replicas,
         });
+        summary.kv_transfer = self
+            .kv_bytes
+            .map(|(sent, received)| transfer::summarize(&self.transfers, sent, received));
         Report {
             summary,
             requests: self.records,
             samples: self.samples,
             itl: self.itl,
+            transfers: self.transfers,
         }
     }
 }
@@ -266,6 +288,8 @@ pub struct Report {
     pub samples: Vec<Sample>,
     /// Histogram of all inter-token gaps, ns.
     pub itl: LogHistogram,
+    /// KV hand-offs (disaggregated / semi-PD runs), sorted by request id.
+    pub transfers: Vec<TransferRecord>,
 }
 
 #[cfg(test)]
