@@ -189,3 +189,280 @@ fn disaggregation_errors_name_the_key() {
     assert!(err(&["cluster.router_staleness=-1"]).contains("cluster.router_staleness"));
     assert!(err(&["cluster.prefil.replicas=2"]).contains("prefill"));
 }
+
+// ---------- DistServe: goodput per GPU, disaggregated vs colocated ----------
+
+/// Mixed short chat prompts and long documents (lognormal, median 1k, long tail).
+const MIXED: &[&str] = &[
+    "model.name=Llama-3-8B",
+    // Arrivals for 60 s, so a rate above capacity shows as growing queues
+    // rather than a burst the SLO absorbs.
+    "workload.count=1000000",
+    "workload.duration=60",
+    "workload.seed=3",
+    "workload.prompt.kind=lognormal",
+    "workload.prompt.median=1000",
+    "workload.prompt.sigma=1.2",
+    "workload.prompt.min=16",
+    "workload.prompt.max=7000",
+    "workload.output.kind=lognormal",
+    "workload.output.median=150",
+    "workload.output.sigma=0.8",
+    "workload.output.min=2",
+    "workload.output.max=800",
+    "slo.percentile=90",
+];
+
+/// The highest request rate (req/s) at which at least 90% of requests meet
+/// every SLO threshold (DistServe's goodput), by bisection on the rate.
+fn max_goodput(sets: &[&str]) -> f64 {
+    let attain = |rate: f64| {
+        let r = format!("workload.arrivals.rate={rate}");
+        let mut v = sets.to_vec();
+        v.push(&r);
+        let p = plan(&v);
+        Simulation::new(&p).unwrap().run(&mut |_| {}).summary.slo_attainment
+    };
+    let (mut lo, mut hi) = (0.25f64, 0.5f64);
+    if attain(lo) < 0.9 {
+        return 0.0;
+    }
+    while attain(hi) >= 0.9 {
+        lo = hi;
+        hi *= 2.0;
+    }
+    for _ in 0..7 {
+        let mid = (lo * hi).sqrt();
+        if attain(mid) >= 0.9 { lo = mid } else { hi = mid }
+    }
+    lo
+}
+
+/// (label, GPUs, scenario keys) of the configurations each side may pick
+/// from on a 4-GPU budget: colocated replicas with either scheduler, or any
+/// integral split of the GPUs into prefill and decode replicas.
+fn configs() -> (Vec<(String, u32, Vec<String>)>, Vec<(String, u32, Vec<String>)>) {
+    let mut colo = Vec::new();
+    for (kind, chunk) in [("vllm", "512"), ("sarathi", "512"), ("sarathi", "2048")] {
+        colo.push((
+            format!("colocated 4x {kind} chunk {chunk}"),
+            4,
+            vec![
+                "cluster.replicas=4".to_string(),
+                "cluster.router=least-kv".to_string(),
+                format!("scheduler.kind={kind}"),
+                format!("scheduler.chunk_size={chunk}"),
+            ],
+        ));
+    }
+    let mut dis = Vec::new();
+    for (np, nd) in [(1, 3), (2, 2), (3, 1)] {
+        dis.push((
+            format!("disaggregated {np}P{nd}D"),
+            np + nd,
+            vec![
+                "cluster.mode=disaggregated".to_string(),
+                format!("cluster.prefill.replicas={np}"),
+                format!("cluster.decode.replicas={nd}"),
+                "cluster.router=least-kv".to_string(),
+                "hardware.devices_per_node=8".to_string(),
+            ],
+        ));
+    }
+    (colo, dis)
+}
+
+fn best_per_gpu(side: &[(String, u32, Vec<String>)], slo: &[&str]) -> (f64, String) {
+    let mut best = (0.0, String::new());
+    for (label, gpus, keys) in side {
+        let mut v: Vec<&str> = MIXED.to_vec();
+        v.extend_from_slice(slo);
+        v.extend(keys.iter().map(String::as_str));
+        let g = max_goodput(&v) / *gpus as f64;
+        eprintln!("  {label}: {g:.2} req/s per GPU");
+        if g > best.0 {
+            best = (g, label.clone());
+        }
+    }
+    best
+}
+
+#[test]
+fn disaggregation_wins_goodput_per_gpu_under_a_tight_slo_and_colocation_under_a_loose_one() {
+    let (colo, dis) = configs();
+    // Tight: TTFT 200 ms and TPOT 15 ms at p90 — long prefills stall the
+    // decodes they share a GPU with (or, chunked, slow every decode step),
+    // so co-location must run far below its capacity to keep TPOT.
+    let tight = ["slo.ttft=0.2", "slo.tpot=0.015"];
+    eprintln!("tight SLO:");
+    let (c, cl) = best_per_gpu(&colo, &tight);
+    let (d, dl) = best_per_gpu(&dis, &tight);
+    eprintln!("tight: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
+    assert!(d > c * 1.2, "tight SLO: disaggregated {d:.2} vs colocated {c:.2}");
+    // Loose: goodput is throughput. Co-location batches prefills (compute-
+    // bound) with decodes (bandwidth-bound) on every GPU and needs no
+    // integral split of the 4 GPUs between phases; every split leaves one
+    // pool the bottleneck and the other partly idle.
+    let loose = ["slo.ttft=5", "slo.tpot=0.2"];
+    eprintln!("loose SLO:");
+    let (c, cl) = best_per_gpu(&colo, &loose);
+    let (d, dl) = best_per_gpu(&dis, &loose);
+    eprintln!("loose: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
+    assert!(c > d * 1.05, "loose SLO: colocated {c:.2} vs disaggregated {d:.2}");
+}
+
+// ---------- routers ----------
+
+/// Saturated throughput (req/s) of one Llama-3-8B replica on conversation
+/// lengths (every request arrives at once), as `fleetsim bench` measures it.
+fn one_replica_capacity() -> f64 {
+    capacity_with(&[])
+}
+
+fn capacity_with(extra: &[&str]) -> f64 {
+    let mut v = vec![
+        "workload.count=3000",
+        "workload.arrivals.kind=constant",
+        "workload.arrivals.rate=1e9",
+    ];
+    v.extend_from_slice(extra);
+    let p = plan(&v);
+    Simulation::new(&p).unwrap().run(&mut |_| {}).summary.request_throughput
+}
+
+fn router_run(router: &str, replicas: u32, rate: f64, extra: &[&str]) -> Report {
+    let r = format!("cluster.router={router}");
+    let n = format!("cluster.replicas={replicas}");
+    let a = format!("workload.arrivals.rate={rate}");
+    let mut v = vec![r.as_str(), n.as_str(), a.as_str(), "workload.count=20000", "workload.seed=9"];
+    v.extend_from_slice(extra);
+    run(&plan(&v)).0
+}
+
+#[test]
+fn power_of_two_beats_random_on_p99_queueing_delay_at_90_percent_load() {
+    // Mitzenmacher's setting: servers with a queue. With a batch of at most
+    // 8 sequences a replica is an 8-server queue; (unbounded continuous
+    // batching would absorb load into batch size, not queueing delay).
+    let slots = ["scheduler.max_num_seqs=8"];
+    let rate = 0.9 * 16.0 * capacity_with(&slots);
+    let random = router_run("random", 16, rate, &slots).summary;
+    let p2 = router_run("power-of-two", 16, rate, &slots).summary;
+    eprintln!(
+        "16 replicas at {rate:.1} req/s: p99 queue delay random {:.0} ms, power-of-two {:.0} ms; p99 TTFT {:.0} vs {:.0} ms",
+        random.queue_delay.p99, p2.queue_delay.p99, random.ttft.p99, p2.ttft.p99
+    );
+    assert!(p2.queue_delay.p99 < 0.5 * random.queue_delay.p99);
+    assert!(p2.ttft.p99 < random.ttft.p99);
+}
+
+#[test]
+fn stale_load_reports_make_least_outstanding_herd() {
+    // With reports refreshed once a second every arrival in that second
+    // sees the same "least loaded" replica (Mitzenmacher 2000, "How useful
+    // is old information?"); randomised power-of-two suffers much less.
+    let rate = 0.8 * 8.0 * one_replica_capacity();
+    let exact = router_run("least-outstanding", 8, rate, &[]).summary;
+    let stale = router_run("least-outstanding", 8, rate, &["cluster.router_staleness=1.0"]).summary;
+    let stale_p2 = router_run("power-of-two", 8, rate, &["cluster.router_staleness=1.0"]).summary;
+    eprintln!(
+        "p99 TTFT: least-outstanding exact {:.0} ms, 1 s stale {:.0} ms; power-of-two 1 s stale {:.0} ms",
+        exact.ttft.p99, stale.ttft.p99, stale_p2.ttft.p99
+    );
+    assert!(stale.ttft.p99 > 2.0 * exact.ttft.p99);
+    assert!(stale_p2.ttft.p99 < stale.ttft.p99);
+}
+
+#[test]
+fn with_one_hot_prefix_affinity_overloads_a_replica_and_dualmap_does_not() {
+    // DualMap's claim: every request shares one system prompt (a hot
+    // prefix). Consistent hashing sends them all to one replica; DualMap
+    // spreads them over its two candidates and remaps the hot key.
+    let rate = 0.6 * 8.0 * one_replica_capacity();
+    let skew = ["workload.prefix.kind=system", "workload.prefix.prompts=1", "workload.prefix.tokens=256"];
+    let share = |router: &str| {
+        let r = format!("cluster.router={router}");
+        let a = format!("workload.arrivals.rate={rate}");
+        let mut v = vec![r.as_str(), a.as_str(), "cluster.replicas=8", "workload.count=6000", "workload.seed=4", "slo.ttft=1"];
+        v.extend_from_slice(&skew);
+        let (rep, routed) = run(&plan(&v));
+        let max = *routed.iter().max().unwrap() as f64 / 6000.0;
+        (max, rep.summary)
+    };
+    let (aff_max, aff) = share("prefix-affinity");
+    let (dm_max, dm) = share("dualmap");
+    eprintln!(
+        "hot prefix: busiest replica gets {:.0}% (affinity) vs {:.0}% (dualmap); p99 TTFT {:.0} vs {:.0} ms",
+        100.0 * aff_max, 100.0 * dm_max, aff.ttft.p99, dm.ttft.p99
+    );
+    assert!(aff_max > 0.99, "affinity sends the hot prefix to one replica");
+    assert!(dm_max < 0.5, "dualmap spreads it");
+    assert!(dm.ttft.p99 < 0.2 * aff.ttft.p99);
+}
+
+#[test]
+fn predictive_routing_beats_least_outstanding_on_mixed_prompts() {
+    // Block's claim: a request count hides how long each queue takes; the
+    // time model's prediction from the queued tokens does not.
+    let rate = 0.8 * 8.0 * one_replica_capacity();
+    let extra = ["workload.prompt.sigma=1.6", "workload.prompt.max=7000"];
+    let lo = router_run("least-outstanding", 8, rate, &extra).summary;
+    let pr = router_run("predictive", 8, rate, &extra).summary;
+    eprintln!("mixed prompts: mean TTFT least-outstanding {:.0} ms, predictive {:.0} ms (p99 {:.0} vs {:.0})",
+        lo.ttft.mean, pr.ttft.mean, lo.ttft.p99, pr.ttft.p99);
+    assert!(pr.ttft.mean < lo.ttft.mean);
+}
+
+#[test]
+fn session_affinity_keeps_each_client_on_one_replica() {
+    let (rep, _) = run(&plan(&[
+        "cluster.router=session-affinity",
+        "cluster.replicas=4",
+        "workload.clients.weights=[1, 1, 1, 1, 1, 1, 1, 1]",
+        "workload.count=800",
+    ]));
+    let mut home = [u32::MAX; 8];
+    for q in &rep.requests {
+        let h = &mut home[q.client as usize];
+        if *h == u32::MAX {
+            *h = q.replica;
+        }
+        assert_eq!(*h, q.replica, "client {} moved", q.client);
+    }
+}
+
+// ---------- semi-PD ----------
+
+#[test]
+fn semi_pd_conserves_and_adapting_the_split_rescues_a_starved_phase() {
+    // Prefill gets 15% of the SMs: TTFT explodes. Adaptation moves SMs to
+    // prefill until both SLOs have headroom (semi-PD §4.3).
+    let base = [
+        "cluster.mode=semi-pd",
+        "cluster.replicas=2",
+        "cluster.router=least-kv",
+        "cluster.semi_pd.prefill_fraction=0.15",
+        "cluster.semi_pd.min_fraction=0.1",
+        "workload.count=3000",
+        "workload.arrivals.rate=14",
+        "slo.ttft=0.5",
+        "slo.tpot=0.05",
+    ];
+    let (fixed, routed) = run(&with(&base, &[]));
+    let (adaptive, _) = run(&with(&base, &["cluster.semi_pd.adaptive=true"]));
+    assert_eq!(routed.iter().sum::<u64>(), 3000);
+    assert!(routed[2..].iter().all(|&n| n == 0), "requests enter through the prefill workers");
+    let kv = fixed.summary.kv_transfer.as_ref().unwrap();
+    assert_eq!(kv.kv_bytes_sent, 0, "unified memory: nothing moves");
+    assert_eq!(fixed.summary.completed, 3000);
+    eprintln!(
+        "semi-PD f=0.15 fixed: p90 TTFT {:.0} ms, p90 TPOT {:.1} ms, attainment {:.2}; adaptive: {:.0} ms, {:.1} ms, {:.2}",
+        fixed.summary.ttft.p90,
+        fixed.summary.tpot.p90,
+        fixed.summary.slo_attainment,
+        adaptive.summary.ttft.p90,
+        adaptive.summary.tpot.p90,
+        adaptive.summary.slo_attainment
+    );
+    assert!(adaptive.summary.slo_attainment > fixed.summary.slo_attainment + 0.2);
+}
