@@ -9,6 +9,19 @@
 //!   capacity. Capacity is measured first (not timed): the throughput of one replica
 //!   serving 4,000 requests that all arrive at once, times 16.
 //!
+//! - S5 (APEX-style question): Llama-3-70B on one 8×H100 node, every TP × PP × DP split
+//!   (tp·pp·dp ≤ 8) × vllm/sarathi × max_num_seqs {32, 64, 128, 256}, the lmsys-like
+//!   trace of `../shared` (1,024 requests at 0.5 req/s; a synthetic Poisson workload
+//!   with lmsys-like lengths when `../shared` is absent), capacity to 5 %. Target < 2 s.
+//! - S6 (Vidur-Search-sized space): Llama-2-70B on A100-80GB and H100, TP 1–8, PP 1–4,
+//!   up to 16 devices (replicas up to 16), vllm with max_num_seqs {64, 128, 256} and
+//!   sarathi with max_num_seqs {64, 128, 256} × chunk {512, 1024, 2048} (only two
+//!   scheduler kinds exist; Vidur's third, Orca, is not modelled), 2,000 Poisson
+//!   requests with conversation lengths per probe, capacity to 2 %. Target < 2 min on 2 cores.
+//!
+//! For S5/S6, `requests` counts every simulated request of every probe and
+//! `simulated_s` is the number of plans searched.
+//!
 //! Peak memory is the process's high-water mark (Linux `VmHWM`), so run one
 //! scenario per process (`--only S4`) for an isolated figure.
 
@@ -75,7 +88,83 @@ fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
     })
 }
 
-pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4"];
+pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6"];
+
+/// The lmsys-like trace S5 replays, when `../shared` is present.
+const LMSYS_TRACE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/traces/apex/llama/lmsys_05.jsonl"
+);
+
+/// The search space of S5 or S6 and its description.
+fn search_space(name: &str) -> (String, String) {
+    match name {
+        "S5" => {
+            let (workload, what) = if std::path::Path::new(LMSYS_TRACE).is_file() {
+                (
+                    format!("trace = {LMSYS_TRACE:?}\ncount = 0\n"),
+                    "the lmsys trace of ../shared (1,024 requests, 0.5 req/s)",
+                )
+            } else {
+                (
+                    "count = 1024\n[workload.arrivals]\nkind = \"poisson\"\nrate = 0.5\n\
+                     [workload.prompt]\nmedian = 70\nsigma = 1.2\nmax = 4096\n\
+                     [workload.output]\nmedian = 180\nsigma = 0.9\nmax = 2048\n"
+                        .to_string(),
+                    "a synthetic lmsys-like workload (../shared absent)",
+                )
+            };
+            (
+                format!(
+                    "[model]\nname = \"Llama-3-70B\"\n[hardware]\ndevice = \"H100-SXM\"\n\
+                     [cluster]\nrouter = \"least-outstanding\"\n[slo]\nttft = 2.0\ntpot = 0.1\n\
+                     [workload]\n{workload}\
+                     [search]\ngpu_budget = 8\ntp = [1, 2, 4, 8]\npp = [1, 2, 4, 8]\n\
+                     [[search.schedulers]]\nkind = \"vllm\"\nmax_num_seqs = [32, 64, 128, 256]\n\
+                     [[search.schedulers]]\nkind = \"sarathi\"\nmax_num_seqs = [32, 64, 128, 256]\n\
+                     [search.rate]\nlow = 0.5\ntolerance = 0.05\n"
+                ),
+                format!("APEX-style: Llama-3-70B, 8xH100 node, all TPxPPxDP x 8 scheduler settings, {what}"),
+            )
+        }
+        _ => (
+            "[model]\nname = \"Llama-2-70B\"\n[slo]\nttft = 2.0\ntpot = 0.1\n\
+             [workload]\ncount = 2000\nseed = 1\n[workload.arrivals]\nrate = 1.0\n\
+             [search]\ngpu_budget = 16\ntp = [1, 2, 4, 8]\npp = [1, 2, 4]\n\
+             [[search.devices]]\nname = \"A100-80GB\"\n[[search.devices]]\nname = \"H100-SXM\"\n\
+             [[search.schedulers]]\nkind = \"vllm\"\nmax_num_seqs = [64, 128, 256]\n\
+             [[search.schedulers]]\nkind = \"sarathi\"\nmax_num_seqs = [64, 128, 256]\nchunk_size = [512, 1024, 2048]\n\
+             [search.rate]\ntolerance = 0.02\n"
+                .to_string(),
+            "Vidur-Search-sized: Llama-2-70B, A100+H100, TP1-8, PP1-4, <=16 GPUs, vllm+sarathi x batch sizes".to_string(),
+        ),
+    }
+}
+
+/// Runs the search benchmark `name` (S5 or S6) with no output files.
+fn run_search(name: &str) -> Result<BenchResult> {
+    let (text, description) = search_space(name);
+    let space = crate::search::space::from_text(&text, name, std::path::Path::new("."), &[])?;
+    let started = Instant::now();
+    let o = crate::search::run(&space, None, &|_| {})?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let probes: usize = o.results.iter().map(|r| r.search.probes.len()).sum();
+    let requests = (probes * o.requests_per_probe) as u64;
+    Ok(BenchResult {
+        name: name.to_string(),
+        description: format!(
+            "{description}: {} plans ({} pruned of {}), {probes} probes",
+            o.results.len(),
+            o.considered - o.results.len(),
+            o.considered
+        ),
+        wall_s,
+        requests,
+        simulated_requests_per_s: requests as f64 / wall_s.max(1e-9),
+        simulated_s: o.results.len() as f64,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
 
 /// Saturated throughput (requests/s) of one replica of the S4 configuration.
 fn s4_capacity() -> Result<f64> {
@@ -109,6 +198,10 @@ pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
     let mut out = Vec::new();
     for &name in NAMES {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        if name == "S5" || name == "S6" {
+            out.push(run_search(name)?);
             continue;
         }
         let (description, mut sets) = scenario_sets(name).expect("known benchmark");

@@ -13,8 +13,10 @@ pub mod engine;
 pub mod error;
 pub mod fidelity;
 pub mod metrics;
+pub mod output;
 pub mod replica;
 pub mod scenario;
+pub mod search;
 pub mod timing;
 pub mod units;
 pub mod workload;
@@ -24,4 +26,17 @@ pub use error::{Error, Result};
 /// Loads nothing, runs a resolved plan with its own workload: the one-call API.
 pub fn run_plan(plan: &scenario::validate::Plan, progress: &mut dyn FnMut(u64)) -> Result<metrics::Report> {
     Ok(engine::Simulation::new(plan)?.run(progress))
+}
+
+/// Like [`run_plan`], recording a trace (see [`output::trace`]) when `trace` is set.
+pub fn run_plan_traced(
+    plan: &scenario::validate::Plan,
+    trace: Option<&output::trace::TraceOptions>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<metrics::Report> {
+    let mut sim = engine::Simulation::new(plan)?;
+    if let Some(opts) = trace {
+        sim.enable_trace(opts);
+    }
+    Ok(sim.run(progress))
 }

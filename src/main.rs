@@ -2,8 +2,10 @@
 //! errors to exit code 2 with a one-paragraph message.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use fleetsim::output::report as html;
+use fleetsim::output::trace::{self, TraceOptions};
 use fleetsim::scenario::{self, validate};
-use fleetsim::{Error, bench, catalog, fidelity, workload};
+use fleetsim::{Error, bench, catalog, fidelity, search, workload};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +46,19 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Write a Chrome trace-event / Perfetto JSON trace of the run to FILE.
+        #[arg(long, value_name = "FILE.json")]
+        trace: Option<PathBuf>,
+        /// Trace only START:END seconds of simulated time (iterations, counters,
+        /// and requests whose lifetime overlaps it), e.g. 100:110, :30, 60:.
+        #[arg(long, value_name = "START:END", requires = "trace")]
+        trace_window: Option<String>,
+        /// Trace at most N request lifecycles (every k-th request by id).
+        #[arg(long, value_name = "N", requires = "trace")]
+        trace_max_requests: Option<u64>,
+        /// Write a self-contained HTML report (charts, tables) to FILE.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
     /// Check a scenario (schema, catalog names, memory fit, trace) without running it.
     Validate {
@@ -88,6 +103,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Find each plan's capacity (highest rate within the SLO) over a search space and rank the plans.
+    Search {
+        /// Search-space file: a scenario plus a [search] section.
+        space: PathBuf,
+        /// Write plans.jsonl, pareto.csv and best.toml into DIR (a rerun resumes).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Override a key, e.g. --set search.gpu_budget=4 or --set workload.count=1000 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Run the fixed benchmark scenarios (S1–S4) and print wall time and simulated requests/s.
     Bench {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -122,6 +156,10 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
         out: None,
         format: Format::Table,
         quiet: false,
+        trace: None,
+        trace_window: None,
+        trace_max_requests: None,
+        report: None,
     }) {
         Command::Run {
             scenario,
@@ -129,7 +167,30 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             out,
             format,
             quiet,
-        } => run(scenario, &sets, out, format, quiet),
+            trace,
+            trace_window,
+            trace_max_requests,
+            report,
+        } => {
+            let trace = match trace {
+                Some(path) => {
+                    let window = trace_window
+                        .as_deref()
+                        .map(TraceOptions::parse_window)
+                        .transpose()?;
+                    Some((
+                        path,
+                        TraceOptions {
+                            window,
+                            max_requests: trace_max_requests,
+                        },
+                    ))
+                }
+                None => None,
+            };
+            let outputs = Outputs { out, trace, report };
+            run(scenario, &sets, outputs, format, quiet)
+        }
         Command::Validate { scenario, sets } => {
             let s = scenario::load(Some(&scenario), &sets)?;
             let plan = validate::plan(&s)?;
@@ -186,6 +247,14 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             catalog: file,
             format,
         } => calibrate(&profile_dir, device, file, format),
+        Command::Search {
+            space,
+            out,
+            sets,
+            format,
+            threads,
+            quiet,
+        } => search_cmd(&space, out.as_deref(), &sets, format, threads, quiet),
         Command::Bench { format, only } => {
             let results = bench::run(&only)?;
             match format {
@@ -244,10 +313,17 @@ fn calibrate(dir: &Path, device: Option<String>, file: Option<PathBuf>, format: 
     Ok(())
 }
 
+/// Files a run writes besides stdout.
+struct Outputs {
+    out: Option<PathBuf>,
+    trace: Option<(PathBuf, TraceOptions)>,
+    report: Option<PathBuf>,
+}
+
 fn run(
     path: Option<PathBuf>,
     sets: &[String],
-    out: Option<PathBuf>,
+    outputs: Outputs,
     format: Format,
     quiet: bool,
 ) -> Result<(), Error> {
@@ -256,14 +332,83 @@ fn run(
     let total = (s.workload.count > 0).then_some(s.workload.count);
     let show = !quiet && std::io::stderr().is_terminal();
     let mut progress = Progress::new(show, total);
-    let report = fleetsim::run_plan(&plan, &mut |n| progress.update(n))?;
+    let trace_opts = outputs.trace.as_ref().map(|t| &t.1);
+    let report = fleetsim::run_plan_traced(&plan, trace_opts, &mut |n| progress.update(n))?;
     progress.finish();
-    if let Some(dir) = out {
+    if let Some(dir) = outputs.out {
         report.write_dir(&dir)?;
+    }
+    if let Some((file, _)) = &outputs.trace {
+        trace::write_trace(&report, file)?;
+    }
+    if let Some(file) = &outputs.report {
+        html::write_run_report(&report, &s, file)?;
     }
     match format {
         Format::Table => println!("{}", report.table()),
         Format::Json => println!("{}", report.summary_json()),
+    }
+    Ok(())
+}
+
+fn search_cmd(
+    path: &std::path::Path,
+    out: Option<&std::path::Path>,
+    sets: &[String],
+    format: Format,
+    threads: Option<usize>,
+    quiet: bool,
+) -> Result<(), Error> {
+    let space = search::load(path, sets)?;
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        pool = pool.num_threads(n.max(1));
+    }
+    let pool = pool
+        .build()
+        .map_err(|e| Error::config("--threads", e.to_string()))?;
+    let show = !quiet && std::io::stderr().is_terminal();
+    let bar = show.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} plans (ETA {eta}) {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    });
+    let outcome = pool.install(|| {
+        search::run(&space, out, &|p: search::Progress| {
+            if let Some(bar) = &bar {
+                bar.set_length(p.total as u64);
+                bar.set_position(p.done as u64);
+                if let Some(best) = p.best {
+                    bar.set_message(format!("best: {best}"));
+                }
+            }
+        })
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome?;
+    match format {
+        Format::Table => {
+            print!("{}", search::output::table(&outcome));
+            if let Some(dir) = out {
+                println!(
+                    "wrote {}/{{plans.jsonl, pareto.csv{}}}",
+                    dir.display(),
+                    if outcome.best().is_some() {
+                        ", best.toml"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Format::Json => println!("{}", search::output::to_json(&outcome)),
     }
     Ok(())
 }

@@ -5,24 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fleetsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetsim"))
-        .args(args)
-        .output()
-        .expect("run fleetsim")
+    common::fleetsim(env!("CARGO_BIN_EXE_fleetsim"), args)
 }
 
-/// Runs, expects exit code 2 and an error mentioning every `needle`.
 fn expect_error(args: &[&str], needles: &[&str]) {
-    let out = fleetsim(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr: {err}");
-    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
-    for n in needles {
-        assert!(err.contains(n), "error for {args:?} should mention `{n}`: {err}");
-    }
+    common::expect_error(env!("CARGO_BIN_EXE_fleetsim"), args, needles)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -191,6 +181,12 @@ fn every_example_validates_and_runs() {
     assert!(files.len() >= 5);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
+        // Search spaces (names containing "search") are run by tests/search.rs.
+        if f.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("search"))
+        {
+            continue;
+        }
         if text.contains("shared/") && common::shared_dir().is_none() {
             continue;
         }

@@ -343,7 +343,7 @@ struct Place {
 }
 
 /// A hand-off in flight on the fabric.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct InFlight {
     h: Handoff,
     rec: TransferRecord,
@@ -368,7 +368,7 @@ pub struct Runtime {
     /// Per decode replica: arrived hand-offs waiting for admission.
     landed: Vec<VecDeque<InFlight>>,
     heap: BinaryHeap<Reverse<(Nanos, u64, u32)>>,
-    slab: Vec<InFlight>,
+    slab: Vec<Option<InFlight>>,
     free: Vec<u32>,
     seq: u64,
     buf: Vec<Handoff>,
@@ -556,10 +556,11 @@ impl Runtime {
             self.bytes_sent += bytes;
             self.inbound_tokens[k] += h.kv_tokens() as u64;
             self.inbound_reqs[k] += 1;
+            let id = h.id();
             let f = InFlight {
                 h,
                 rec: TransferRecord {
-                    id: h.id(),
+                    id,
                     from: i as u32,
                     to: to as u32,
                     bytes,
@@ -571,11 +572,11 @@ impl Runtime {
             };
             let slot = match self.free.pop() {
                 Some(s) => {
-                    self.slab[s as usize] = f;
+                    self.slab[s as usize] = Some(f);
                     s
                 }
                 None => {
-                    self.slab.push(f);
+                    self.slab.push(Some(f));
                     (self.slab.len() - 1) as u32
                 }
             };
@@ -598,7 +599,7 @@ impl Runtime {
                 break;
             }
             self.heap.pop();
-            let f = self.slab[slot as usize];
+            let f = self.slab[slot as usize].take().expect("in-flight slot holds a transfer");
             self.free.push(slot);
             self.bytes_received += f.rec.bytes;
             let to = f.rec.to as usize;
@@ -623,8 +624,8 @@ impl Runtime {
                 break;
             }
             let mut f = self.landed[k].pop_front().expect("front exists");
-            st.accept_handoff(f.h, now);
             self.inbound_tokens[k] -= f.h.kv_tokens() as u64;
+            st.accept_handoff(f.h, now);
             self.inbound_reqs[k] -= 1;
             f.rec.admitted = now;
             metrics.record_transfer(f.rec);

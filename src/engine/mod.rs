@@ -20,6 +20,7 @@ use crate::cluster::disagg::{Partitioned, PoolPlan, Role, Runtime};
 use crate::cluster::{self, Load, Router, View};
 use crate::error::Result;
 use crate::metrics::{Metrics, RejectReason, Report, RunInfo};
+use crate::output::trace::{TraceOptions, TraceRecorder};
 use crate::replica::scheduler;
 use crate::replica::{Replica, ReplicaState};
 use crate::replica::scheduler::Limits;
@@ -65,6 +66,8 @@ pub struct Simulation {
     paranoid: bool,
     /// Requests routed to each replica (conservation checks).
     routed: Vec<u64>,
+    /// One KV block's bytes summed over a replica's devices, per pool.
+    block_bytes: Vec<f64>,
 }
 
 /// Builds the iteration time model a plan asks for (its first pool's).
@@ -140,14 +143,8 @@ impl Simulation {
             for _ in 0..p.replicas {
                 let id = replicas.len() as u32;
                 replicas.push(Replica::new(
-                    ReplicaState::new(
-                        id,
-                        p.kv_blocks,
-                        s.scheduler.block_size,
-                        s.scheduler.watermark,
-                        s.scheduler.async_output,
-                    ),
-                    scheduler::build(&s.scheduler.kind, plan.limits),
+                    ReplicaState::new(id, p.kv_blocks, plan.replica_options),
+                    scheduler::build(&plan.policy),
                 ));
                 pool_of.push(k as u8);
             }
@@ -209,7 +206,18 @@ impl Simulation {
             sample_interval: secs_to_nanos(s.metrics.sample_interval).max(1),
             info,
             paranoid: false,
+            block_bytes: plan
+                .pools
+                .iter()
+                .map(|p| p.memory.block_bytes * p.devices_per_replica() as f64)
+                .collect(),
         }
+    }
+
+    /// Records a trace of the run (see [`crate::output::trace`]); off by default.
+    pub fn enable_trace(&mut self, opts: &TraceOptions) {
+        let rec = TraceRecorder::new(opts, self.info.replicas, self.info.pp);
+        self.metrics.set_trace(rec);
     }
 
     /// Checks every replica's invariants (block accounting, running sums)
@@ -321,12 +329,14 @@ impl Simulation {
             );
             if self.paranoid {
                 assert_eq!(
-                    r.state.kv().used(),
+                    r.state.leaked_blocks(),
                     0,
-                    "replica {} ended holding KV blocks",
+                    "replica {} ended holding KV blocks outside its prefix cache",
                     r.state.id
                 );
             }
+            self.metrics
+                .record_memory(&r.state.counters(), self.block_bytes[self.pool_of[r.state.id as usize] as usize]);
         }
         if let Some(pd) = &self.pd {
             assert!(!pd.pending(), "hand-offs left in flight");

@@ -30,9 +30,10 @@ pub mod transfer;
 mod writers;
 
 pub use histogram::LogHistogram;
-pub use summary::{LatencyStats, RejectedCounts, ReplicaSummary, SloCheck, Summary};
+pub use summary::{LatencyStats, MemorySummary, RejectedCounts, ReplicaSummary, SloCheck, Summary};
 pub use transfer::{KvTransferSummary, TransferRecord};
 
+use crate::output::trace::TraceRecorder;
 use crate::scenario::config::{MetricsConfig, SloConfig};
 use crate::timing::{BatchShape, IterationCost};
 use crate::units::Nanos;
@@ -94,6 +95,8 @@ pub struct RequestRecord {
     /// Tokens generated (equals the requested output tokens when finished).
     pub output_tokens: u32,
     pub preemptions: u32,
+    /// Prompt tokens served from the prefix cache at first admission.
+    pub cached_tokens: u32,
     pub outcome: Outcome,
 }
 
@@ -141,6 +144,8 @@ pub struct ReplicaSample {
     pub batch_seqs: u32,
     /// Tokens in the iteration in flight (0 when idle).
     pub batch_tokens: u32,
+    /// KV blocks held by the prefix cache (part of `kv_blocks_used`).
+    pub cache_blocks: u64,
 }
 
 /// One row of `timeseries.csv`.
@@ -185,6 +190,10 @@ pub struct Metrics {
     transfers: Vec<TransferRecord>,
     /// KV bytes sent and received (disaggregated / semi-PD runs).
     kv_bytes: Option<(u64, u64)>,
+    /// The trace recorder, when a trace was asked for (`None`: no cost).
+    trace: Option<Box<TraceRecorder>>,
+    memory: MemorySummary,
+    memory_queried: u64,
 }
 
 impl Metrics {
@@ -199,7 +208,21 @@ impl Metrics {
             replicas: vec![ReplicaAcc::default(); num_replicas as usize],
             transfers: Vec::new(),
             kv_bytes: None,
+            trace: None,
+            memory: MemorySummary::default(),
+            memory_queried: 0,
         }
+    }
+
+    /// Turns tracing on: the engine's hooks feed `rec` from now on.
+    pub fn set_trace(&mut self, rec: TraceRecorder) {
+        self.trace = Some(Box::new(rec));
+    }
+
+    /// The trace recorder, if tracing is on (the hooks' one cheap check).
+    #[inline]
+    pub fn tracer(&mut self) -> Option<&mut TraceRecorder> {
+        self.trace.as_deref_mut()
     }
 
     /// A request finished or was rejected.
@@ -249,6 +272,24 @@ impl Metrics {
         self.kv_bytes = Some((sent, received));
     }
 
+    /// Adds a replica's lifetime memory counters (at the end of the run);
+    /// `block_bytes` is one KV block's bytes summed over the replica's devices.
+    pub fn record_memory(&mut self, c: &crate::replica::state::MemoryCounters, block_bytes: f64) {
+        let m = &mut self.memory;
+        m.prefix_hit_tokens += c.prefix_hit_tokens;
+        m.prefix_evicted_blocks += c.prefix_evicted_blocks;
+        m.preemptions_recompute += c.preemptions_recompute;
+        m.preemptions_swap += c.preemptions_swap;
+        m.swapped_out_bytes += c.swapped_out_blocks as f64 * block_bytes;
+        m.swapped_in_bytes += c.swapped_in_blocks as f64 * block_bytes;
+        self.memory_queried += c.prefix_queried_tokens;
+        m.prefix_cache_hit_rate = if self.memory_queried > 0 {
+            m.prefix_hit_tokens as f64 / self.memory_queried as f64
+        } else {
+            0.0
+        };
+    }
+
     /// Ends the run at simulated time `end` and computes the summary.
     pub fn finish(mut self, info: RunInfo, end: Nanos) -> Report {
         self.records.sort_by_key(|r| r.id);
@@ -264,6 +305,7 @@ impl Metrics {
             itl: &self.itl,
             iter: self.iter,
             replicas: &self.replicas,
+            memory: self.memory,
         });
         summary.kv_transfer = self
             .kv_bytes
@@ -274,6 +316,7 @@ impl Metrics {
             samples: self.samples,
             itl: self.itl,
             transfers: self.transfers,
+            trace: self.trace,
         }
     }
 }
@@ -290,6 +333,8 @@ pub struct Report {
     pub itl: LogHistogram,
     /// KV hand-offs (disaggregated / semi-PD runs), sorted by request id.
     pub transfers: Vec<TransferRecord>,
+    /// What the trace recorder collected (runs with tracing on only).
+    pub trace: Option<Box<TraceRecorder>>,
 }
 
 #[cfg(test)]
@@ -340,6 +385,7 @@ pub(crate) mod test_util {
             prompt_tokens: prompt,
             output_tokens: output,
             preemptions: 0,
+            cached_tokens: 0,
             outcome: Outcome::Finished,
         }
     }
@@ -356,6 +402,7 @@ pub(crate) mod test_util {
             prompt_tokens: 9000,
             output_tokens: 0,
             preemptions: 0,
+            cached_tokens: 0,
             outcome: Outcome::Rejected(reason),
         }
     }
@@ -417,6 +464,7 @@ pub(crate) mod test_util {
                     kv_blocks_total: 1000,
                     batch_seqs: 4,
                     batch_tokens: 103,
+                    cache_blocks: 0,
                 };
                 m.record_sample(t * S, rep, &s);
             }

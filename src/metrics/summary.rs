@@ -153,6 +153,23 @@ pub struct RejectedCounts {
     pub exceeds_kv_capacity: u64,
 }
 
+/// KV-memory events of the run, summed over replicas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct MemorySummary {
+    /// Prompt tokens served from the prefix cache / prompt tokens admitted
+    /// (vLLM's prefix cache hit rate); 0 without prefix caching.
+    pub prefix_cache_hit_rate: f64,
+    pub prefix_hit_tokens: u64,
+    /// Cached blocks evicted to make room.
+    pub prefix_evicted_blocks: u64,
+    /// Preemptions by kind.
+    pub preemptions_recompute: u64,
+    pub preemptions_swap: u64,
+    /// KV bytes moved device→host and host→device, summed over devices.
+    pub swapped_out_bytes: f64,
+    pub swapped_in_bytes: f64,
+}
+
 /// One run-level SLO check: the `slo_percentile`-th value of a metric
 /// against its threshold.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -203,6 +220,8 @@ pub struct Summary {
     pub rejected_by_reason: RejectedCounts,
     /// Σ preemptions over all requests (each preemption recomputes or swaps).
     pub preemptions: u64,
+    /// Prefix caching, swapping and preemptions by kind.
+    pub memory: MemorySummary,
     /// Σ prompt tokens of completed requests (vLLM: `total_input_tokens`).
     pub total_input_tokens: u64,
     /// Σ output tokens of completed requests (vLLM: `total_output_tokens`).
@@ -307,6 +326,7 @@ pub(crate) struct Inputs<'a> {
     pub itl: &'a LogHistogram,
     pub iter: IterAcc,
     pub replicas: &'a [ReplicaAcc],
+    pub memory: MemorySummary,
 }
 
 fn per(x: f64, d: f64) -> f64 {
@@ -454,6 +474,7 @@ impl Summary {
             rejected: n_rejected,
             rejected_by_reason: rejected,
             preemptions,
+            memory: inp.memory,
             total_input_tokens: input_tokens,
             total_output_tokens: output_tokens,
             request_throughput: per(completed as f64, duration_s),

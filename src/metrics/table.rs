@@ -78,6 +78,20 @@ impl Report {
                 s.preemptions
             ),
         );
+        let m = &s.memory;
+        if m.prefix_hit_tokens > 0 || m.preemptions_swap > 0 {
+            line(
+                &mut out,
+                "KV memory",
+                format!(
+                    "prefix cache hit rate {:.2}%, {} recompute / {} swap preemptions, {:.2} GB swapped out",
+                    100.0 * m.prefix_cache_hit_rate,
+                    m.preemptions_recompute,
+                    m.preemptions_swap,
+                    m.swapped_out_bytes / 1e9
+                ),
+            );
+        }
         line(
             &mut out,
             "Tokens",

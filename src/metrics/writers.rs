@@ -19,7 +19,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// Header of `requests.csv`.
-pub const REQUESTS_HEADER: [&str; 15] = [
+pub const REQUESTS_HEADER: [&str; 16] = [
     "id",
     "client",
     "replica",
@@ -35,10 +35,11 @@ pub const REQUESTS_HEADER: [&str; 15] = [
     "e2el_ms",
     "queue_delay_ms",
     "preemptions",
+    "cached_tokens",
 ];
 
 /// Header of `timeseries.csv`.
-pub const TIMESERIES_HEADER: [&str; 8] = [
+pub const TIMESERIES_HEADER: [&str; 9] = [
     "time_s",
     "replica",
     "queued",
@@ -47,6 +48,7 @@ pub const TIMESERIES_HEADER: [&str; 8] = [
     "kv_utilization",
     "batch_seqs",
     "batch_tokens",
+    "cache_blocks",
 ];
 
 /// Nanoseconds as seconds with 9 decimals (exact).
@@ -59,7 +61,7 @@ fn ms(n: Nanos) -> String {
     format!("{}.{:06}", n / 1_000_000, n % 1_000_000)
 }
 
-fn request_row(r: &RequestRecord) -> [String; 15] {
+fn request_row(r: &RequestRecord) -> [String; 16] {
     let done = r.is_finished();
     let opt = |o: Option<Nanos>, f: fn(Nanos) -> String| o.map(f).unwrap_or_default();
     [
@@ -78,10 +80,11 @@ fn request_row(r: &RequestRecord) -> [String; 15] {
         opt(r.e2el_ns(), ms),
         opt(r.queue_delay_ns(), ms),
         r.preemptions.to_string(),
+        r.cached_tokens.to_string(),
     ]
 }
 
-fn sample_row(s: &Sample) -> [String; 8] {
+fn sample_row(s: &Sample) -> [String; 9] {
     let st = &s.state;
     let util = if st.kv_blocks_total > 0 {
         format!("{:.6}", st.kv_blocks_used as f64 / st.kv_blocks_total as f64)
@@ -97,6 +100,7 @@ fn sample_row(s: &Sample) -> [String; 8] {
         util,
         st.batch_seqs.to_string(),
         st.batch_tokens.to_string(),
+        st.cache_blocks.to_string(),
     ]
 }
 
@@ -180,27 +184,27 @@ mod tests {
         assert_eq!(
             lines[1],
             "0,0,0,finished,0.000000000,0.005000000,0.100000000,1.100000000,100,21,\
-             100.000000,50.000000,1100.000000,5.000000,0"
+             100.000000,50.000000,1100.000000,5.000000,0,0"
         );
         // Single-token request: no TPOT.
         assert_eq!(
             lines[2],
             "1,0,1,finished,0.000000000,0.000000000,0.200000000,0.200000000,50,1,\
-             200.000000,,200.000000,0.000000,0"
+             200.000000,,200.000000,0.000000,0,0"
         );
         // Rejected: only arrival and finish.
         assert_eq!(
             lines[5],
-            "4,1,0,rejected_exceeds_max_model_len,3.000000000,,,3.000000000,9000,0,,,,,0"
+            "4,1,0,rejected_exceeds_max_model_len,3.000000000,,,3.000000000,9000,0,,,,,0,0"
         );
 
         let ts = std::fs::read_to_string(a.join("timeseries.csv")).unwrap();
         let lines: Vec<&str> = ts.lines().collect();
         assert_eq!(lines[0], TIMESERIES_HEADER.join(","));
         assert_eq!(lines.len(), 7);
-        assert_eq!(lines[1], "0.000000000,0,0,2,100,0.100000,4,103");
-        assert_eq!(lines[2], "0.000000000,1,0,2,200,0.200000,4,103");
-        assert_eq!(lines[6], "2.000000000,1,2,2,600,0.600000,4,103");
+        assert_eq!(lines[1], "0.000000000,0,0,2,100,0.100000,4,103,0");
+        assert_eq!(lines[2], "0.000000000,1,0,2,200,0.200000,4,103,0");
+        assert_eq!(lines[6], "2.000000000,1,2,2,600,0.600000,4,103,0");
     }
 
     #[test]

@@ -181,6 +181,11 @@ impl KvPool {
         self.total - self.used
     }
 
+    /// Blocks admissions keep free (vLLM's watermark).
+    pub fn watermark(&self) -> u64 {
+        self.watermark
+    }
+
     /// Could a sequence needing `blocks` ever be admitted (vLLM `AllocStatus::NEVER` otherwise)?
     pub fn can_ever_admit(&self, blocks: u64) -> bool {
         blocks + self.watermark <= self.total

@@ -12,12 +12,14 @@
 //! counter and running sums instead of touching every sequence each step.
 
 pub mod memory;
+pub mod prefix_cache;
 pub mod scheduler;
 pub mod state;
+pub mod swap;
 
 use crate::metrics::{Metrics, ReplicaSample};
 use crate::timing::{IterationCost, TimeModel};
-use crate::units::Nanos;
+use crate::units::{Nanos, secs_to_nanos};
 use crate::workload::RequestSpec;
 use scheduler::Scheduler;
 pub use state::ReplicaState;
@@ -64,9 +66,40 @@ impl Replica {
         if shape.is_empty() {
             // Idle: nothing overlaps the previous iteration's output processing.
             self.state.flush_outputs(now, metrics);
+            if let Some(t) = self.state.wake_time().filter(|&t| t > now) {
+                // The scheduler holds its queue back until `t`: an empty iteration.
+                self.cost = IterationCost::default();
+                self.started = now;
+                self.state.set_busy(true);
+                return Some(t);
+            }
+            if let Some(t) = metrics.tracer() {
+                let (pre, res) = self.state.batch_preemptions();
+                t.idle(self.state.id, now, pre, res, &self.state.sample());
+            }
             return None;
         }
         self.cost = model.iteration(&shape);
+        let swap = self.state.batch_swap_secs();
+        if swap > 0.0 {
+            // Swap I/O: before the step (vLLM), or overlapped with it (FastSwitch).
+            let io = secs_to_nanos(swap);
+            let overlap = self.state.options().swap.is_some_and(|m| m.overlap);
+            let gpu = self.cost.duration - self.cost.host;
+            self.cost.duration += if overlap { io.saturating_sub(gpu) } else { io };
+        }
+        if let Some(t) = metrics.tracer() {
+            let (pre, res) = self.state.batch_preemptions();
+            t.iteration(
+                self.state.id,
+                now,
+                &shape,
+                &self.cost,
+                pre,
+                res,
+                &self.state.sample(),
+            );
+        }
         // The previous iteration's outputs are processed once this one is
         // scheduled and launched (vLLM ≥ 0.6 async output processing).
         self.state.flush_outputs(now + self.cost.host, metrics);
@@ -78,7 +111,9 @@ impl Replica {
     /// Applies the effects of the iteration in flight, which ends at `now`.
     pub fn finish_iteration(&mut self, now: Nanos, metrics: &mut Metrics) {
         let shape = self.state.batch_shape();
-        metrics.record_iteration(self.state.id, self.started, &shape, &self.cost);
+        if !shape.is_empty() {
+            metrics.record_iteration(self.state.id, self.started, &shape, &self.cost);
+        }
         self.state.complete_batch(now, metrics);
         self.state.set_busy(false);
     }

@@ -230,8 +230,15 @@ impl Default for SemiPdConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerConfig {
-    /// "vllm" (v0: prefill-prioritising, no chunking) or "sarathi"
-    /// (Sarathi-Serve: decode-first, chunked prefill within a token budget).
+    /// The batching policy: "vllm" (v0: prefill-prioritising, no chunking),
+    /// "sarathi" (Sarathi-Serve: decode-first, chunked prefill within a
+    /// token budget), "vllm-v1" (one token budget shared by decodes and
+    /// chunked prefills, prefix caching on), "orca" (iteration-level
+    /// batching, maximum length reserved per request), "fastertransformer"
+    /// (static request-level batching), "lightllm" (admission by an estimate
+    /// of future KV use), "sglang" (longest-prefix-match first over a radix
+    /// cache), "laps" (short prefills ahead of long ones), "vtc" (Virtual
+    /// Token Counter fair sharing between clients).
     pub kind: String,
     /// Most sequences in one batch (vLLM max_num_seqs).
     pub max_num_seqs: u32,
@@ -248,8 +255,39 @@ pub struct SchedulerConfig {
     /// Default: the size of one forward pass's activations at the batch
     /// token limit (see `replica::memory`).
     pub activation_reserve_gib: Option<f64>,
-    /// What happens to a running request when KV blocks run out: "recompute".
+    /// What happens to a running request when KV blocks run out:
+    /// "recompute" (free its KV, prefill again later) or "swap" (move its KV
+    /// to host memory over the host link, bring it back later).
     pub preemption: String,
+    /// Host memory for swapped-out KV per device, GiB (vLLM `swap_space`, default 4).
+    pub swap_space_gib: f64,
+    /// Fixed cost of one host↔device copy call, seconds (vLLM copies each
+    /// block of each layer separately; see `replica::swap`).
+    pub swap_call_overhead: f64,
+    /// FastSwitch: block-group swap transfers, swaps overlapped with
+    /// compute, and reuse of host copies (needs preemption = "swap").
+    pub fastswitch: bool,
+    /// FastSwitch: blocks per contiguous group (one copy call per group).
+    pub fastswitch_group_blocks: u32,
+    /// Automatic prefix caching (default: on for vllm-v1 and sglang, off otherwise).
+    pub prefix_caching: Option<bool>,
+    /// Admit by priority class (0 first; `workload.clients.priorities`) and
+    /// preempt the least urgent first, instead of first-come-first-served.
+    pub priority: bool,
+    /// How many waiting requests a non-FCFS policy (priority, sglang, laps,
+    /// vtc) looks at when choosing the next one (SGLang uses 128).
+    pub window: u32,
+    /// laps: prompts longer than this many tokens are "long".
+    pub laps_threshold: u32,
+    /// laps: hold short prefills up to this many seconds so they batch together (0 = no wait).
+    pub laps_window: f64,
+    /// lightllm: the output length admission assumes: "max" (the request's
+    /// max_tokens, i.e. `workload.max_tokens` or what fits in max_model_len)
+    /// or "oracle" (the true length).
+    pub output_estimate: String,
+    /// vtc: cost of one prompt token and of one output token in a client's counter.
+    pub vtc_input_weight: f64,
+    pub vtc_output_weight: f64,
     /// Fraction of KV blocks kept free when admitting prefills (vLLM's 1% watermark).
     pub watermark: f64,
     /// Process each iteration's outputs while the next one runs, as vLLM ≥ 0.6
@@ -270,6 +308,18 @@ impl Default for SchedulerConfig {
             gpu_memory_utilization: 0.9,
             activation_reserve_gib: None,
             preemption: "recompute".into(),
+            swap_space_gib: 4.0,
+            swap_call_overhead: 4e-6,
+            fastswitch: false,
+            fastswitch_group_blocks: 32,
+            prefix_caching: None,
+            priority: false,
+            window: 128,
+            laps_threshold: 4096,
+            laps_window: 0.0,
+            output_estimate: "max".into(),
+            vtc_input_weight: 1.0,
+            vtc_output_weight: 2.0,
             watermark: 0.01,
             async_output: true,
         }

@@ -16,7 +16,7 @@ const PATH_KEYS: &[&str] = &["catalog", "workload.trace", "hardware.profile_dir"
 /// applies `--set key=value` overrides, in order. Paths given with `--set`
 /// are relative to the current directory.
 pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario> {
-    let (mut table, origin) = match path {
+    let (table, origin) = match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
             let origin = p.display().to_string();
@@ -29,11 +29,24 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario> {
         }
         None => (Table::new(), "built-in default scenario".to_string()),
     };
+    with_overrides(table, &origin, overrides)
+}
+
+/// Like [`load`] for a scenario table already parsed (and schema-checked by
+/// [`parse_text`]) from `origin`, a file in folder `dir`: relative paths are
+/// made relative to `dir`, then the overrides are applied. `fleetsim search`
+/// uses it for the scenario part of a search-space file.
+pub fn load_table(mut table: Table, origin: &str, dir: &Path, overrides: &[String]) -> Result<Scenario> {
+    resolve_paths(&mut table, dir);
+    with_overrides(table, origin, overrides)
+}
+
+fn with_overrides(mut table: Table, origin: &str, overrides: &[String]) -> Result<Scenario> {
     for o in overrides {
         apply_override(&mut table, o)?;
     }
     let context = if overrides.is_empty() {
-        origin
+        origin.to_string()
     } else {
         format!("{origin} with --set overrides")
     };

@@ -6,14 +6,16 @@ use super::Scenario;
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::{Error, Result};
 use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
-use crate::replica::scheduler::{self, Limits};
+use crate::replica::scheduler::{self, Limits, Policy};
+use crate::replica::state::{StateOptions, Victim};
+use crate::replica::swap::SwapModel;
 use crate::timing::{AnalyticalModel, Calibration, ParallelConfig};
 use crate::units::did_you_mean;
 
 /// Scenario names of the time models (`hardware.time_model`).
 pub const TIME_MODELS: &[&str] = &["analytical", "profile"];
 /// Scenario names of the preemption modes (`scheduler.preemption`).
-pub const PREEMPTION_MODES: &[&str] = &["recompute"];
+pub const PREEMPTION_MODES: &[&str] = &["recompute", "swap"];
 
 /// A scenario with every name resolved and every default decided.
 #[derive(Debug, Clone)]
@@ -27,6 +29,10 @@ pub struct Plan {
     pub max_model_len: u32,
     pub devices_per_node: u32,
     pub limits: Limits,
+    /// The replica scheduler and its settings.
+    pub policy: Policy,
+    /// How each replica manages KV memory (paging, caching, swapping).
+    pub replica_options: StateOptions,
     pub memory: MemoryPlan,
     /// The time model's constants: the device's fitted calibration with the
     /// scenario's `[hardware.calibration]` overrides applied.
@@ -154,6 +160,13 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         ));
     }
     let token_budget = match sc.kind.as_str() {
+        "vllm-v1" | "sglang" | "laps" | "vtc" => {
+            // vLLM v1's default budget for online serving (EngineArgs, 8192);
+            // SGLang's default chunked_prefill_size is the same.
+            let budget = sc.max_num_batched_tokens.unwrap_or(8192);
+            positive("scheduler.max_num_batched_tokens", budget)?;
+            budget
+        }
         "sarathi" => {
             let budget = sc
                 .max_num_batched_tokens
@@ -162,6 +175,7 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
             budget
         }
         _ => {
+            // Whole-prompt schedulers (vllm, orca, fastertransformer, lightllm).
             let budget = sc.max_num_batched_tokens.unwrap_or(max_model_len.max(2048));
             if budget < max_model_len {
                 return Err(key_error(
@@ -234,6 +248,8 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         activation_reserve: sc.activation_reserve_gib.map(|g| g * 1024.0 * 1024.0 * 1024.0),
     })?;
 
+    let (policy, replica_options) = replica_policy(s, &memory, &device, &model, max_model_len, token_budget)?;
+
     let calibration = resolve_calibration(&device, &s.hardware.calibration)?;
     // The time model checks what it needs (TP dividing the MLP width).
     AnalyticalModel::new(
@@ -280,7 +296,127 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         memory,
         calibration,
         pools,
+        policy,
+        replica_options,
     })
+}
+
+/// The scheduler policy and the replicas' memory options a scenario asks for.
+fn replica_policy(
+    s: &Scenario,
+    memory: &memory::MemoryPlan,
+    device: &DeviceSpec,
+    model: &ModelSpec,
+    max_model_len: u32,
+    token_budget: u32,
+) -> Result<(Policy, StateOptions)> {
+    let sc = &s.scheduler;
+    let kind = sc.kind.as_str();
+    let reserved = matches!(kind, "orca" | "fastertransformer");
+    let caching = sc.prefix_caching.unwrap_or(matches!(kind, "vllm-v1" | "sglang"));
+    if kind == "sglang" && !caching {
+        return Err(key_error(
+            "scheduler.prefix_caching",
+            "sglang orders requests by their match in the prefix cache; it needs prefix_caching = true",
+        ));
+    }
+    if reserved && caching {
+        return Err(key_error(
+            "scheduler.prefix_caching",
+            format!("{kind} reserves contiguous memory per request and cannot share prefix blocks"),
+        ));
+    }
+    positive("scheduler.window", sc.window)?;
+    positive("scheduler.laps_threshold", sc.laps_threshold)?;
+    if !(sc.laps_window.is_finite() && sc.laps_window >= 0.0) {
+        return Err(key_error(
+            "scheduler.laps_window",
+            format!("must be ≥ 0 seconds, found {}", sc.laps_window),
+        ));
+    }
+    check_name(
+        "scheduler.output_estimate",
+        &sc.output_estimate,
+        &["max", "oracle"],
+    )?;
+    for (key, w) in [
+        ("scheduler.vtc_input_weight", sc.vtc_input_weight),
+        ("scheduler.vtc_output_weight", sc.vtc_output_weight),
+    ] {
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(key_error(key, format!("must be ≥ 0, found {w}")));
+        }
+    }
+    let swap = if sc.preemption == "swap" {
+        if !(sc.swap_space_gib.is_finite() && sc.swap_space_gib > 0.0) {
+            return Err(key_error(
+                "scheduler.swap_space_gib",
+                format!(
+                    "swap preemption needs host swap space > 0 GiB, found {}",
+                    sc.swap_space_gib
+                ),
+            ));
+        }
+        if !(sc.swap_call_overhead.is_finite() && sc.swap_call_overhead >= 0.0) {
+            return Err(key_error(
+                "scheduler.swap_call_overhead",
+                format!("must be ≥ 0 seconds, found {}", sc.swap_call_overhead),
+            ));
+        }
+        positive("scheduler.fastswitch_group_blocks", sc.fastswitch_group_blocks)?;
+        Some(SwapModel {
+            block_bytes: memory.block_bytes,
+            host_bandwidth: device.host_link_bandwidth,
+            layers: memory::max_layers_per_stage(model, s.cluster.pp),
+            call_overhead: sc.swap_call_overhead,
+            group_blocks: if sc.fastswitch {
+                sc.fastswitch_group_blocks
+            } else {
+                1
+            },
+            overlap: sc.fastswitch,
+            reuse: sc.fastswitch,
+            host_blocks: (sc.swap_space_gib * 1024.0 * 1024.0 * 1024.0 / memory.block_bytes) as u64,
+        })
+    } else {
+        if sc.fastswitch {
+            return Err(key_error(
+                "scheduler.fastswitch",
+                "FastSwitch speeds up swapping; it needs scheduler.preemption = \"swap\"",
+            ));
+        }
+        None
+    };
+    let policy = Policy {
+        kind: kind.to_string(),
+        limits: Limits {
+            max_num_seqs: sc.max_num_seqs,
+            token_budget,
+        },
+        priority: sc.priority,
+        window: sc.window as usize,
+        max_model_len,
+        max_tokens: s.workload.max_tokens,
+        laps_threshold: sc.laps_threshold,
+        laps_window: crate::units::secs_to_nanos(sc.laps_window),
+        oracle_output: sc.output_estimate == "oracle",
+        vtc_weights: (sc.vtc_input_weight, sc.vtc_output_weight),
+    };
+    let options = StateOptions {
+        block_size: sc.block_size,
+        watermark: sc.watermark,
+        async_output: sc.async_output,
+        kv_mode: scheduler::kv_mode(kind, max_model_len),
+        prefix_caching: caching,
+        swap,
+        static_batch: kind == "fastertransformer",
+        victim: if sc.priority {
+            Victim::LowestPriority
+        } else {
+            Victim::Newest
+        },
+    };
+    Ok((policy, options))
 }
 
 /// The device's catalog calibration (or the generic default) with the

@@ -59,3 +59,22 @@ pub fn shared_dir() -> Option<PathBuf> {
         None
     }
 }
+
+/// Runs the `fleetsim` binary at `exe` (pass `env!("CARGO_BIN_EXE_fleetsim")`).
+pub fn fleetsim(exe: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(exe)
+        .args(args)
+        .output()
+        .expect("run fleetsim")
+}
+
+/// Runs, expects exit code 2 and an error mentioning every `needle`.
+pub fn expect_error(exe: &str, args: &[&str], needles: &[&str]) {
+    let out = fleetsim(exe, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr: {err}");
+    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+    for n in needles {
+        assert!(err.contains(n), "error for {args:?} should mention `{n}`: {err}");
+    }
+}

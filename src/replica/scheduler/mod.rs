@@ -1,22 +1,62 @@
 //! Replica schedulers: the policy that forms each iteration's batch from a
 //! replica's waiting queue and running set. Each policy is one file; adding
 //! one touches its file and the registry in [`build`].
+//!
+//! | `scheduler.kind` | policy | file |
+//! |---|---|---|
+//! | `vllm` | vLLM v0: prefills first, whole prompts | `vllm.rs` |
+//! | `sarathi`, `vllm-v1` | decode-first chunked prefill in a token budget | `chunked.rs` |
+//! | `orca` | iteration-level batching, max length reserved | `orca.rs` |
+//! | `fastertransformer` | static request-level batching | `fastertransformer.rs` |
+//! | `lightllm` | admission by estimated future KV use | `lightllm.rs` |
+//! | `sglang` | longest prefix match first, chunked | `chunked.rs` (ordering in `sglang.rs`) |
+//! | `laps` | short prefills ahead of long ones | `laps.rs` |
+//! | `vtc` | Virtual Token Counter fairness | `vtc.rs` |
+//!
+//! Options that apply across policies: priorities (`scheduler.priority`:
+//! admission by class, least urgent preempted first), swap preemption and
+//! FastSwitch (in `replica::swap` and the replica state).
 
-mod sarathi;
+mod chunked;
+mod fastertransformer;
+mod laps;
+mod lightllm;
+mod orca;
+mod sglang;
 mod vllm;
+mod vtc;
 
-pub use sarathi::Sarathi;
+pub use chunked::Chunked;
+pub use fastertransformer::FasterTransformer;
+pub use laps::Laps;
+pub use lightllm::LightLlm;
+pub use orca::Orca;
 pub use vllm::Vllm;
+pub use vtc::Vtc;
 
-use super::state::ReplicaState;
+use super::state::{KvMode, ReplicaState, Slot};
 use crate::units::Nanos;
 
 /// Scenario names of the schedulers (`scheduler.kind`).
-pub const NAMES: &[&str] = &["vllm", "sarathi"];
+pub const NAMES: &[&str] = &[
+    "vllm",
+    "sarathi",
+    "vllm-v1",
+    "orca",
+    "fastertransformer",
+    "lightllm",
+    "sglang",
+    "laps",
+    "vtc",
+];
+
+/// Schedulers that prefill whole prompts in one iteration (their token
+/// budget must hold `max_model_len`).
+pub const WHOLE_PROMPT: &[&str] = &["vllm", "orca", "fastertransformer", "lightllm"];
 
 /// Forms the next batch by calling the [`ReplicaState`] operations (admit,
-/// add chunk, decode step, preempt). Leaving the batch empty idles the
-/// replica until the next arrival.
+/// add chunk, decode step, preempt, resume). Leaving the batch empty idles
+/// the replica until the next arrival (or the time it asked to wait for).
 pub trait Scheduler: Send {
     fn schedule(&mut self, state: &mut ReplicaState, now: Nanos);
 }
@@ -26,15 +66,123 @@ pub trait Scheduler: Send {
 pub struct Limits {
     /// Most sequences in a batch (vLLM `max_num_seqs`).
     pub max_num_seqs: u32,
-    /// Most tokens in a batch (vLLM `max_num_batched_tokens`; Sarathi's chunk budget).
+    /// Most tokens in a batch (vLLM `max_num_batched_tokens`; the chunk budget of chunked policies).
     pub token_budget: u32,
 }
 
-/// Builds the scheduler called `kind` (validated beforehand).
-pub fn build(kind: &str, limits: Limits) -> Box<dyn Scheduler> {
+/// Everything a policy may be configured with (resolved from the scenario).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub kind: String,
+    pub limits: Limits,
+    /// Admission by priority class instead of arrival order.
+    pub priority: bool,
+    /// Waiting requests a non-FCFS choice looks at.
+    pub window: usize,
+    pub max_model_len: u32,
+    /// `workload.max_tokens` (0 = none): what a client asks for at most.
+    pub max_tokens: u32,
+    pub laps_threshold: u32,
+    pub laps_window: Nanos,
+    pub oracle_output: bool,
+    pub vtc_weights: (f64, f64),
+}
+
+/// How a policy lays out KV memory (the replica state is built with it).
+pub fn kv_mode(kind: &str, max_model_len: u32) -> KvMode {
     match kind {
-        "vllm" => Box::new(Vllm::new(limits)),
-        "sarathi" => Box::new(Sarathi::new(limits)),
+        "orca" | "fastertransformer" => KvMode::Reserve {
+            tokens: max_model_len,
+        },
+        _ => KvMode::Paged,
+    }
+}
+
+/// Builds the scheduler a policy names (validated beforehand).
+pub fn build(p: &Policy) -> Box<dyn Scheduler> {
+    match p.kind.as_str() {
+        "vllm" => Box::new(Vllm::new(p.clone())),
+        "sarathi" | "vllm-v1" => Box::new(Chunked::new(p.clone(), Order::Fcfs)),
+        "sglang" => Box::new(Chunked::new(p.clone(), Order::LongestPrefix)),
+        "orca" => Box::new(Orca::new(p.clone())),
+        "fastertransformer" => Box::new(FasterTransformer::new(p.clone())),
+        "lightllm" => Box::new(LightLlm::new(p.clone())),
+        "laps" => Box::new(Laps::new(p.clone())),
+        "vtc" => Box::new(Vtc::new(p.clone())),
         other => unreachable!("scheduler `{other}` passed validation"),
     }
 }
+
+/// Which waiting request a chunked policy admits next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// First come, first served (or by priority with `scheduler.priority`).
+    Fcfs,
+    /// Most prompt tokens already in the prefix cache first (SGLang).
+    LongestPrefix,
+}
+
+/// Moves the waiting request that minimises `key` among the first `window`
+/// to the head of the queue (ties: earliest in the queue). O(window).
+pub fn promote_min_by<K: Ord>(
+    st: &mut ReplicaState,
+    window: usize,
+    mut key: impl FnMut(&ReplicaState, Slot) -> K,
+) {
+    let mut best: Option<(usize, K)> = None;
+    for (i, slot) in st.waiting().take(window).enumerate() {
+        let k = key(st, slot);
+        if best.as_ref().is_none_or(|(_, b)| k < *b) {
+            best = Some((i, k));
+        }
+    }
+    if let Some((i, _)) = best {
+        st.promote_waiting(i);
+    }
+}
+
+/// Puts the next request to admit at the head: by priority class when the
+/// policy asks for it, else the queue order stands (FCFS).
+pub fn choose_next(st: &mut ReplicaState, p: &Policy) {
+    if p.priority {
+        promote_min_by(st, p.window, |st, s| st.view(s).priority);
+    }
+}
+
+/// Swapped-out requests come back first (vLLM v0 serves running, then
+/// swapped, then waiting requests). Returns whether any is still swapped out.
+pub fn resume_swapped(st: &mut ReplicaState, p: &Policy) -> bool {
+    while st.num_swapped() > 0 && st.resume_swapped(p.limits.max_num_seqs) {}
+    st.num_swapped() > 0
+}
+
+/// Admits waiting requests with whole prompts while the batch stays within
+/// `max_num_seqs` and the token budget and memory allows; `gate` may veto a
+/// candidate (LightLLM's future-memory check). Returns the tokens admitted.
+pub fn admit_whole_prompts(
+    st: &mut ReplicaState,
+    p: &Policy,
+    now: Nanos,
+    mut tokens: u64,
+    mut gate: impl FnMut(&ReplicaState, Slot) -> bool,
+) -> u64 {
+    loop {
+        choose_next(st, p);
+        let Some(slot) = st.peek_waiting() else { break };
+        let need = st.prefill_remaining(slot);
+        if st.num_running() as u32 + 1 > p.limits.max_num_seqs
+            || tokens + need as u64 > p.limits.token_budget as u64
+            || !gate(st, slot)
+        {
+            break;
+        }
+        match st.admit_head(u32::MAX, now) {
+            super::state::Admit::Admitted(n) => tokens += n as u64,
+            super::state::Admit::Later => break,
+        }
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,34 @@
+//! FasterTransformer-style static (request-level) batching (NVIDIA
+//! FasterTransformer; the baseline of Orca, OSDI'22 §2.2, and of vLLM's
+//! evaluation): a batch is formed from waiting requests when the replica is
+//! free, its prompts are prefilled together, and it decodes until its
+//! *longest* request ends. Requests that finish early stay in the batch as
+//! padding (they are still computed, and their memory — reserved for the
+//! maximum length, as FasterTransformer allocates fixed buffers — is held),
+//! their responses return when the whole batch ends, and no request joins
+//! a running batch.
+
+use super::{Policy, Scheduler, admit_whole_prompts};
+use crate::replica::state::ReplicaState;
+use crate::units::Nanos;
+
+pub struct FasterTransformer {
+    p: Policy,
+}
+
+impl FasterTransformer {
+    pub fn new(p: Policy) -> Self {
+        FasterTransformer { p }
+    }
+}
+
+impl Scheduler for FasterTransformer {
+    fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
+        if st.num_running() == 0 && st.num_decoding() == 0 {
+            if admit_whole_prompts(st, &self.p, now, 0, |_, _| true) > 0 {
+                return;
+            }
+        }
+        st.add_decode_step();
+    }
+}

@@ -1,0 +1,784 @@
+//! The search-space file (`SPACE.toml`) and the candidate plans it spans.
+//!
+//! # File format
+//!
+//! A search-space file is a scenario file (the same keys as `fleetsim run`
+//! takes: `[model]`, `[hardware]`, `[cluster]`, `[scheduler]`, `[workload]`,
+//! `[slo]`, ...) plus one `[search]` section. The scenario is the *base*:
+//! every candidate plan is the base with its device, `cluster.tp`,
+//! `cluster.pp`, `cluster.replicas` and scheduler knobs replaced, and its
+//! arrival rate varied by the capacity search. `[slo]` is the objective every
+//! plan must meet. The `[search]` keys (all optional) are those of
+//! [`SearchConfig`]; an unknown key is an error naming it with the closest
+//! valid key.
+//!
+//! ```toml
+//! [model]
+//! name = "Llama-3-70B"
+//! [slo]
+//! ttft = 2.0
+//! tpot = 0.1
+//! percentile = 90
+//! [search]
+//! gpu_budget = 8
+//! tp = [1, 2, 4, 8]
+//! pp = [1, 2, 4]
+//! [[search.devices]]
+//! name = "H100-SXM"
+//! price_per_hour = 2.5       # default: the catalog's price
+//! [[search.schedulers]]
+//! kind = "vllm"
+//! max_num_seqs = [64, 128, 256]
+//! [search.rate]
+//! tolerance = 0.02
+//! ```
+//!
+//! # Candidates and pruning
+//!
+//! Candidates are the Cartesian product devices × tp × pp × replicas ×
+//! scheduler settings (each `[[search.schedulers]]` entry is the product of
+//! its knob lists), deduplicated. A candidate is *pruned* (not simulated)
+//! when it uses more devices than `gpu_budget`, when `tp` does not divide the
+//! model's attention heads or neither divides the KV heads, when `pp` does
+//! not divide the layers (we only model even pipeline stages for planning),
+//! or when [`validate::plan`] rejects it (the model does not fit in memory,
+//! an impossible scheduler setting, ...). Pruned candidates are counted by
+//! reason.
+
+use crate::catalog::{Catalog, ModelSpec};
+use crate::error::{Error, Result};
+use crate::scenario::{self, Scenario, validate};
+use crate::units::did_you_mean;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The `[search]` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Device types to try (default: the base scenario's `hardware.device`
+    /// at its catalog price and power).
+    pub devices: Vec<DeviceChoice>,
+    /// Most devices a plan may use (tp × pp × replicas); 0 = no limit.
+    pub gpu_budget: u32,
+    /// Tensor-parallel degrees to try (default: the base `cluster.tp`).
+    pub tp: Vec<u32>,
+    /// Pipeline-parallel degrees to try (default: the base `cluster.pp`).
+    pub pp: Vec<u32>,
+    /// Replica counts to try. Default: every count from 1 to
+    /// `gpu_budget / (tp × pp)` (needs `gpu_budget`).
+    pub replicas: Vec<u32>,
+    /// Scheduler settings to try (default: the base `[scheduler]`).
+    pub schedulers: Vec<SchedulerChoice>,
+    /// Ranking: "per_dollar" (capacity per $/h, the default), "per_gpu",
+    /// "per_watt" or "capacity".
+    pub objective: String,
+    /// When > 0 (requests/s): the best plan is the cheapest one (lowest $/h)
+    /// whose capacity reaches this rate, instead of the best by `objective`.
+    pub target_rate: f64,
+    /// Goodput target: when > 0, a plan meets the SLO at a rate only if this
+    /// fraction of all requests (0–1] met every `[slo]` threshold
+    /// (DistServe's SLO attainment), in addition to the percentile checks.
+    pub min_attainment: f64,
+    /// Rows in the printed table of top plans.
+    pub top: usize,
+    /// The rate search of every plan.
+    pub rate: RateConfig,
+    /// Prefill/decode disaggregated pools: not supported yet (rejected with
+    /// an explanation when present).
+    pub disaggregation: Option<toml::Value>,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            devices: Vec::new(),
+            gpu_budget: 0,
+            tp: Vec::new(),
+            pp: Vec::new(),
+            replicas: Vec::new(),
+            schedulers: Vec::new(),
+            objective: "per_dollar".into(),
+            target_rate: 0.0,
+            min_attainment: 0.0,
+            top: 10,
+            rate: RateConfig::default(),
+            disaggregation: None,
+        }
+    }
+}
+
+/// One `[[search.devices]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceChoice {
+    /// Catalog name or alias.
+    pub name: String,
+    /// USD per device-hour (default: the catalog's indicative price).
+    pub price_per_hour: Option<f64>,
+    /// Watts per device (default: the catalog's board power).
+    pub power_watts: Option<f64>,
+}
+
+/// One `[[search.schedulers]]` entry: a kind and lists of knob values (an
+/// empty or absent list keeps the base scenario's value).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerChoice {
+    /// "vllm" or "sarathi" (default: the base `scheduler.kind`).
+    pub kind: Option<String>,
+    pub max_num_seqs: Vec<u32>,
+    pub max_num_batched_tokens: Vec<u32>,
+    pub chunk_size: Vec<u32>,
+}
+
+/// `[search.rate]`: how each plan's capacity is searched (see `capacity`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateConfig {
+    /// First (lowest) rate probed, requests/s. 0 = the base workload's own
+    /// rate (`workload.arrivals.rate`, or a trace's mean rate × `rate_scale`).
+    pub low: f64,
+    /// Highest rate probed; a plan still meeting the SLO there is reported
+    /// as "above_high". 0 = 4096 × `low`.
+    pub high: f64,
+    /// Bisection stops when the first failing rate is within this relative
+    /// distance of the last passing one (0.02 = 2 %).
+    pub tolerance: f64,
+    /// Most simulations per plan (bracketing plus bisection).
+    pub max_probes: u32,
+    /// A probe meets the SLO only if its arrivals span at least this many
+    /// mean end-to-end latencies, so it shows a steady state (see `capacity`).
+    pub min_window_latencies: f64,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        RateConfig {
+            low: 0.0,
+            high: 0.0,
+            tolerance: 0.02,
+            max_probes: 40,
+            min_window_latencies: 5.0,
+        }
+    }
+}
+
+/// Names of the ranking objectives (`search.objective`).
+pub const OBJECTIVES: &[&str] = &["per_dollar", "per_gpu", "per_watt", "capacity"];
+
+/// A search-space file, loaded: the base scenario and the search settings.
+#[derive(Debug, Clone)]
+pub struct Space {
+    /// Where it came from (for messages).
+    pub origin: String,
+    pub base: Scenario,
+    pub search: SearchConfig,
+}
+
+/// Loads a search-space file. `overrides` are `--set key=value`
+/// assignments: keys under `search.` change the `[search]` section, all
+/// others the base scenario.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Space> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    from_text(&text, &path.display().to_string(), &dir, overrides)
+}
+
+/// Like [`load`] for search-space text from `origin`, with relative paths
+/// taken relative to `dir` (`fleetsim bench` uses it for built-in spaces).
+pub fn from_text(text: &str, origin: &str, dir: &Path, overrides: &[String]) -> Result<Space> {
+    let (text, origin) = (text.to_string(), origin.to_string());
+    // Syntax errors (with a line number) come from the scenario parser below
+    // for the scenario part; parse the whole file first for the rest.
+    let whole: toml::Table = toml::from_str(&text).map_err(|e| {
+        Error::config(
+            &origin,
+            format!("{}{}", line_of(&text, e.span()), e.message().trim()),
+        )
+    })?;
+    let (base_sets, search_sets): (Vec<String>, Vec<String>) = overrides
+        .iter()
+        .cloned()
+        .partition(|o| !o.trim_start().starts_with("search."));
+
+    // The scenario part: the text with the [search] section blanked out (so
+    // line numbers still match), checked by the scenario loader.
+    let blanked = blank_search_sections(&text);
+    let base_table: toml::Table = toml::from_str(&blanked).unwrap_or_default();
+    if base_table.contains_key("search") {
+        return Err(Error::config(
+            &origin,
+            "write the search space as a `[search]` section (with `[search.rate]`, \
+             `[[search.devices]]`... sub-tables), not as dotted `search.` keys or an inline table",
+        ));
+    }
+    let table = scenario::load::parse_text(&blanked, &origin)?;
+    let mut base = scenario::load::load_table(table, &origin, dir, &base_sets)?;
+    absolute_paths(&mut base);
+
+    let search = parse_search(&text, &whole, &origin, &search_sets)?;
+    check(&search, &base)?;
+    Ok(Space { origin, base, search })
+}
+
+/// "line N: " for a byte span.
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| {
+        format!(
+            "line {}: ",
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// Replaces every line of `[search]`, `[search.*]` and `[[search.*]]`
+/// sections with an empty line.
+fn blank_search_sections(text: &str) -> String {
+    let mut in_search = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            let name = t.trim_start_matches('[').trim_start();
+            in_search = name
+                .strip_prefix("search")
+                .is_some_and(|rest| rest.trim_start().starts_with(['.', ']']));
+        }
+        if !in_search {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Makes the base scenario's file paths absolute so `best.toml` (written
+/// elsewhere) still finds them.
+fn absolute_paths(s: &mut Scenario) {
+    let abs = |p: &mut PathBuf| {
+        if let Ok(a) = std::path::absolute(&*p) {
+            *p = a;
+        }
+    };
+    if let Some(p) = s.catalog.as_mut() {
+        abs(p);
+    }
+    if let Some(p) = s.workload.trace.as_mut() {
+        abs(p);
+    }
+    if let Some(p) = s.hardware.profile_dir.as_mut() {
+        abs(p);
+    }
+}
+
+/// Deserialises `[search]`: from the text when there are no overrides (so
+/// errors carry line numbers), else from the overridden table.
+fn parse_search(text: &str, whole: &toml::Table, origin: &str, sets: &[String]) -> Result<SearchConfig> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Only {
+        search: SearchConfig,
+    }
+    let mut table = match whole.get("search") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t.clone(),
+        Some(other) => {
+            return Err(Error::config(
+                origin,
+                format!("`search` must be a section, found a {}", other.type_str()),
+            ));
+        }
+    };
+    if sets.is_empty() {
+        return toml::from_str::<Only>(text).map(|o| o.search).map_err(|e| {
+            Error::config(
+                origin,
+                format!("{}{}", line_of(text, e.span()), explain(e.message())),
+            )
+        });
+    }
+    for s in sets {
+        let rest = s.trim_start().trim_start_matches("search.");
+        scenario::load::apply_override(&mut table, rest).map_err(|_| {
+            Error::config(
+                format!("--set {s}"),
+                "expected search.KEY=VALUE, e.g. --set search.gpu_budget=8",
+            )
+        })?;
+    }
+    toml::Value::Table(table)
+        .try_into::<SearchConfig>()
+        .map_err(|e| Error::config(format!("{origin} with --set overrides"), explain(e.message())))
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" → our wording with a hint.
+fn explain(message: &str) -> String {
+    let message = message.trim();
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return format!("in [search]: {message}");
+    };
+    let Some(end) = rest.find('`') else {
+        return message.to_string();
+    };
+    let name = &rest[..end];
+    let expected: Vec<&str> = rest[end + 1..].split('`').skip(1).step_by(2).collect();
+    format!(
+        "unknown key `{name}` in [search]{}; valid keys there are: {}",
+        did_you_mean(name, expected.iter().copied()),
+        expected.join(", ")
+    )
+}
+
+fn key_error(key: &str, message: impl Into<String>) -> Error {
+    Error::config(format!("key `search.{key}`"), message)
+}
+
+/// Checks values the schema cannot.
+fn check(s: &SearchConfig, base: &Scenario) -> Result<()> {
+    if s.disaggregation.is_some() {
+        return Err(key_error(
+            "disaggregation",
+            "prefill/decode disaggregation is not supported yet (the simulator has no \
+             disaggregated pools); remove this key to search co-located plans",
+        ));
+    }
+    validate::check_name("search.objective", &s.objective, OBJECTIVES)?;
+    for (key, list) in [("tp", &s.tp), ("pp", &s.pp), ("replicas", &s.replicas)] {
+        if list.contains(&0) {
+            return Err(key_error(key, "values must be at least 1, found 0"));
+        }
+    }
+    if s.replicas.is_empty() && s.gpu_budget == 0 {
+        return Err(key_error(
+            "replicas",
+            "is empty and there is no gpu_budget to derive it from: set search.gpu_budget \
+             (replica counts 1..budget/(tp·pp) are tried) or list search.replicas",
+        ));
+    }
+    for (i, sc) in s.schedulers.iter().enumerate() {
+        if let Some(k) = &sc.kind {
+            validate::check_name(
+                &format!("search.schedulers[{i}].kind"),
+                k,
+                crate::replica::scheduler::NAMES,
+            )?;
+        }
+    }
+    for (i, d) in s.devices.iter().enumerate() {
+        for (what, v) in [
+            ("price_per_hour", d.price_per_hour),
+            ("power_watts", d.power_watts),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0)
+            {
+                return Err(key_error(
+                    &format!("devices[{i}].{what}"),
+                    format!("must be > 0, found {v}"),
+                ));
+            }
+        }
+    }
+    if !(s.target_rate.is_finite() && s.target_rate >= 0.0) {
+        return Err(key_error(
+            "target_rate",
+            format!("must be ≥ 0 requests/s, found {}", s.target_rate),
+        ));
+    }
+    if !(0.0..=1.0).contains(&s.min_attainment) {
+        return Err(key_error(
+            "min_attainment",
+            format!("must be in [0, 1], found {}", s.min_attainment),
+        ));
+    }
+    let r = &s.rate;
+    for (key, v) in [("rate.low", r.low), ("rate.high", r.high)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(key_error(
+                key,
+                format!("must be ≥ 0 requests/s (0 = default), found {v}"),
+            ));
+        }
+    }
+    if r.high > 0.0 && r.low > 0.0 && r.high < r.low {
+        return Err(key_error(
+            "rate.high",
+            format!("{} is below rate.low ({})", r.high, r.low),
+        ));
+    }
+    if !(r.tolerance > 0.0 && r.tolerance < 1.0) {
+        return Err(key_error(
+            "rate.tolerance",
+            format!("must be in (0, 1), found {}", r.tolerance),
+        ));
+    }
+    if !(r.min_window_latencies.is_finite() && r.min_window_latencies >= 0.0) {
+        return Err(key_error(
+            "rate.min_window_latencies",
+            format!("must be ≥ 0, found {}", r.min_window_latencies),
+        ));
+    }
+    if r.max_probes < 2 {
+        return Err(key_error(
+            "rate.max_probes",
+            format!("must be at least 2, found {}", r.max_probes),
+        ));
+    }
+    if base.workload.duration > 0.0 {
+        return Err(Error::config(
+            "key `workload.duration`",
+            "a capacity search keeps the request count fixed across rates: set workload.duration = 0 \
+             and use workload.count",
+        ));
+    }
+    Ok(())
+}
+
+/// The parameters that distinguish one candidate plan from another. The
+/// derived order (device, tp, pp, replicas, scheduler, knobs) is the order
+/// of every output file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PlanParams {
+    /// Canonical catalog name.
+    pub device: String,
+    pub tp: u32,
+    pub pp: u32,
+    pub replicas: u32,
+    pub scheduler: String,
+    pub max_num_seqs: u32,
+    /// `None`: the scheduler's default.
+    pub max_num_batched_tokens: Option<u32>,
+    pub chunk_size: u32,
+}
+
+impl PlanParams {
+    /// Devices the plan uses.
+    pub fn gpus(&self) -> u32 {
+        self.tp * self.pp * self.replicas
+    }
+
+    /// The canonical key of the plan (what `plans.jsonl` is keyed by), e.g.
+    /// `H100-SXM tp=4 pp=1 dp=2 vllm seqs=128 tokens=auto chunk=512`.
+    pub fn key(&self) -> String {
+        format!(
+            "{} tp={} pp={} dp={} {} seqs={} tokens={} chunk={}",
+            self.device,
+            self.tp,
+            self.pp,
+            self.replicas,
+            self.scheduler,
+            self.max_num_seqs,
+            self.max_num_batched_tokens
+                .map_or_else(|| "auto".to_string(), |t| t.to_string()),
+            self.chunk_size
+        )
+    }
+
+    /// The base scenario with this plan's settings.
+    pub fn scenario(&self, base: &Scenario) -> Scenario {
+        let mut s = base.clone();
+        s.hardware.device = self.device.clone();
+        s.cluster.tp = self.tp;
+        s.cluster.pp = self.pp;
+        s.cluster.replicas = self.replicas;
+        s.scheduler.kind = self.scheduler.clone();
+        s.scheduler.max_num_seqs = self.max_num_seqs;
+        s.scheduler.max_num_batched_tokens = self.max_num_batched_tokens;
+        s.scheduler.chunk_size = self.chunk_size;
+        s
+    }
+}
+
+/// A candidate that survived pruning: ready to simulate.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub params: PlanParams,
+    pub plan: validate::Plan,
+    /// USD per device-hour and watts per device used for ranking.
+    pub price_per_hour: f64,
+    pub power_watts: f64,
+}
+
+/// The enumerated space: candidates to simulate and what was pruned.
+#[derive(Debug, Clone)]
+pub struct Enumerated {
+    pub candidates: Vec<Candidate>,
+    /// Candidates considered before pruning.
+    pub considered: usize,
+    /// Pruned counts by reason, with one example plan key per reason.
+    pub pruned: BTreeMap<String, (usize, String)>,
+}
+
+impl Enumerated {
+    pub fn pruned_total(&self) -> usize {
+        self.pruned.values().map(|(n, _)| n).sum()
+    }
+}
+
+/// Enumerates and prunes the candidates of a space.
+pub fn enumerate(space: &Space) -> Result<Enumerated> {
+    let base = &space.base;
+    let s = &space.search;
+    let mut catalog = Catalog::builtin();
+    if let Some(p) = &base.catalog {
+        catalog.merge_file(p)?;
+    }
+    let model = catalog.model(&base.model.name)?.clone();
+    let devices: Vec<(String, f64, f64)> = if s.devices.is_empty() {
+        let d = catalog.device(&base.hardware.device)?;
+        vec![(d.name.clone(), d.price_per_hour, d.power_watts)]
+    } else {
+        let mut v = Vec::new();
+        for c in &s.devices {
+            let d = catalog.device(&c.name)?;
+            let price = c.price_per_hour.unwrap_or(d.price_per_hour);
+            if price.is_nan() || price <= 0.0 {
+                return Err(Error::config(
+                    "key `search.devices`",
+                    format!(
+                        "device `{}` has no price in the catalog: set price_per_hour",
+                        d.name
+                    ),
+                ));
+            }
+            v.push((d.name.clone(), price, c.power_watts.unwrap_or(d.power_watts)));
+        }
+        v
+    };
+    let or_base = |list: &[u32], b: u32| if list.is_empty() { vec![b] } else { list.to_vec() };
+    let tps = or_base(&s.tp, base.cluster.tp);
+    let pps = or_base(&s.pp, base.cluster.pp);
+    let schedulers = scheduler_settings(s, base);
+
+    // Params → (price, power); BTreeMap deduplicates and fixes the order.
+    let mut all: BTreeMap<PlanParams, (f64, f64)> = BTreeMap::new();
+    for (device, price, power) in &devices {
+        for &tp in &tps {
+            for &pp in &pps {
+                let reps: Vec<u32> = if s.replicas.is_empty() {
+                    (1..=s.gpu_budget / (tp * pp).max(1)).collect()
+                } else {
+                    s.replicas.clone()
+                };
+                for &replicas in &reps {
+                    for (kind, seqs, tokens, chunk) in &schedulers {
+                        let p = PlanParams {
+                            device: device.clone(),
+                            tp,
+                            pp,
+                            replicas,
+                            scheduler: kind.clone(),
+                            max_num_seqs: *seqs,
+                            max_num_batched_tokens: *tokens,
+                            chunk_size: *chunk,
+                        };
+                        all.entry(p).or_insert((*price, *power));
+                    }
+                }
+            }
+        }
+    }
+    let considered = all.len();
+    let mut pruned: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let mut candidates = Vec::new();
+    for (params, (price, power)) in all {
+        let reason = match structural(&params, &model, s.gpu_budget) {
+            Some(r) => Some(r),
+            None => match validate::plan(&params.scenario(base)) {
+                Ok(plan) => {
+                    candidates.push(Candidate {
+                        params: params.clone(),
+                        plan,
+                        price_per_hour: price,
+                        power_watts: power,
+                    });
+                    None
+                }
+                Err(e) => Some(prune_reason(&e)),
+            },
+        };
+        if let Some(r) = reason {
+            let entry = pruned.entry(r).or_insert((0, params.key()));
+            entry.0 += 1;
+        }
+    }
+    Ok(Enumerated {
+        candidates,
+        considered,
+        pruned,
+    })
+}
+
+/// Every (kind, max_num_seqs, max_num_batched_tokens, chunk_size) the
+/// `[[search.schedulers]]` entries span, in file order.
+fn scheduler_settings(s: &SearchConfig, base: &Scenario) -> Vec<(String, u32, Option<u32>, u32)> {
+    let b = &base.scheduler;
+    let default = [SchedulerChoice::default()];
+    let entries: &[SchedulerChoice] = if s.schedulers.is_empty() {
+        &default
+    } else {
+        &s.schedulers
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let kind = e.kind.clone().unwrap_or_else(|| b.kind.clone());
+        let seqs = if e.max_num_seqs.is_empty() {
+            vec![b.max_num_seqs]
+        } else {
+            e.max_num_seqs.clone()
+        };
+        let tokens: Vec<Option<u32>> = if e.max_num_batched_tokens.is_empty() {
+            vec![b.max_num_batched_tokens]
+        } else {
+            e.max_num_batched_tokens.iter().map(|&t| Some(t)).collect()
+        };
+        let chunks = if e.chunk_size.is_empty() {
+            vec![b.chunk_size]
+        } else {
+            e.chunk_size.clone()
+        };
+        for &q in &seqs {
+            for &t in &tokens {
+                for &c in &chunks {
+                    out.push((kind.clone(), q, t, c));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Cheap checks before `validate::plan`: budget and divisibility.
+fn structural(p: &PlanParams, m: &ModelSpec, budget: u32) -> Option<String> {
+    if budget > 0 && p.gpus() > budget {
+        return Some(format!("uses more than the gpu_budget of {budget} devices"));
+    }
+    if !m.num_heads.is_multiple_of(p.tp) {
+        return Some(format!("tp does not divide the {} attention heads", m.num_heads));
+    }
+    if !m.num_kv_heads.is_multiple_of(p.tp) && !p.tp.is_multiple_of(m.num_kv_heads) {
+        return Some(format!(
+            "tp and the {} KV heads divide neither way",
+            m.num_kv_heads
+        ));
+    }
+    if !m.num_layers.is_multiple_of(p.pp) {
+        return Some(format!("pp does not divide the {} layers", m.num_layers));
+    }
+    None
+}
+
+/// A short reason for a plan `validate::plan` rejected: messages with
+/// per-plan numbers are grouped into one reason.
+fn prune_reason(e: &Error) -> String {
+    match e {
+        Error::Infeasible(m) if m.contains("does not fit") => {
+            "model does not fit: no room left for the KV cache".to_string()
+        }
+        Error::Infeasible(m) => m.split(':').next().unwrap_or(m).trim().to_string(),
+        Error::Config { context, message } => {
+            let first = message.split(['(', ';']).next().unwrap_or(message);
+            let generic: String = first
+                .chars()
+                .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                .collect();
+            format!("{context}: {}", generic.trim())
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space(text: &str) -> Result<Space> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("space.toml");
+        std::fs::write(&p, text).unwrap();
+        load(&p, &[])
+    }
+
+    #[test]
+    fn blanking_keeps_line_numbers_and_other_sections() {
+        let t =
+            "[model]\nname = \"x\"\n[search]\ntp = [1]\n[[search.devices]]\nname = \"a\"\n[slo]\nttft = 1\n";
+        let b = blank_search_sections(t);
+        assert_eq!(b.lines().count(), t.lines().count());
+        assert!(b.contains("[model]") && b.contains("[slo]") && b.contains("ttft = 1"));
+        assert!(!b.contains("search") && !b.contains("tp = [1]"));
+        // A section merely starting with "search" in its name is not blanked.
+        assert!(blank_search_sections("[searchy]\na = 1\n").contains("a = 1"));
+    }
+
+    #[test]
+    fn unknown_search_key_names_it_with_a_hint() {
+        let e = space("[search]\ngpu_budgte = 8\n").unwrap_err().to_string();
+        assert!(
+            e.contains("gpu_budgte") && e.contains("did you mean `gpu_budget`") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = space("[search]\ngpu_budget = 8\n[search.rate]\ntolerence = 0.1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `tolerance`"), "{e}");
+        let e = space("[clustr]\nreplicas = 1\n[search]\ngpu_budget = 8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("clustr") && e.contains("did you mean `cluster`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn disaggregation_is_rejected_clearly() {
+        let e = space("[search]\ngpu_budget = 8\ndisaggregation = { prefill = 2 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not supported yet"), "{e}");
+    }
+
+    #[test]
+    fn enumeration_prunes_with_reasons() {
+        let sp = space(
+            "[model]\nname = \"Llama-2-70B\"\n[search]\ngpu_budget = 8\ntp = [1, 2, 3, 4, 8]\npp = [1, 3]\n\
+             [[search.devices]]\nname = \"A100-40GB\"\n",
+        )
+        .unwrap();
+        let e = enumerate(&sp).unwrap();
+        assert_eq!(e.considered, e.candidates.len() + e.pruned_total());
+        let reasons: Vec<&String> = e.pruned.keys().collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("attention heads")),
+            "{reasons:?}"
+        );
+        assert!(reasons.iter().any(|r| r.contains("layers")), "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains("does not fit")), "{reasons:?}");
+        // Every candidate fits the budget and has tp·pp ≥ 4 (70B bf16 on 40 GB devices).
+        for c in &e.candidates {
+            assert!(
+                c.params.gpus() <= 8 && c.params.tp * c.params.pp >= 4,
+                "{}",
+                c.params.key()
+            );
+        }
+    }
+
+    #[test]
+    fn search_overrides_apply_to_the_search_section() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("space.toml");
+        std::fs::write(&p, "[search]\ngpu_budget = 8\n").unwrap();
+        let s = load(
+            &p,
+            &["search.gpu_budget=2".into(), "cluster.router=least-kv".into()],
+        )
+        .unwrap();
+        assert_eq!(s.search.gpu_budget, 2);
+        assert_eq!(s.base.cluster.router, "least-kv");
+    }
+}

@@ -1,0 +1,338 @@
+//! `fleetsim search`: the capacity it finds agrees with a hand calculation,
+//! grows with GPUs, is confirmed by rerunning the best plan, and the search
+//! resumes, is deterministic across thread counts and rejects bad spaces
+//! with exit code 2.
+
+mod common;
+
+use fleetsim::scenario::{self, validate};
+use fleetsim::search::{self, Outcome};
+use fleetsim::timing::BatchShape;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn fleetsim(args: &[&str]) -> Output {
+    common::fleetsim(env!("CARGO_BIN_EXE_fleetsim"), args)
+}
+
+fn write_space(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("space.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run_space(path: &Path, sets: &[&str], out: Option<&Path>) -> Outcome {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let space = search::load(path, &sets).expect("space loads");
+    search::run(&space, out, &|_| {}).expect("search runs")
+}
+
+fn capacity_of(o: &Outcome, replicas: u32) -> f64 {
+    o.results
+        .iter()
+        .find(|r| r.params.replicas == replicas)
+        .unwrap_or_else(|| panic!("no plan with {replicas} replicas"))
+        .capacity_rps
+}
+
+/// Hand calculation. One request at a time per replica (max_num_seqs = 1),
+/// fixed lengths (16-token prompts, 64 output tokens) and constant arrivals:
+/// each replica is a D/D/1 queue whose service time is
+/// `S = t_prefill + 63 · t_decode`, where a decode step of Llama-3-8B at
+/// batch 1 streams all 16 GB of weights (memory-bound). Below `R/S` req/s
+/// (R replicas, round-robin) no request waits and TTFT = t_prefill; above
+/// it request k (the (k/R)-th of its replica) waits about `(k/R)·(S − R/r)`.
+/// With TTFT ≤ t_prefill + S/2 at p90 over n = 800 requests, the SLO breaks
+/// at most `R/(1.8·n)` ≤ 0.3 % above `R/S`, so the capacity is `R/S` within
+/// that plus the bisection tolerance (0.5 %).
+#[test]
+fn hand_computable_space_returns_the_hand_answer() {
+    let sets = [
+        "model.name=Llama-3-8B",
+        "hardware.device=H100-SXM",
+        "scheduler.max_num_seqs=1",
+        "scheduler.async_output=false",
+    ];
+    let plan = common::plan(&sets);
+    let model = fleetsim::engine::time_model(&plan).unwrap();
+    let mut prefill = BatchShape::default();
+    prefill.add_prefill_chunk(0, 16);
+    let t_prefill = model.iteration(&prefill).duration as f64 * 1e-9;
+    let decode = BatchShape {
+        decode_seqs: 1,
+        decode_kv_tokens: 16 + 32,
+        ..BatchShape::default()
+    };
+    let t_decode = model.iteration(&decode).duration as f64 * 1e-9;
+    // Memory-bound: a decode step is at least the weight-streaming time and
+    // not far above it.
+    let weights = plan.model.total_params() * 2.0;
+    let stream = weights / plan.device.memory_bandwidth;
+    assert!(
+        t_decode >= stream && t_decode < 2.0 * stream,
+        "decode {t_decode} s vs streaming {stream} s"
+    );
+    let s = t_prefill + 63.0 * t_decode;
+
+    let d = tempfile::tempdir().unwrap();
+    let space = write_space(
+        d.path(),
+        &format!(
+            "[model]\nname = \"Llama-3-8B\"\n[hardware]\ndevice = \"H100-SXM\"\n\
+             [scheduler]\nmax_num_seqs = 1\nasync_output = false\n\
+             [workload]\ncount = 800\n[workload.arrivals]\nkind = \"constant\"\nrate = 1.0\n\
+             [workload.prompt]\nkind = \"fixed\"\nvalue = 16\n[workload.output]\nkind = \"fixed\"\nvalue = 64\n\
+             [slo]\nttft = {}\ntpot = 0\npercentile = 90\n\
+             [search]\nreplicas = [1, 2, 4]\n[search.rate]\nlow = 0.5\ntolerance = 0.005\n",
+            t_prefill + s / 2.0
+        ),
+    );
+    let o = run_space(&space, &[], None);
+    assert_eq!(o.results.len(), 3);
+    for r in [1u32, 2, 4] {
+        let cap = capacity_of(&o, r);
+        let ratio = cap * s / r as f64;
+        assert!(
+            (0.995..=1.01).contains(&ratio),
+            "{r} replicas: capacity {cap} req/s, hand answer {} req/s (ratio {ratio})",
+            r as f64 / s
+        );
+    }
+}
+
+/// A small realistic space (conversation lengths, Poisson arrivals).
+const SMALL: &str = r#"
+name = "small"
+[model]
+name = "Llama-3-8B"
+[workload]
+count = 2000
+seed = 3
+[workload.arrivals]
+rate = 2.0
+[workload.prompt]
+median = 512
+[workload.output]
+median = 64
+max = 512
+[slo]
+ttft = 1.0
+tpot = 0.05
+percentile = 90
+[search]
+replicas = [1, 2, 3, 4]
+tp = [1, 2]
+objective = "per_gpu"
+[[search.schedulers]]
+kind = "vllm"
+[[search.schedulers]]
+kind = "sarathi"
+chunk_size = [1024]
+[search.rate]
+tolerance = 0.02
+"#;
+
+#[test]
+fn more_gpus_never_lower_capacity_beyond_the_tolerance() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_space(&write_space(d.path(), SMALL), &[], None);
+    assert_eq!(o.results.len(), 16);
+    for a in &o.results {
+        for b in &o.results {
+            let (pa, pb) = (&a.params, &b.params);
+            let same = pa.tp == pb.tp && pa.scheduler == pb.scheduler && pa.chunk_size == pb.chunk_size;
+            if same && pb.replicas > pa.replicas {
+                assert!(
+                    b.capacity_rps >= a.capacity_rps * (1.0 - o.tolerance),
+                    "{} ({} req/s) has more GPUs than {} ({} req/s) but less capacity",
+                    b.key,
+                    b.capacity_rps,
+                    a.key,
+                    a.capacity_rps
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn best_plan_meets_the_slo_at_its_capacity_and_not_at_1_1x() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let o = run_space(
+        &write_space(d.path(), SMALL),
+        &["search.replicas=[1, 2, 3]"],
+        Some(&out),
+    );
+    let best = o.best().expect("some plan meets the SLO");
+    assert!(
+        !best.count_limited,
+        "the test space should have enough requests per probe"
+    );
+    let best_toml = out.join("best.toml");
+    let s = scenario::load(Some(&best_toml), &[]).expect("best.toml loads");
+    assert_eq!(s.workload.arrivals.rate, best.capacity_rps);
+    assert_eq!(s.cluster.replicas, best.params.replicas);
+    let report = fleetsim::run_plan(&validate::plan(&s).unwrap(), &mut |_| {}).unwrap();
+    assert!(report.summary.slo_met, "best plan misses the SLO at its capacity");
+    let faster = format!("workload.arrivals.rate={}", 1.1 * best.capacity_rps);
+    let s = scenario::load(Some(&best_toml), &[faster]).unwrap();
+    let report = fleetsim::run_plan(&validate::plan(&s).unwrap(), &mut |_| {}).unwrap();
+    assert!(
+        !report.summary.slo_met,
+        "best plan still meets the SLO at 1.1× its capacity"
+    );
+    // And the command line runs it.
+    let r = fleetsim(&["run", "--quiet", best_toml.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn a_rerun_skips_finished_plans_and_resumes_a_cut_file() {
+    let d = tempfile::tempdir().unwrap();
+    let space = write_space(d.path(), SMALL);
+    let out = d.path().join("out");
+    let sets = ["search.replicas=[1, 2]"];
+    let first = run_space(&space, &sets, Some(&out));
+    assert_eq!((first.simulated, first.reused), (8, 0));
+    let files: Vec<String> = search::output_files(&out).iter().map(|p| read(p)).collect();
+
+    let second = run_space(&space, &sets, Some(&out));
+    assert_eq!((second.simulated, second.reused), (0, 8));
+    let again: Vec<String> = search::output_files(&out).iter().map(|p| read(p)).collect();
+    assert_eq!(files, again);
+
+    // An interrupted run: drop two lines and cut the last one short.
+    let jsonl = out.join("plans.jsonl");
+    let lines: Vec<&str> = files[0].lines().collect();
+    let cut = format!("{}\n{}\n{}", lines[..5].join("\n"), lines[6], &lines[7][..40]);
+    std::fs::write(&jsonl, cut).unwrap();
+    let third = run_space(&space, &sets, Some(&out));
+    assert_eq!((third.simulated, third.reused, third.discarded_lines), (2, 6, 1));
+    let resumed: Vec<String> = search::output_files(&out).iter().map(|p| read(p)).collect();
+    assert_eq!(files, resumed);
+
+    // A different SLO is a different space: nothing is reused.
+    let fourth = run_space(&space, &["search.replicas=[1, 2]", "slo.ttft=2.0"], Some(&out));
+    assert_eq!((fourth.simulated, fourth.reused), (8, 0));
+}
+
+#[test]
+fn files_are_identical_whatever_the_thread_count() {
+    let d = tempfile::tempdir().unwrap();
+    let space = write_space(d.path(), SMALL);
+    let mut outputs = Vec::new();
+    for threads in [1, 2] {
+        let out = d.path().join(format!("t{threads}"));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| run_space(&space, &["search.replicas=[1, 3]"], Some(&out)));
+        outputs.push(
+            search::output_files(&out)
+                .iter()
+                .map(|p| read(p))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}
+
+fn expect_error(args: &[&str], needles: &[&str]) {
+    common::expect_error(env!("CARGO_BIN_EXE_fleetsim"), args, needles)
+}
+
+#[test]
+fn bad_spaces_exit_2_with_a_clear_message() {
+    let d = tempfile::tempdir().unwrap();
+    let f = |name: &str, text: &str| {
+        let p = d.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let typo = f("typo.toml", "[search]\ngpu_budget = 4\nschedulrs = []\n");
+    expect_error(
+        &["search", &typo],
+        &["typo.toml", "line 3", "schedulrs", "did you mean `schedulers`"],
+    );
+    let rate = f(
+        "rate.toml",
+        "[search]\ngpu_budget = 4\n[search.rate]\ntolerance = 0\n",
+    );
+    expect_error(&["search", &rate], &["search.rate.tolerance", "(0, 1)"]);
+    let dev = f(
+        "dev.toml",
+        "[search]\ngpu_budget = 4\n[[search.devices]]\nname = \"H100-SMX\"\n",
+    );
+    expect_error(&["search", &dev], &["H100-SMX"]);
+    let pd = f(
+        "pd.toml",
+        "[search]\ngpu_budget = 4\n[search.disaggregation]\nprefill = 2\n",
+    );
+    expect_error(&["search", &pd], &["disaggregation", "not supported yet"]);
+    let base = f("base.toml", "[cluster]\nreplica = 2\n[search]\ngpu_budget = 4\n");
+    expect_error(
+        &["search", &base],
+        &["base.toml", "line 2", "did you mean `replicas`"],
+    );
+    let none = f("none.toml", "[search]\ntp = [1]\n");
+    expect_error(&["search", &none], &["search.replicas", "gpu_budget"]);
+    let ok = f("ok.toml", "[search]\ngpu_budget = 1\n");
+    expect_error(
+        &["search", &ok, "--set", "search.objectve=per_gpu"],
+        &["objectve", "did you mean `objective`"],
+    );
+    expect_error(
+        &["search", &ok, "--set", "search.objective=cheap"],
+        &["search.objective", "per_dollar"],
+    );
+}
+
+#[test]
+fn example_spaces_run() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains("search"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    for f in files {
+        if read(&f).contains("shared/") && common::shared_dir().is_none() {
+            println!("skipping {}: ../shared is absent", f.display());
+            continue;
+        }
+        let out = tempfile::tempdir().unwrap();
+        let r = fleetsim(&[
+            "search",
+            "--quiet",
+            f.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+            "--set",
+            "workload.count=200",
+            "--set",
+            "search.rate.tolerance=0.1",
+        ]);
+        assert!(
+            r.status.success(),
+            "search {}: {}",
+            f.display(),
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let best = out.path().join("best.toml");
+        let r = fleetsim(&["run", "--quiet", best.to_str().unwrap()]);
+        assert!(
+            r.status.success(),
+            "run best of {}: {}",
+            f.display(),
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! The `--trace` output: valid Chrome trace-event JSON (fields each phase
+//! needs, complete events properly nested per track, async events
+//! balanced), request spans that add up to each request's E2E latency,
+//! window and sampling options that bound what is kept, PP stage tracks,
+//! determinism, and clear CLI errors.
+
+mod common;
+
+use common::plan;
+use fleetsim::engine::Simulation;
+use fleetsim::metrics::Report;
+use fleetsim::output::trace::{TraceOptions, trace_json};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// A replica with little KV memory, overloaded: preemptions happen.
+const TIGHT_MEMORY: &[&str] = &[
+    "scheduler.gpu_memory_utilization=0.24",
+    "scheduler.activation_reserve_gib=0.5",
+    "workload.count=300",
+    "workload.arrivals.rate=50",
+    "workload.prompt.kind=uniform",
+    "workload.prompt.min=200",
+    "workload.prompt.max=1500",
+    "workload.output.kind=uniform",
+    "workload.output.min=200",
+    "workload.output.max=1000",
+];
+
+fn traced(sets: &[&str], opts: TraceOptions) -> (Report, Value, String) {
+    let p = plan(sets);
+    let mut sim = Simulation::new(&p).unwrap();
+    sim.enable_trace(&opts);
+    let report = sim.run(&mut |_| {});
+    let text = trace_json(&report);
+    let v: Value = serde_json::from_str(&text).expect("trace is valid JSON");
+    (report, v, text)
+}
+
+/// Integer nanoseconds from a microsecond field (exact: at most 3 decimals).
+fn ns(v: &Value) -> i64 {
+    (v.as_f64().expect("number") * 1000.0).round() as i64
+}
+
+/// Checks the trace-event format rules and returns the events.
+fn validate(v: &Value) -> Vec<Value> {
+    let events = v["traceEvents"].as_array().expect("traceEvents array").clone();
+    assert!(!events.is_empty());
+    // Complete events per (pid, tid), async begin/end per (pid, cat, id).
+    let mut tracks: BTreeMap<(i64, i64), Vec<(i64, i64)>> = BTreeMap::new();
+    let mut open_async: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
+    for e in &events {
+        let ph = e["ph"].as_str().expect("ph");
+        assert!(e["name"].is_string(), "name: {e}");
+        let pid = e["pid"].as_i64().expect("pid");
+        let tid = e["tid"].as_i64().expect("tid");
+        if ph != "M" {
+            assert!(e["ts"].is_number(), "ts: {e}");
+            assert!(e["ts"].as_f64().unwrap() >= 0.0);
+        }
+        match ph {
+            "X" => {
+                let dur = ns(&e["dur"]);
+                assert!(dur >= 0, "negative dur: {e}");
+                tracks.entry((pid, tid)).or_default().push((ns(&e["ts"]), dur));
+            }
+            "B" | "E" => panic!("B/E not expected (complete events are used): {e}"),
+            "b" | "e" => {
+                let key = (pid, e["cat"].to_string(), e["id"].to_string());
+                let n = open_async.entry(key).or_default();
+                *n += if ph == "b" { 1 } else { -1 };
+                assert!(*n >= 0, "async end before begin: {e}");
+            }
+            "C" => {
+                let args = e["args"].as_object().expect("counter args");
+                assert!(!args.is_empty() && args.values().all(|x| x.is_number()), "{e}");
+            }
+            "i" => assert!(matches!(e["s"].as_str(), Some("t" | "p" | "g")), "{e}"),
+            "M" => assert!(e["args"].is_object()),
+            other => panic!("unexpected phase {other}: {e}"),
+        }
+    }
+    assert!(open_async.values().all(|&n| n == 0), "unbalanced async events");
+    // Complete events on one track must nest: sorted by start (longer first),
+    // each event lies inside the enclosing one or after it.
+    for ((pid, tid), mut spans) in tracks {
+        spans.sort_by_key(|&(ts, dur)| (ts, -dur));
+        let mut stack: Vec<i64> = Vec::new();
+        for (ts, dur) in spans {
+            while stack
+                .last()
+                .is_some_and(|&end| end <= ts && !(end == ts && dur == 0))
+            {
+                stack.pop();
+            }
+            if let Some(&end) = stack.last() {
+                assert!(
+                    ts + dur <= end,
+                    "pid {pid} tid {tid}: span [{ts}, {}] crosses its parent ending at {end}",
+                    ts + dur
+                );
+            }
+            stack.push(ts + dur);
+        }
+    }
+    events
+}
+
+/// Σ durations of each request's phase spans, by id.
+fn phase_sums(events: &[Value]) -> BTreeMap<u64, i64> {
+    let mut sums = BTreeMap::new();
+    for e in events {
+        if e["cat"] == "request-phase" {
+            *sums.entry(e["args"]["id"].as_u64().unwrap()).or_default() += ns(&e["dur"]);
+        }
+    }
+    sums
+}
+
+#[test]
+fn trace_is_valid_and_request_spans_add_up_to_e2e() {
+    let (report, v, _) = traced(TIGHT_MEMORY, TraceOptions::default());
+    assert!(report.summary.preemptions > 0, "test needs preemptions");
+    let events = validate(&v);
+    let sums = phase_sums(&events);
+    let finished: Vec<_> = report.requests.iter().filter(|r| r.is_finished()).collect();
+    assert_eq!(sums.len(), finished.len());
+    for r in &finished {
+        let e2e = r.e2el_ns().unwrap() as i64;
+        assert!(
+            (sums[&r.id] - e2e).abs() <= 1000,
+            "request {}: spans {} ns, E2E {e2e} ns",
+            r.id,
+            sums[&r.id]
+        );
+    }
+    // Preempted requests show `preempted` spans; iterations carry batch
+    // composition and every iteration is there.
+    let count = |name: &str| events.iter().filter(|e| e["name"] == name).count();
+    assert!(count("preempted") > 0);
+    let iters: Vec<&Value> = events.iter().filter(|e| e["cat"] == "iteration").collect();
+    assert_eq!(iters.len() as u64, report.summary.iterations);
+    let preempted: u64 = iters
+        .iter()
+        .map(|e| e["args"]["preempted"].as_u64().unwrap())
+        .sum();
+    assert_eq!(preempted, report.summary.preemptions);
+    for e in &iters {
+        let a = &e["args"];
+        assert_eq!(
+            a["batch_tokens"].as_u64(),
+            Some(a["prefill_tokens"].as_u64().unwrap() + a["decode_seqs"].as_u64().unwrap())
+        );
+    }
+    assert!(count("KV blocks used") > 0 && count("queue") > 0);
+    assert_eq!(v["otherData"]["fleetsim"]["requests_kept"], 300);
+}
+
+#[test]
+fn spans_match_requests_csv_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t/trace.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetsim"))
+        .args([
+            "run",
+            "--quiet",
+            "--set",
+            "workload.count=200",
+            "--set",
+            "cluster.replicas=2",
+        ])
+        .arg("--out")
+        .arg(dir.path())
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let sums = phase_sums(&validate(&v));
+    let mut rdr = csv::Reader::from_path(dir.path().join("requests.csv")).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+    let (id, e2el) = (col("id"), col("e2el_ms"));
+    let mut n = 0;
+    for row in rdr.records() {
+        let row = row.unwrap();
+        let e2e_ns = (row[e2el].parse::<f64>().unwrap() * 1e6).round() as i64;
+        let got = sums[&row[id].parse::<u64>().unwrap()];
+        assert!(
+            (got - e2e_ns).abs() <= 1000,
+            "request {}: {got} vs {e2e_ns}",
+            &row[id]
+        );
+        n += 1;
+    }
+    assert_eq!(n, 200);
+    // Two processes (replicas), named.
+    let names: Vec<&str> = v["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "process_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["replica 0", "replica 1"]);
+}
+
+#[test]
+fn window_and_sampling_bound_what_is_kept() {
+    let sets = ["workload.count=400"];
+    let (full_report, full, _) = traced(&sets, TraceOptions::default());
+    let opts = TraceOptions {
+        window: Some((20.0, 40.0)),
+        max_requests: Some(10),
+    };
+    let (report, v, text) = traced(&sets, opts);
+    let events = validate(&v);
+    let (w0, w1) = (20_000_000_000i64, 40_000_000_000i64);
+    let iters: Vec<&Value> = events.iter().filter(|e| e["cat"] == "iteration").collect();
+    assert!(!iters.is_empty());
+    for e in &iters {
+        let (ts, dur) = (ns(&e["ts"]), ns(&e["dur"]));
+        assert!(ts < w1 && ts + dur > w0, "iteration outside the window: {e}");
+    }
+    for e in events.iter().filter(|e| e["ph"] == "C") {
+        let ts = ns(&e["ts"]);
+        assert!((w0..w1).contains(&ts), "counter outside the window: {e}");
+    }
+    let in_window: Vec<u64> = report
+        .requests
+        .iter()
+        .filter(|r| (r.arrival as i64) < w1 && r.finish as i64 >= w0)
+        .map(|r| r.id)
+        .collect();
+    let k = in_window.len().div_ceil(10);
+    let expect: Vec<u64> = in_window.iter().copied().step_by(k).collect();
+    let sums = phase_sums(&events);
+    assert_eq!(sums.keys().copied().collect::<Vec<_>>(), expect);
+    assert!(expect.len() <= 10);
+    let meta = &v["otherData"]["fleetsim"];
+    assert_eq!(meta["requests_in_window"], in_window.len());
+    assert_eq!(meta["requests_kept"], expect.len());
+    assert_eq!(meta["window_s"], serde_json::json!([20.0, 40.0]));
+    // Whole lifecycles are kept even where they leave the window.
+    for r in report.requests.iter().filter(|r| sums.contains_key(&r.id)) {
+        assert_eq!(sums[&r.id], r.e2el_ns().unwrap() as i64);
+    }
+    let full_len = serde_json::to_string(&full).unwrap().len();
+    assert!(
+        text.len() * 4 < full_len,
+        "window trace {} vs full {full_len}",
+        text.len()
+    );
+    assert_eq!(full_report.summary.completed, 400);
+}
+
+#[test]
+fn pipeline_stages_get_their_own_tracks() {
+    let (_, v, _) = traced(&["cluster.pp=2", "workload.count=50"], TraceOptions::default());
+    let events = validate(&v);
+    let threads: Vec<&str> = events
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .filter_map(|e| e["args"]["name"].as_str())
+        .collect();
+    assert!(threads.contains(&"PP stage 0") && threads.contains(&"PP stage 1"));
+    // Stage spans tile each iteration's GPU part: start + host → end.
+    let iters: Vec<&Value> = events.iter().filter(|e| e["cat"] == "iteration").collect();
+    let stages: Vec<&Value> = events.iter().filter(|e| e["cat"] == "pp-stage").collect();
+    assert_eq!(stages.len(), 2 * iters.len());
+    for (it, pair) in iters.iter().zip(stages.chunks(2)) {
+        let start = ns(&it["ts"]) + ns(&it["args"]["host_us"]);
+        assert_eq!(ns(&pair[0]["ts"]), start);
+        assert_eq!(ns(&pair[1]["ts"]), start + ns(&pair[0]["dur"]));
+        assert_eq!(
+            ns(&pair[1]["ts"]) + ns(&pair[1]["dur"]),
+            ns(&it["ts"]) + ns(&it["dur"])
+        );
+        assert_eq!(
+            (pair[0]["tid"].as_i64(), pair[1]["tid"].as_i64()),
+            (Some(10), Some(11))
+        );
+    }
+}
+
+#[test]
+fn same_scenario_gives_the_same_trace_bytes() {
+    let (_, _, a) = traced(&["workload.count=100"], TraceOptions::default());
+    let (_, _, b) = traced(&["workload.count=100"], TraceOptions::default());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn cli_rejects_bad_trace_options_with_exit_code_2() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fleetsim"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[
+        "run",
+        "--quiet",
+        "--trace",
+        "/tmp/x.json",
+        "--trace-window",
+        "9:3",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--trace-window") && err.contains("9:3"), "{err}");
+    let (code, err) = run(&["run", "--quiet", "--trace-window", "1:3"]);
+    assert_eq!(code, Some(2), "window without --trace: {err}");
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("plain");
+    std::fs::write(&file, "x").unwrap();
+    let bad = file.join("trace.json");
+    let (code, err) = run(&[
+        "run",
+        "--quiet",
+        "--set",
+        "workload.count=5",
+        "--trace",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("plain") && !err.contains("panicked"), "{err}");
+}
