@@ -57,11 +57,18 @@ impl Ring {
     }
 }
 
-/// The routing key of a request's prefix: the hash of its first shareable
-/// unit (which names the whole leading unit: a system prompt, a session's
-/// first turn, a Mooncake block), or `None` when nothing is shared.
+/// Leading prefix units that form the routing key.
+pub const KEY_UNITS: u32 = 2;
+
+/// The routing key of a request's prefix: the chained hash of its first
+/// [`KEY_UNITS`] shareable units (or fewer, when it has fewer) — deep
+/// enough to look past a fleet-wide system prompt (Mooncake's traces start
+/// almost every prompt with the same block), shallow enough that the turns
+/// of one conversation and the users of one system prompt share a key.
+/// `None` when nothing is shared.
 pub fn prefix_key(req: &RequestSpec, block_size: u32) -> Option<u64> {
-    (req.prefix.units(req.prompt_tokens, block_size) > 0).then(|| req.prefix.unit_hash(0))
+    let units = req.prefix.units(req.prompt_tokens, block_size);
+    (units > 0).then(|| req.prefix.unit_hash(units.min(KEY_UNITS) - 1))
 }
 
 /// The router's approximate picture of the replicas' prefix caches, built
@@ -105,7 +112,7 @@ impl PrefixIndex {
     }
 }
 
-/// `prefix-affinity`: consistent hashing of the leading prefix unit, so
+/// `prefix-affinity`: consistent hashing of the leading prefix ([`prefix_key`]), so
 /// every request sharing a system prompt or session lands on the replica
 /// that cached it (cache-affinity routing as in Preble, Srivatsa et al.
 /// ICLR'25, and the "prefix hash" policy of llm-d / vLLM production stack).

@@ -41,9 +41,9 @@
 //! the end of the prefill iteration; decode replicas recompute preempted
 //! requests locally.
 
+use super::Load;
 use super::link::{Fabric, LinkSpec};
 use super::predictive::predict_prefill_time;
-use super::Load;
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::Result;
 use crate::metrics::{Metrics, TransferRecord};
@@ -194,10 +194,7 @@ pub fn plan_pools(s: &Scenario, catalog: &Catalog, base: &PoolInputs) -> Result<
             if sp.min_fraction > sp.max_fraction {
                 return Err(key_error(
                     "cluster.semi_pd.min_fraction",
-                    format!(
-                        "{} exceeds max_fraction {}",
-                        sp.min_fraction, sp.max_fraction
-                    ),
+                    format!("{} exceeds max_fraction {}", sp.min_fraction, sp.max_fraction),
                 ));
             }
             if !(sp.adapt_interval.is_finite() && sp.adapt_interval > 0.0) {
@@ -241,7 +238,13 @@ pub fn plan_pools(s: &Scenario, catalog: &Catalog, base: &PoolInputs) -> Result<
 }
 
 /// Resolves one `[cluster.<pool>]` table.
-fn plan_pool(s: &Scenario, catalog: &Catalog, base: &PoolInputs, key: &str, p: &PoolConfig) -> Result<PoolPlan> {
+fn plan_pool(
+    s: &Scenario,
+    catalog: &Catalog,
+    base: &PoolInputs,
+    key: &str,
+    p: &PoolConfig,
+) -> Result<PoolPlan> {
     positive(&format!("{key}.replicas"), p.replicas)?;
     positive(&format!("{key}.tp"), p.tp)?;
     positive(&format!("{key}.pp"), p.pp)?;
@@ -412,7 +415,11 @@ impl Runtime {
                 let start = spaces[s].1;
                 let end = start + d - 1;
                 let dpn = p.devices_per_node.max(1);
-                let node = if start / dpn == end / dpn { start / dpn } else { u32::MAX };
+                let node = if start / dpn == end / dpn {
+                    start / dpn
+                } else {
+                    u32::MAX
+                };
                 if !p.shares_devices {
                     spaces[s].1 += d;
                 }
@@ -593,13 +600,21 @@ impl Runtime {
 
     /// Lands every transfer arriving at `now` (in request order) and admits
     /// what fits; `touched` gets each decode replica that admitted something.
-    pub fn land(&mut self, now: Nanos, replicas: &mut [Replica], metrics: &mut Metrics, touched: &mut dyn FnMut(u32)) {
+    pub fn land(
+        &mut self,
+        now: Nanos,
+        replicas: &mut [Replica],
+        metrics: &mut Metrics,
+        touched: &mut dyn FnMut(u32),
+    ) {
         while let Some(&Reverse((t, _, slot))) = self.heap.peek() {
             if t != now {
                 break;
             }
             self.heap.pop();
-            let f = self.slab[slot as usize].take().expect("in-flight slot holds a transfer");
+            let f = self.slab[slot as usize]
+                .take()
+                .expect("in-flight slot holds a transfer");
             self.free.push(slot);
             self.bytes_received += f.rec.bytes;
             let to = f.rec.to as usize;
@@ -658,8 +673,16 @@ impl Runtime {
             } else {
                 0.0
             };
-            let pp = if self.slo.ttft > 0.0 { ttft / self.slo.ttft } else { 0.0 };
-            let pd = if self.slo.tpot > 0.0 { tpot / self.slo.tpot } else { 0.0 };
+            let pp = if self.slo.ttft > 0.0 {
+                ttft / self.slo.ttft
+            } else {
+                0.0
+            };
+            let pd = if self.slo.tpot > 0.0 {
+                tpot / self.slo.tpot
+            } else {
+                0.0
+            };
             let nf = if pp > pd + 0.1 {
                 f + self.step
             } else if pd > pp + 0.1 {

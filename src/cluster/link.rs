@@ -61,7 +61,14 @@ impl Fabric {
     }
 
     /// Schedules `bytes` from `from` to `to`, ready at `ready`, FIFO on both ports.
-    pub fn schedule(&mut self, from: usize, to: usize, ready: Nanos, bytes: f64, link: LinkSpec) -> Scheduled {
+    pub fn schedule(
+        &mut self,
+        from: usize,
+        to: usize,
+        ready: Nanos,
+        bytes: f64,
+        link: LinkSpec,
+    ) -> Scheduled {
         if bytes <= 0.0 {
             return Scheduled {
                 start: ready,

@@ -32,7 +32,10 @@ fn view<'a>(loads: &'a [Load]) -> View<'a> {
 fn req(id: u64, group: Option<u64>) -> RequestSpec {
     let mut r = RequestSpec::new(id, 0, 1024, 10);
     if let Some(g) = group {
-        r.prefix = Prefix::Group { group: g, tokens: 512 };
+        r.prefix = Prefix::Group {
+            group: g,
+            tokens: 512,
+        };
     }
     r
 }
@@ -63,7 +66,10 @@ fn round_robin_cycles_and_least_routers_pick_the_minimum() {
     let mut rr = build("round-robin", 0, 3);
     let picks: Vec<usize> = (0..6).map(|i| rr.route(&req(i, None), &view(&loads))).collect();
     assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
-    assert_eq!(build("least-outstanding", 0, 3).route(&req(0, None), &view(&loads)), 1);
+    assert_eq!(
+        build("least-outstanding", 0, 3).route(&req(0, None), &view(&loads)),
+        1
+    );
     assert_eq!(build("least-kv", 0, 3).route(&req(0, None), &view(&loads)), 2);
 }
 
@@ -72,7 +78,9 @@ fn random_is_seeded_and_roughly_uniform() {
     let loads = vec![Load::default(); 4];
     let run = |seed| {
         let mut r = build("random", seed, 4);
-        (0..4000).map(|i| r.route(&req(i, None), &view(&loads))).collect::<Vec<_>>()
+        (0..4000)
+            .map(|i| r.route(&req(i, None), &view(&loads)))
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
@@ -112,7 +120,7 @@ fn prefix_affinity_is_sticky_per_prefix_and_spreads_prefixes() {
 fn dualmap_uses_two_candidates_and_prefers_the_cached_one() {
     let loads = vec![Load::default(); 8];
     let mut d = affinity::DualMap::new(8);
-    let key = req(0, Some(5)).prefix.unit_hash(0);
+    let key = affinity::prefix_key(&req(0, Some(5)), 16).unwrap();
     let (a, b) = d.candidates(key);
     assert_ne!(a, b);
     let first = d.route(&req(0, Some(5)), &view(&loads));
@@ -133,7 +141,7 @@ fn dualmap_falls_back_when_both_candidates_miss_the_slo() {
     let mut loads = vec![load(1, 20_000); 8];
     loads[6] = Load::default();
     let mut d = affinity::DualMap::new(8);
-    let (a, b) = d.candidates(req(0, Some(9)).prefix.unit_hash(0));
+    let (a, b) = d.candidates(affinity::prefix_key(&req(0, Some(9)), 16).unwrap());
     if a == 6 || b == 6 {
         loads.swap(6, (a.max(b) + 1) % 8);
     }
@@ -150,7 +158,10 @@ fn predictive_picks_the_lowest_predicted_ttft() {
     let mut p = build("predictive", 0, 2);
     assert_eq!(p.route(&req(0, None), &view(&loads)), 1);
     // least-outstanding would have picked 0.
-    assert_eq!(build("least-outstanding", 0, 2).route(&req(0, None), &view(&loads)), 0);
+    assert_eq!(
+        build("least-outstanding", 0, 2).route(&req(0, None), &view(&loads)),
+        0
+    );
 }
 
 #[test]

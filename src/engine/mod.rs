@@ -22,8 +22,8 @@ use crate::error::Result;
 use crate::metrics::{Metrics, RejectReason, Report, RunInfo};
 use crate::output::trace::{TraceOptions, TraceRecorder};
 use crate::replica::scheduler;
-use crate::replica::{Replica, ReplicaState};
 use crate::replica::scheduler::Limits;
+use crate::replica::{Replica, ReplicaState};
 use crate::scenario::validate::Plan;
 use crate::timing::TimeModel;
 use crate::timing::analytical::{AnalyticalModel, ParallelConfig};
@@ -129,7 +129,11 @@ impl Simulation {
     }
 
     /// Like [`Simulation::new`] with one explicit time model per pool.
-    pub fn with_models(plan: &Plan, models: Vec<Box<dyn TimeModel>>, source: Box<dyn RequestSource>) -> Simulation {
+    pub fn with_models(
+        plan: &Plan,
+        models: Vec<Box<dyn TimeModel>>,
+        source: Box<dyn RequestSource>,
+    ) -> Simulation {
         assert_eq!(models.len(), plan.pools.len(), "one time model per pool");
         let s = &plan.scenario;
         let c = &s.cluster;
@@ -307,8 +311,7 @@ impl Simulation {
                     progress(arrived);
                 }
             }
-            for k in 0..dirty.len() {
-                let i = dirty[k];
+            for &i in &dirty {
                 is_dirty[i as usize] = false;
                 if let Some(end) = self.start(i as usize, now) {
                     ends.push(Reverse((end, i)));
@@ -335,8 +338,10 @@ impl Simulation {
                     r.state.id
                 );
             }
-            self.metrics
-                .record_memory(&r.state.counters(), self.block_bytes[self.pool_of[r.state.id as usize] as usize]);
+            self.metrics.record_memory(
+                &r.state.counters(),
+                self.block_bytes[self.pool_of[r.state.id as usize] as usize],
+            );
         }
         if let Some(pd) = &self.pd {
             assert!(!pd.pending(), "hand-offs left in flight");

@@ -17,7 +17,7 @@
 //!   replica's prefix cache: the cache serves prefills, which happen on the
 //!   prefill replicas.)
 
-use super::{Meta, NONE, Phase, Req, ReplicaState};
+use super::{Meta, NONE, Phase, ReplicaState, Req};
 use crate::units::Nanos;
 use crate::workload::Prefix;
 
@@ -98,7 +98,8 @@ impl ReplicaState {
     /// blocks above the watermark.
     pub fn can_accept_handoff(&self, h: &Handoff) -> bool {
         let evictable = self.cache.as_ref().map_or(0, |c| c.evictable_blocks());
-        !self.busy && (self.kv.free() + evictable).saturating_sub(self.kv.watermark()) >= self.handoff_blocks(h)
+        !self.busy
+            && (self.kv.free() + evictable).saturating_sub(self.kv.watermark()) >= self.handoff_blocks(h)
     }
 
     /// Whether a request of `full_tokens` KV entries could ever fit here.

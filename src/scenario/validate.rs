@@ -120,7 +120,11 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
     positive("cluster.tp", c.tp)?;
     positive("cluster.pp", c.pp)?;
     check_name("cluster.router", &c.router, crate::cluster::ROUTER_NAMES)?;
-    let shape_key = if adjusted.is_some() { "cluster.prefill" } else { "cluster" };
+    let shape_key = if adjusted.is_some() {
+        "cluster.prefill"
+    } else {
+        "cluster"
+    };
     check_parallel(shape_key, &model, c.tp, c.pp)?;
 
     let weight_dtype = s.model.dtype.unwrap_or(model.dtype);
@@ -449,7 +453,10 @@ pub fn resolve_calibration(device: &DeviceSpec, overrides: &toml::Table) -> Resu
 }
 
 /// Applies `[hardware.interconnect]` overrides to a device's link numbers.
-pub(crate) fn apply_interconnect(device: &mut DeviceSpec, ic: &crate::scenario::InterconnectConfig) -> Result<()> {
+pub(crate) fn apply_interconnect(
+    device: &mut DeviceSpec,
+    ic: &crate::scenario::InterconnectConfig,
+) -> Result<()> {
     for (key, v) in [
         ("hardware.interconnect.intra_node_gbps", ic.intra_node_gbps),
         (

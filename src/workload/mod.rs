@@ -535,10 +535,14 @@ impl RequestSource for Source {
             }
             PrefixKind::Sessions { turns } => {
                 let (session, history) = (i / turns as u64, self.session.1);
-                if i % turns as u64 == 0 {
+                if i.is_multiple_of(turns as u64) {
                     self.session = (session, 0);
                 }
-                let history = if i % turns as u64 == 0 { 0 } else { history };
+                let history = if i.is_multiple_of(turns as u64) {
+                    0
+                } else {
+                    history
+                };
                 prompt = prompt.saturating_add(history);
                 self.session = (session, prompt.saturating_add(output));
                 Prefix::Group {

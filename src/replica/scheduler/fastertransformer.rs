@@ -24,10 +24,11 @@ impl FasterTransformer {
 
 impl Scheduler for FasterTransformer {
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
-        if st.num_running() == 0 && st.num_decoding() == 0 {
-            if admit_whole_prompts(st, &self.p, now, 0, |_, _| true) > 0 {
-                return;
-            }
+        if st.num_running() == 0
+            && st.num_decoding() == 0
+            && admit_whole_prompts(st, &self.p, now, 0, |_, _| true) > 0
+        {
+            return;
         }
         st.add_decode_step();
     }

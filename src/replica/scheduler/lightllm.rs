@@ -57,7 +57,7 @@ fn remaining(st: &ReplicaState, p: &Policy, slot: Slot) -> u64 {
 }
 
 /// Peak future KV blocks of the running requests plus `extra`.
-pub fn peak_blocks(scratch: &mut Vec<(u64, u64)>, block: u64) -> u64 {
+pub fn peak_blocks(scratch: &mut [(u64, u64)], block: u64) -> u64 {
     scratch.sort_unstable_by(|a, b| b.cmp(a));
     let (mut cum, mut peak) = (0u64, 0u64);
     for (i, &(left, cur)) in scratch.iter().enumerate() {
