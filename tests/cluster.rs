@@ -119,7 +119,7 @@ fn every_request_is_routed_once_and_kv_bytes_sent_equal_received() {
             "cluster.decode_router=least-outstanding",
             "scheduler.kind=sarathi",
         ],
-        // Tight decode memory: hand-offs wait for blocks, decodes preempt.
+        // Less KV memory per replica (at this load it still does not fill).
         &[
             "scheduler.gpu_memory_utilization=0.3",
             "scheduler.activation_reserve_gib=0.5",
