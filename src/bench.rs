@@ -19,6 +19,9 @@
 //!   scheduler kinds exist; Vidur's third, Orca, is not modelled), 2,000 Poisson
 //!   requests with conversation lengths per probe, capacity to 2 %. Target < 2 min on 2 cores.
 //!
+//! - S7 (fleet scale): Llama-3-8B × 256 replicas, power-of-two router, vLLM, 1,000,000
+//!   requests at 90% of capacity (S4's per-replica capacity × 256).
+//!
 //! For S5/S6, `requests` counts every simulated request of every probe and
 //! `simulated_s` is the number of plans searched.
 //!
@@ -84,11 +87,20 @@ fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
                 "workload.count=1000000",
             ]),
         ),
+        "S7" => (
+            "Llama-3-8B x 256 replicas, power-of-two, vLLM, 1,000,000 requests at 90% of capacity",
+            own(&[
+                "model.name=Llama-3-8B",
+                "cluster.replicas=256",
+                "cluster.router=power-of-two",
+                "workload.count=1000000",
+            ]),
+        ),
         _ => return None,
     })
 }
 
-pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6"];
+pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6", "S7"];
 
 /// The lmsys-like trace S5 replays, when `../shared` is present.
 const LMSYS_TRACE: &str = concat!(
@@ -205,8 +217,9 @@ pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
             continue;
         }
         let (description, mut sets) = scenario_sets(name).expect("known benchmark");
-        if name == "S4" {
-            let rate = 0.9 * 16.0 * s4_capacity()?;
+        if name == "S4" || name == "S7" {
+            let replicas = if name == "S4" { 16.0 } else { 256.0 };
+            let rate = 0.9 * replicas * s4_capacity()?;
             sets.push(format!("workload.arrivals.rate={rate}"));
         }
         let plan = validate::plan(&scenario::load(None, &sets)?)?;

@@ -1,57 +1,141 @@
 //! Cluster level: the router that sends each arriving request to one
-//! replica. A router sees only what a real one could: each replica's queue
-//! and KV occupancy at the moment of arrival, never the future.
+//! replica ([`routers`], [`affinity`], [`predictive`]), prefill/decode
+//! disaggregation and semi-PD ([`disagg`]) and the KV-transfer link model
+//! ([`link`]).
+//!
+//! A router sees only what a real one could: each replica's queue length,
+//! prefill backlog and KV use as *reported* ([`Load`], refreshed every
+//! `cluster.router_staleness` seconds, or exact when 0), what it routed
+//! itself (cache-aware routers keep an approximate prefix index of that,
+//! as SGLang's router does), and the simulator's time model for
+//! predictions — never the future or a replica's cache directly.
 
-use crate::replica::{Replica, ReplicaState};
-use crate::workload::RequestSpec;
+pub mod affinity;
+pub mod disagg;
+pub mod link;
+pub mod predictive;
+pub mod routers;
+
+use crate::replica::ReplicaState;
+use crate::replica::scheduler::Limits;
+use crate::timing::TimeModel;
+use crate::units::Nanos;
+use crate::workload::{RequestSpec, mix64};
 
 /// Scenario names of the routers (`cluster.router`).
-pub const ROUTER_NAMES: &[&str] = &["round-robin", "least-outstanding", "least-kv"];
+pub const ROUTER_NAMES: &[&str] = &[
+    "random",
+    "round-robin",
+    "least-outstanding",
+    "least-kv",
+    "power-of-two",
+    "prefix-affinity",
+    "dualmap",
+    "predictive",
+    "session-affinity",
+];
 
-/// Picks the replica index for a request.
-pub trait Router: Send {
-    fn route(&mut self, req: &RequestSpec, replicas: &[Replica]) -> usize;
+/// What a replica reports to the router (a copy, possibly stale).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Requests waiting for admission.
+    pub waiting: u32,
+    /// Requests admitted (prefilling or decoding).
+    pub running: u32,
+    /// Requests in the decoding set.
+    pub decoding: u32,
+    /// KV tokens held (blocks in use × block size).
+    pub kv_tokens: u64,
+    /// Prefill tokens still to compute: waiting prompts plus the rest of
+    /// partially prefilled ones.
+    pub prefill_backlog: u64,
 }
 
-/// Builds the router called `name` (validated beforehand).
-pub fn build(name: &str) -> Box<dyn Router> {
+impl Load {
+    /// The replica's current state as a report.
+    pub fn of(s: &ReplicaState) -> Load {
+        let kv_tokens = s.kv().used() * s.block_size() as u64;
+        let waiting_prompts = s.kv_load_tokens() - kv_tokens;
+        let partial: u64 = s
+            .prefilling()
+            .iter()
+            .map(|&slot| s.prefill_remaining(slot) as u64)
+            .sum();
+        Load {
+            waiting: s.num_waiting() as u32,
+            running: s.num_running() as u32,
+            decoding: s.num_decoding(),
+            kv_tokens,
+            prefill_backlog: waiting_prompts + partial,
+        }
+    }
+
+    /// Waiting + running requests.
+    pub fn outstanding(&self) -> u64 {
+        (self.waiting + self.running) as u64
+    }
+
+    /// KV tokens held plus prompt tokens still to prefill (`least-kv`'s measure).
+    pub fn kv_load(&self) -> u64 {
+        self.kv_tokens + self.prefill_backlog
+    }
+}
+
+/// Everything a router may look at when it routes one request.
+pub struct View<'a> {
+    pub now: Nanos,
+    /// Reports of the replicas it routes among (index = its answer).
+    pub loads: &'a [Load],
+    /// The time model of those replicas (for TTFT predictions).
+    pub model: &'a dyn TimeModel,
+    pub limits: Limits,
+    /// KV block size, tokens (prefix units of group prefixes).
+    pub block_size: u32,
+    /// TTFT SLO, seconds (0 = none).
+    pub slo_ttft: f64,
+}
+
+/// Picks the replica (an index into `view.loads`) for a request.
+pub trait Router: Send {
+    fn route(&mut self, req: &RequestSpec, view: &View) -> usize;
+}
+
+/// Builds the router called `name` (validated beforehand). `seed` is
+/// `workload.seed`; randomised routers draw from their own ChaCha stream.
+pub fn build(name: &str, seed: u64, replicas: usize) -> Box<dyn Router> {
+    use routers::*;
     match name {
-        "round-robin" => Box::new(RoundRobin { next: 0 }),
-        "least-outstanding" => Box::new(LeastBy(|r: &ReplicaState| r.outstanding() as u64)),
-        "least-kv" => Box::new(LeastBy(|r: &ReplicaState| r.kv_load_tokens())),
+        "random" => Box::new(Random::new(seed)),
+        "round-robin" => Box::new(RoundRobin::default()),
+        "least-outstanding" => Box::new(LeastBy(Load::outstanding)),
+        "least-kv" => Box::new(LeastBy(Load::kv_load)),
+        "power-of-two" => Box::new(PowerOfTwo::new(seed)),
+        "session-affinity" => Box::new(SessionAffinity::default()),
+        "prefix-affinity" => Box::new(affinity::PrefixAffinity::new(replicas)),
+        "dualmap" => Box::new(affinity::DualMap::new(replicas)),
+        "predictive" => Box::new(predictive::Predictive::default()),
         other => unreachable!("router `{other}` passed validation"),
     }
 }
 
-/// Replicas in turn, regardless of load.
-struct RoundRobin {
-    next: usize,
+/// The seed of the router's random stream (independent of the workload's streams).
+pub(crate) fn router_seed(seed: u64) -> u64 {
+    mix64(seed ^ 0x524F_5554_4552_5321)
 }
 
-impl Router for RoundRobin {
-    fn route(&mut self, _req: &RequestSpec, replicas: &[Replica]) -> usize {
-        let i = self.next % replicas.len();
-        self.next = (i + 1) % replicas.len();
-        i
-    }
-}
-
-/// Join-the-shortest-queue on a load measure; ties go to the lowest index
-/// (deterministic). `least-outstanding` measures waiting + running requests;
-/// `least-kv` measures KV tokens held plus prompt tokens waiting.
-struct LeastBy(fn(&ReplicaState) -> u64);
-
-impl Router for LeastBy {
-    fn route(&mut self, _req: &RequestSpec, replicas: &[Replica]) -> usize {
-        let mut best = 0;
-        let mut best_load = u64::MAX;
-        for (i, r) in replicas.iter().enumerate() {
-            let load = (self.0)(&r.state);
-            if load < best_load {
-                best = i;
-                best_load = load;
-            }
+/// Index of the smallest `key` over the loads; ties go to the lowest index.
+pub(crate) fn argmin(loads: &[Load], key: impl Fn(&Load) -> u64) -> usize {
+    let mut best = 0;
+    let mut best_v = u64::MAX;
+    for (i, l) in loads.iter().enumerate() {
+        let v = key(l);
+        if v < best_v {
+            best = i;
+            best_v = v;
         }
-        best
     }
+    best
 }
+
+#[cfg(test)]
+mod tests;

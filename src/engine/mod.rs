@@ -1,22 +1,28 @@
 //! The event loop: a deterministic discrete-event simulation of a cluster.
 //!
-//! Time is integer nanoseconds. There are two kinds of events: the next
-//! arrival (one pending at a time, pulled lazily from the workload) and the
+//! Time is integer nanoseconds. There are three kinds of events: the next
+//! arrival (one pending at a time, pulled lazily from the workload), the
 //! end of a replica's iteration (at most one per replica, in a min-heap
-//! ordered by `(time, replica index)`). All events at the same instant are
-//! applied before any idle replica forms its next batch, so a request that
-//! arrives exactly when an iteration ends is seen by the next one. Nothing
+//! ordered by `(time, replica index)`), and, in disaggregated and semi-PD
+//! runs, the arrival of a prefilled request's KV at its decode replica
+//! (ordered by `(time, hand-off order)`; see `cluster::disagg`). At one
+//! instant, iteration ends are applied first, then KV arrivals, then
+//! request arrivals, and only then do idle replicas form their next batch,
+//! so a request that arrives exactly when an iteration ends is seen by the
+//! next one. Nothing
 //! here depends on wall-clock time, hash order or threads: the same plan and
 //! seed give the same event sequence.
 //!
 //! Per event the loop does O(log replicas) work and allocates nothing once
 //! its vectors have grown to the run's peak concurrency.
 
-use crate::cluster::{self, Router};
+use crate::cluster::disagg::{Partitioned, PoolPlan, Role, Runtime};
+use crate::cluster::{self, Load, Router, View};
 use crate::error::Result;
 use crate::metrics::{Metrics, RejectReason, Report, RunInfo};
 use crate::output::trace::{TraceOptions, TraceRecorder};
 use crate::replica::scheduler;
+use crate::replica::scheduler::Limits;
 use crate::replica::{Replica, ReplicaState};
 use crate::scenario::validate::Plan;
 use crate::timing::TimeModel;
@@ -27,35 +33,61 @@ use crate::workload::{self, RequestSource, RequestSpec};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+/// A pool of replicas at run time: its role, its replicas' index range and
+/// its time model.
+struct Pool {
+    role: Role,
+    first: u32,
+    count: u32,
+    model: Box<dyn TimeModel>,
+}
+
 /// A ready-to-run simulation of one plan.
 pub struct Simulation {
     replicas: Vec<Replica>,
+    /// Pool index of each replica.
+    pool_of: Vec<u8>,
+    pools: Vec<Pool>,
     router: Box<dyn Router>,
-    model: Box<dyn TimeModel>,
+    /// What the router sees of each replica (refreshed every event when
+    /// exact, every `staleness` otherwise).
+    loads: Vec<Load>,
+    staleness: Nanos,
+    next_refresh: Nanos,
+    pd: Option<Runtime>,
     source: Box<dyn RequestSource>,
     metrics: Metrics,
     max_model_len: u32,
+    limits: Limits,
+    block_size: u32,
+    slo_ttft: f64,
     sample_interval: Nanos,
     info: RunInfo,
     paranoid: bool,
-    /// One KV block's bytes summed over a replica's devices.
-    replica_block_bytes: f64,
+    /// Requests routed to each replica (conservation checks).
+    routed: Vec<u64>,
+    /// One KV block's bytes summed over a replica's devices, per pool.
+    block_bytes: Vec<f64>,
 }
 
-/// Builds the iteration time model a plan asks for.
+/// Builds the iteration time model a plan asks for (its first pool's).
 pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
-    let c = &plan.scenario.cluster;
+    pool_time_model(plan, &plan.pools[0])
+}
+
+/// Builds the iteration time model of one pool of a plan.
+pub fn pool_time_model(plan: &Plan, pool: &PoolPlan) -> Result<Box<dyn TimeModel>> {
     let analytical = AnalyticalModel::new(
         &plan.model,
-        &plan.device,
+        &pool.device,
         plan.weight_dtype,
         plan.kv_dtype,
         ParallelConfig {
-            tp: c.tp,
-            pp: c.pp,
-            devices_per_node: plan.devices_per_node,
+            tp: pool.tp,
+            pp: pool.pp,
+            devices_per_node: pool.devices_per_node,
         },
-        plan.calibration,
+        pool.calibration,
     )?;
     match (
         plan.scenario.hardware.time_model.as_str(),
@@ -64,7 +96,7 @@ pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
         ("profile", Some(dir)) => Ok(Box::new(ProfileModel::new(
             dir,
             &plan.model,
-            &plan.device,
+            &pool.device,
             plan.weight_dtype,
             analytical,
         )?)),
@@ -73,55 +105,116 @@ pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
 }
 
 impl Simulation {
-    /// Prepares a simulation: time model, replicas, router, workload source.
+    /// Prepares a simulation: time models, replicas, router, workload source.
     pub fn new(plan: &Plan) -> Result<Simulation> {
         let s = &plan.scenario;
-        let model = time_model(plan)?;
+        let models = plan
+            .pools
+            .iter()
+            .map(|p| pool_time_model(plan, p))
+            .collect::<Result<Vec<_>>>()?;
         let source = workload::build_source(&s.workload)?;
-        Ok(Self::with_source(plan, model, source))
+        Ok(Self::with_models(plan, models, source))
     }
 
-    /// Like [`Simulation::new`] with an explicit time model and request source
-    /// (tests use this to drive the engine with hand-made workloads).
+    /// Like [`Simulation::new`] with an explicit time model for the first
+    /// pool (the others are built from the plan) and request source (tests
+    /// use this to drive the engine with hand-made workloads).
     pub fn with_source(plan: &Plan, model: Box<dyn TimeModel>, source: Box<dyn RequestSource>) -> Simulation {
+        let mut models = vec![model];
+        for p in &plan.pools[1..] {
+            models.push(pool_time_model(plan, p).expect("the plan's pools have valid time models"));
+        }
+        Self::with_models(plan, models, source)
+    }
+
+    /// Like [`Simulation::new`] with one explicit time model per pool.
+    pub fn with_models(
+        plan: &Plan,
+        models: Vec<Box<dyn TimeModel>>,
+        source: Box<dyn RequestSource>,
+    ) -> Simulation {
+        assert_eq!(models.len(), plan.pools.len(), "one time model per pool");
         let s = &plan.scenario;
         let c = &s.cluster;
-        let replicas = (0..c.replicas)
-            .map(|i| {
-                Replica::new(
-                    ReplicaState::new(i, plan.memory.num_blocks, plan.replica_options),
+        let mut replicas = Vec::new();
+        let mut pool_of = Vec::new();
+        let mut pools = Vec::new();
+        let (mut flops, mut bw) = (0.0, 0.0);
+        let mut device_names: Vec<&str> = Vec::new();
+        for (k, (p, model)) in plan.pools.iter().zip(models).enumerate() {
+            let first = replicas.len() as u32;
+            for _ in 0..p.replicas {
+                let id = replicas.len() as u32;
+                replicas.push(Replica::new(
+                    ReplicaState::new(id, p.kv_blocks, plan.replica_options),
                     scheduler::build(&plan.policy),
-                )
-            })
-            .collect();
-        let (flops, bw) = model.peak_rates();
+                ));
+                pool_of.push(k as u8);
+            }
+            if !p.shares_devices {
+                let (f, b) = model.peak_rates();
+                flops += f * p.replicas as f64;
+                bw += b * p.replicas as f64;
+            }
+            if !device_names.contains(&p.device.name.as_str()) {
+                device_names.push(&p.device.name);
+            }
+            pools.push(Pool {
+                role: p.role,
+                first,
+                count: p.replicas,
+                model,
+            });
+        }
+        let n = replicas.len() as u32;
         let info = RunInfo {
             scenario: s.name.clone(),
             model: plan.model.name.clone(),
-            device: plan.device.name.clone(),
-            replicas: c.replicas,
-            tp: c.tp,
-            pp: c.pp,
+            device: device_names.join("+"),
+            replicas: n,
+            tp: plan.pools[0].tp,
+            pp: plan.pools[0].pp,
             devices: plan.total_devices(),
             scheduler: s.scheduler.kind.clone(),
             router: c.router.clone(),
             seed: s.workload.seed,
-            peak_flops: flops * c.replicas as f64,
-            peak_hbm_bandwidth: bw * c.replicas as f64,
-            kv_blocks_per_replica: plan.memory.num_blocks,
+            peak_flops: flops,
+            peak_hbm_bandwidth: bw,
+            kv_blocks_per_replica: plan.pools[0].kv_blocks,
             block_size: s.scheduler.block_size,
         };
+        let entry = pools[0].count as usize;
+        let loads = replicas.iter().map(|r| Load::of(&r.state)).collect();
+        let pd = Runtime::new(plan);
+        let mut metrics = Metrics::new(n, &s.metrics, &s.slo);
+        if pd.is_some() {
+            metrics.set_kv_bytes(0, 0);
+        }
         Simulation {
+            routed: vec![0; n as usize],
             replicas,
-            router: cluster::build(&c.router),
-            model,
+            pool_of,
+            pools,
+            router: cluster::build(&c.router, s.workload.seed, entry),
+            loads,
+            staleness: secs_to_nanos(c.router_staleness),
+            next_refresh: 0,
+            pd,
             source,
-            metrics: Metrics::new(c.replicas, &s.metrics, &s.slo),
+            metrics,
             max_model_len: plan.max_model_len,
+            limits: plan.limits,
+            block_size: s.scheduler.block_size,
+            slo_ttft: s.slo.ttft,
             sample_interval: secs_to_nanos(s.metrics.sample_interval).max(1),
             info,
             paranoid: false,
-            replica_block_bytes: plan.memory.block_bytes * plan.total_devices() as f64 / c.replicas as f64,
+            block_bytes: plan
+                .pools
+                .iter()
+                .map(|p| p.memory.block_bytes * p.devices_per_replica() as f64)
+                .collect(),
         }
     }
 
@@ -140,7 +233,13 @@ impl Simulation {
 
     /// Runs to completion: every request finishes or is rejected.
     /// `progress` is called with the number of arrivals so far, now and then.
-    pub fn run(mut self, progress: &mut dyn FnMut(u64)) -> Report {
+    pub fn run(self, progress: &mut dyn FnMut(u64)) -> Report {
+        self.run_with_routing(progress).0
+    }
+
+    /// Like [`Simulation::run`], also returning how many requests the router
+    /// sent to each replica (indexed by replica id).
+    pub fn run_with_routing(mut self, progress: &mut dyn FnMut(u64)) -> (Report, Vec<u64>) {
         let n = self.replicas.len();
         let mut ends: BinaryHeap<Reverse<(Nanos, u32)>> = BinaryHeap::with_capacity(n);
         let mut dirty: Vec<u32> = Vec::with_capacity(n);
@@ -152,10 +251,9 @@ impl Simulation {
         loop {
             let t_end = ends.peek().map(|r| r.0.0);
             let t_arr = next_arrival.as_ref().map(|r| r.arrival);
-            let t = match (t_end, t_arr) {
-                (None, None) => break,
-                (Some(a), None) | (None, Some(a)) => a,
-                (Some(a), Some(b)) => a.min(b),
+            let t_kv = self.pd.as_ref().and_then(Runtime::next_event);
+            let Some(t) = [t_end, t_arr, t_kv].into_iter().flatten().min() else {
+                break;
             };
             debug_assert!(t >= now, "time went backwards");
             while next_sample <= t {
@@ -165,20 +263,47 @@ impl Simulation {
                 next_sample += self.sample_interval;
             }
             now = t;
+            if self.staleness > 0 && now >= self.next_refresh {
+                for (l, r) in self.loads.iter_mut().zip(&self.replicas) {
+                    *l = Load::of(&r.state);
+                }
+                self.next_refresh = (now / self.staleness + 1) * self.staleness;
+            }
+            if let Some(pd) = self.pd.as_mut() {
+                pd.adapt(now, &self.replicas, self.pools[0].model.as_ref());
+            }
             while let Some(&Reverse((te, i))) = ends.peek() {
                 if te != now {
                     break;
                 }
                 ends.pop();
-                self.replicas[i as usize].finish_iteration(now, &mut self.metrics);
+                let iu = i as usize;
+                self.replicas[iu].finish_iteration(now, &mut self.metrics);
+                if let Some(pd) = self.pd.as_mut() {
+                    match self.pools[self.pool_of[iu] as usize].role {
+                        Role::Prefill => pd.after_prefill(iu, now, &mut self.replicas),
+                        Role::Decode => {
+                            pd.admit(iu, now, &mut self.replicas, &mut self.metrics);
+                        }
+                        Role::Colocated => {}
+                    }
+                }
                 if self.paranoid {
                     self.check(i);
                 }
+                self.observe(i);
                 mark(&mut dirty, &mut is_dirty, i);
+            }
+            if let Some(pd) = self.pd.as_mut() {
+                let (replicas, metrics) = (&mut self.replicas, &mut self.metrics);
+                pd.land(now, replicas, metrics, &mut |d| {
+                    mark(&mut dirty, &mut is_dirty, d)
+                });
             }
             while next_arrival.as_ref().is_some_and(|r| r.arrival == now) {
                 let req = next_arrival.take().expect("checked above");
                 let i = self.admit(req, now);
+                self.observe(i);
                 mark(&mut dirty, &mut is_dirty, i);
                 next_arrival = self.source.next_request();
                 arrived += 1;
@@ -186,19 +311,17 @@ impl Simulation {
                     progress(arrived);
                 }
             }
-            for i in dirty.drain(..) {
+            for &i in &dirty {
                 is_dirty[i as usize] = false;
-                let r = &mut self.replicas[i as usize];
-                if !r.state.busy()
-                    && (r.state.has_work() || r.state.has_pending_outputs())
-                    && let Some(end) = r.start_iteration(now, self.model.as_ref(), &mut self.metrics)
-                {
+                if let Some(end) = self.start(i as usize, now) {
                     ends.push(Reverse((end, i)));
                 }
+                self.observe(i);
                 if self.paranoid {
                     self.check(i);
                 }
             }
+            dirty.clear();
         }
         progress(arrived);
         for r in &self.replicas {
@@ -215,10 +338,41 @@ impl Simulation {
                     r.state.id
                 );
             }
-            self.metrics
-                .record_memory(&r.state.counters(), self.replica_block_bytes);
+            self.metrics.record_memory(
+                &r.state.counters(),
+                self.block_bytes[self.pool_of[r.state.id as usize] as usize],
+            );
         }
-        self.metrics.finish(self.info, now)
+        if let Some(pd) = &self.pd {
+            assert!(!pd.pending(), "hand-offs left in flight");
+            self.metrics.set_kv_bytes(pd.bytes_sent, pd.bytes_received);
+        }
+        (self.metrics.finish(self.info, now), self.routed)
+    }
+
+    /// Starts an iteration on idle replica `i` if it has work; returns its end.
+    fn start(&mut self, i: usize, now: Nanos) -> Option<Nanos> {
+        let r = &mut self.replicas[i];
+        if r.state.busy() || !(r.state.has_work() || r.state.has_pending_outputs()) {
+            return None;
+        }
+        let model = self.pools[self.pool_of[i] as usize].model.as_ref();
+        let share = self.pd.as_ref().and_then(|pd| pd.share(i));
+        let end = match share {
+            Some(share) => r.start_iteration(now, &Partitioned { inner: model, share }, &mut self.metrics),
+            None => r.start_iteration(now, model, &mut self.metrics),
+        };
+        if let Some(pd) = self.pd.as_mut() {
+            pd.note_iteration(i, end.map_or(0, |e| e - now));
+        }
+        end
+    }
+
+    /// Refreshes the router's report of replica `i` when reports are exact.
+    fn observe(&mut self, i: u32) {
+        if self.staleness == 0 {
+            self.loads[i as usize] = Load::of(&self.replicas[i as usize].state);
+        }
     }
 
     fn check(&self, i: u32) {
@@ -227,13 +381,34 @@ impl Simulation {
         }
     }
 
-    /// Routes an arrival and hands it to its replica; returns the replica index.
+    /// Routes an arrival to a replica of the first pool and hands it over;
+    /// returns the replica index.
     fn admit(&mut self, req: RequestSpec, now: Nanos) -> u32 {
-        let i = self.router.route(&req, &self.replicas);
+        let entry = &self.pools[0];
+        let (first, count) = (entry.first as usize, entry.count as usize);
+        let view = View {
+            now,
+            loads: &self.loads[first..first + count],
+            model: entry.model.as_ref(),
+            limits: self.limits,
+            block_size: self.block_size,
+            slo_ttft: self.slo_ttft,
+        };
+        let i = first + self.router.route(&req, &view);
+        self.routed[i] += 1;
+        let full = req.prompt_tokens + req.output_tokens - 1;
+        let decode_fits = req.output_tokens == 1
+            || self
+                .pd
+                .as_ref()
+                .is_none_or(|pd| pd.decode_can_hold(&self.replicas, full));
         let r = &mut self.replicas[i];
         if req.prompt_tokens as u64 + req.output_tokens as u64 > self.max_model_len as u64 {
             r.state
                 .reject(req, now, RejectReason::ExceedsMaxModelLen, &mut self.metrics);
+        } else if !decode_fits {
+            r.state
+                .reject(req, now, RejectReason::ExceedsKvCapacity, &mut self.metrics);
         } else {
             r.enqueue(req, now, &mut self.metrics);
         }

@@ -26,10 +26,12 @@
 pub mod histogram;
 pub mod summary;
 mod table;
+pub mod transfer;
 mod writers;
 
 pub use histogram::LogHistogram;
 pub use summary::{LatencyStats, MemorySummary, RejectedCounts, ReplicaSummary, SloCheck, Summary};
+pub use transfer::{KvTransferSummary, TransferRecord};
 
 use crate::output::trace::TraceRecorder;
 use crate::scenario::config::{MetricsConfig, SloConfig};
@@ -185,6 +187,9 @@ pub struct Metrics {
     itl: LogHistogram,
     iter: IterAcc,
     replicas: Vec<ReplicaAcc>,
+    transfers: Vec<TransferRecord>,
+    /// KV bytes sent and received (disaggregated / semi-PD runs).
+    kv_bytes: Option<(u64, u64)>,
     /// The trace recorder, when a trace was asked for (`None`: no cost).
     trace: Option<Box<TraceRecorder>>,
     memory: MemorySummary,
@@ -201,6 +206,8 @@ impl Metrics {
             itl: LogHistogram::new(),
             iter: IterAcc::default(),
             replicas: vec![ReplicaAcc::default(); num_replicas as usize],
+            transfers: Vec::new(),
+            kv_bytes: None,
             trace: None,
             memory: MemorySummary::default(),
             memory_queried: 0,
@@ -255,6 +262,16 @@ impl Metrics {
         });
     }
 
+    /// A prefilled request's KV reached its decode replica and was admitted.
+    pub fn record_transfer(&mut self, rec: TransferRecord) {
+        self.transfers.push(rec);
+    }
+
+    /// Total KV bytes put on and taken off links (marks the run as disaggregated).
+    pub fn set_kv_bytes(&mut self, sent: u64, received: u64) {
+        self.kv_bytes = Some((sent, received));
+    }
+
     /// Adds a replica's lifetime memory counters (at the end of the run);
     /// `block_bytes` is one KV block's bytes summed over the replica's devices.
     pub fn record_memory(&mut self, c: &crate::replica::state::MemoryCounters, block_bytes: f64) {
@@ -277,7 +294,8 @@ impl Metrics {
     pub fn finish(mut self, info: RunInfo, end: Nanos) -> Report {
         self.records.sort_by_key(|r| r.id);
         self.samples.sort_by_key(|s| (s.time, s.replica));
-        let summary = Summary::compute(summary::Inputs {
+        self.transfers.sort_by_key(|t| t.id);
+        let mut summary = Summary::compute(summary::Inputs {
             info,
             end,
             sample_interval_s: self.sample_interval_s,
@@ -289,11 +307,15 @@ impl Metrics {
             replicas: &self.replicas,
             memory: self.memory,
         });
+        summary.kv_transfer = self
+            .kv_bytes
+            .map(|(sent, received)| transfer::summarize(&self.transfers, sent, received));
         Report {
             summary,
             requests: self.records,
             samples: self.samples,
             itl: self.itl,
+            transfers: self.transfers,
             trace: self.trace,
         }
     }
@@ -309,6 +331,8 @@ pub struct Report {
     pub samples: Vec<Sample>,
     /// Histogram of all inter-token gaps, ns.
     pub itl: LogHistogram,
+    /// KV hand-offs (disaggregated / semi-PD runs), sorted by request id.
+    pub transfers: Vec<TransferRecord>,
     /// What the trace recorder collected (runs with tracing on only).
     pub trace: Option<Box<TraceRecorder>>,
 }

@@ -290,6 +290,9 @@ pub struct Summary {
     /// Maximum of the same.
     pub max_kv_utilization: f64,
     pub per_replica: Vec<ReplicaSummary>,
+    /// KV hand-offs of disaggregated / semi-PD runs (absent when colocated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_transfer: Option<super::transfer::KvTransferSummary>,
 }
 
 /// Per-replica accumulators kept by the collector.
@@ -513,6 +516,7 @@ impl Summary {
             mean_kv_utilization: per(kv_sum, kv_n as f64),
             max_kv_utilization: kv_max,
             per_replica,
+            kv_transfer: None,
             run: inp.info,
         }
     }

@@ -1321,3 +1321,9 @@ impl ReplicaState {
         self.kv.used() - self.cache_blocks()
     }
 }
+
+// Prefill/decode hand-off (disaggregation, semi-PD): new operations only,
+// in their own file; a child module so they can use the fields above.
+#[path = "handoff.rs"]
+mod handoff;
+pub use handoff::Handoff;

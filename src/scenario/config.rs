@@ -113,8 +113,38 @@ pub struct ClusterConfig {
     pub tp: u32,
     /// Pipeline-parallel degree of each replica.
     pub pp: u32,
-    /// Request router: "round-robin", "least-outstanding", "least-kv".
+    /// Request router (see `cluster` module docs for each one's source):
+    /// "random", "round-robin", "least-outstanding", "least-kv",
+    /// "power-of-two", "prefix-affinity", "dualmap", "predictive",
+    /// "session-affinity". In disaggregated and semi-PD mode it picks the
+    /// prefill replica.
     pub router: String,
+    /// How old the replica state the router sees is, seconds: reports of
+    /// queue lengths and KV use are refreshed every `router_staleness`
+    /// seconds (0 = the router sees the exact current state).
+    pub router_staleness: f64,
+    /// "colocated" (every replica prefills and decodes; `replicas`, `tp`,
+    /// `pp` and `hardware.device` describe them), "disaggregated" (separate
+    /// `[cluster.prefill]` and `[cluster.decode]` pools; the KV cache moves
+    /// over the modelled link after prefill — DistServe/Splitwise), or
+    /// "semi-pd" (each of `replicas` instances splits its compute between a
+    /// prefill and a decode worker that share its memory — semi-PD).
+    pub mode: String,
+    /// Disaggregated and semi-PD: how the decode replica of a prefilled
+    /// request is chosen: "least-kv" (fewest KV tokens held + arriving) or
+    /// "least-outstanding" (fewest requests running, waiting + arriving).
+    /// Semi-PD always hands off to the instance's own decode worker.
+    pub decode_router: String,
+    /// Disaggregated: which link KV transfers use. "auto" (NVLink-class
+    /// intra-node link when the two replicas sit in the same node, else the
+    /// inter-node network), "intra-node" or "inter-node".
+    pub kv_link: String,
+    /// `[cluster.prefill]`: the prefill pool (disaggregated mode).
+    pub prefill: PoolConfig,
+    /// `[cluster.decode]`: the decode pool (disaggregated mode).
+    pub decode: PoolConfig,
+    /// `[cluster.semi_pd]`: compute split of semi-PD instances.
+    pub semi_pd: SemiPdConfig,
 }
 
 impl Default for ClusterConfig {
@@ -124,6 +154,74 @@ impl Default for ClusterConfig {
             tp: 1,
             pp: 1,
             router: "round-robin".into(),
+            router_staleness: 0.0,
+            mode: "colocated".into(),
+            decode_router: "least-kv".into(),
+            kv_link: "auto".into(),
+            prefill: PoolConfig::default(),
+            decode: PoolConfig::default(),
+            semi_pd: SemiPdConfig::default(),
+        }
+    }
+}
+
+/// `[cluster.prefill]` / `[cluster.decode]`: one pool of identical replicas
+/// in disaggregated mode. Pools may use different device types
+/// (heterogeneous clusters); each replica's KV capacity is planned for its
+/// own device, TP and PP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Catalog device name; defaults to `hardware.device`.
+    pub device: Option<String>,
+    /// Replicas in the pool.
+    pub replicas: u32,
+    /// Tensor-parallel degree of each replica of the pool.
+    pub tp: u32,
+    /// Pipeline-parallel degree of each replica of the pool.
+    pub pp: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            device: None,
+            replicas: 1,
+            tp: 1,
+            pp: 1,
+        }
+    }
+}
+
+/// `[cluster.semi_pd]`: semi-PD (Hong et al. 2025): the SM share of each
+/// instance's prefill worker; the decode worker gets the rest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SemiPdConfig {
+    /// Initial fraction of the compute (SMs) given to prefill, in (0, 1).
+    pub prefill_fraction: f64,
+    /// Adapt the fraction to keep the TTFT and TPOT SLOs (`[slo]`): every
+    /// `adapt_interval` seconds it moves by `adapt_step` towards the phase
+    /// whose latency is closer to (or further over) its threshold.
+    pub adaptive: bool,
+    /// Seconds between adaptations.
+    pub adapt_interval: f64,
+    /// Change of the fraction per adaptation.
+    pub adapt_step: f64,
+    /// Bounds of the adapted fraction, within (0, 1).
+    pub min_fraction: f64,
+    pub max_fraction: f64,
+}
+
+impl Default for SemiPdConfig {
+    fn default() -> Self {
+        SemiPdConfig {
+            prefill_fraction: 0.5,
+            adaptive: false,
+            adapt_interval: 0.5,
+            adapt_step: 0.05,
+            min_fraction: 0.1,
+            max_fraction: 0.9,
         }
     }
 }

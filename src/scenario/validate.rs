@@ -37,16 +37,19 @@ pub struct Plan {
     /// The time model's constants: the device's fitted calibration with the
     /// scenario's `[hardware.calibration]` overrides applied.
     pub calibration: Calibration,
+    /// The replica pools, in replica-index order: one colocated pool, or a
+    /// prefill and a decode pool (disaggregated and semi-PD modes).
+    pub pools: Vec<crate::cluster::disagg::PoolPlan>,
 }
 
 impl Plan {
-    /// Devices in the whole cluster.
+    /// Devices in the whole cluster (semi-PD workers share their instance's devices).
     pub fn total_devices(&self) -> u32 {
-        self.scenario.cluster.replicas * self.scenario.cluster.tp * self.scenario.cluster.pp
+        crate::cluster::disagg::total_devices(&self.pools)
     }
 }
 
-fn key_error(key: &str, message: impl Into<String>) -> Error {
+pub(crate) fn key_error(key: &str, message: impl Into<String>) -> Error {
     Error::config(format!("key `{key}`"), message)
 }
 
@@ -65,7 +68,7 @@ pub fn check_name(key: &str, value: &str, names: &[&str]) -> Result<()> {
     ))
 }
 
-fn positive(key: &str, v: u32) -> Result<()> {
+pub(crate) fn positive(key: &str, v: u32) -> Result<()> {
     if v == 0 {
         return Err(key_error(key, "must be at least 1, found 0"));
     }
@@ -75,46 +78,22 @@ fn positive(key: &str, v: u32) -> Result<()> {
 /// Resolves and checks a scenario (the workload's trace is checked
 /// separately by `workload::validate`, which reads it).
 pub fn plan(s: &Scenario) -> Result<Plan> {
+    // Disaggregated: the top-level shape is the prefill pool's.
+    let adjusted = crate::cluster::disagg::top_level(s)?;
+    let s = adjusted.as_ref().unwrap_or(s);
     let mut catalog = Catalog::builtin();
     if let Some(path) = &s.catalog {
         catalog.merge_file(path)?;
     }
     let model = catalog.model(&s.model.name)?.clone();
-    let mut device = catalog.device(&s.hardware.device)?.clone();
-    let ic = &s.hardware.interconnect;
-    for (key, v) in [
-        ("hardware.interconnect.intra_node_gbps", ic.intra_node_gbps),
-        (
-            "hardware.interconnect.intra_node_latency_us",
-            ic.intra_node_latency_us,
-        ),
-        ("hardware.interconnect.inter_node_gbps", ic.inter_node_gbps),
-        (
-            "hardware.interconnect.inter_node_latency_us",
-            ic.inter_node_latency_us,
-        ),
-    ] {
-        if let Some(v) = v
-            && !(v.is_finite() && v >= 0.0)
-        {
-            return Err(key_error(
-                key,
-                format!("must be a non-negative number, found {v}"),
-            ));
-        }
-    }
-    if let Some(v) = ic.intra_node_gbps {
-        device.intra_node_bandwidth = v * 1e9;
-    }
-    if let Some(v) = ic.intra_node_latency_us {
-        device.intra_node_latency = v * 1e-6;
-    }
-    if let Some(v) = ic.inter_node_gbps {
-        device.inter_node_bandwidth = v * 1e9;
-    }
-    if let Some(v) = ic.inter_node_latency_us {
-        device.inter_node_latency = v * 1e-6;
-    }
+    let mut device = catalog
+        .device(&s.hardware.device)
+        .map_err(|e| match (&adjusted, &s.cluster.prefill.device) {
+            (Some(_), Some(_)) => key_error("cluster.prefill.device", e.to_string()),
+            _ => e,
+        })?
+        .clone();
+    apply_interconnect(&mut device, &s.hardware.interconnect)?;
     check_name("hardware.time_model", &s.hardware.time_model, TIME_MODELS)?;
     if s.hardware.time_model == "profile" {
         match &s.hardware.profile_dir {
@@ -141,33 +120,12 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
     positive("cluster.tp", c.tp)?;
     positive("cluster.pp", c.pp)?;
     check_name("cluster.router", &c.router, crate::cluster::ROUTER_NAMES)?;
-    if !model.num_heads.is_multiple_of(c.tp) {
-        return Err(key_error(
-            "cluster.tp",
-            format!(
-                "tp={} does not divide the {} attention heads of {}; valid tp values divide {}",
-                c.tp, model.num_heads, model.name, model.num_heads
-            ),
-        ));
-    }
-    if !model.num_kv_heads.is_multiple_of(c.tp) && !c.tp.is_multiple_of(model.num_kv_heads) {
-        return Err(key_error(
-            "cluster.tp",
-            format!(
-                "tp={} neither divides nor is a multiple of the {} KV heads of {}",
-                c.tp, model.num_kv_heads, model.name
-            ),
-        ));
-    }
-    if c.pp > model.num_layers {
-        return Err(key_error(
-            "cluster.pp",
-            format!(
-                "pp={} exceeds the {} layers of {}",
-                c.pp, model.num_layers, model.name
-            ),
-        ));
-    }
+    let shape_key = if adjusted.is_some() {
+        "cluster.prefill"
+    } else {
+        "cluster"
+    };
+    check_parallel(shape_key, &model, c.tp, c.pp)?;
 
     let weight_dtype = s.model.dtype.unwrap_or(model.dtype);
     let kv_dtype = s.model.kv_dtype.unwrap_or(match weight_dtype {
@@ -311,6 +269,25 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         calibration,
     )?;
 
+    let limits = Limits {
+        max_num_seqs: sc.max_num_seqs,
+        token_budget,
+    };
+    let pools = crate::cluster::disagg::plan_pools(
+        s,
+        &catalog,
+        &crate::cluster::disagg::PoolInputs {
+            model: &model,
+            device: &device,
+            weight_dtype,
+            kv_dtype,
+            devices_per_node,
+            memory,
+            calibration,
+            token_budget,
+            max_model_len,
+        },
+    )?;
     Ok(Plan {
         scenario: s.clone(),
         model,
@@ -319,12 +296,10 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         kv_dtype,
         max_model_len,
         devices_per_node,
-        limits: Limits {
-            max_num_seqs: sc.max_num_seqs,
-            token_budget,
-        },
+        limits,
         memory,
         calibration,
+        pools,
         policy,
         replica_options,
     })
@@ -475,4 +450,77 @@ pub fn resolve_calibration(device: &DeviceSpec, overrides: &toml::Table) -> Resu
         .map_err(|e: toml::de::Error| key_error("hardware.calibration", e.message().to_string()))?;
     cal.validate()?;
     Ok(cal)
+}
+
+/// Applies `[hardware.interconnect]` overrides to a device's link numbers.
+pub(crate) fn apply_interconnect(
+    device: &mut DeviceSpec,
+    ic: &crate::scenario::InterconnectConfig,
+) -> Result<()> {
+    for (key, v) in [
+        ("hardware.interconnect.intra_node_gbps", ic.intra_node_gbps),
+        (
+            "hardware.interconnect.intra_node_latency_us",
+            ic.intra_node_latency_us,
+        ),
+        ("hardware.interconnect.inter_node_gbps", ic.inter_node_gbps),
+        (
+            "hardware.interconnect.inter_node_latency_us",
+            ic.inter_node_latency_us,
+        ),
+    ] {
+        if let Some(v) = v
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(key_error(
+                key,
+                format!("must be a non-negative number, found {v}"),
+            ));
+        }
+    }
+    if let Some(v) = ic.intra_node_gbps {
+        device.intra_node_bandwidth = v * 1e9;
+    }
+    if let Some(v) = ic.intra_node_latency_us {
+        device.intra_node_latency = v * 1e-6;
+    }
+    if let Some(v) = ic.inter_node_gbps {
+        device.inter_node_bandwidth = v * 1e9;
+    }
+    if let Some(v) = ic.inter_node_latency_us {
+        device.inter_node_latency = v * 1e-6;
+    }
+    Ok(())
+}
+
+/// Checks that `tp` and `pp` (keys `{pool}.tp` / `{pool}.pp`) suit the model.
+pub(crate) fn check_parallel(pool: &str, model: &ModelSpec, tp: u32, pp: u32) -> Result<()> {
+    if !model.num_heads.is_multiple_of(tp) {
+        return Err(key_error(
+            &format!("{pool}.tp"),
+            format!(
+                "tp={} does not divide the {} attention heads of {}; valid tp values divide {}",
+                tp, model.num_heads, model.name, model.num_heads
+            ),
+        ));
+    }
+    if !model.num_kv_heads.is_multiple_of(tp) && !tp.is_multiple_of(model.num_kv_heads) {
+        return Err(key_error(
+            &format!("{pool}.tp"),
+            format!(
+                "tp={} neither divides nor is a multiple of the {} KV heads of {}",
+                tp, model.num_kv_heads, model.name
+            ),
+        ));
+    }
+    if pp > model.num_layers {
+        return Err(key_error(
+            &format!("{pool}.pp"),
+            format!(
+                "pp={} exceeds the {} layers of {}",
+                pp, model.num_layers, model.name
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -1,0 +1,116 @@
+//! Load-balancing routers that ignore request content.
+
+use super::{Load, Router, View, argmin, router_seed};
+use crate::workload::RequestSpec;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// `random`: a uniformly random replica per request (the baseline of
+/// Mitzenmacher's balls-into-bins analysis; its queues are those of
+/// independent M/G/1 servers).
+pub struct Random {
+    rng: ChaCha8Rng,
+}
+
+impl Random {
+    pub fn new(seed: u64) -> Self {
+        Random {
+            rng: ChaCha8Rng::seed_from_u64(router_seed(seed)),
+        }
+    }
+}
+
+impl Router for Random {
+    fn route(&mut self, _req: &RequestSpec, view: &View) -> usize {
+        self.rng.random_range(0..view.loads.len())
+    }
+}
+
+/// `round-robin`: replicas in turn, regardless of load (vLLM production
+/// stack / Kubernetes service default).
+#[derive(Default)]
+pub struct RoundRobin {
+    next: usize,
+}
+
+impl Router for RoundRobin {
+    fn route(&mut self, _req: &RequestSpec, view: &View) -> usize {
+        let n = view.loads.len();
+        let i = self.next % n;
+        self.next = (i + 1) % n;
+        i
+    }
+}
+
+/// `least-outstanding` / `least-kv`: join-the-shortest-queue (Winston 1977;
+/// Gupta et al. 2007 for processor sharing) on a load measure: waiting +
+/// running requests, or KV tokens held + prompt tokens still to prefill.
+/// Ties go to the lowest index (deterministic).
+pub struct LeastBy(pub fn(&Load) -> u64);
+
+impl Router for LeastBy {
+    fn route(&mut self, _req: &RequestSpec, view: &View) -> usize {
+        argmin(view.loads, self.0)
+    }
+}
+
+/// `power-of-two`: sample two distinct replicas uniformly, send to the one
+/// with fewer outstanding requests (Mitzenmacher, "The Power of Two Choices
+/// in Randomized Load Balancing", IEEE TPDS 2001; Vvedenskaya et al. 1996).
+/// Two samples cut the maximum queue from Θ(log n / log log n) to
+/// Θ(log log n) at O(1) cost per request.
+pub struct PowerOfTwo {
+    rng: ChaCha8Rng,
+}
+
+impl PowerOfTwo {
+    pub fn new(seed: u64) -> Self {
+        PowerOfTwo {
+            rng: ChaCha8Rng::seed_from_u64(router_seed(seed) ^ 2),
+        }
+    }
+}
+
+impl Router for PowerOfTwo {
+    fn route(&mut self, _req: &RequestSpec, view: &View) -> usize {
+        let n = view.loads.len();
+        if n == 1 {
+            return 0;
+        }
+        let a = self.rng.random_range(0..n);
+        let mut b = self.rng.random_range(0..n - 1);
+        if b >= a {
+            b += 1;
+        }
+        let (la, lb) = (view.loads[a].outstanding(), view.loads[b].outstanding());
+        if lb < la || (lb == la && b < a) { b } else { a }
+    }
+}
+
+/// `session-affinity`: every request of a client (session/tenant id,
+/// `RequestSpec::client`) goes to the replica its first request went to,
+/// which was the least-outstanding one then (sticky sessions, as in
+/// Kubernetes `sessionAffinity: ClientIP` or the vLLM production stack's
+/// session router). Keeps a session's KV history on one replica.
+#[derive(Default)]
+pub struct SessionAffinity {
+    /// client id → replica + 1 (0 = not seen yet).
+    home: Vec<u32>,
+}
+
+impl Router for SessionAffinity {
+    fn route(&mut self, req: &RequestSpec, view: &View) -> usize {
+        let c = req.client as usize;
+        if c >= self.home.len() {
+            self.home.resize(c + 1, 0);
+        }
+        match self.home[c] {
+            0 => {
+                let i = argmin(view.loads, Load::outstanding);
+                self.home[c] = i as u32 + 1;
+                i
+            }
+            h => (h - 1) as usize % view.loads.len(),
+        }
+    }
+}

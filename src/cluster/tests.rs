@@ -1,0 +1,178 @@
+use super::*;
+use crate::timing::{BatchShape, IterationCost};
+use crate::workload::Prefix;
+
+struct PerToken;
+impl TimeModel for PerToken {
+    fn iteration(&self, b: &BatchShape) -> IterationCost {
+        IterationCost {
+            duration: 1_000 + 100 * b.total_tokens(),
+            ..Default::default()
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+fn view<'a>(loads: &'a [Load]) -> View<'a> {
+    View {
+        now: 0,
+        loads,
+        model: &PerToken,
+        limits: Limits {
+            max_num_seqs: 256,
+            token_budget: 2048,
+        },
+        block_size: 16,
+        slo_ttft: 0.0,
+    }
+}
+
+fn req(id: u64, group: Option<u64>) -> RequestSpec {
+    let mut r = RequestSpec::new(id, 0, 1024, 10);
+    if let Some(g) = group {
+        r.prefix = Prefix::Group {
+            group: g,
+            tokens: 512,
+        };
+    }
+    r
+}
+
+fn load(waiting: u32, backlog: u64) -> Load {
+    Load {
+        waiting,
+        prefill_backlog: backlog,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_router_name_builds_and_routes_in_range() {
+    let loads = vec![load(3, 3000), load(0, 0), load(1, 500), load(2, 100)];
+    for name in ROUTER_NAMES {
+        let mut r = build(name, 7, loads.len());
+        for id in 0..50 {
+            let i = r.route(&req(id, Some(id % 3)), &view(&loads));
+            assert!(i < loads.len(), "{name} routed out of range");
+        }
+    }
+}
+
+#[test]
+fn round_robin_cycles_and_least_routers_pick_the_minimum() {
+    let loads = vec![load(3, 10), load(0, 9000), load(1, 0)];
+    let mut rr = build("round-robin", 0, 3);
+    let picks: Vec<usize> = (0..6).map(|i| rr.route(&req(i, None), &view(&loads))).collect();
+    assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+    assert_eq!(
+        build("least-outstanding", 0, 3).route(&req(0, None), &view(&loads)),
+        1
+    );
+    assert_eq!(build("least-kv", 0, 3).route(&req(0, None), &view(&loads)), 2);
+}
+
+#[test]
+fn random_is_seeded_and_roughly_uniform() {
+    let loads = vec![Load::default(); 4];
+    let run = |seed| {
+        let mut r = build("random", seed, 4);
+        (0..4000)
+            .map(|i| r.route(&req(i, None), &view(&loads)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(1), run(1));
+    assert_ne!(run(1), run(2));
+    let mut counts = [0; 4];
+    for i in run(1) {
+        counts[i] += 1;
+    }
+    assert!(counts.iter().all(|&c| (850..1150).contains(&c)), "{counts:?}");
+}
+
+#[test]
+fn power_of_two_never_picks_the_most_loaded_of_two() {
+    let loads = vec![load(10, 0), load(0, 0)];
+    let mut r = build("power-of-two", 3, 2);
+    for i in 0..20 {
+        assert_eq!(r.route(&req(i, None), &view(&loads)), 1);
+    }
+}
+
+#[test]
+fn prefix_affinity_is_sticky_per_prefix_and_spreads_prefixes() {
+    let loads = vec![Load::default(); 8];
+    let mut r = build("prefix-affinity", 0, 8);
+    let mut homes = Vec::new();
+    for g in 0..64u64 {
+        let a = r.route(&req(2 * g, Some(g)), &view(&loads));
+        let b = r.route(&req(2 * g + 1, Some(g)), &view(&loads));
+        assert_eq!(a, b, "a prefix always goes to the same replica");
+        homes.push(a);
+    }
+    homes.sort_unstable();
+    homes.dedup();
+    assert!(homes.len() >= 6, "64 prefixes spread over the ring: {homes:?}");
+}
+
+#[test]
+fn dualmap_uses_two_candidates_and_prefers_the_cached_one() {
+    let loads = vec![Load::default(); 8];
+    let mut d = affinity::DualMap::new(8);
+    let key = affinity::prefix_key(&req(0, Some(5)), 16).unwrap();
+    let (a, b) = d.candidates(key);
+    assert_ne!(a, b);
+    let first = d.route(&req(0, Some(5)), &view(&loads));
+    assert!(first == a || first == b);
+    // Same load everywhere: the replica believed to hold the prefix wins.
+    for id in 1..10 {
+        assert_eq!(d.route(&req(id, Some(5)), &view(&loads)), first);
+    }
+    // The cached candidate gets a long backlog: the other candidate wins.
+    let mut busy = loads.clone();
+    busy[first] = load(5, 50_000);
+    let other = if first == a { b } else { a };
+    assert_eq!(d.route(&req(20, Some(5)), &view(&busy)), other);
+}
+
+#[test]
+fn dualmap_falls_back_when_both_candidates_miss_the_slo() {
+    let mut loads = vec![load(1, 20_000); 8];
+    loads[6] = Load::default();
+    let mut d = affinity::DualMap::new(8);
+    let (a, b) = d.candidates(affinity::prefix_key(&req(0, Some(9)), 16).unwrap());
+    if a == 6 || b == 6 {
+        loads.swap(6, (a.max(b) + 1) % 8);
+    }
+    let free = loads.iter().position(|l| l.prefill_backlog == 0).unwrap();
+    let mut v = view(&loads);
+    v.slo_ttft = 0.001; // 20k backlog tokens take ~2 ms here
+    assert_eq!(d.route(&req(0, Some(9)), &v), free);
+}
+
+#[test]
+fn predictive_picks_the_lowest_predicted_ttft() {
+    // Replica 0: short queue of huge prompts; replica 1: more, tiny requests.
+    let loads = vec![load(1, 30_000), load(6, 600)];
+    let mut p = build("predictive", 0, 2);
+    assert_eq!(p.route(&req(0, None), &view(&loads)), 1);
+    // least-outstanding would have picked 0.
+    assert_eq!(
+        build("least-outstanding", 0, 2).route(&req(0, None), &view(&loads)),
+        0
+    );
+}
+
+#[test]
+fn session_affinity_keeps_a_client_on_its_first_replica() {
+    let mut loads = vec![Load::default(); 3];
+    let mut s = build("session-affinity", 0, 3);
+    let mut r = req(0, None);
+    r.client = 4;
+    let home = s.route(&r, &view(&loads));
+    loads[home] = load(50, 0);
+    assert_eq!(s.route(&r, &view(&loads)), home);
+    r.client = 5;
+    assert_ne!(s.route(&r, &view(&loads)), home);
+}
