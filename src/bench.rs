@@ -14,10 +14,10 @@
 //!   trace of `../shared` (1,024 requests at 0.5 req/s; a synthetic Poisson workload
 //!   with lmsys-like lengths when `../shared` is absent), capacity to 5 %. Target < 2 s.
 //! - S6 (Vidur-Search-sized space): Llama-2-70B on A100-80GB and H100, TP 1–8, PP 1–4,
-//!   up to 16 devices (replicas up to 16), vllm with max_num_seqs {64, 128, 256} and
-//!   sarathi with max_num_seqs {64, 128, 256} × chunk {512, 1024, 2048} (only two
-//!   scheduler kinds exist; Vidur's third, Orca, is not modelled), 2,000 Poisson
-//!   requests with conversation lengths per probe, capacity to 2 %. Target < 2 min on 2 cores.
+//!   up to 16 devices (replicas up to 16), Vidur's three schedulers: vllm and orca with
+//!   max_num_seqs {64, 128, 256}, sarathi with max_num_seqs {64, 128, 256} × chunk
+//!   {512, 1024, 2048}; 2,000 Poisson requests with conversation lengths per probe,
+//!   capacity to 2 %. Target < 2 min on 2 cores.
 //!
 //! - S7 (fleet scale): Llama-3-8B × 256 replicas, power-of-two router, vLLM, 1,000,000
 //!   requests at 90% of capacity (S4's per-replica capacity × 256).
@@ -145,10 +145,11 @@ fn search_space(name: &str) -> (String, String) {
              [search]\ngpu_budget = 16\ntp = [1, 2, 4, 8]\npp = [1, 2, 4]\n\
              [[search.devices]]\nname = \"A100-80GB\"\n[[search.devices]]\nname = \"H100-SXM\"\n\
              [[search.schedulers]]\nkind = \"vllm\"\nmax_num_seqs = [64, 128, 256]\n\
+             [[search.schedulers]]\nkind = \"orca\"\nmax_num_seqs = [64, 128, 256]\n\
              [[search.schedulers]]\nkind = \"sarathi\"\nmax_num_seqs = [64, 128, 256]\nchunk_size = [512, 1024, 2048]\n\
              [search.rate]\ntolerance = 0.02\n"
                 .to_string(),
-            "Vidur-Search-sized: Llama-2-70B, A100+H100, TP1-8, PP1-4, <=16 GPUs, vllm+sarathi x batch sizes".to_string(),
+            "Vidur-Search-sized: Llama-2-70B, A100+H100, TP1-8, PP1-4, <=16 GPUs, vllm+orca+sarathi x batch sizes".to_string(),
         ),
     }
 }
