@@ -546,7 +546,9 @@ fn cache_run(router: &str, base: &[&str]) -> (f64, f64, f64) {
     (s.memory.prefix_cache_hit_rate, s.ttft.mean, s.ttft.p99)
 }
 
-fn assert_cache_aware_routers_win(label: &str, base: &[&str]) {
+/// Both cache-aware routers raise the hit rate over round-robin and DualMap
+/// lowers mean TTFT; `affinity_faster` also asks it of plain affinity.
+fn assert_cache_aware_routers_win(label: &str, base: &[&str], affinity_faster: bool) {
     let rr = cache_run("round-robin", base);
     let aff = cache_run("prefix-affinity", base);
     let dm = cache_run("dualmap", base);
@@ -556,11 +558,10 @@ fn assert_cache_aware_routers_win(label: &str, base: &[&str]) {
         rr.0, rr.1, rr.2, aff.0, aff.1, aff.2, dm.0, dm.1, dm.2
     );
     assert!(aff.0 > rr.0 + 0.02 && dm.0 > rr.0 + 0.02, "{label}: hit rates");
-    // DualMap turns its hits into lower TTFT. Plain affinity does not here:
-    // it has the highest hit rate, but a conversation's turns arrive close
-    // together and pile onto one replica, and the imbalance costs more
-    // prefill queueing than the hits save (the weakness DualMap targets).
     assert!(dm.1 < rr.1, "{label}: DualMap mean TTFT");
+    if affinity_faster {
+        assert!(aff.1 < rr.1, "{label}: prefix-affinity mean TTFT");
+    }
 }
 
 #[test]
@@ -580,6 +581,7 @@ fn cache_aware_routing_raises_hit_rate_and_lowers_ttft_on_multi_turn_sessions() 
             "workload.seed=2",
             "slo.ttft=1",
         ],
+        true,
     );
 }
 
@@ -608,5 +610,10 @@ fn cache_aware_routing_raises_hit_rate_and_lowers_ttft_on_the_mooncake_trace() {
             "workload.rate_scale=1.5",
             "slo.ttft=2",
         ],
+        // On the trace plain affinity has the best hit rate but not the best
+        // TTFT: Mooncake's conversations send bursts of turns that pile onto
+        // one replica, and the imbalance costs more prefill queueing than the
+        // hits save (the weakness DualMap's two choices target).
+        false,
     );
 }

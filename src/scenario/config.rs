@@ -364,8 +364,8 @@ pub struct PrefixConfig {
     /// fraction `share` of requests use one of `prompts` shared ones, the
     /// rest a prompt of their own), "sessions" (multi-turn conversations of
     /// `turns` turns: turn k+1's prompt is turn k's prompt + its output +
-    /// new user tokens drawn from `workload.prompt`; consecutive requests
-    /// form a session), or "trace" (Mooncake `hash_ids`).
+    /// new user tokens drawn from `workload.prompt`; `sessions`
+    /// conversations run interleaved), or "trace" (Mooncake `hash_ids`).
     pub kind: String,
     /// system: length of the system prompt, tokens (added to each prompt).
     pub tokens: u32,
@@ -375,6 +375,10 @@ pub struct PrefixConfig {
     pub prompts: u32,
     /// sessions: turns per conversation.
     pub turns: u32,
+    /// sessions: conversations in progress at once. Each request continues
+    /// one of them at random, so a conversation's next turn comes about
+    /// `sessions` arrivals later — the user's think time.
+    pub sessions: u32,
     /// trace: tokens per `hash_ids` block (512 in Mooncake's traces).
     pub unit_tokens: u32,
 }
@@ -387,6 +391,7 @@ impl Default for PrefixConfig {
             share: 1.0,
             prompts: 1,
             turns: 4,
+            sessions: 16,
             unit_tokens: 512,
         }
     }

@@ -329,7 +329,7 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
 enum PrefixKind {
     None,
     System { tokens: u32, share: f64, prompts: u32 },
-    Sessions { turns: u32 },
+    Sessions { turns: u32, sessions: u32 },
     Trace { unit_tokens: u32 },
 }
 
@@ -380,7 +380,13 @@ fn prefix_kind(cfg: &WorkloadConfig, trace: Option<&Trace>) -> Result<PrefixKind
             if p.turns == 0 {
                 return Err(key_err("prefix.turns", "must be at least 1, found 0"));
             }
-            PrefixKind::Sessions { turns: p.turns }
+            if p.sessions == 0 {
+                return Err(key_err("prefix.sessions", "must be at least 1, found 0"));
+            }
+            PrefixKind::Sessions {
+                turns: p.turns,
+                sessions: p.sessions,
+            }
         }
     })
 }
@@ -446,8 +452,18 @@ pub fn build_source(cfg: &WorkloadConfig) -> Result<Box<dyn RequestSource>> {
         row_rng: stream(4),
         client_rng: stream(5),
         prefix_rng: stream(6),
-        session_tokens: 0,
+        sessions: Vec::new(),
+        next_session: 0,
     }))
+}
+
+/// A multi-turn conversation in progress: its id, turns so far, and the
+/// tokens of its last turn (prompt + output), which the next turn's prompt extends.
+#[derive(Debug, Clone, Copy, Default)]
+struct Conversation {
+    id: u64,
+    turn: u32,
+    tokens: u32,
 }
 
 struct Source {
@@ -463,8 +479,9 @@ struct Source {
     row_rng: ChaCha8Rng,
     client_rng: ChaCha8Rng,
     prefix_rng: ChaCha8Rng,
-    /// Sessions: tokens of the previous turn's prompt + output.
-    session_tokens: u32,
+    /// Sessions: the conversation in progress in each slot, and the next conversation id.
+    sessions: Vec<Conversation>,
+    next_session: u64,
 }
 
 impl RequestSource for Source {
@@ -533,14 +550,30 @@ impl RequestSource for Source {
                 let group = if shared { pick } else { mix64(u64::MAX - i) };
                 Prefix::Group { group, tokens }
             }
-            PrefixKind::Sessions { turns } => {
-                // Request i is turn i mod turns of session i / turns.
-                let first_turn = i.is_multiple_of(turns as u64);
-                let history = if first_turn { 0 } else { self.session_tokens };
-                prompt = prompt.saturating_add(history);
-                self.session_tokens = prompt.saturating_add(output);
+            PrefixKind::Sessions { turns, sessions } => {
+                // Each request continues one of the conversations in
+                // progress, picked at random (so turn gaps vary, with mean
+                // `sessions` arrivals); a slot starts a new conversation
+                // after `turns` turns.
+                let slot = self.prefix_rng.random_range(0..sessions) as usize;
+                if self.sessions.len() <= slot {
+                    self.sessions.resize(slot + 1, Conversation::default());
+                }
+                let next_id = self.next_session;
+                let c = &mut self.sessions[slot];
+                if c.turn == 0 || c.turn >= turns {
+                    *c = Conversation {
+                        id: next_id,
+                        turn: 0,
+                        tokens: 0,
+                    };
+                    self.next_session += 1;
+                }
+                prompt = prompt.saturating_add(c.tokens);
+                c.tokens = prompt.saturating_add(output);
+                c.turn += 1;
                 Prefix::Group {
-                    group: mix64((i / turns as u64) ^ 0xC0FF_EE00),
+                    group: mix64(c.id ^ 0xC0FF_EE00),
                     tokens: prompt,
                 }
             }
