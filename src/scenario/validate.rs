@@ -330,6 +330,18 @@ fn replica_policy(
             format!("{kind} reserves contiguous memory per request and cannot share prefix blocks"),
         ));
     }
+    let w = &s.workload;
+    let trace_units = w.prefix.kind == "trace" || (w.prefix.kind == "auto" && w.trace.is_some());
+    if caching && trace_units && w.prefix.unit_tokens % sc.block_size != 0 {
+        return Err(key_error(
+            "workload.prefix.unit_tokens",
+            format!(
+                "trace prefix blocks of {} tokens are not a whole number of KV blocks of {} tokens \
+                 (scheduler.block_size), so prefix caching could not share them",
+                w.prefix.unit_tokens, sc.block_size
+            ),
+        ));
+    }
     positive("scheduler.window", sc.window)?;
     positive("scheduler.laps_threshold", sc.laps_threshold)?;
     if !(sc.laps_window.is_finite() && sc.laps_window >= 0.0) {
