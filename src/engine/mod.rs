@@ -27,6 +27,7 @@ use crate::replica::{Replica, ReplicaState};
 use crate::scenario::validate::Plan;
 use crate::timing::TimeModel;
 use crate::timing::analytical::{AnalyticalModel, ParallelConfig};
+use crate::timing::pipeline::Pipelined;
 use crate::timing::profile::ProfileModel;
 use crate::units::{Nanos, secs_to_nanos};
 use crate::workload::{self, RequestSource, RequestSpec};
@@ -142,12 +143,21 @@ impl Simulation {
         let mut pools = Vec::new();
         let (mut flops, mut bw) = (0.0, 0.0);
         let mut device_names: Vec<&str> = Vec::new();
+        // Pipeline-parallel replicas run `pp` virtual engines (colocated mode).
+        let engines = |p: &PoolPlan| {
+            if p.pp > 1 && c.pp_virtual_engines && plan.pools.len() == 1 && p.role == Role::Colocated {
+                p.pp
+            } else {
+                1
+            }
+        };
         for (k, (p, model)) in plan.pools.iter().zip(models).enumerate() {
             let first = replicas.len() as u32;
-            for _ in 0..p.replicas {
+            let ves = engines(p);
+            for _ in 0..p.replicas * ves {
                 let id = replicas.len() as u32;
                 replicas.push(Replica::new(
-                    ReplicaState::new(id, p.kv_blocks, plan.replica_options),
+                    ReplicaState::new(id, (p.kv_blocks / ves as u64).max(1), plan.replica_options),
                     scheduler::build(&plan.policy),
                 ));
                 pool_of.push(k as u8);
@@ -160,10 +170,18 @@ impl Simulation {
             if !device_names.contains(&p.device.name.as_str()) {
                 device_names.push(&p.device.name);
             }
+            let model: Box<dyn TimeModel> = if ves > 1 {
+                Box::new(Pipelined {
+                    inner: model,
+                    engines: ves,
+                })
+            } else {
+                model
+            };
             pools.push(Pool {
                 role: p.role,
                 first,
-                count: p.replicas,
+                count: p.replicas * ves,
                 model,
             });
         }
@@ -181,8 +199,9 @@ impl Simulation {
             seed: s.workload.seed,
             peak_flops: flops,
             peak_hbm_bandwidth: bw,
-            kv_blocks_per_replica: plan.pools[0].kv_blocks,
+            kv_blocks_per_replica: plan.pools[0].kv_blocks / engines(&plan.pools[0]) as u64,
             block_size: s.scheduler.block_size,
+            virtual_engines: engines(&plan.pools[0]),
         };
         let entry = pools[0].count as usize;
         let loads = replicas.iter().map(|r| Load::of(&r.state)).collect();

@@ -174,6 +174,9 @@ pub struct RunInfo {
     pub peak_hbm_bandwidth: f64,
     pub kv_blocks_per_replica: u64,
     pub block_size: u32,
+    /// Virtual engines per replica (pipeline micro-batches in flight); each
+    /// counts as a replica in `replicas` and in the per-replica figures.
+    pub virtual_engines: u32,
 }
 
 /// The run's metrics collector. All `record_*` methods are O(1) and
@@ -357,6 +360,7 @@ pub(crate) mod test_util {
             peak_hbm_bandwidth: 6.7e12,
             kv_blocks_per_replica: 1000,
             block_size: 16,
+            virtual_engines: 1,
         }
     }
 
@@ -452,6 +456,7 @@ pub(crate) mod test_util {
                 flops: 1e15,
                 hbm_bytes: 1e12,
                 host: 0,
+                stage: 500 * MS,
             };
             m.record_iteration(rep, start, &b, &cost);
         }

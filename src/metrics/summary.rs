@@ -713,6 +713,7 @@ mod tests {
             flops: 0.0,
             hbm_bytes: 0.0,
             host: 0,
+            stage: 500 * MS,
         };
         // 9.8 s + 0.5 s overruns the 10 s end by 0.3 s: only 0.2 s counts.
         m.record_iteration(1, 9 * S + 800 * MS, &b, &c);

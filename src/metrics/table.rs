@@ -61,8 +61,22 @@ impl Report {
             &mut out,
             "Cluster",
             format!(
-                "{} replica(s) x TP{} x PP{} = {} device(s); scheduler {}, router {}, seed {}",
-                r.replicas, r.tp, r.pp, r.devices, r.scheduler, r.router, r.seed
+                "{} replica(s) x TP{} x PP{} = {} device(s){}; scheduler {}, router {}, seed {}",
+                r.replicas / r.virtual_engines.max(1),
+                r.tp,
+                r.pp,
+                r.devices,
+                if r.virtual_engines > 1 {
+                    format!(
+                        " ({} virtual engines each, listed as replicas below)",
+                        r.virtual_engines
+                    )
+                } else {
+                    String::new()
+                },
+                r.scheduler,
+                r.router,
+                r.seed
             ),
         );
         line(&mut out, "Duration (s)", format!("{:.3}", s.duration_s));

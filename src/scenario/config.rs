@@ -113,6 +113,12 @@ pub struct ClusterConfig {
     pub tp: u32,
     /// Pipeline-parallel degree of each replica.
     pub pp: u32,
+    /// With pp > 1, run `pp` micro-batches in flight as vLLM's virtual
+    /// engines do: each replica has `pp` schedulers, each with 1/pp of the
+    /// KV blocks (vLLM divides `num_gpu_blocks` by pp), whose iterations
+    /// interleave in the pipeline. Colocated mode only. false: one batch at a
+    /// time (PP then gains memory, not throughput).
+    pub pp_virtual_engines: bool,
     /// Request router (see `cluster` module docs for each one's source):
     /// "random", "round-robin", "least-outstanding", "least-kv",
     /// "power-of-two", "prefix-affinity", "dualmap", "predictive",
@@ -153,6 +159,7 @@ impl Default for ClusterConfig {
             replicas: 1,
             tp: 1,
             pp: 1,
+            pp_virtual_engines: true,
             router: "round-robin".into(),
             router_staleness: 0.0,
             mode: "colocated".into(),

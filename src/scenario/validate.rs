@@ -332,7 +332,7 @@ fn replica_policy(
     }
     let w = &s.workload;
     let trace_units = w.prefix.kind == "trace" || (w.prefix.kind == "auto" && w.trace.is_some());
-    if caching && trace_units && w.prefix.unit_tokens % sc.block_size != 0 {
+    if caching && trace_units && !w.prefix.unit_tokens.is_multiple_of(sc.block_size) {
         return Err(key_error(
             "workload.prefix.unit_tokens",
             format!(

@@ -255,11 +255,13 @@ impl Breakdown {
         if self.total == 0.0 {
             return IterationCost::default();
         }
+        let duration = secs_to_nanos(self.total).max(1);
         IterationCost {
-            duration: secs_to_nanos(self.total).max(1),
+            duration,
             flops: self.flops,
             hbm_bytes: self.hbm_bytes,
             host: secs_to_nanos(self.cpu_overhead),
+            stage: secs_to_nanos(self.critical_stage + self.cpu_overhead).clamp(1, duration),
         }
     }
 }

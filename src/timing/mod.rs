@@ -12,6 +12,7 @@
 pub mod analytical;
 pub mod calibration;
 pub mod collectives;
+pub mod pipeline;
 pub mod profile;
 
 pub use analytical::{AnalyticalModel, Breakdown, ParallelConfig};
@@ -72,6 +73,11 @@ pub struct IterationCost {
     /// The host (CPU) part of `duration` at its start: scheduling and input
     /// preparation before the GPU work is launched.
     pub host: Nanos,
+    /// How long the iteration occupies its busiest pipeline stage, host part
+    /// included: with pipeline parallelism another micro-batch can enter
+    /// the pipeline this much later. Equals `duration` without PP (or when
+    /// a model does not say).
+    pub stage: Nanos,
 }
 
 /// Prices iterations for one replica configuration (model × device × TP × PP).

@@ -27,6 +27,7 @@ impl TimeModel for ConstantTime {
             flops: 0.0,
             hbm_bytes: 0.0,
             host: 0,
+            stage: self.0,
         }
     }
     fn peak_rates(&self) -> (f64, f64) {
