@@ -13,7 +13,8 @@ pub fn secs_to_nanos(s: f64) -> Nanos {
     if s <= 0.0 {
         0
     } else {
-        (s * NANOS_PER_SEC).round() as Nanos
+        // floor(x + 0.5) = round(x) for x ≥ 0, without the libm call on the hot path.
+        (s * NANOS_PER_SEC + 0.5) as Nanos
     }
 }
 

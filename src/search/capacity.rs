@@ -39,8 +39,11 @@
 //! # The search
 //!
 //! Bracketing, then bisection ([`search`]): probe `low`; if it fails the plan
-//! "fails_at_low" (capacity 0). Otherwise double the rate until a probe fails
-//! (or `high` passes: "above_high", capacity = `high`). Then bisect between
+//! "fails_at_low" (capacity 0). Otherwise multiply the rate by 4 until a
+//! probe fails (or `high` passes: "above_high", capacity = `high`) — a probe
+//! costs about `1/rate` (low rates mean small batches and many iterations
+//! per token), so big steps away from `low` save the expensive probes and
+//! the extra bisection steps near capacity are cheap. Then bisect between
 //! the last passing rate `lo` and the first failing rate `hi` at the
 //! geometric midpoint `√(lo·hi)` until `hi ≤ lo·(1 + tolerance)`. The
 //! capacity is `lo`: a rate the plan was seen to sustain, within `tolerance`
@@ -323,6 +326,9 @@ impl Bracket {
     }
 }
 
+/// Factor between bracketing probes.
+const BRACKET_STEP: f64 = 4.0;
+
 /// Bracketing then bisection (see the module docs). `run` simulates one rate.
 pub fn search(b: &Bracket, mut run: impl FnMut(f64) -> Result<Probe>) -> Result<Capacity> {
     let mut probes = Vec::new();
@@ -357,7 +363,7 @@ pub fn search(b: &Bracket, mut run: impl FnMut(f64) -> Result<Probe>) -> Result<
                 probes,
             });
         }
-        let r = (2.0 * lo).min(b.high);
+        let r = (BRACKET_STEP * lo).min(b.high);
         if go(r, &mut probes)? {
             lo = r;
         } else {
@@ -446,7 +452,8 @@ mod tests {
         let c = search(&b, step(1000.0)).unwrap();
         assert_eq!(c.status, Status::ProbeLimit);
         assert_eq!(c.probes.len(), 4);
-        assert_eq!(c.capacity, 8.0);
+        // 1, 4, 16, 64: all pass, the limit stops the bracketing.
+        assert_eq!(c.capacity, 64.0);
     }
 
     #[test]
