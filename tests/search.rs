@@ -272,9 +272,9 @@ fn bad_spaces_exit_2_with_a_clear_message() {
     expect_error(&["search", &dev], &["H100-SMX"]);
     let pd = f(
         "pd.toml",
-        "[search]\ngpu_budget = 4\n[search.disaggregation]\nprefill = 2\n",
+        "[search]\ngpu_budget = 4\nprefill_replica = [1]\n",
     );
-    expect_error(&["search", &pd], &["disaggregation", "not supported yet"]);
+    expect_error(&["search", &pd], &["prefill_replica", "did you mean `prefill_replicas`"]);
     let base = f("base.toml", "[cluster]\nreplica = 2\n[search]\ngpu_budget = 4\n");
     expect_error(
         &["search", &base],

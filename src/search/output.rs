@@ -205,7 +205,11 @@ pub fn table(o: &Outcome) -> String {
             p.device,
             p.tp,
             p.pp,
-            p.replicas,
+            if p.prefill_replicas > 0 {
+                format!("{}P{}D", p.prefill_replicas, p.replicas - p.prefill_replicas)
+            } else {
+                p.replicas.to_string()
+            },
             r.gpus,
             p.scheduler,
             p.max_num_seqs,

@@ -184,6 +184,7 @@ mod tests {
             max_num_seqs: 256,
             max_num_batched_tokens: None,
             chunk_size: 512,
+            prefill_replicas: 0,
         };
         let probe = Probe {
             rate: cap.max(0.1),

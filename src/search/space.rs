@@ -85,9 +85,12 @@ pub struct SearchConfig {
     pub top: usize,
     /// The rate search of every plan.
     pub rate: RateConfig,
-    /// Prefill/decode disaggregated pools: not supported yet (rejected with
-    /// an explanation when present).
-    pub disaggregation: Option<toml::Value>,
+    /// Prefill/decode splits to try: each entry `k` > 0 makes a plan's
+    /// replicas `k` prefill replicas and `replicas − k` decode replicas
+    /// (`cluster.mode = "disaggregated"`, both pools with the plan's device,
+    /// TP and PP; DistServe's placement question); 0 = co-located. Default:
+    /// co-located only.
+    pub prefill_replicas: Vec<u32>,
 }
 
 impl Default for SearchConfig {
@@ -104,7 +107,7 @@ impl Default for SearchConfig {
             min_attainment: 0.0,
             top: 10,
             rate: RateConfig::default(),
-            disaggregation: None,
+            prefill_replicas: Vec::new(),
         }
     }
 }
@@ -338,13 +341,6 @@ fn key_error(key: &str, message: impl Into<String>) -> Error {
 
 /// Checks values the schema cannot.
 fn check(s: &SearchConfig, base: &Scenario) -> Result<()> {
-    if s.disaggregation.is_some() {
-        return Err(key_error(
-            "disaggregation",
-            "prefill/decode disaggregation is not supported yet (the simulator has no \
-             disaggregated pools); remove this key to search co-located plans",
-        ));
-    }
     validate::check_name("search.objective", &s.objective, OBJECTIVES)?;
     for (key, list) in [("tp", &s.tp), ("pp", &s.pp), ("replicas", &s.replicas)] {
         if list.contains(&0) {
@@ -452,6 +448,9 @@ pub struct PlanParams {
     /// `None`: the scheduler's default.
     pub max_num_batched_tokens: Option<u32>,
     pub chunk_size: u32,
+    /// Prefill replicas of a disaggregated plan (the rest decode); 0 = co-located.
+    #[serde(default)]
+    pub prefill_replicas: u32,
 }
 
 impl PlanParams {
@@ -474,7 +473,21 @@ impl PlanParams {
             self.max_num_batched_tokens
                 .map_or_else(|| "auto".to_string(), |t| t.to_string()),
             self.chunk_size
-        )
+        ) + &self.split_suffix()
+    }
+
+    /// " pd=P+D" for a disaggregated plan (empty when co-located, so the keys
+    /// of co-located plans are unchanged).
+    fn split_suffix(&self) -> String {
+        if self.prefill_replicas > 0 {
+            format!(
+                " pd={}+{}",
+                self.prefill_replicas,
+                self.replicas - self.prefill_replicas
+            )
+        } else {
+            String::new()
+        }
     }
 
     /// The base scenario with this plan's settings.
@@ -488,6 +501,17 @@ impl PlanParams {
         s.scheduler.max_num_seqs = self.max_num_seqs;
         s.scheduler.max_num_batched_tokens = self.max_num_batched_tokens;
         s.scheduler.chunk_size = self.chunk_size;
+        if self.prefill_replicas > 0 {
+            s.cluster.mode = "disaggregated".into();
+            let pool = |replicas| crate::scenario::PoolConfig {
+                device: Some(self.device.clone()),
+                replicas,
+                tp: self.tp,
+                pp: self.pp,
+            };
+            s.cluster.prefill = pool(self.prefill_replicas);
+            s.cluster.decode = pool(self.replicas - self.prefill_replicas);
+        }
         s
     }
 }
@@ -552,6 +576,11 @@ pub fn enumerate(space: &Space) -> Result<Enumerated> {
     let tps = or_base(&s.tp, base.cluster.tp);
     let pps = or_base(&s.pp, base.cluster.pp);
     let schedulers = scheduler_settings(s, base);
+    let splits = if s.prefill_replicas.is_empty() {
+        vec![0]
+    } else {
+        s.prefill_replicas.clone()
+    };
 
     // Params → (price, power); BTreeMap deduplicates and fixes the order.
     let mut all: BTreeMap<PlanParams, (f64, f64)> = BTreeMap::new();
@@ -565,17 +594,20 @@ pub fn enumerate(space: &Space) -> Result<Enumerated> {
                 };
                 for &replicas in &reps {
                     for (kind, seqs, tokens, chunk) in &schedulers {
-                        let p = PlanParams {
-                            device: device.clone(),
-                            tp,
-                            pp,
-                            replicas,
-                            scheduler: kind.clone(),
-                            max_num_seqs: *seqs,
-                            max_num_batched_tokens: *tokens,
-                            chunk_size: *chunk,
-                        };
-                        all.entry(p).or_insert((*price, *power));
+                        for &prefill_replicas in &splits {
+                            let p = PlanParams {
+                                device: device.clone(),
+                                tp,
+                                pp,
+                                replicas,
+                                scheduler: kind.clone(),
+                                max_num_seqs: *seqs,
+                                max_num_batched_tokens: *tokens,
+                                chunk_size: *chunk,
+                                prefill_replicas,
+                            };
+                            all.entry(p).or_insert((*price, *power));
+                        }
                     }
                 }
             }
@@ -656,6 +688,9 @@ fn structural(p: &PlanParams, m: &ModelSpec, budget: u32) -> Option<String> {
     if budget > 0 && p.gpus() > budget {
         return Some(format!("uses more than the gpu_budget of {budget} devices"));
     }
+    if p.prefill_replicas > 0 && p.prefill_replicas >= p.replicas {
+        return Some("a prefill/decode split needs at least one decode replica".into());
+    }
     if !m.num_heads.is_multiple_of(p.tp) {
         return Some(format!("tp does not divide the {} attention heads", m.num_heads));
     }
@@ -735,11 +770,38 @@ mod tests {
     }
 
     #[test]
-    fn disaggregation_is_rejected_clearly() {
-        let e = space("[search]\ngpu_budget = 8\ndisaggregation = { prefill = 2 }\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not supported yet"), "{e}");
+    fn prefill_decode_splits_become_disaggregated_plans() {
+        let sp =
+            space("[search]\ngpu_budget = 4\nreplicas = [2, 4]\nprefill_replicas = [0, 1, 3]\n").unwrap();
+        let e = enumerate(&sp).unwrap();
+        let keys: Vec<String> = e.candidates.iter().map(|c| c.params.key()).collect();
+        assert!(
+            keys.iter()
+                .any(|k| k.ends_with("dp=4 vllm seqs=256 tokens=auto chunk=512 pd=1+3")),
+            "{keys:?}"
+        );
+        assert!(
+            keys.iter().any(|k| k.ends_with("chunk=512")),
+            "co-located plans keep their keys"
+        );
+        // 3 prefill of 2 replicas leaves no decode replica.
+        assert!(
+            e.pruned.keys().any(|r| r.contains("decode replica")),
+            "{:?}",
+            e.pruned
+        );
+        let c = e
+            .candidates
+            .iter()
+            .find(|c| c.params.prefill_replicas == 1)
+            .unwrap();
+        let s = c.params.scenario(&sp.base);
+        assert_eq!(s.cluster.mode, "disaggregated");
+        assert_eq!(
+            s.cluster.prefill.replicas + s.cluster.decode.replicas,
+            c.params.replicas
+        );
+        assert_eq!(c.plan.total_devices(), c.params.gpus());
     }
 
     #[test]
