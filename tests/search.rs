@@ -270,11 +270,11 @@ fn bad_spaces_exit_2_with_a_clear_message() {
         "[search]\ngpu_budget = 4\n[[search.devices]]\nname = \"H100-SMX\"\n",
     );
     expect_error(&["search", &dev], &["H100-SMX"]);
-    let pd = f(
-        "pd.toml",
-        "[search]\ngpu_budget = 4\nprefill_replica = [1]\n",
+    let pd = f("pd.toml", "[search]\ngpu_budget = 4\nprefill_replica = [1]\n");
+    expect_error(
+        &["search", &pd],
+        &["prefill_replica", "did you mean `prefill_replicas`"],
     );
-    expect_error(&["search", &pd], &["prefill_replica", "did you mean `prefill_replicas`"]);
     let base = f("base.toml", "[cluster]\nreplica = 2\n[search]\ngpu_budget = 4\n");
     expect_error(
         &["search", &base],

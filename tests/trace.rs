@@ -319,3 +319,33 @@ fn cli_rejects_bad_trace_options_with_exit_code_2() {
     assert_eq!(code, Some(2));
     assert!(err.contains("plain") && !err.contains("panicked"), "{err}");
 }
+
+/// A disaggregated run: each request's lifecycle shows its KV transfer
+/// between the prefill and the decode, and the spans still add up to E2E.
+#[test]
+fn disaggregated_requests_show_their_kv_transfer() {
+    let (report, v, _) = traced(
+        &[
+            "cluster.mode=disaggregated",
+            "cluster.prefill.replicas=1",
+            "cluster.decode.replicas=1",
+            "workload.count=200",
+            "workload.arrivals.rate=4",
+        ],
+        TraceOptions::default(),
+    );
+    let events = validate(&v);
+    let sums = phase_sums(&events);
+    for r in report.requests.iter().filter(|r| r.is_finished()) {
+        let e2e = r.e2el_ns().unwrap() as i64;
+        assert!((sums[&r.id] - e2e).abs() <= 1000, "request {}", r.id);
+    }
+    let transfers: Vec<&Value> = events.iter().filter(|e| e["name"] == "transfer").collect();
+    let multi_token = report.requests.iter().filter(|r| r.output_tokens > 1).count();
+    assert!(
+        transfers.len() >= multi_token / 2,
+        "{} transfer spans",
+        transfers.len()
+    );
+    assert!(transfers.iter().all(|e| e["cat"] == "request-phase"));
+}

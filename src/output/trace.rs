@@ -33,7 +33,9 @@
 //!   first scheduled), `prefill` (→ first token), `decode` (→ finish), and
 //!   `preempted` (preemption → readmission) where a preemption happened;
 //!   after a readmission the span is `prefill` again if the first token was
-//!   not yet out, else `decode` (which then includes the recompute).
+//!   not yet out, else `decode` (which then includes the recompute). A
+//!   disaggregated request has `transfer` (prefill done → its KV arrived at
+//!   the decode replica) between its prefill and its decode.
 //!   Zero-length phases are left out. The children's durations add up to
 //!   the request's E2E latency (`finish − arrival`) exactly. Lanes are
 //!   assigned greedily (requests by arrival, lowest free lane), so a replica
@@ -311,14 +313,22 @@ const TID_LANE0: u32 = 1000;
 
 /// The phases of a finished request: consecutive `(name, start, end)` spans
 /// tiling `[arrival, finish]` (see the module docs). `pre` holds the
-/// request's preemption events in chronological order.
-fn phases(r: &RequestRecord, pre: &[PreemptEvent]) -> Vec<(&'static str, Nanos, Nanos)> {
+/// request's preemption events in chronological order; `transfer` the
+/// (prefill done, KV arrived) times of a disaggregated request, whose
+/// `transfer` phase then sits between its prefill and its decode.
+fn phases(
+    r: &RequestRecord,
+    pre: &[PreemptEvent],
+    transfer: Option<(Nanos, Nanos)>,
+) -> Vec<(&'static str, Nanos, Nanos)> {
     #[derive(Clone, Copy)]
     enum Ev {
         Sched,
         Preempt,
         Resume,
         First,
+        SendKv,
+        KvArrived,
     }
     let (a, e) = (r.arrival, r.finish.max(r.arrival));
     let mut evs: Vec<(Nanos, u8, Ev)> = Vec::with_capacity(pre.len() + 2);
@@ -327,6 +337,10 @@ fn phases(r: &RequestRecord, pre: &[PreemptEvent]) -> Vec<(&'static str, Nanos, 
         evs.push((p.time, 1, if p.resumed { Ev::Resume } else { Ev::Preempt }));
     }
     evs.push((r.first_token, 2, Ev::First));
+    if let Some((ready, arrived)) = transfer {
+        evs.push((ready, 3, Ev::SendKv));
+        evs.push((arrived, 4, Ev::KvArrived));
+    }
     evs.sort_by_key(|&(t, rank, _)| (t, rank)); // stable: preemptions keep their order
     let mut out = Vec::with_capacity(evs.len() + 1);
     let mut cur: (&'static str, Nanos) = ("queued", a);
@@ -357,6 +371,8 @@ fn phases(r: &RequestRecord, pre: &[PreemptEvent]) -> Vec<(&'static str, Nanos, 
                     switch(&mut cur, "decode", t);
                 }
             }
+            Ev::SendKv => switch(&mut cur, "transfer", t),
+            Ev::KvArrived => switch(&mut cur, "decode", t),
         }
     }
     if e > cur.1 {
@@ -624,7 +640,12 @@ pub fn render(report: &Report, w: &mut dyn Write) -> std::io::Result<()> {
                 Ms(r.first_token.saturating_sub(r.arrival)),
                 Ms(finish - r.arrival),
             )?;
-            for (name, a, b) in phases(r, &pre[lo..hi]) {
+            let transfer = report
+                .transfers
+                .binary_search_by_key(&r.id, |t| t.id)
+                .ok()
+                .map(|i| (report.transfers[i].ready, report.transfers[i].arrival));
+            for (name, a, b) in phases(r, &pre[lo..hi], transfer) {
                 sep(w)?;
                 write!(
                     w,
@@ -668,13 +689,13 @@ mod tests {
     #[test]
     fn phases_tile_the_lifecycle() {
         let r = rec(100, 150, 400, 1000);
-        let p = phases(&r, &[]);
+        let p = phases(&r, &[], None);
         assert_eq!(
             p,
             vec![("queued", 100, 150), ("prefill", 150, 400), ("decode", 400, 1000)]
         );
         // Scheduled on arrival: no zero-length queued span.
-        let p = phases(&rec(100, 100, 400, 1000), &[]);
+        let p = phases(&rec(100, 100, 400, 1000), &[], None);
         assert_eq!(p[0], ("prefill", 100, 400));
         // Preempted while decoding, readmitted later.
         let pre = [
@@ -689,7 +710,7 @@ mod tests {
                 resumed: true,
             },
         ];
-        let p = phases(&r, &pre);
+        let p = phases(&r, &pre, None);
         assert_eq!(
             p,
             vec![
@@ -713,7 +734,7 @@ mod tests {
                 resumed: true,
             },
         ];
-        let p = phases(&r, &pre);
+        let p = phases(&r, &pre, None);
         assert_eq!(
             p,
             vec![
@@ -736,10 +757,10 @@ mod tests {
                 resumed: true,
             },
         ];
-        let p = phases(&r, &pre);
+        let p = phases(&r, &pre, None);
         assert_eq!(p[2], ("preempted", 200, 300));
         assert_eq!(p[3], ("prefill", 300, 400));
-        for p in [phases(&r, &pre), phases(&r, &[])] {
+        for p in [phases(&r, &pre, None), phases(&r, &[], None)] {
             assert_eq!(total(&p), 900);
         }
     }
