@@ -19,7 +19,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// Header of `requests.csv`.
-pub const REQUESTS_HEADER: [&str; 16] = [
+pub const REQUESTS_HEADER: [&str; 17] = [
     "id",
     "client",
     "replica",
@@ -36,6 +36,7 @@ pub const REQUESTS_HEADER: [&str; 16] = [
     "queue_delay_ms",
     "preemptions",
     "cached_tokens",
+    "transfer_ms",
 ];
 
 /// Header of `timeseries.csv`.
@@ -61,7 +62,9 @@ fn ms(n: Nanos) -> String {
     format!("{}.{:06}", n / 1_000_000, n % 1_000_000)
 }
 
-fn request_row(r: &RequestRecord) -> [String; 16] {
+/// One `requests.csv` row; `transfer` is the KV transfer time of a
+/// disaggregated request (prefill done → KV arrived), empty otherwise.
+fn request_row(r: &RequestRecord, transfer: Option<Nanos>) -> [String; 17] {
     let done = r.is_finished();
     let opt = |o: Option<Nanos>, f: fn(Nanos) -> String| o.map(f).unwrap_or_default();
     [
@@ -81,6 +84,7 @@ fn request_row(r: &RequestRecord) -> [String; 16] {
         opt(r.queue_delay_ns(), ms),
         r.preemptions.to_string(),
         r.cached_tokens.to_string(),
+        opt(transfer, ms),
     ]
 }
 
@@ -137,12 +141,10 @@ impl Report {
         let mut json = self.summary_json();
         json.push('\n');
         std::fs::write(&summary, json).map_err(|e| Error::io(&summary, e))?;
-        write_csv(
-            &dir.join("requests.csv"),
-            REQUESTS_HEADER,
-            &self.requests,
-            request_row,
-        )?;
+        write_csv(&dir.join("requests.csv"), REQUESTS_HEADER, &self.requests, |r| {
+            let t = self.transfers.binary_search_by_key(&r.id, |t| t.id).ok();
+            request_row(r, t.map(|i| self.transfers[i].transfer_ns()))
+        })?;
         write_csv(
             &dir.join("timeseries.csv"),
             TIMESERIES_HEADER,
@@ -184,18 +186,18 @@ mod tests {
         assert_eq!(
             lines[1],
             "0,0,0,finished,0.000000000,0.005000000,0.100000000,1.100000000,100,21,\
-             100.000000,50.000000,1100.000000,5.000000,0,0"
+             100.000000,50.000000,1100.000000,5.000000,0,0,"
         );
         // Single-token request: no TPOT.
         assert_eq!(
             lines[2],
             "1,0,1,finished,0.000000000,0.000000000,0.200000000,0.200000000,50,1,\
-             200.000000,,200.000000,0.000000,0,0"
+             200.000000,,200.000000,0.000000,0,0,"
         );
         // Rejected: only arrival and finish.
         assert_eq!(
             lines[5],
-            "4,1,0,rejected_exceeds_max_model_len,3.000000000,,,3.000000000,9000,0,,,,,0,0"
+            "4,1,0,rejected_exceeds_max_model_len,3.000000000,,,3.000000000,9000,0,,,,,0,0,"
         );
 
         let ts = std::fs::read_to_string(a.join("timeseries.csv")).unwrap();
