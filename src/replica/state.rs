@@ -105,21 +105,6 @@ pub struct StateOptions {
     pub victim: Victim,
 }
 
-impl StateOptions {
-    /// vLLM v0 defaults: paged, no caching, recompute, async output.
-    pub fn paged(block_size: u32) -> Self {
-        StateOptions {
-            block_size,
-            watermark: 0.01,
-            async_output: true,
-            kv_mode: KvMode::Paged,
-            prefix_caching: false,
-            swap: None,
-            static_batch: false,
-            victim: Victim::Newest,
-        }
-    }
-}
 
 /// The numbers of a [`RequestSpec`] the replica keeps per request (its
 /// prefix identity lives in `ReplicaState::prefixes`, which is not `Copy`).
@@ -815,12 +800,6 @@ impl ReplicaState {
         self.batch.shape.decode_seqs = self.decoding + self.padding.seqs;
         self.batch.shape.decode_kv_tokens =
             self.decode_kv_sum + self.decoding as u64 + self.padding.kv_tokens;
-    }
-
-    /// Preempts the most recently admitted running request (see [`Self::preempt`]).
-    pub fn preempt_newest(&mut self, now: Nanos) {
-        let slot = *self.running.last().expect("preempt with nothing running");
-        self.preempt(slot, now);
     }
 
     /// Preempts a running request. A decoding request is swapped to host
