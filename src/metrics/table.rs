@@ -95,6 +95,20 @@ impl Report {
                 ),
             );
         }
+        if let Some(k) = &s.kv_transfer {
+            line(
+                &mut out,
+                "KV transfers",
+                format!(
+                    "{} hand-offs, {:.2} GB, transfer mean {:.3} ms / p99 {:.3} ms, admission wait p99 {:.3} ms",
+                    k.transfers,
+                    k.kv_bytes_sent as f64 / 1e9,
+                    k.mean_transfer_ms,
+                    k.p99_transfer_ms,
+                    k.p99_admission_wait_ms
+                ),
+            );
+        }
         line(
             &mut out,
             "Tokens",

@@ -105,7 +105,6 @@ pub struct StateOptions {
     pub victim: Victim,
 }
 
-
 /// The numbers of a [`RequestSpec`] the replica keeps per request (its
 /// prefix identity lives in `ReplicaState::prefixes`, which is not `Copy`).
 #[derive(Debug, Clone, Copy)]
