@@ -340,12 +340,17 @@ fn disaggregated_requests_show_their_kv_transfer() {
         let e2e = r.e2el_ns().unwrap() as i64;
         assert!((sums[&r.id] - e2e).abs() <= 1000, "request {}", r.id);
     }
-    let transfers: Vec<&Value> = events.iter().filter(|e| e["name"] == "transfer").collect();
-    let multi_token = report.requests.iter().filter(|r| r.output_tokens > 1).count();
-    assert!(
-        transfers.len() >= multi_token / 2,
-        "{} transfer spans",
-        transfers.len()
-    );
-    assert!(transfers.iter().all(|e| e["cat"] == "request-phase"));
+    // One `transfer` span per hand-off that took time, exactly as long as it.
+    let mut spans: BTreeMap<i64, i64> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["name"] == "transfer") {
+        assert_eq!(e["cat"], "request-phase");
+        spans.insert(e["args"]["id"].as_i64().unwrap(), ns(&e["dur"]));
+    }
+    let moved: Vec<_> = report.transfers.iter().filter(|t| t.arrival > t.ready).collect();
+    assert!(!moved.is_empty());
+    assert_eq!(spans.len(), moved.len());
+    for t in moved {
+        let d = spans[&(t.id as i64)] - t.transfer_ns() as i64;
+        assert!(d.abs() <= 1000, "request {}: span off by {d} ns", t.id);
+    }
 }

@@ -196,7 +196,6 @@ pub struct Metrics {
     /// The trace recorder, when a trace was asked for (`None`: no cost).
     trace: Option<Box<TraceRecorder>>,
     memory: MemorySummary,
-    memory_queried: u64,
 }
 
 impl Metrics {
@@ -213,7 +212,6 @@ impl Metrics {
             kv_bytes: None,
             trace: None,
             memory: MemorySummary::default(),
-            memory_queried: 0,
         }
     }
 
@@ -285,12 +283,7 @@ impl Metrics {
         m.preemptions_swap += c.preemptions_swap;
         m.swapped_out_bytes += c.swapped_out_blocks as f64 * block_bytes;
         m.swapped_in_bytes += c.swapped_in_blocks as f64 * block_bytes;
-        self.memory_queried += c.prefix_queried_tokens;
-        m.prefix_cache_hit_rate = if self.memory_queried > 0 {
-            m.prefix_hit_tokens as f64 / self.memory_queried as f64
-        } else {
-            0.0
-        };
+        m.prefix_queried_tokens += c.prefix_queried_tokens;
     }
 
     /// Ends the run at simulated time `end` and computes the summary.
@@ -298,6 +291,12 @@ impl Metrics {
         self.records.sort_by_key(|r| r.id);
         self.samples.sort_by_key(|s| (s.time, s.replica));
         self.transfers.sort_by_key(|t| t.id);
+        let m = &mut self.memory;
+        m.prefix_cache_hit_rate = if m.prefix_queried_tokens > 0 {
+            m.prefix_hit_tokens as f64 / m.prefix_queried_tokens as f64
+        } else {
+            0.0
+        };
         let mut summary = Summary::compute(summary::Inputs {
             info,
             end,

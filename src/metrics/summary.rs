@@ -160,6 +160,8 @@ pub struct MemorySummary {
     /// (vLLM's prefix cache hit rate); 0 without prefix caching.
     pub prefix_cache_hit_rate: f64,
     pub prefix_hit_tokens: u64,
+    /// Prompt tokens admitted (the hit rate's denominator).
+    pub prefix_queried_tokens: u64,
     /// Cached blocks evicted to make room.
     pub prefix_evicted_blocks: u64,
     /// Preemptions by kind.
@@ -168,6 +170,19 @@ pub struct MemorySummary {
     /// KV bytes moved device→host and host→device, summed over devices.
     pub swapped_out_bytes: f64,
     pub swapped_in_bytes: f64,
+}
+
+impl MemorySummary {
+    /// The one-line account shown by the table and the report.
+    pub fn line(&self) -> String {
+        format!(
+            "prefix cache hit rate {:.2}%, {} recompute / {} swap preemptions, {:.2} GB swapped out",
+            100.0 * self.prefix_cache_hit_rate,
+            self.preemptions_recompute,
+            self.preemptions_swap,
+            self.swapped_out_bytes / 1e9
+        )
+    }
 }
 
 /// One run-level SLO check: the `slo_percentile`-th value of a metric

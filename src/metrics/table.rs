@@ -83,31 +83,10 @@ impl Report {
         line(&mut out, "Requests", s.requests_line());
         let m = &s.memory;
         if m.prefix_hit_tokens > 0 || m.preemptions_swap > 0 {
-            line(
-                &mut out,
-                "KV memory",
-                format!(
-                    "prefix cache hit rate {:.2}%, {} recompute / {} swap preemptions, {:.2} GB swapped out",
-                    100.0 * m.prefix_cache_hit_rate,
-                    m.preemptions_recompute,
-                    m.preemptions_swap,
-                    m.swapped_out_bytes / 1e9
-                ),
-            );
+            line(&mut out, "KV memory", m.line());
         }
         if let Some(k) = &s.kv_transfer {
-            line(
-                &mut out,
-                "KV transfers",
-                format!(
-                    "{} hand-offs, {:.2} GB, transfer mean {:.3} ms / p99 {:.3} ms, admission wait p99 {:.3} ms",
-                    k.transfers,
-                    k.kv_bytes_sent as f64 / 1e9,
-                    k.mean_transfer_ms,
-                    k.p99_transfer_ms,
-                    k.p99_admission_wait_ms
-                ),
-            );
+            line(&mut out, "KV transfers", k.line());
         }
         line(
             &mut out,

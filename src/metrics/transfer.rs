@@ -46,6 +46,20 @@ pub struct KvTransferSummary {
     pub p99_admission_wait_ms: f64,
 }
 
+impl KvTransferSummary {
+    /// The one-line account shown by the table and the report.
+    pub fn line(&self) -> String {
+        format!(
+            "{} hand-offs, {:.2} GB, transfer mean {:.3} ms / p99 {:.3} ms, admission wait p99 {:.3} ms",
+            self.transfers,
+            self.kv_bytes_sent as f64 / 1e9,
+            self.mean_transfer_ms,
+            self.p99_transfer_ms,
+            self.p99_admission_wait_ms
+        )
+    }
+}
+
 fn pct(sorted: &[Nanos], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;

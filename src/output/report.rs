@@ -462,29 +462,12 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
                 f(100.0 * s.max_kv_utilization, 2)
             ),
         ),
-        (
-            "KV memory".into(),
-            format!(
-                "prefix-cache hit rate {}%, preemptions {} by recompute / {} by swap, {} GB swapped out",
-                f(100.0 * s.memory.prefix_cache_hit_rate, 2),
-                s.memory.preemptions_recompute,
-                s.memory.preemptions_swap,
-                f(s.memory.swapped_out_bytes / 1e9, 2)
-            ),
-        ),
+        ("KV memory".into(), s.memory.line()),
         (
             "KV transfers".into(),
-            match &s.kv_transfer {
-                Some(k) => format!(
-                    "{} hand-offs, {} GB, transfer mean {} ms / p99 {} ms, decode admission wait p99 {} ms",
-                    k.transfers,
-                    f(k.kv_bytes_sent as f64 / 1e9, 2),
-                    f(k.mean_transfer_ms, 3),
-                    f(k.p99_transfer_ms, 3),
-                    f(k.p99_admission_wait_ms, 3)
-                ),
-                None => "none (co-located)".into(),
-            },
+            s.kv_transfer
+                .as_ref()
+                .map_or_else(|| "none (co-located)".into(), |k| k.line()),
         ),
     ]));
 

@@ -763,11 +763,11 @@ impl ReplicaState {
     /// Frees room (evicting cached prefixes, then preempting by the replica's
     /// victim policy) until the decoding set's next step fits. Returns the
     /// number of preemptions.
-    pub fn make_room_for_decode(&mut self, now: Nanos) -> u32 {
+    pub fn make_room_for_decode(&mut self) -> u32 {
         let mut n = 0;
         while self.decoding > 0 && !self.make_free(self.decode_blocks_needed(), 0) {
             let victim = self.pick_victim();
-            self.preempt(victim, now);
+            self.preempt(victim);
             n += 1;
         }
         n
@@ -807,7 +807,7 @@ impl ReplicaState {
     /// prefilling — it is preempted by recompute: its blocks are freed and it
     /// goes to the front of the waiting queue, to prefill prompt + generated
     /// tokens again when readmitted.
-    pub fn preempt(&mut self, slot: Slot, now: Nanos) {
+    pub fn preempt(&mut self, slot: Slot) {
         let i = self
             .running
             .iter()
@@ -857,7 +857,6 @@ impl ReplicaState {
         self.batch.preempted.push(q.spec.id);
         let (client, priority) = (q.spec.client, q.spec.priority);
         self.waiting.push_front(slot, client, priority);
-        let _ = now;
     }
 
     /// Blocks a running request owns (see the module docs).

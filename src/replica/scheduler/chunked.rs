@@ -40,9 +40,9 @@ impl Chunked {
 
 /// Decodes (after swap-ins and preemptions) and continuing prefill chunks;
 /// returns the budget left.
-pub fn decode_and_continue(st: &mut ReplicaState, p: &Policy, now: Nanos) -> u64 {
+pub fn decode_and_continue(st: &mut ReplicaState, p: &Policy) -> u64 {
     resume_swapped(st, p);
-    st.make_room_for_decode(now);
+    st.make_room_for_decode();
     st.add_decode_step();
     let mut budget = (p.limits.token_budget as u64).saturating_sub(st.batch_tokens());
     let mut i = 0;
@@ -71,7 +71,7 @@ pub fn admit_chunk(st: &mut ReplicaState, p: &Policy, budget: u64, now: Nanos) -
 
 impl Scheduler for Chunked {
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
-        let mut budget = decode_and_continue(st, &self.p, now);
+        let mut budget = decode_and_continue(st, &self.p);
         loop {
             match self.order {
                 Order::Fcfs => choose_next(st, &self.p),

@@ -42,7 +42,7 @@ impl Scheduler for Laps {
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         let p = &self.p;
         resume_swapped(st, p);
-        st.make_room_for_decode(now);
+        st.make_room_for_decode();
         st.add_decode_step();
         let mut budget = (p.limits.token_budget as u64).saturating_sub(st.batch_tokens());
         // Continuing prefills: short ones first, then long ones (admission order within each).

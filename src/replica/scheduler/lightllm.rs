@@ -94,7 +94,7 @@ impl Scheduler for LightLlm {
             return;
         }
         resume_swapped(st, p);
-        st.make_room_for_decode(now);
+        st.make_room_for_decode();
         st.add_decode_step();
     }
 }

@@ -39,7 +39,7 @@ impl Scheduler for Vllm {
             return;
         }
         resume_swapped(st, &self.p);
-        st.make_room_for_decode(now);
+        st.make_room_for_decode();
         st.add_decode_step();
     }
 }

@@ -44,7 +44,7 @@ impl Vtc {
     }
 
     /// Preempts from the most-served client until the decode step fits.
-    fn make_room(&mut self, st: &mut ReplicaState, now: Nanos) {
+    fn make_room(&mut self, st: &mut ReplicaState) {
         while st.num_decoding() > 0 && !st.decode_fits() {
             let counters = &self.counters;
             let served = |s| counters.get(st.view(s).client as usize).copied().unwrap_or(0.0);
@@ -55,7 +55,7 @@ impl Vtc {
                 .copied()
                 .max_by(|&a, &b| served(a).total_cmp(&served(b)));
             match victim {
-                Some(v) => st.preempt(v, now),
+                Some(v) => st.preempt(v),
                 None => break,
             }
         }
@@ -98,8 +98,8 @@ impl Scheduler for Vtc {
             }
         }
         std::mem::swap(&mut self.active_now, &mut self.active_before);
-        self.make_room(st, now);
-        let mut budget = decode_and_continue(st, &self.p, now);
+        self.make_room(st);
+        let mut budget = decode_and_continue(st, &self.p);
         loop {
             // The oldest request of the least-served client with one waiting (O(clients)).
             let counters = &self.counters;

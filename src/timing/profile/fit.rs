@@ -70,8 +70,18 @@ pub struct CalibrationFit {
     pub not_fitted: Vec<String>,
 }
 
-/// A profiled layer shape: the architecture columns of one `mlp.csv`.
-fn spec_for(arch: &vidur::MlpArch) -> ModelSpec {
+/// The layer shape of Llama-2/3-70B (every TP degree up to 8 divides it).
+pub(super) const LLAMA_70B_LAYER: vidur::MlpArch = vidur::MlpArch {
+    n_head: 64,
+    n_kv_head: 8,
+    n_embd: 8192,
+    n_expanded_embd: 28672,
+    vocab_size: 32768,
+    gated: true,
+};
+
+/// A one-layer model with a profiled layer shape (the architecture columns of one `mlp.csv`).
+pub(super) fn spec_for(arch: &vidur::MlpArch) -> ModelSpec {
     ModelSpec {
         name: "profiled".into(),
         aliases: Vec::new(),
@@ -173,8 +183,32 @@ fn descend(
 }
 
 /// Fits `params` of `cal` (which start from the generic defaults, so a
-/// rerun gives the same constants whatever the catalog holds); the "before"
-/// error is that of the catalog's constants `catalog`.
+/// rerun gives the same constants whatever the catalog holds) by minimising
+/// `score(c).0`; `score(c).1` is the MAPE reported before (with the
+/// catalog's constants `catalog`) and after.
+fn fit(
+    name: &str,
+    samples: usize,
+    catalog: &Calibration,
+    cal: &mut Calibration,
+    params: &[(&str, Setter, f64, f64)],
+    score: &dyn Fn(&Calibration) -> (f64, f64),
+) -> FitGroup {
+    let before = score(catalog).1;
+    descend(cal, params, &|c| score(c).0);
+    FitGroup {
+        name: name.into(),
+        samples,
+        mape_before: before,
+        mape_after: score(cal).1,
+        fitted: params
+            .iter()
+            .map(|(n, get, _, _)| (n.to_string(), *get(&mut cal.clone())))
+            .collect(),
+    }
+}
+
+/// [`fit`] over the operator measurements of `configs` (None when there are none).
 fn fit_group(
     name: &str,
     configs: &[Config],
@@ -184,21 +218,10 @@ fn fit_group(
     params: &[(&str, Setter, f64, f64)],
 ) -> Option<FitGroup> {
     let samples: usize = configs.iter().map(|c| c.points.len()).sum();
-    if samples == 0 {
-        return None;
-    }
-    let (_, before) = score(configs, device, catalog);
-    descend(cal, params, &|c| score(configs, device, c).0);
-    let (_, after) = score(configs, device, cal);
-    Some(FitGroup {
-        name: name.into(),
-        samples,
-        mape_before: before,
-        mape_after: after,
-        fitted: params
-            .iter()
-            .map(|(n, get, _, _)| (n.to_string(), *get(&mut cal.clone())))
-            .collect(),
+    (samples > 0).then(|| {
+        fit(name, samples, catalog, cal, params, &|c| {
+            score(configs, device, c)
+        })
     })
 }
 
@@ -371,18 +394,24 @@ pub fn calibrate(root: &Path, device: &DeviceSpec, start: Calibration) -> Result
         }
     }
     if !ar_points.is_empty() {
+        // The analytical model's own all-reduce (a layer shape every TP
+        // degree divides), for a message of `bytes` = tokens · h · 2.
+        let shape = spec_for(&LLAMA_70B_LAYER);
+        let bytes_per_token = shape.hidden_size as f64 * crate::timing::analytical::ACTIVATION_BYTES;
         let ar_score = |c: &Calibration| {
             let (mut le, mut ape) = (0.0, 0.0);
             for &(n, bytes, secs) in &ar_points {
-                let link = super::super::collectives::Link::intra_node(device, c);
-                let p = super::super::collectives::ring_all_reduce(bytes, n, link) + c.collective_latency;
+                let par = ParallelConfig::new(n, 1, device.devices_per_node.max(n));
+                let Ok(m) = AnalyticalModel::new(&shape, device, Dtype::Bf16, Dtype::Bf16, par, *c) else {
+                    return (f64::INFINITY, f64::INFINITY);
+                };
+                let p = m.all_reduce_time(bytes / bytes_per_token);
                 le += (p / secs).ln().abs();
                 ape += ((p - secs) / secs).abs();
             }
             let n = ar_points.len() as f64;
             (le / n, 100.0 * ape / n)
         };
-        let before = ar_score(&start).1;
         let params: [(&str, Setter, f64, f64); 2] = [
             (
                 "intra_node_link_efficiency",
@@ -392,17 +421,14 @@ pub fn calibrate(root: &Path, device: &DeviceSpec, start: Calibration) -> Result
             ),
             ("collective_latency", |c| &mut c.collective_latency, 1e-7, 1e-3),
         ];
-        descend(&mut cal, &params, &|c| ar_score(c).0);
-        groups.push(FitGroup {
-            name: "all-reduce".into(),
-            samples: ar_points.len(),
-            mape_before: before,
-            mape_after: ar_score(&cal).1,
-            fitted: params
-                .iter()
-                .map(|(n, get, _, _)| (n.to_string(), *get(&mut cal.clone())))
-                .collect(),
-        });
+        groups.push(fit(
+            "all-reduce",
+            ar_points.len(),
+            &start,
+            &mut cal,
+            &params,
+            &ar_score,
+        ));
     }
     if groups.is_empty() {
         return Err(Error::Infeasible(format!(

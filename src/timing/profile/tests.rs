@@ -299,31 +299,7 @@ fn calibrate_recovers_the_constants_that_generated_the_tables() {
         ..Calibration::default()
     };
     let root = tempfile::tempdir().unwrap();
-    let arch = vidur::MlpArch {
-        n_head: 64,
-        n_kv_head: 8,
-        n_embd: 8192,
-        n_expanded_embd: 28672,
-        vocab_size: 32768,
-        gated: true,
-    };
-    let spec = ModelSpec {
-        name: "x".into(),
-        aliases: vec![],
-        num_layers: 1,
-        hidden_size: arch.n_embd,
-        num_heads: arch.n_head,
-        num_kv_heads: arch.n_kv_head,
-        head_dim: 128,
-        intermediate_size: arch.n_expanded_embd,
-        vocab_size: arch.vocab_size,
-        num_experts: 1,
-        experts_per_token: 1,
-        gated_mlp: true,
-        tied_embeddings: false,
-        dtype: Dtype::Bf16,
-        max_context: 1 << 20,
-    };
+    let spec = super::fit::spec_for(&super::fit::LLAMA_70B_LAYER);
     let generate = |tp: u32, i: usize, t: f64| -> f64 {
         let m = AnalyticalModel::new(
             &spec,
