@@ -221,6 +221,39 @@ fn a_rerun_skips_finished_plans_and_resumes_a_cut_file() {
     assert_eq!((fourth.simulated, fourth.reused), (8, 0));
 }
 
+/// The resume fingerprint covers the contents of the files a space reads:
+/// after the trace changes (same name, one length different), no earlier
+/// line is reused; with the same contents everything is.
+#[test]
+fn a_changed_trace_file_invalidates_every_finished_plan() {
+    let d = tempfile::tempdir().unwrap();
+    let trace = d.path().join("t.csv");
+    let rows = |last_output: u32| {
+        let mut t = String::from("arrived_at,num_prefill_tokens,num_decode_tokens\n");
+        for i in 0..199 {
+            t.push_str(&format!("{},{},{}\n", i as f64 * 0.5, 200 + i, 40));
+        }
+        t.push_str(&format!("100,300,{last_output}\n"));
+        t
+    };
+    std::fs::write(&trace, rows(40)).unwrap();
+    let text = SMALL
+        .replace("count = 2000", "count = 200\ntrace = \"t.csv\"")
+        .replace("replicas = [1, 2, 3, 4]", "replicas = [1]");
+    let space = write_space(d.path(), &text);
+    let out = d.path().join("out");
+    let first = run_space(&space, &[], Some(&out));
+    assert_eq!((first.simulated, first.reused), (4, 0));
+    let same = run_space(&space, &[], Some(&out));
+    assert_eq!((same.simulated, same.reused), (0, 4));
+    std::fs::write(&trace, rows(41)).unwrap();
+    let changed = run_space(&space, &[], Some(&out));
+    assert_eq!(
+        (changed.simulated, changed.reused, changed.discarded_lines),
+        (4, 0, 4)
+    );
+}
+
 #[test]
 fn files_are_identical_whatever_the_thread_count() {
     let d = tempfile::tempdir().unwrap();

@@ -13,13 +13,15 @@
 //! 4. writes `plans.jsonl`, `pareto.csv` and `best.toml` ([`output`]).
 //!
 //! Results stream to `plans.jsonl` as plans finish; a rerun with the same
-//! output folder reuses every line whose key and space fingerprint match,
-//! so an interrupted search resumes. Each plan's result depends only on the
+//! output folder reuses every line whose key and space fingerprint
+//! ([`fingerprint`]: scenario, files read, build identity) match, so an
+//! interrupted search resumes. Each plan's result depends only on the
 //! plan and the space (no shared state between plans, no wall clock), and
 //! every output is sorted by plan, so the files are byte-identical whatever
 //! the thread count or completion order.
 
 pub mod capacity;
+pub mod fingerprint;
 pub mod output;
 pub mod rank;
 pub mod space;
@@ -98,31 +100,6 @@ impl Outcome {
     }
 }
 
-/// 64-bit FNV-1a of `text`, as 16 hex digits (stable across platforms).
-fn fnv1a(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// The fingerprint of what a plan's capacity depends on besides the plan:
-/// the base scenario (workload, SLO, ...), the goodput target, the rate
-/// bracket and the fleetsim version.
-fn fingerprint(space: &Space, b: &Bracket, c: &capacity::Criteria) -> String {
-    let base = toml::to_string(&space.base).unwrap_or_default();
-    fnv1a(&format!(
-        "{}\n{base}\n{c:?}\nlow={} high={} tol={} max={}",
-        env!("CARGO_PKG_VERSION"),
-        b.low,
-        b.high,
-        b.tolerance,
-        b.max_probes
-    ))
-}
-
 /// Runs the search. With `out`, writes `plans.jsonl` as plans finish and
 /// `pareto.csv` and `best.toml` at the end, reusing finished plans from an
 /// earlier run into the same folder. `progress` is called after each plan
@@ -135,7 +112,7 @@ pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Syn
         min_attainment: space.search.min_attainment,
         min_window_latencies: space.search.rate.min_window_latencies,
     };
-    let fp = fingerprint(space, &bracket, &criteria);
+    let fp = fingerprint::fingerprint(space, &bracket, &criteria)?;
     let s = &space.search;
 
     let jsonl_path = out.map(|d| d.join("plans.jsonl"));
