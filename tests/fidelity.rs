@@ -1,5 +1,6 @@
-//! The fidelity ratchet: the aggregate errors against the real vLLM H100
-//! measurements may only improve on those recorded in docs/fidelity.md.
+//! Fidelity bounds: the aggregate errors against the real vLLM H100
+//! measurements stay within the figures docs/fidelity.md (and the README)
+//! state, plus a stated tolerance — a bound, not a golden value.
 //! Skips (with a message) when ../shared is not present.
 
 mod common;
@@ -13,7 +14,7 @@ fn recorded(tag: &str) -> Vec<(String, f64)> {
     let line = doc
         .lines()
         .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
-        .expect("docs/fidelity.md records the ratchet figures");
+        .expect("docs/fidelity.md records the stated bounds");
     line.trim_end_matches("-->")
         .split_whitespace()
         .map(|kv| {
@@ -30,11 +31,12 @@ fn aggregate_errors_never_get_worse() {
     };
     let report = fidelity::run(&shared.join("ground-truth/vllm-h100"), &Options::default()).unwrap();
     assert!(report.skipped.is_empty(), "cases skipped: {:?}", report.skipped);
-    check(&report.aggregate, &recorded("ratchet"));
+    check(&report.aggregate, &recorded("bounds"));
 }
 
 /// The harness with the profile-table time model: the Llama cases run, the
-/// FP8 Mistral cases are skipped with the reason, and the errors may only improve.
+/// FP8 Mistral cases are skipped with the reason, and the errors stay within
+/// their stated bounds.
 #[test]
 fn profile_model_errors_never_get_worse() {
     let Some(shared) = common::shared_dir() else {
@@ -57,19 +59,33 @@ fn profile_model_errors_never_get_worse() {
         "{:?}",
         report.skipped
     );
-    check(&report.aggregate, &recorded("ratchet-profile"));
+    check(&report.aggregate, &recorded("bounds-profile"));
 }
 
+/// Each stated figure plus its tolerance bounds the measured aggregate.
 fn check(a: &fidelity::GroupStats, recorded: &[(String, f64)]) {
-    for (key, limit) in recorded.iter().cloned() {
-        let now = match key.as_str() {
-            "ttft_mape" => a.ttft_mape,
-            "itl_mape" => a.itl_mape,
-            "e2e_mape" => a.e2e_mape,
-            other => panic!("unknown ratchet key {other}"),
+    let get = |k: &str| recorded.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+    let tolerance = get("tolerance").expect("bounds state a tolerance");
+    let max_tolerance = get("max_tolerance").unwrap_or(tolerance);
+    let mut checked = 0;
+    for (key, stated) in recorded.iter().cloned() {
+        let (now, slack) = match key.as_str() {
+            "ttft_mape" => (a.ttft_mape, tolerance),
+            "itl_mape" => (a.itl_mape, tolerance),
+            "e2e_mape" => (a.e2e_mape, tolerance),
+            "ttft_max" => (a.ttft_max_ape, max_tolerance),
+            "itl_max" => (a.itl_max_ape, max_tolerance),
+            "e2e_max" => (a.e2e_max_ape, max_tolerance),
+            "tolerance" | "max_tolerance" => continue,
+            other => panic!("unknown bound key {other}"),
         };
-        assert!(now <= limit, "{key} got worse: {now:.3}% > recorded {limit:.3}%");
+        checked += 1;
+        assert!(
+            now <= stated + slack,
+            "{key} is {now:.3}%, above the stated {stated}% + {slack} points"
+        );
     }
+    assert!(checked >= 3, "bounds name the three mean errors");
 }
 
 #[test]

@@ -161,6 +161,13 @@ fn validate_device(d: &DeviceSpec) -> Result<(), String> {
             ));
         }
     }
+    let pair = d.intra_node_pair_bandwidth;
+    if !(pair.is_finite() && pair >= 0.0) {
+        return Err(format!(
+            "device `{}`: `intra_node_pair_bandwidth` must be a non-negative number, found {pair}",
+            d.name
+        ));
+    }
     if d.devices_per_node == 0 {
         return Err(format!(
             "device `{}`: `devices_per_node` must be positive, found 0",

@@ -177,6 +177,13 @@ pub struct DeviceSpec {
     pub flops_fp8: f64,
     /// Intra-node device-to-device bandwidth (NVLink/xGMI/PCIe), bytes/s per direction.
     pub intra_node_bandwidth: f64,
+    /// On a fully connected mesh (AMD Infinity Fabric), the bandwidth of the
+    /// one link between a pair of devices, bytes/s per direction; a group of
+    /// `n` devices then reaches `(n − 1)` such links each. 0 (the default) is
+    /// a switched fabric (NVSwitch), where any group gets the full
+    /// `intra_node_bandwidth`. See [`DeviceSpec::intra_node_group_bandwidth`].
+    #[serde(default)]
+    pub intra_node_pair_bandwidth: f64,
     /// Intra-node link latency, seconds.
     pub intra_node_latency: f64,
     /// Inter-node network bandwidth per device (NIC), bytes/s per direction.
@@ -217,6 +224,20 @@ pub struct ProfileNames {
 }
 
 impl DeviceSpec {
+    /// Per-device intra-node bandwidth a collective over `n` devices of one
+    /// node can use: the full `intra_node_bandwidth` on a switched fabric; on
+    /// a fully connected mesh each device reaches its `n − 1` peers over one
+    /// link each, `min(intra_node_bandwidth, (n − 1) · pair)` (an MI300X
+    /// pair: 64 GB/s, TP-4: 192, TP-8: all 7 links, 448).
+    pub fn intra_node_group_bandwidth(&self, n: u32) -> f64 {
+        if self.intra_node_pair_bandwidth > 0.0 {
+            let peers = n.saturating_sub(1).max(1) as f64;
+            (peers * self.intra_node_pair_bandwidth).min(self.intra_node_bandwidth)
+        } else {
+            self.intra_node_bandwidth
+        }
+    }
+
     /// Peak dense FLOP/s for matrix multiplies whose operands are `dtype`.
     pub fn peak_flops(&self, dtype: Dtype) -> f64 {
         match dtype {

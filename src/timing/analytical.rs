@@ -100,10 +100,11 @@
 //!
 //! ## Communication
 //!
-//! TP all-reduce of `B = T·h·b_a` bytes, ring model (Patarasuk & Yuan 2009):
-//! `2·(tp−1)/tp · B / (link_bw·eff_link) + 2·(tp−1)·link_latency`, with the
-//! intra-node link when `tp ≤ devices_per_node` and the inter-node network
-//! otherwise. There are `2·L + 1` per iteration when `tp > 1` (two per layer
+//! TP all-reduce of `B = T·h·b_a` bytes, ring bandwidth term (Patarasuk &
+//! Yuan 2009) with a tree latency term:
+//! `2·(tp−1)/tp · B / (link_bw·eff_link) + ⌈log2 tp⌉·link_latency`, with the
+//! intra-node link when `tp ≤ devices_per_node` (on a fully connected mesh,
+//! the `tp − 1` links of the group) and the inter-node network otherwise. There are `2·L + 1` per iteration when `tp > 1` (two per layer
 //! plus the vocab-parallel embedding's). Logits gather:
 //! `(tp−1)/tp · S·V·b_a / bw + latency`. See [`super::collectives`].
 //!
@@ -519,9 +520,15 @@ impl AnalyticalModel {
         };
 
         // Links.
-        let intra = Link::intra_node(device, &cal);
+        // A TP group inside a node uses the links among its `tp` devices; a
+        // PP hand-off is one device pair.
+        let intra = Link::intra_node_group(device, &cal, 2);
         let inter = Link::inter_node(device, &cal);
-        let tp_link = if tp <= par.devices_per_node { intra } else { inter };
+        let tp_link = if tp <= par.devices_per_node {
+            Link::intra_node_group(device, &cal, tp)
+        } else {
+            inter
+        };
         let (ar_per_byte, ar_ring_latency) = collectives::ring_all_reduce_coefficients(tp, tp_link);
         let ar_fixed = if tp > 1 {
             ar_ring_latency + cal.collective_latency

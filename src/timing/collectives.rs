@@ -1,17 +1,21 @@
 //! Cost models of the communication a replica does inside one iteration.
 //!
-//! - **Ring all-reduce** (Patarasuk & Yuan 2009, "Bandwidth optimal
-//!   all-reduce algorithms for clusters of workstations", JPDC 69(2)): a
-//!   reduce-scatter then an all-gather around a ring of `n` devices; each
-//!   device sends and receives `2·(n−1)/n · S` bytes in `2·(n−1)` steps, so
-//!   `t = 2·(n−1)/n · S / B + 2·(n−1) · α` with `B` the per-device link
-//!   bandwidth (one direction) and `α` the per-step latency.
+//! - **All-reduce**: bandwidth term of a ring (Patarasuk & Yuan 2009,
+//!   "Bandwidth optimal all-reduce algorithms for clusters of
+//!   workstations", JPDC 69(2)): a reduce-scatter then an all-gather, each
+//!   device sending and receiving `2·(n−1)/n · S` bytes; latency term of
+//!   `⌈log2 n⌉` hops (tree / one-shot protocols for the small messages where
+//!   latency matters, see [`ring_all_reduce`]), so
+//!   `t = 2·(n−1)/n · S / B + ⌈log2 n⌉ · α` with `B` the per-device link
+//!   bandwidth (one direction) and `α` the per-hop latency.
 //! - **Gather to one rank** (the TP logits gather before sampling): the root
 //!   receives `(n−1)/n · S` bytes; `t = (n−1)/n · S / B + α`.
 //! - **Point-to-point send/recv** (pipeline-stage hand-off): `t = S / B + α`.
 //!
 //! `B` is the datasheet link bandwidth times a calibrated link efficiency
-//! (see [`Link::intra_node`] / [`Link::inter_node`]).
+//! (see [`Link::intra_node_group`] / [`Link::inter_node`]); on a fully
+//! connected mesh a group of `n` devices reaches only `n − 1` links each
+//! ([`DeviceSpec::intra_node_group_bandwidth`]).
 
 use super::calibration::Calibration;
 use crate::catalog::DeviceSpec;
@@ -26,10 +30,17 @@ pub struct Link {
 }
 
 impl Link {
-    /// The intra-node fabric (NVLink/xGMI/PCIe) at its calibrated efficiency.
+    /// The intra-node fabric (NVLink/xGMI/PCIe) at its calibrated
+    /// efficiency, as a collective over all of a node's devices sees it.
     pub fn intra_node(device: &DeviceSpec, cal: &Calibration) -> Link {
+        Link::intra_node_group(device, cal, device.devices_per_node)
+    }
+
+    /// The intra-node fabric as a group of `n` devices sees it (`n = 2`: a
+    /// point-to-point transfer between two devices).
+    pub fn intra_node_group(device: &DeviceSpec, cal: &Calibration, n: u32) -> Link {
         Link {
-            bandwidth: device.intra_node_bandwidth * cal.intra_node_link_efficiency,
+            bandwidth: device.intra_node_group_bandwidth(n) * cal.intra_node_link_efficiency,
             latency: device.intra_node_latency,
         }
     }

@@ -54,6 +54,7 @@ fn device(name: &str, bw: f64, bf16: f64, fp8: f64, intra: f64) -> DeviceSpec {
         flops_bf16: bf16,
         flops_fp8: fp8,
         intra_node_bandwidth: intra,
+        intra_node_pair_bandwidth: 0.0,
         intra_node_latency: 2e-6,
         inter_node_bandwidth: 25e9,
         inter_node_latency: 5e-6,
@@ -577,4 +578,32 @@ proptest! {
             }
         }
     }
+}
+
+/// A fully connected mesh (MI300X: 7 Infinity Fabric links of 64 GB/s per
+/// direction, one per peer) gives a TP group of `n` devices `n − 1` links.
+/// Per byte of message, a ring all-reduce costs `2(n−1)/n / B_n`:
+/// TP-2 `1 / 64 GB/s`, TP-8 `1.75 / 448 GB/s = 1 / 256 GB/s` — TP-2 is 4×
+/// slower per byte (on a switched fabric with 448 GB/s it would be 1.75×
+/// *faster*). The fixed terms cancel in the difference of two sizes.
+#[test]
+fn mesh_fabric_gives_a_small_tp_group_only_its_own_links() {
+    let mi300x = DeviceSpec {
+        intra_node_pair_bandwidth: 64e9,
+        ..device("MI300X", 5.3e12, 1307e12, 2615e12, 448e9)
+    };
+    let per_byte = |tp: u32| {
+        let m = build(&llama2_70b(), &mi300x, Dtype::Bf16, tp, 1);
+        m.all_reduce_time(2000.0) - m.all_reduce_time(1000.0)
+    };
+    let ratio = per_byte(2) / per_byte(8);
+    assert!(close(ratio, 4.0, 1e-9), "TP-2 / TP-8 per byte: {ratio}");
+    // TP-4: 2·3/4 / 192 GB/s = 1 / 128 GB/s, twice TP-8's.
+    assert!(close(per_byte(4) / per_byte(8), 2.0, 1e-9));
+    // The catalog's MI300X carries the pair link.
+    let cat = crate::catalog::Catalog::builtin();
+    let d = cat.device("MI300X").unwrap();
+    assert_eq!(d.intra_node_pair_bandwidth, 64e9);
+    assert_eq!(d.intra_node_group_bandwidth(2), 64e9);
+    assert_eq!(d.intra_node_group_bandwidth(8), 448e9);
 }
