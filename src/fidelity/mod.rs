@@ -111,7 +111,7 @@ pub struct Options {
 
 const NOT_MODELLED: &[&str] = &[
     "tokenisation, detokenisation and HTTP/API-server time outside the engine loop (TTFT is measured inside the engine)",
-    "vLLM 0.6's asynchronous output processing overlap and CUDA-graph capture limits are folded into the calibrated per-step CPU overhead, not modelled separately",
+    "CUDA-graph capture limits are folded into the calibrated per-step CPU overhead, not modelled separately (asynchronous output processing is modelled: `scheduler.async_output`)",
     "run-to-run variation of the real system (kernel autotuning, clock boost, NCCL timing noise)",
     "requests stop at end-of-sequence: the replay uses the tokens actually generated, so output lengths are exact rather than predicted",
 ];

@@ -239,12 +239,14 @@ impl Default for SemiPdConfig {
 pub struct SchedulerConfig {
     /// The batching policy: "vllm" (v0: prefill-prioritising, no chunking),
     /// "sarathi" (Sarathi-Serve: decode-first, chunked prefill within a
-    /// token budget), "vllm-v1" (one token budget shared by decodes and
-    /// chunked prefills, prefix caching on), "orca" (iteration-level
+    /// token budget), "vllm-v1" (a preset of the sarathi policy with vLLM
+    /// V1's defaults — 8,192-token budget, prefix caching on — not a model
+    /// of V1's engine), "orca" (iteration-level
     /// batching, maximum length reserved per request), "fastertransformer"
     /// (static request-level batching), "lightllm" (admission by an estimate
-    /// of future KV use), "sglang" (longest-prefix-match first over a radix
-    /// cache), "laps" (short prefills ahead of long ones), "vtc" (Virtual
+    /// of future KV use), "sglang" (the sarathi loop admitting the longest
+    /// cached prefix first, SGLang's order; not a model of SGLang's
+    /// runtime), "laps" (short prefills ahead of long ones), "vtc" (Virtual
     /// Token Counter fair sharing between clients).
     pub kind: String,
     /// Most sequences in one batch (vLLM max_num_seqs).
@@ -299,8 +301,11 @@ pub struct SchedulerConfig {
     pub watermark: f64,
     /// Process each iteration's outputs while the next one runs, as vLLM ≥ 0.6
     /// does by default ("async output processing"): a token becomes visible
-    /// (and is timestamped) when the following iteration ends, which adds one
-    /// iteration to TTFT and E2E but none to inter-token gaps.
+    /// (and is timestamped) once the following iteration has been scheduled
+    /// and launched (its start plus its host time), or at the end of its own
+    /// iteration when the replica then idles. This adds about one host phase
+    /// to TTFT and E2E and shifts every token alike, so inter-token gaps keep
+    /// their length.
     pub async_output: bool,
 }
 

@@ -5,11 +5,11 @@
 //! | `scheduler.kind` | policy | file |
 //! |---|---|---|
 //! | `vllm` | vLLM v0: prefills first, whole prompts | `vllm.rs` |
-//! | `sarathi`, `vllm-v1` | decode-first chunked prefill in a token budget | `chunked.rs` |
+//! | `sarathi`, `vllm-v1` | decode-first chunked prefill in a token budget (`vllm-v1` is this policy with V1's defaults, not a model of V1's engine) | `chunked.rs` |
 //! | `orca` | iteration-level batching, max length reserved | `orca.rs` |
 //! | `fastertransformer` | static request-level batching | `fastertransformer.rs` |
 //! | `lightllm` | admission by estimated future KV use | `lightllm.rs` |
-//! | `sglang` | longest prefix match first, chunked | `chunked.rs` (ordering in `sglang.rs`) |
+//! | `sglang` | the chunked loop, longest cached prefix admitted first (SGLang's order, not its runtime) | `chunked.rs` (ordering in `sglang.rs`) |
 //! | `laps` | short prefills ahead of long ones | `laps.rs` |
 //! | `vtc` | Virtual Token Counter fairness | `vtc.rs` |
 //!
