@@ -105,7 +105,7 @@ mod tests {
     };
 
     #[test]
-    fn ring_all_reduce_matches_patarasuk_yuan() {
+    fn all_reduce_is_ring_bandwidth_plus_log2_hops() {
         // 8 devices, 64 MB: ring bandwidth term 2·7/8·64e6/100e9, log2(8) = 3 latency hops.
         let t = ring_all_reduce(64e6, 8, LINK);
         assert!((t - (1.75 * 64e6 / 100e9 + 3.0 * 3e-6)).abs() < 1e-15);
