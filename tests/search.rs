@@ -252,6 +252,75 @@ fn a_changed_trace_file_invalidates_every_finished_plan() {
         (changed.simulated, changed.reused, changed.discarded_lines),
         (4, 0, 4)
     );
+
+    // Trace arrivals keep their shape and are scaled: 200 requests over
+    // 100 s is 199/100 = 1.99 req/s, the bracket's default low end, and
+    // best.toml reaches its capacity through the rate scale.
+    assert!((changed.rate_low - 1.99).abs() < 1e-12, "{}", changed.rate_low);
+    let best = changed.best().expect("a plan meets the SLO");
+    let s = scenario::load(Some(&out.join("best.toml")), &[]).unwrap();
+    let scaled = s.workload.rate_scale * 1.99;
+    assert!(
+        (scaled / best.capacity_rps - 1.0).abs() < 1e-9,
+        "{scaled} vs {}",
+        best.capacity_rps
+    );
+    assert_eq!(s.workload.arrivals.rate, 2.0, "the space's own rate is untouched");
+}
+
+/// A probe replays the same requests at any rate: the workload must have at
+/// least two, and a trace's timestamps must span some time.
+#[test]
+fn a_rate_workload_needs_two_requests_spanning_time() {
+    let d = tempfile::tempdir().unwrap();
+    let trace = d.path().join("t.csv");
+    let prepare = |rows: &str| {
+        std::fs::write(
+            &trace,
+            format!("arrived_at,num_prefill_tokens,num_decode_tokens\n{rows}"),
+        )
+        .unwrap();
+        let t = format!("workload.trace={}", trace.display());
+        search::capacity::RateWorkload::prepare(&common::scenario(&[&t, "workload.count=10"]))
+    };
+    let e = prepare("0,100,10\n").unwrap_err().to_string();
+    assert!(e.contains("at least 2 requests"), "{e}");
+    let e = prepare("5,100,10\n5,100,10\n").unwrap_err().to_string();
+    assert!(e.contains("span no time"), "{e}");
+    let w = prepare("1,100,10\n5,100,10\n").unwrap();
+    assert_eq!(w.len(), 2);
+    // One gap of 4 s: 0.25 req/s; replayed at 1 req/s the gap is 1 s.
+    assert_eq!(w.base_rate, 0.25);
+    use fleetsim::workload::RequestSource;
+    let mut src = w.source(1.0);
+    let (a, b) = (src.next_request().unwrap(), src.next_request().unwrap());
+    assert_eq!(b.arrival - a.arrival, 1_000_000_000);
+}
+
+/// The progress callback sees every plan finish, and its running "best"
+/// ends at the plan the ranking puts first.
+#[test]
+fn progress_reports_every_plan_and_ends_on_the_best() {
+    let d = tempfile::tempdir().unwrap();
+    let space = search::load(
+        &write_space(d.path(), SMALL),
+        &["search.replicas=[1, 2]".to_string()],
+    )
+    .unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let o = search::run(&space, None, &|p| seen.lock().unwrap().push(p)).unwrap();
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 8);
+    let mut done: Vec<usize> = seen.iter().map(|p| p.done).collect();
+    done.sort();
+    assert_eq!(done, (1..=8).collect::<Vec<_>>());
+    assert!(seen.iter().all(|p| p.total == 8));
+    let last = seen.iter().max_by_key(|p| p.done).unwrap();
+    let best = o.best().unwrap();
+    assert_eq!(
+        last.best.as_deref(),
+        Some(format!("{} ({:.3} req/s)", best.key, best.capacity_rps).as_str())
+    );
 }
 
 #[test]

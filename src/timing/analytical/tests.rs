@@ -513,7 +513,10 @@ fn cpu_overhead_and_sampling_scale_with_sequences() {
 /// test constants), as `fleetsim run` builds them.
 #[test]
 fn llama3_8b_h100_reference_points() {
-    let sets = ["model.name=Llama-3-8B".to_string(), "hardware.device=H100-SXM".to_string()];
+    let sets = [
+        "model.name=Llama-3-8B".to_string(),
+        "hardware.device=H100-SXM".to_string(),
+    ];
     let plan = crate::scenario::validate::plan(&crate::scenario::load(None, &sets).unwrap()).unwrap();
     assert!(
         plan.device.calibration.is_some(),
