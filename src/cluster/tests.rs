@@ -176,3 +176,31 @@ fn session_affinity_keeps_a_client_on_its_first_replica() {
     r.client = 5;
     assert_ne!(s.route(&r, &view(&loads)), home);
 }
+
+#[test]
+fn session_affinity_routes_a_conversation_by_its_group_and_a_system_prompt_by_client() {
+    let mut loads = vec![Load::default(); 3];
+    let mut s = build("session-affinity", 0, 3);
+    // A conversation turn: its group prefix covers the whole prompt.
+    let mut turn = RequestSpec::new(0, 0, 1024, 10);
+    turn.prefix = Prefix::Group {
+        group: 77,
+        tokens: 1024,
+    };
+    let home = s.route(&turn, &view(&loads));
+    assert_eq!(home, 0, "least-outstanding picks the first home");
+    loads[0] = load(50, 0);
+    assert_eq!(s.route(&turn, &view(&loads)), 0, "later turns follow");
+    // Another conversation, same client 0: a new home (least-outstanding).
+    turn.prefix = Prefix::Group {
+        group: 78,
+        tokens: 1024,
+    };
+    assert_eq!(s.route(&turn, &view(&loads)), 1);
+    // A system prompt (group covers only the head) is no session: client 0
+    // has no home yet, so least-outstanding (1), then it sticks.
+    let sys = req(5, Some(3));
+    assert_eq!(s.route(&sys, &view(&loads)), 1);
+    loads[1] = load(60, 0);
+    assert_eq!(s.route(&req(6, Some(4)), &view(&loads)), 1, "client 0 sticks");
+}
