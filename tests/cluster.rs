@@ -99,6 +99,75 @@ fn intra_node_link_is_faster_than_inter_node() {
     assert!(a * 5 < b, "NVLink {a} ns vs NIC {b} ns");
 }
 
+// ---------- first token: async output processing, as co-located ----------
+
+/// Every iteration takes `.0` ns, of which `.1` are host time (scheduling
+/// and launch, before the GPU work).
+struct HostTime(u64, u64);
+
+impl fleetsim::timing::TimeModel for HostTime {
+    fn iteration(&self, _b: &fleetsim::timing::BatchShape) -> fleetsim::timing::IterationCost {
+        fleetsim::timing::IterationCost {
+            duration: self.0,
+            flops: 0.0,
+            hbm_bytes: 0.0,
+            host: self.1,
+            stage: self.0,
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+/// TTFTs (ns, by request id) of A (arrives at 0) and B (at 5 ms), both
+/// prompt 100, output 3, with 10 ms iterations of which 2 ms host.
+fn two_request_ttfts(p: &Plan) -> Vec<u64> {
+    const MS: u64 = 1_000_000;
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = p
+        .pools
+        .iter()
+        .map(|_| Box::new(HostTime(10 * MS, 2 * MS)) as Box<dyn fleetsim::timing::TimeModel>)
+        .collect();
+    let reqs = vec![RequestSpec::new(0, 0, 100, 3), RequestSpec::new(1, 5 * MS, 100, 3)];
+    let mut sim = Simulation::with_models(p, models, ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    assert_eq!(r.summary.completed, 2);
+    let mut t: Vec<(u64, u64)> = r.requests.iter().map(|q| (q.id, q.first_token - q.arrival)).collect();
+    t.sort_unstable();
+    t.into_iter().map(|x| x.1).collect()
+}
+
+#[test]
+fn prefill_pool_first_token_follows_the_async_output_rule_of_colocated() {
+    const MS: u64 = 1_000_000;
+    // A's prefill runs 0–10 ms. At 10 ms the same replica launches B's
+    // prefill (B arrived at 5 ms); A's token is processed while that
+    // iteration runs: visible at 10 + 2 (host) = 12 ms. B's prefill ends at
+    // 20 ms and nothing follows on that replica: visible at once, TTFT
+    // 20 − 5 = 15 ms. Co-located, by the same rule, A's token shows once
+    // the next iteration (B's prefill + A's decode) is launched, 12 ms; B's
+    // once the one after (both decodes) is, at 22 ms: TTFT 17 ms.
+    let colo = two_request_ttfts(&plan(&[]));
+    assert_eq!(colo, [12 * MS, 17 * MS], "co-located");
+    let dis = two_request_ttfts(&with(DISAGG_1P1D, &["cluster.kv_link=inter-node"]));
+    assert_eq!(dis, [12 * MS, 15 * MS], "disaggregated");
+    // Without async output processing a token shows at its iteration's end.
+    let sync = two_request_ttfts(&with(DISAGG_1P1D, &["scheduler.async_output=false"]));
+    assert_eq!(sync, [10 * MS, 15 * MS], "disaggregated, synchronous output");
+    // Semi-PD (no bytes move, the hand-off is admitted at once): the
+    // prefill worker has half the SMs, so its GPU part doubles: 2 + 2 × 8
+    // = 18 ms. A: visible at 18 + 2 = 20 ms; B: prefill 18–36, idle after,
+    // TTFT 36 − 5 = 31 ms.
+    let semi = two_request_ttfts(&plan(&[
+        "cluster.mode=semi-pd",
+        "cluster.replicas=1",
+        "cluster.semi_pd.prefill_fraction=0.5",
+    ]));
+    assert_eq!(semi, [20 * MS, 31 * MS], "semi-PD");
+}
+
 // ---------- invariants and determinism ----------
 
 const DISAGG_MIXED: &[&str] = &[

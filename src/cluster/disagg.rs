@@ -36,9 +36,15 @@
 //!   backlog / `slo.ttft` against the decode worker's last step time /
 //!   `slo.tpot` (semi-PD's SLO-aware dynamic partitioning).
 //!
+//! The first token is produced at the end of the prefill iteration and
+//! becomes visible by the co-located rule: with async output processing
+//! (vLLM ≥ 0.6) when the prefill replica's next iteration has been
+//! scheduled and launched (its start + host time), or at once when it
+//! idles ([`Runtime::reveal_first_tokens`]); the KV transfer starts at the
+//! iteration's end either way.
+//!
 //! Simplifications: a prefill replica frees the request's KV at hand-off
-//! (as if copied to a staging buffer); the first token is timestamped at
-//! the end of the prefill iteration; decode replicas recompute preempted
+//! (as if copied to a staging buffer); decode replicas recompute preempted
 //! requests locally.
 
 use super::Load;
@@ -375,6 +381,9 @@ pub struct Runtime {
     free: Vec<u32>,
     seq: u64,
     buf: Vec<Handoff>,
+    /// Per prefill replica: hand-offs of its last iteration whose first
+    /// token is not visible yet (slab slot, request id, decode replica).
+    awaiting: Vec<Vec<(u32, u64, u32)>>,
     /// KV bytes put on links / taken off them.
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -453,6 +462,7 @@ impl Runtime {
             free: Vec::new(),
             seq: 0,
             buf: Vec::new(),
+            awaiting: vec![Vec::new(); np],
             bytes_sent: 0,
             bytes_received: 0,
             fraction: vec![sp.prefill_fraction; if semi_pd { np } else { 0 }],
@@ -564,6 +574,7 @@ impl Runtime {
             self.inbound_tokens[k] += h.kv_tokens() as u64;
             self.inbound_reqs[k] += 1;
             let id = h.id();
+            let pending = h.first_token().is_none();
             let f = InFlight {
                 h,
                 rec: TransferRecord {
@@ -587,10 +598,35 @@ impl Runtime {
                     (self.slab.len() - 1) as u32
                 }
             };
+            if pending {
+                self.awaiting[i - self.prefill_first].push((slot, id, to as u32));
+            }
             self.heap.push(Reverse((sch.arrival, self.seq, slot)));
             self.seq += 1;
         }
         self.buf = buf;
+    }
+
+    /// After prefill replica `i` ended an iteration and was started again
+    /// (or went idle) at the same instant: the first tokens it handed off
+    /// become visible at `at` (see the module docs), wherever the hand-off
+    /// is now — on the link, landed, or (semi-PD, no bytes) admitted.
+    pub fn reveal_first_tokens(&mut self, i: usize, at: Nanos, replicas: &mut [Replica]) {
+        let Some(list) = self.awaiting.get_mut(i.wrapping_sub(self.prefill_first)) else {
+            return;
+        };
+        for (slot, id, to) in list.drain(..) {
+            if let Some(f) = self.slab[slot as usize].as_mut().filter(|f| f.rec.id == id) {
+                f.h.set_first_token(at);
+                continue;
+            }
+            let k = to as usize - self.decode_first;
+            if let Some(f) = self.landed[k].iter_mut().find(|f| f.rec.id == id) {
+                f.h.set_first_token(at);
+                continue;
+            }
+            replicas[to as usize].state.set_handoff_first_token(id, at);
+        }
     }
 
     /// Time of the next transfer arrival.
