@@ -26,8 +26,10 @@
 //!   Phase-Wise Disaggregated Computation and Unified Storage", 2025): each
 //!   of `cluster.replicas` instances runs a prefill worker and a decode
 //!   worker at the same time on the same devices, with a fraction `f` of
-//!   the SMs for prefill and `1 − f` for decode ([`Partitioned`]); memory is
-//!   unified, so the hand-off moves no bytes and takes no time. The unified
+//!   the SMs for prefill and `1 − f` for decode ([`Partitioned`]: each
+//!   worker also gets its SM share of the HBM bandwidth, so the two never
+//!   use more than the device's peak together); memory is unified, so the
+//!   hand-off moves no bytes and takes no time. The unified
 //!   KV pool is split: the prefill worker gets what its largest batch needs
 //!   (blocks for `max_model_len + max_num_batched_tokens` tokens, at most
 //!   half), the decode worker the rest. With `adaptive`, every
@@ -308,13 +310,20 @@ fn plan_pool(
     })
 }
 
-/// A time model for one SM partition of a device (semi-PD): the partition
-/// with a fraction `share` of the SMs gets `share` of the peak FLOP/s and
-/// `min(1, 2·share)` of the HBM bandwidth (about half of an H100's SMs
-/// saturate its HBM). The iteration's GPU time is stretched by
-/// `max(t_c/share, t_m/min(1, 2·share)) / max(t_c, t_m)`, with `t_c` and
-/// `t_m` its roofline compute and memory times; the host part is unchanged.
-/// Contention of the two partitions for HBM bandwidth is not modelled.
+/// A time model for one SM partition of a device (semi-PD): the worker
+/// with a fraction `share` of the SMs gets `share` of the peak FLOP/s *and*
+/// `share` of the HBM bandwidth, so the GPU part of every iteration takes
+/// `1/share` as long; the host part is unchanged.
+///
+/// Why the bandwidth follows the SM share: semi-PD (Hong et al., "semi-PD",
+/// 2025) splits the SMs between its two concurrently running workers (MPS
+/// thread percentages, §4 — an SM partition, not a memory partition), and
+/// both read the same HBM. Under load both workers run at once, and HBM
+/// bandwidth goes to the SMs issuing loads about evenly, so a memory-bound
+/// step (decode) of the worker with `share` of the SMs gets `share` of the
+/// bandwidth and the two workers' shares sum to 1 — the device never
+/// delivers more than its peak bandwidth in total. (A worker whose partner
+/// is idle could draw more; the model takes the loaded case.)
 pub struct Partitioned<'a> {
     pub inner: &'a dyn TimeModel,
     pub share: f64,
@@ -323,16 +332,8 @@ pub struct Partitioned<'a> {
 impl TimeModel for Partitioned<'_> {
     fn iteration(&self, batch: &BatchShape) -> IterationCost {
         let mut c = self.inner.iteration(batch);
-        let (pf, pb) = self.inner.peak_rates();
-        let (tc, tm) = (c.flops / pf.max(1.0), c.hbm_bytes / pb.max(1.0));
-        let base = tc.max(tm);
-        let slow = if base > 0.0 {
-            (tc / self.share).max(tm / (2.0 * self.share).min(1.0)) / base
-        } else {
-            1.0 / self.share
-        };
         let gpu = c.duration.saturating_sub(c.host);
-        c.duration = c.host + (gpu as f64 * slow).round() as Nanos;
+        c.duration = c.host + (gpu as f64 / self.share).round() as Nanos;
         c
     }
     fn peak_rates(&self) -> (f64, f64) {

@@ -204,3 +204,55 @@ fn session_affinity_routes_a_conversation_by_its_group_and_a_system_prompt_by_cl
     loads[1] = load(60, 0);
     assert_eq!(s.route(&req(6, Some(4)), &view(&loads)), 1, "client 0 sticks");
 }
+
+/// A step with given roofline figures: 1 ms host + max(compute, memory)
+/// on a device of 1e15 FLOP/s and 1e12 B/s.
+struct Roofline {
+    flops: f64,
+    bytes: f64,
+}
+impl TimeModel for Roofline {
+    fn iteration(&self, _b: &BatchShape) -> IterationCost {
+        let gpu = (self.flops / 1e15).max(self.bytes / 1e12);
+        IterationCost {
+            duration: 1_000_000 + (gpu * 1e9).round() as u64,
+            flops: self.flops,
+            hbm_bytes: self.bytes,
+            host: 1_000_000,
+            stage: 0,
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1e15, 1e12)
+    }
+}
+
+#[test]
+fn semi_pd_workers_split_hbm_bandwidth_by_their_sm_shares() {
+    use disagg::Partitioned;
+    let b = BatchShape::default();
+    // A memory-bound decode step: 4 GB read (4 ms at the full 1 TB/s),
+    // 1 GFLOP (1 µs of compute): 5 ms alone.
+    let decode = Roofline {
+        flops: 1e9,
+        bytes: 4e9,
+    };
+    assert_eq!(decode.iteration(&b).duration, 5_000_000);
+    // Prefill worker 40% of the SMs, decode worker 60%: the decode worker
+    // reads at 0.6 TB/s, 4 GB in 6.667 ms, + 1 ms host. (Were a worker
+    // with 60% of the SMs given the whole bandwidth, as two workers cannot
+    // both have, the step would stay at 5 ms.)
+    let on = |share| Partitioned { inner: &decode, share }.iteration(&b).duration;
+    assert_eq!(on(0.6), 1_000_000 + 6_666_667);
+    // The prefill worker's own memory-bound step reads at 0.4 TB/s: 10 ms.
+    // Together the two draw 4 GB / 10 ms + 4 GB / 6.667 ms = 1 TB/s: the peak.
+    assert_eq!(on(0.4), 1_000_000 + 10_000_000);
+    // Compute-bound: 4e12 FLOP = 4 ms at peak; with 40% of the SMs, 10 ms.
+    let prefill = Roofline {
+        flops: 4e12,
+        bytes: 1e9,
+    };
+    assert_eq!(Partitioned { inner: &prefill, share: 0.4 }.iteration(&b).duration, 11_000_000);
+    // Half and half: each worker's decode step takes twice as long.
+    assert_eq!(on(0.5), 1_000_000 + 8_000_000);
+}
