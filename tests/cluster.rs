@@ -68,6 +68,25 @@ fn isolated_kv_transfer_takes_bytes_over_bandwidth_plus_latency() {
 }
 
 #[test]
+fn kv_transfer_bandwidth_grows_with_the_pools_tensor_parallelism() {
+    // TP 2 prefill → TP 4 decode: each prefill rank holds half the KV heads
+    // and sends its shard over its own NIC, so two links carry the prompt's
+    // KV in parallel (the decode side's four are not the bottleneck): the
+    // data takes bytes / (2 × one link's bandwidth), plus one latency.
+    let p = with(
+        DISAGG_1P1D,
+        &["cluster.kv_link=inter-node", "cluster.prefill.tp=2", "cluster.decode.tp=4"],
+    );
+    let r = run_list(&p, vec![RequestSpec::new(0, 0, 2000, 8)]);
+    let bytes = (2000.0 * p.model.kv_bytes_per_token(p.kv_dtype)).round();
+    let link = Link::inter_node(&p.pools[0].device, &p.pools[0].calibration);
+    let ns = (bytes / (2.0 * link.bandwidth) * 1e9).ceil() + (link.latency * 1e9).round();
+    assert_eq!(r.transfers.len(), 1);
+    assert_eq!(r.transfers[0].bytes, bytes as u64);
+    assert_eq!(r.transfers[0].transfer_ns(), ns as u64);
+}
+
+#[test]
 fn transfers_sharing_a_link_take_longer() {
     let p = with(DISAGG_1P1D, &["cluster.kv_link=inter-node"]);
     // Three prompts prefilled in one batch: their transfers leave the same
@@ -166,6 +185,39 @@ fn prefill_pool_first_token_follows_the_async_output_rule_of_colocated() {
         "cluster.semi_pd.prefill_fraction=0.5",
     ]));
     assert_eq!(semi, [20 * MS, 31 * MS], "semi-PD");
+}
+
+// ---------- decode pool admission ----------
+
+#[test]
+fn decode_replica_admits_arrived_kv_only_while_its_batch_has_room() {
+    // max_num_seqs = 2 on every replica; 10 ms iterations everywhere. The
+    // prefill replica prefills A and B (0–10 ms), then C (10–20 ms). A and
+    // B land first and fill the decode batch; C's KV lands (after 20 ms)
+    // while both still decode (4 more tokens each), so it waits and is
+    // admitted the instant A finished, not when its KV arrived.
+    let p = with(DISAGG_1P1D, &["scheduler.max_num_seqs=2", "cluster.kv_link=inter-node"]);
+    let ms = 1_000_000;
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![
+        Box::new(common::ConstantTime(10 * ms)),
+        Box::new(common::ConstantTime(10 * ms)),
+    ];
+    let reqs = (0..3).map(|i| RequestSpec::new(i, 0, 100, 5)).collect();
+    let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    assert_eq!(r.summary.completed, 3);
+    let t = |id| *r.transfers.iter().find(|t| t.id == id).unwrap();
+    let fin = |id: u64| r.requests.iter().find(|q| q.id == id).unwrap().finish;
+    let c = t(2);
+    assert!(c.arrival < fin(0).min(fin(1)), "C's KV arrived while the batch was full");
+    assert_eq!(c.admitted, fin(0).min(fin(1)), "{c:?}");
+    // A was admitted on arrival (the decode replica was idle) and started
+    // decoding at once; B landed during that iteration and joined at its end.
+    assert_eq!(t(0).admitted, t(0).arrival);
+    assert_eq!(t(1).admitted, t(0).arrival + 10 * ms);
+    // So A finished after 4 decode iterations, and C joined then.
+    assert_eq!(c.admitted, t(0).arrival + 40 * ms);
 }
 
 // ---------- invariants and determinism ----------
@@ -489,6 +541,38 @@ fn stale_load_reports_make_least_outstanding_herd() {
     );
     assert!(stale.ttft.p99 > 2.0 * exact.ttft.p99);
     assert!(stale_p2.ttft.p99 < stale.ttft.p99);
+}
+
+#[test]
+fn least_outstanding_sees_the_loads_of_the_last_refresh() {
+    // Two replicas, reports refreshed every second, 10 ms iterations, each
+    // request decoding 1000 tokens (10 s: all are outstanding to the end).
+    // Arrivals at 0, 0.1, 1.5, 1.6, 1.7, 2.5 s. Refreshes happen at the
+    // first event at or after each whole second.
+    //   0.0 s: refreshed (0, 0) → replica 0.
+    //   0.1 s: still (0, 0) as of 0 s → 0 again (exact would say 1).
+    //   1.5 s: refreshed at 1.0 s: (2, 0) → 1.
+    //   1.6, 1.7 s: still (2, 0) → 1, 1 (exact: 1, then a tie → 0).
+    //   2.5 s: refreshed at 2.0 s: (2, 3) → 0.
+    let p = plan(&[
+        "cluster.replicas=2",
+        "cluster.router=least-outstanding",
+        "cluster.router_staleness=1.0",
+    ]);
+    let ms = 1_000_000;
+    let at = [0, 100, 1500, 1600, 1700, 2500];
+    let reqs = at
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| RequestSpec::new(i as u64, t * ms, 16, 1000))
+        .collect();
+    let mut sim = Simulation::with_source(&p, Box::new(common::ConstantTime(10 * ms)), ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    let mut picks: Vec<(u64, u32)> = r.requests.iter().map(|q| (q.id, q.replica)).collect();
+    picks.sort_unstable();
+    let picks: Vec<u32> = picks.into_iter().map(|x| x.1).collect();
+    assert_eq!(picks, [0, 0, 1, 1, 1, 0]);
 }
 
 #[test]

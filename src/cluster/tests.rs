@@ -256,3 +256,23 @@ fn semi_pd_workers_split_hbm_bandwidth_by_their_sm_shares() {
     // Half and half: each worker's decode step takes twice as long.
     assert_eq!(on(0.5), 1_000_000 + 8_000_000);
 }
+
+#[test]
+fn predictive_counts_the_prefix_it_believes_each_replica_holds() {
+    // PerToken: an iteration of n tokens takes 1000 + 100 n ns; budget
+    // 2048, so every prediction here is one iteration. Requests: 1024-token
+    // prompts, group 5's first 512 tokens shared (32 blocks of 16).
+    let mut p = build("predictive", 0, 2);
+    // First request of group 5: replica 0's backlog is huge, so replica 1
+    // (0 backlog + 1024 new) gets it, and the router notes group 5 there.
+    let first = p.route(&req(0, Some(5)), &view(&[load(1, 5000), load(0, 0)]));
+    assert_eq!(first, 1);
+    // Now replica 1 has 300 backlog tokens, replica 0 none. Replica 0:
+    // 1024 new tokens → 1000 + 102_400 ns. Replica 1: 300 + (1024 − 512
+    // cached) = 812 → 1000 + 81_200 ns: replica 1 wins — only because of
+    // its cached prefix (without it, 1324 tokens → 133_400 ns).
+    let loads = [load(0, 0), load(1, 300)];
+    assert_eq!(p.route(&req(1, Some(5)), &view(&loads)), 1);
+    // A request of another group has no hit anywhere: replica 0.
+    assert_eq!(p.route(&req(2, Some(6)), &view(&loads)), 0);
+}
