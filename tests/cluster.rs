@@ -75,7 +75,11 @@ fn kv_transfer_bandwidth_grows_with_the_pools_tensor_parallelism() {
     // data takes bytes / (2 × one link's bandwidth), plus one latency.
     let p = with(
         DISAGG_1P1D,
-        &["cluster.kv_link=inter-node", "cluster.prefill.tp=2", "cluster.decode.tp=4"],
+        &[
+            "cluster.kv_link=inter-node",
+            "cluster.prefill.tp=2",
+            "cluster.decode.tp=4",
+        ],
     );
     let r = run_list(&p, vec![RequestSpec::new(0, 0, 2000, 8)]);
     let bytes = (2000.0 * p.model.kv_bytes_per_token(p.kv_dtype)).round();
@@ -148,12 +152,19 @@ fn two_request_ttfts(p: &Plan) -> Vec<u64> {
         .iter()
         .map(|_| Box::new(HostTime(10 * MS, 2 * MS)) as Box<dyn fleetsim::timing::TimeModel>)
         .collect();
-    let reqs = vec![RequestSpec::new(0, 0, 100, 3), RequestSpec::new(1, 5 * MS, 100, 3)];
+    let reqs = vec![
+        RequestSpec::new(0, 0, 100, 3),
+        RequestSpec::new(1, 5 * MS, 100, 3),
+    ];
     let mut sim = Simulation::with_models(p, models, ListSource::boxed(reqs));
     sim.set_paranoid(true);
     let r = sim.run(&mut |_| {});
     assert_eq!(r.summary.completed, 2);
-    let mut t: Vec<(u64, u64)> = r.requests.iter().map(|q| (q.id, q.first_token - q.arrival)).collect();
+    let mut t: Vec<(u64, u64)> = r
+        .requests
+        .iter()
+        .map(|q| (q.id, q.first_token - q.arrival))
+        .collect();
     t.sort_unstable();
     t.into_iter().map(|x| x.1).collect()
 }
@@ -196,7 +207,10 @@ fn decode_replica_admits_arrived_kv_only_while_its_batch_has_room() {
     // B land first and fill the decode batch; C's KV lands (after 20 ms)
     // while both still decode (4 more tokens each), so it waits and is
     // admitted the instant A finished, not when its KV arrived.
-    let p = with(DISAGG_1P1D, &["scheduler.max_num_seqs=2", "cluster.kv_link=inter-node"]);
+    let p = with(
+        DISAGG_1P1D,
+        &["scheduler.max_num_seqs=2", "cluster.kv_link=inter-node"],
+    );
     let ms = 1_000_000;
     let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![
         Box::new(common::ConstantTime(10 * ms)),
@@ -210,7 +224,10 @@ fn decode_replica_admits_arrived_kv_only_while_its_batch_has_room() {
     let t = |id| *r.transfers.iter().find(|t| t.id == id).unwrap();
     let fin = |id: u64| r.requests.iter().find(|q| q.id == id).unwrap().finish;
     let c = t(2);
-    assert!(c.arrival < fin(0).min(fin(1)), "C's KV arrived while the batch was full");
+    assert!(
+        c.arrival < fin(0).min(fin(1)),
+        "C's KV arrived while the batch was full"
+    );
     assert_eq!(c.admitted, fin(0).min(fin(1)), "{c:?}");
     // A was admitted on arrival (the decode replica was idle) and started
     // decoding at once; B landed during that iteration and joined at its end.
@@ -349,7 +366,6 @@ const MIXED: &[&str] = &[
     // rather than a burst the SLO absorbs.
     "workload.count=1000000",
     "workload.duration=60",
-    "workload.seed=3",
     "workload.prompt.kind=lognormal",
     "workload.prompt.median=1000",
     "workload.prompt.sigma=1.2",
@@ -429,10 +445,12 @@ fn configs() -> (Vec<Config>, Vec<Config>) {
     (colo, dis)
 }
 
-fn best_per_gpu(side: &[Config], slo: &[&str]) -> (f64, String) {
+fn best_per_gpu(side: &[Config], slo: &[&str], seed: u64) -> (f64, String) {
     let mut best = (0.0, String::new());
+    let sd = format!("workload.seed={seed}");
     for (label, gpus, keys) in side {
         let mut v: Vec<&str> = MIXED.to_vec();
+        v.push(&sd);
         v.extend_from_slice(slo);
         v.extend(keys.iter().map(String::as_str));
         let g = max_goodput(&v) / *gpus as f64;
@@ -447,28 +465,39 @@ fn best_per_gpu(side: &[Config], slo: &[&str]) -> (f64, String) {
 #[test]
 fn disaggregation_wins_goodput_per_gpu_under_a_tight_slo_and_colocation_under_a_loose_one() {
     let (colo, dis) = configs();
-    // Tight: TTFT 200 ms and TPOT 15 ms at p90 — long prefills stall the
-    // decodes they share a GPU with (or, chunked, slow every decode step),
-    // so co-location must run far below its capacity to keep TPOT.
-    let tight = ["slo.ttft=0.2", "slo.tpot=0.015"];
-    eprintln!("tight SLO:");
-    let (c, cl) = best_per_gpu(&colo, &tight);
-    let (d, dl) = best_per_gpu(&dis, &tight);
-    eprintln!("tight: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
-    assert!(d > c * 1.2, "tight SLO: disaggregated {d:.2} vs colocated {c:.2}");
-    // Loose: goodput is throughput. Co-location batches prefills (compute-
-    // bound) with decodes (bandwidth-bound) on every GPU and needs no
-    // integral split of the 4 GPUs between phases; every split leaves one
-    // pool the bottleneck and the other partly idle.
-    let loose = ["slo.ttft=5", "slo.tpot=0.2"];
-    eprintln!("loose SLO:");
-    let (c, cl) = best_per_gpu(&colo, &loose);
-    let (d, dl) = best_per_gpu(&dis, &loose);
-    eprintln!("loose: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
-    assert!(
-        c > d * 1.05,
-        "loose SLO: colocated {c:.2} vs disaggregated {d:.2}"
-    );
+    for seed in [3, 4, 5] {
+        // Tight: TTFT 200 ms and TPOT 15 ms at p90 — long prefills stall
+        // the decodes they share a GPU with (or, chunked, slow every decode
+        // step), so co-location must run far below its capacity to keep
+        // TPOT. Margin: DistServe (Zhong et al., OSDI'24, §2 and Fig. 1)
+        // finds 2x the per-GPU goodput of co-located vLLM under such an
+        // SLO; the co-located side here may also chunk prefills (Sarathi),
+        // which narrows the gap (DistServe §6.2 vs DeepSpeed-MII), so we
+        // ask 1.5x.
+        let tight = ["slo.ttft=0.2", "slo.tpot=0.015"];
+        eprintln!("seed {seed}, tight SLO:");
+        let (c, cl) = best_per_gpu(&colo, &tight, seed);
+        let (d, dl) = best_per_gpu(&dis, &tight, seed);
+        eprintln!("tight: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
+        assert!(
+            d > c * 1.5,
+            "seed {seed}, tight SLO: disaggregated {d:.2} vs colocated {c:.2}"
+        );
+        // Loose: goodput is throughput. Co-location batches prefills
+        // (compute-bound) with decodes (bandwidth-bound) on every GPU and
+        // needs no integral split of the 4 GPUs between phases; every split
+        // leaves one pool the bottleneck and the other partly idle
+        // (DistServe §3: disaggregation pays off when the SLO is tight).
+        let loose = ["slo.ttft=5", "slo.tpot=0.2"];
+        eprintln!("seed {seed}, loose SLO:");
+        let (c, cl) = best_per_gpu(&colo, &loose, seed);
+        let (d, dl) = best_per_gpu(&dis, &loose, seed);
+        eprintln!("loose: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
+        assert!(
+            c > d * 1.05,
+            "seed {seed}, loose SLO: colocated {c:.2} vs disaggregated {d:.2}"
+        );
+    }
 }
 
 // ---------- routers ----------
@@ -494,16 +523,20 @@ fn capacity_with(extra: &[&str]) -> f64 {
         .request_throughput
 }
 
-fn router_run(router: &str, replicas: u32, rate: f64, extra: &[&str]) -> Report {
+/// Seeds of the direction tests: a paper's direction must hold on each.
+const SEEDS: [u64; 3] = [9, 10, 11];
+
+fn router_run(router: &str, replicas: u32, rate: f64, seed: u64, extra: &[&str]) -> Report {
     let r = format!("cluster.router={router}");
     let n = format!("cluster.replicas={replicas}");
     let a = format!("workload.arrivals.rate={rate}");
+    let sd = format!("workload.seed={seed}");
     let mut v = vec![
         r.as_str(),
         n.as_str(),
         a.as_str(),
         "workload.count=20000",
-        "workload.seed=9",
+        sd.as_str(),
     ];
     v.extend_from_slice(extra);
     run(&plan(&v)).0
@@ -515,15 +548,24 @@ fn power_of_two_beats_random_on_p99_queueing_delay_at_90_percent_load() {
     // 8 sequences a replica is an 8-server queue; (unbounded continuous
     // batching would absorb load into batch size, not queueing delay).
     let slots = ["scheduler.max_num_seqs=8"];
+    // Margin: in Mitzenmacher's supermarket model at load 0.9 the mean
+    // time in system falls from 10 (random, M/M/1) to about 2.7 (two
+    // choices), a factor 3.7; the tail falls further (doubly exponential
+    // instead of geometric queue lengths). An 8-slot replica queues less
+    // than a single server, so we ask a factor 2 on the p99 queueing delay,
+    // and 1.5 on p99 TTFT (which adds the unchanged service time), on
+    // every seed.
     let rate = 0.9 * 16.0 * capacity_with(&slots);
-    let random = router_run("random", 16, rate, &slots).summary;
-    let p2 = router_run("power-of-two", 16, rate, &slots).summary;
-    eprintln!(
-        "16 replicas at {rate:.1} req/s: p99 queue delay random {:.0} ms, power-of-two {:.0} ms; p99 TTFT {:.0} vs {:.0} ms",
-        random.queue_delay.p99, p2.queue_delay.p99, random.ttft.p99, p2.ttft.p99
-    );
-    assert!(p2.queue_delay.p99 < 0.5 * random.queue_delay.p99);
-    assert!(p2.ttft.p99 < random.ttft.p99);
+    for seed in SEEDS {
+        let random = router_run("random", 16, rate, seed, &slots).summary;
+        let p2 = router_run("power-of-two", 16, rate, seed, &slots).summary;
+        eprintln!(
+            "seed {seed}, 16 replicas at {rate:.1} req/s: p99 queue delay random {:.0} ms, power-of-two {:.0} ms; p99 TTFT {:.0} vs {:.0} ms",
+            random.queue_delay.p99, p2.queue_delay.p99, random.ttft.p99, p2.ttft.p99
+        );
+        assert!(p2.queue_delay.p99 < 0.5 * random.queue_delay.p99, "seed {seed}");
+        assert!(1.5 * p2.ttft.p99 < random.ttft.p99, "seed {seed}");
+    }
 }
 
 #[test]
@@ -531,16 +573,24 @@ fn stale_load_reports_make_least_outstanding_herd() {
     // With reports refreshed once a second every arrival in that second
     // sees the same "least loaded" replica (Mitzenmacher 2000, "How useful
     // is old information?"); randomised power-of-two suffers much less.
+    // Margin: there, with updates as rare as here (a second is many
+    // service times' worth of arrivals), going to the apparently shortest
+    // queue does worse than random and far worse than fresh information;
+    // we ask twice the exact p99 TTFT and that power-of-two (which herds
+    // half as much) beats it by a quarter, on every seed.
     let rate = 0.8 * 8.0 * one_replica_capacity();
-    let exact = router_run("least-outstanding", 8, rate, &[]).summary;
-    let stale = router_run("least-outstanding", 8, rate, &["cluster.router_staleness=1.0"]).summary;
-    let stale_p2 = router_run("power-of-two", 8, rate, &["cluster.router_staleness=1.0"]).summary;
-    eprintln!(
-        "p99 TTFT: least-outstanding exact {:.0} ms, 1 s stale {:.0} ms; power-of-two 1 s stale {:.0} ms",
-        exact.ttft.p99, stale.ttft.p99, stale_p2.ttft.p99
-    );
-    assert!(stale.ttft.p99 > 2.0 * exact.ttft.p99);
-    assert!(stale_p2.ttft.p99 < stale.ttft.p99);
+    let stale_s = ["cluster.router_staleness=1.0"];
+    for seed in SEEDS {
+        let exact = router_run("least-outstanding", 8, rate, seed, &[]).summary;
+        let stale = router_run("least-outstanding", 8, rate, seed, &stale_s).summary;
+        let stale_p2 = router_run("power-of-two", 8, rate, seed, &stale_s).summary;
+        eprintln!(
+            "seed {seed}: p99 TTFT: least-outstanding exact {:.0} ms, 1 s stale {:.0} ms; power-of-two 1 s stale {:.0} ms",
+            exact.ttft.p99, stale.ttft.p99, stale_p2.ttft.p99
+        );
+        assert!(stale.ttft.p99 > 2.0 * exact.ttft.p99, "seed {seed}");
+        assert!(stale_p2.ttft.p99 < 0.75 * stale.ttft.p99, "seed {seed}");
+    }
 }
 
 #[test]
@@ -566,7 +616,11 @@ fn least_outstanding_sees_the_loads_of_the_last_refresh() {
         .enumerate()
         .map(|(i, &t)| RequestSpec::new(i as u64, t * ms, 16, 1000))
         .collect();
-    let mut sim = Simulation::with_source(&p, Box::new(common::ConstantTime(10 * ms)), ListSource::boxed(reqs));
+    let mut sim = Simulation::with_source(
+        &p,
+        Box::new(common::ConstantTime(10 * ms)),
+        ListSource::boxed(reqs),
+    );
     sim.set_paranoid(true);
     let r = sim.run(&mut |_| {});
     let mut picks: Vec<(u64, u32)> = r.requests.iter().map(|q| (q.id, q.replica)).collect();
@@ -586,15 +640,16 @@ fn with_one_hot_prefix_affinity_overloads_a_replica_and_dualmap_does_not() {
         "workload.prefix.prompts=1",
         "workload.prefix.tokens=256",
     ];
-    let share = |router: &str| {
+    let share = |router: &str, seed: u64| {
         let r = format!("cluster.router={router}");
+        let sd = format!("workload.seed={seed}");
         let a = format!("workload.arrivals.rate={rate}");
         let mut v = vec![
             r.as_str(),
             a.as_str(),
             "cluster.replicas=8",
             "workload.count=6000",
-            "workload.seed=4",
+            sd.as_str(),
             "slo.ttft=1",
         ];
         v.extend_from_slice(&skew);
@@ -602,33 +657,42 @@ fn with_one_hot_prefix_affinity_overloads_a_replica_and_dualmap_does_not() {
         let max = *routed.iter().max().unwrap() as f64 / 6000.0;
         (max, rep.summary)
     };
-    let (aff_max, aff) = share("prefix-affinity");
-    let (dm_max, dm) = share("dualmap");
-    eprintln!(
-        "hot prefix: busiest replica gets {:.0}% (affinity) vs {:.0}% (dualmap); p99 TTFT {:.0} vs {:.0} ms",
-        100.0 * aff_max,
-        100.0 * dm_max,
-        aff.ttft.p99,
-        dm.ttft.p99
-    );
-    assert!(aff_max > 0.99, "affinity sends the hot prefix to one replica");
-    assert!(dm_max < 0.5, "dualmap spreads it");
-    assert!(dm.ttft.p99 < 0.2 * aff.ttft.p99);
+    for seed in [4, 5, 6] {
+        let (aff_max, aff) = share("prefix-affinity", seed);
+        let (dm_max, dm) = share("dualmap", seed);
+        eprintln!(
+            "seed {seed}, hot prefix: busiest replica gets {:.0}% (affinity) vs {:.0}% (dualmap); p99 TTFT {:.0} vs {:.0} ms",
+            100.0 * aff_max,
+            100.0 * dm_max,
+            aff.ttft.p99,
+            dm.ttft.p99
+        );
+        assert!(aff_max > 0.99, "affinity sends the hot prefix to one replica");
+        // Hashing alone sends it all to one replica; we ask under a half.
+        assert!(dm_max < 0.5, "dualmap spreads it (seed {seed})");
+        // One replica at 4.8x its capacity vs eight at 0.6: the affinity
+        // queue grows without bound, so any fixed factor holds; we ask 5.
+        assert!(dm.ttft.p99 < 0.2 * aff.ttft.p99, "seed {seed}");
+    }
 }
 
 #[test]
 fn predictive_routing_beats_least_outstanding_on_mixed_prompts() {
     // Block's claim: a request count hides how long each queue takes; the
     // time model's prediction from the queued tokens does not.
+    // Margin: a tenth of the mean TTFT on every seed (Block reports larger
+    // gains over request-count balancing; we ask only a clear one).
     let rate = 0.8 * 8.0 * one_replica_capacity();
     let extra = ["workload.prompt.sigma=1.6", "workload.prompt.max=7000"];
-    let lo = router_run("least-outstanding", 8, rate, &extra).summary;
-    let pr = router_run("predictive", 8, rate, &extra).summary;
-    eprintln!(
-        "mixed prompts: mean TTFT least-outstanding {:.0} ms, predictive {:.0} ms (p99 {:.0} vs {:.0})",
-        lo.ttft.mean, pr.ttft.mean, lo.ttft.p99, pr.ttft.p99
-    );
-    assert!(pr.ttft.mean < lo.ttft.mean);
+    for seed in SEEDS {
+        let lo = router_run("least-outstanding", 8, rate, seed, &extra).summary;
+        let pr = router_run("predictive", 8, rate, seed, &extra).summary;
+        eprintln!(
+            "seed {seed}, mixed prompts: mean TTFT least-outstanding {:.0} ms, predictive {:.0} ms (p99 {:.0} vs {:.0})",
+            lo.ttft.mean, pr.ttft.mean, lo.ttft.p99, pr.ttft.p99
+        );
+        assert!(pr.ttft.mean < 0.9 * lo.ttft.mean, "seed {seed}");
+    }
 }
 
 #[test]
@@ -693,38 +757,46 @@ fn session_affinity_keeps_each_conversation_on_one_replica_and_spreads_conversat
 #[test]
 fn semi_pd_conserves_and_adapting_the_split_rescues_a_starved_phase() {
     // Prefill gets 15% of the SMs: TTFT explodes. Adaptation moves SMs to
-    // prefill until both SLOs have headroom (semi-PD §4.3).
-    let base = [
-        "cluster.mode=semi-pd",
-        "cluster.replicas=2",
-        "cluster.router=least-kv",
-        "cluster.semi_pd.prefill_fraction=0.15",
-        "cluster.semi_pd.min_fraction=0.1",
-        "workload.count=3000",
-        "workload.arrivals.rate=14",
-        "slo.ttft=0.5",
-        "slo.tpot=0.05",
-    ];
-    let (fixed, routed) = run(&with(&base, &[]));
-    let (adaptive, _) = run(&with(&base, &["cluster.semi_pd.adaptive=true"]));
-    assert_eq!(routed.iter().sum::<u64>(), 3000);
-    assert!(
-        routed[2..].iter().all(|&n| n == 0),
-        "requests enter through the prefill workers"
-    );
-    let kv = fixed.summary.kv_transfer.as_ref().unwrap();
-    assert_eq!(kv.kv_bytes_sent, 0, "unified memory: nothing moves");
-    assert_eq!(fixed.summary.completed, 3000);
-    eprintln!(
-        "semi-PD f=0.15 fixed: p90 TTFT {:.0} ms, p90 TPOT {:.1} ms, attainment {:.2}; adaptive: {:.0} ms, {:.1} ms, {:.2}",
-        fixed.summary.ttft.p90,
-        fixed.summary.tpot.p90,
-        fixed.summary.slo_attainment,
-        adaptive.summary.ttft.p90,
-        adaptive.summary.tpot.p90,
-        adaptive.summary.slo_attainment
-    );
-    assert!(adaptive.summary.slo_attainment > fixed.summary.slo_attainment + 0.2);
+    // prefill until both SLOs have headroom (semi-PD §4.3). Margin: a fifth
+    // of all requests more within SLO, on every seed.
+    for seed in [1, 2, 3] {
+        let sd = format!("workload.seed={seed}");
+        let base = [
+            "cluster.mode=semi-pd",
+            "cluster.replicas=2",
+            "cluster.router=least-kv",
+            "cluster.semi_pd.prefill_fraction=0.15",
+            "cluster.semi_pd.min_fraction=0.1",
+            "workload.count=3000",
+            "workload.arrivals.rate=14",
+            sd.as_str(),
+            "slo.ttft=0.5",
+            "slo.tpot=0.05",
+        ];
+        let (fixed, routed) = run(&with(&base, &[]));
+        let (adaptive, _) = run(&with(&base, &["cluster.semi_pd.adaptive=true"]));
+        assert_eq!(routed.iter().sum::<u64>(), 3000);
+        assert!(
+            routed[2..].iter().all(|&n| n == 0),
+            "requests enter through the prefill workers"
+        );
+        let kv = fixed.summary.kv_transfer.as_ref().unwrap();
+        assert_eq!(kv.kv_bytes_sent, 0, "unified memory: nothing moves");
+        assert_eq!(fixed.summary.completed, 3000);
+        eprintln!(
+            "seed {seed}, semi-PD f=0.15 fixed: p90 TTFT {:.0} ms, p90 TPOT {:.1} ms, attainment {:.2}; adaptive: {:.0} ms, {:.1} ms, {:.2}",
+            fixed.summary.ttft.p90,
+            fixed.summary.tpot.p90,
+            fixed.summary.slo_attainment,
+            adaptive.summary.ttft.p90,
+            adaptive.summary.tpot.p90,
+            adaptive.summary.slo_attainment
+        );
+        assert!(
+            adaptive.summary.slo_attainment > fixed.summary.slo_attainment + 0.2,
+            "seed {seed}"
+        );
+    }
 }
 
 // ---------- cache-aware routing and prefix hit rate ----------

@@ -2,9 +2,9 @@
 
 use super::{Load, Router, View, argmin, router_seed};
 use crate::workload::{Prefix, RequestSpec};
-use std::collections::HashMap;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 
 /// `random`: a uniformly random replica per request (the baseline of
 /// Mitzenmacher's balls-into-bins analysis; its queues are those of

@@ -242,7 +242,14 @@ fn semi_pd_workers_split_hbm_bandwidth_by_their_sm_shares() {
     // reads at 0.6 TB/s, 4 GB in 6.667 ms, + 1 ms host. (Were a worker
     // with 60% of the SMs given the whole bandwidth, as two workers cannot
     // both have, the step would stay at 5 ms.)
-    let on = |share| Partitioned { inner: &decode, share }.iteration(&b).duration;
+    let on = |share| {
+        Partitioned {
+            inner: &decode,
+            share,
+        }
+        .iteration(&b)
+        .duration
+    };
     assert_eq!(on(0.6), 1_000_000 + 6_666_667);
     // The prefill worker's own memory-bound step reads at 0.4 TB/s: 10 ms.
     // Together the two draw 4 GB / 10 ms + 4 GB / 6.667 ms = 1 TB/s: the peak.
@@ -252,7 +259,15 @@ fn semi_pd_workers_split_hbm_bandwidth_by_their_sm_shares() {
         flops: 4e12,
         bytes: 1e9,
     };
-    assert_eq!(Partitioned { inner: &prefill, share: 0.4 }.iteration(&b).duration, 11_000_000);
+    assert_eq!(
+        Partitioned {
+            inner: &prefill,
+            share: 0.4
+        }
+        .iteration(&b)
+        .duration,
+        11_000_000
+    );
     // Half and half: each worker's decode step takes twice as long.
     assert_eq!(on(0.5), 1_000_000 + 8_000_000);
 }
