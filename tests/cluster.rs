@@ -68,6 +68,29 @@ fn isolated_kv_transfer_takes_bytes_over_bandwidth_plus_latency() {
 }
 
 #[test]
+fn kv_transfer_bandwidth_grows_with_the_pools_tensor_parallelism() {
+    // TP 2 prefill → TP 4 decode: each prefill rank holds half the KV heads
+    // and sends its shard over its own NIC, so two links carry the prompt's
+    // KV in parallel (the decode side's four are not the bottleneck): the
+    // data takes bytes / (2 × one link's bandwidth), plus one latency.
+    let p = with(
+        DISAGG_1P1D,
+        &[
+            "cluster.kv_link=inter-node",
+            "cluster.prefill.tp=2",
+            "cluster.decode.tp=4",
+        ],
+    );
+    let r = run_list(&p, vec![RequestSpec::new(0, 0, 2000, 8)]);
+    let bytes = (2000.0 * p.model.kv_bytes_per_token(p.kv_dtype)).round();
+    let link = Link::inter_node(&p.pools[0].device, &p.pools[0].calibration);
+    let ns = (bytes / (2.0 * link.bandwidth) * 1e9).ceil() + (link.latency * 1e9).round();
+    assert_eq!(r.transfers.len(), 1);
+    assert_eq!(r.transfers[0].bytes, bytes as u64);
+    assert_eq!(r.transfers[0].transfer_ns(), ns as u64);
+}
+
+#[test]
 fn transfers_sharing_a_link_take_longer() {
     let p = with(DISAGG_1P1D, &["cluster.kv_link=inter-node"]);
     // Three prompts prefilled in one batch: their transfers leave the same
@@ -228,7 +251,6 @@ const MIXED: &[&str] = &[
     // rather than a burst the SLO absorbs.
     "workload.count=1000000",
     "workload.duration=60",
-    "workload.seed=3",
     "workload.prompt.kind=lognormal",
     "workload.prompt.median=1000",
     "workload.prompt.sigma=1.2",
@@ -308,10 +330,12 @@ fn configs() -> (Vec<Config>, Vec<Config>) {
     (colo, dis)
 }
 
-fn best_per_gpu(side: &[Config], slo: &[&str]) -> (f64, String) {
+fn best_per_gpu(side: &[Config], slo: &[&str], seed: u64) -> (f64, String) {
     let mut best = (0.0, String::new());
+    let sd = format!("workload.seed={seed}");
     for (label, gpus, keys) in side {
         let mut v: Vec<&str> = MIXED.to_vec();
+        v.push(&sd);
         v.extend_from_slice(slo);
         v.extend(keys.iter().map(String::as_str));
         let g = max_goodput(&v) / *gpus as f64;
@@ -326,28 +350,39 @@ fn best_per_gpu(side: &[Config], slo: &[&str]) -> (f64, String) {
 #[test]
 fn disaggregation_wins_goodput_per_gpu_under_a_tight_slo_and_colocation_under_a_loose_one() {
     let (colo, dis) = configs();
-    // Tight: TTFT 200 ms and TPOT 15 ms at p90 — long prefills stall the
-    // decodes they share a GPU with (or, chunked, slow every decode step),
-    // so co-location must run far below its capacity to keep TPOT.
-    let tight = ["slo.ttft=0.2", "slo.tpot=0.015"];
-    eprintln!("tight SLO:");
-    let (c, cl) = best_per_gpu(&colo, &tight);
-    let (d, dl) = best_per_gpu(&dis, &tight);
-    eprintln!("tight: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
-    assert!(d > c * 1.2, "tight SLO: disaggregated {d:.2} vs colocated {c:.2}");
-    // Loose: goodput is throughput. Co-location batches prefills (compute-
-    // bound) with decodes (bandwidth-bound) on every GPU and needs no
-    // integral split of the 4 GPUs between phases; every split leaves one
-    // pool the bottleneck and the other partly idle.
-    let loose = ["slo.ttft=5", "slo.tpot=0.2"];
-    eprintln!("loose SLO:");
-    let (c, cl) = best_per_gpu(&colo, &loose);
-    let (d, dl) = best_per_gpu(&dis, &loose);
-    eprintln!("loose: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
-    assert!(
-        c > d * 1.05,
-        "loose SLO: colocated {c:.2} vs disaggregated {d:.2}"
-    );
+    for seed in [3, 4, 5] {
+        // Tight: TTFT 200 ms and TPOT 15 ms at p90 — long prefills stall
+        // the decodes they share a GPU with (or, chunked, slow every decode
+        // step), so co-location must run far below its capacity to keep
+        // TPOT. Margin: DistServe (Zhong et al., OSDI'24, §2 and Fig. 1)
+        // finds 2x the per-GPU goodput of co-located vLLM under such an
+        // SLO; the co-located side here may also chunk prefills (Sarathi),
+        // which narrows the gap (DistServe §6.2 vs DeepSpeed-MII), so we
+        // ask 1.5x.
+        let tight = ["slo.ttft=0.2", "slo.tpot=0.015"];
+        eprintln!("seed {seed}, tight SLO:");
+        let (c, cl) = best_per_gpu(&colo, &tight, seed);
+        let (d, dl) = best_per_gpu(&dis, &tight, seed);
+        eprintln!("tight: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
+        assert!(
+            d > c * 1.5,
+            "seed {seed}, tight SLO: disaggregated {d:.2} vs colocated {c:.2}"
+        );
+        // Loose: goodput is throughput. Co-location batches prefills
+        // (compute-bound) with decodes (bandwidth-bound) on every GPU and
+        // needs no integral split of the 4 GPUs between phases; every split
+        // leaves one pool the bottleneck and the other partly idle
+        // (DistServe §3: disaggregation pays off when the SLO is tight).
+        let loose = ["slo.ttft=5", "slo.tpot=0.2"];
+        eprintln!("seed {seed}, loose SLO:");
+        let (c, cl) = best_per_gpu(&colo, &loose, seed);
+        let (d, dl) = best_per_gpu(&dis, &loose, seed);
+        eprintln!("loose: best colocated {c:.2} ({cl}), best disaggregated {d:.2} ({dl}) req/s per GPU");
+        assert!(
+            c > d * 1.05,
+            "seed {seed}, loose SLO: colocated {c:.2} vs disaggregated {d:.2}"
+        );
+    }
 }
 
 // ---------- routers ----------
@@ -373,16 +408,20 @@ fn capacity_with(extra: &[&str]) -> f64 {
         .request_throughput
 }
 
-fn router_run(router: &str, replicas: u32, rate: f64, extra: &[&str]) -> Report {
+/// Seeds of the direction tests: a paper's direction must hold on each.
+const SEEDS: [u64; 3] = [9, 10, 11];
+
+fn router_run(router: &str, replicas: u32, rate: f64, seed: u64, extra: &[&str]) -> Report {
     let r = format!("cluster.router={router}");
     let n = format!("cluster.replicas={replicas}");
     let a = format!("workload.arrivals.rate={rate}");
+    let sd = format!("workload.seed={seed}");
     let mut v = vec![
         r.as_str(),
         n.as_str(),
         a.as_str(),
         "workload.count=20000",
-        "workload.seed=9",
+        sd.as_str(),
     ];
     v.extend_from_slice(extra);
     run(&plan(&v)).0
@@ -394,15 +433,24 @@ fn power_of_two_beats_random_on_p99_queueing_delay_at_90_percent_load() {
     // 8 sequences a replica is an 8-server queue; (unbounded continuous
     // batching would absorb load into batch size, not queueing delay).
     let slots = ["scheduler.max_num_seqs=8"];
+    // Margin: in Mitzenmacher's supermarket model at load 0.9 the mean
+    // time in system falls from 10 (random, M/M/1) to about 2.7 (two
+    // choices), a factor 3.7; the tail falls further (doubly exponential
+    // instead of geometric queue lengths). An 8-slot replica queues less
+    // than a single server, so we ask a factor 2 on the p99 queueing delay,
+    // and 1.5 on p99 TTFT (which adds the unchanged service time), on
+    // every seed.
     let rate = 0.9 * 16.0 * capacity_with(&slots);
-    let random = router_run("random", 16, rate, &slots).summary;
-    let p2 = router_run("power-of-two", 16, rate, &slots).summary;
-    eprintln!(
-        "16 replicas at {rate:.1} req/s: p99 queue delay random {:.0} ms, power-of-two {:.0} ms; p99 TTFT {:.0} vs {:.0} ms",
-        random.queue_delay.p99, p2.queue_delay.p99, random.ttft.p99, p2.ttft.p99
-    );
-    assert!(p2.queue_delay.p99 < 0.5 * random.queue_delay.p99);
-    assert!(p2.ttft.p99 < random.ttft.p99);
+    for seed in SEEDS {
+        let random = router_run("random", 16, rate, seed, &slots).summary;
+        let p2 = router_run("power-of-two", 16, rate, seed, &slots).summary;
+        eprintln!(
+            "seed {seed}, 16 replicas at {rate:.1} req/s: p99 queue delay random {:.0} ms, power-of-two {:.0} ms; p99 TTFT {:.0} vs {:.0} ms",
+            random.queue_delay.p99, p2.queue_delay.p99, random.ttft.p99, p2.ttft.p99
+        );
+        assert!(p2.queue_delay.p99 < 0.5 * random.queue_delay.p99, "seed {seed}");
+        assert!(1.5 * p2.ttft.p99 < random.ttft.p99, "seed {seed}");
+    }
 }
 
 #[test]
@@ -410,16 +458,24 @@ fn stale_load_reports_make_least_outstanding_herd() {
     // With reports refreshed once a second every arrival in that second
     // sees the same "least loaded" replica (Mitzenmacher 2000, "How useful
     // is old information?"); randomised power-of-two suffers much less.
+    // Margin: there, with updates as rare as here (a second is many
+    // service times' worth of arrivals), going to the apparently shortest
+    // queue does worse than random and far worse than fresh information;
+    // we ask twice the exact p99 TTFT and that power-of-two (which herds
+    // half as much) beats it by a quarter, on every seed.
     let rate = 0.8 * 8.0 * one_replica_capacity();
-    let exact = router_run("least-outstanding", 8, rate, &[]).summary;
-    let stale = router_run("least-outstanding", 8, rate, &["cluster.router_staleness=1.0"]).summary;
-    let stale_p2 = router_run("power-of-two", 8, rate, &["cluster.router_staleness=1.0"]).summary;
-    eprintln!(
-        "p99 TTFT: least-outstanding exact {:.0} ms, 1 s stale {:.0} ms; power-of-two 1 s stale {:.0} ms",
-        exact.ttft.p99, stale.ttft.p99, stale_p2.ttft.p99
-    );
-    assert!(stale.ttft.p99 > 2.0 * exact.ttft.p99);
-    assert!(stale_p2.ttft.p99 < stale.ttft.p99);
+    let stale_s = ["cluster.router_staleness=1.0"];
+    for seed in SEEDS {
+        let exact = router_run("least-outstanding", 8, rate, seed, &[]).summary;
+        let stale = router_run("least-outstanding", 8, rate, seed, &stale_s).summary;
+        let stale_p2 = router_run("power-of-two", 8, rate, seed, &stale_s).summary;
+        eprintln!(
+            "seed {seed}: p99 TTFT: least-outstanding exact {:.0} ms, 1 s stale {:.0} ms; power-of-two 1 s stale {:.0} ms",
+            exact.ttft.p99, stale.ttft.p99, stale_p2.ttft.p99
+        );
+        assert!(stale.ttft.p99 > 2.0 * exact.ttft.p99, "seed {seed}");
+        assert!(stale_p2.ttft.p99 < 0.75 * stale.ttft.p99, "seed {seed}");
+    }
 }
 
 #[test]
@@ -433,15 +489,16 @@ fn with_one_hot_prefix_affinity_overloads_a_replica_and_dualmap_does_not() {
         "workload.prefix.prompts=1",
         "workload.prefix.tokens=256",
     ];
-    let share = |router: &str| {
+    let share = |router: &str, seed: u64| {
         let r = format!("cluster.router={router}");
+        let sd = format!("workload.seed={seed}");
         let a = format!("workload.arrivals.rate={rate}");
         let mut v = vec![
             r.as_str(),
             a.as_str(),
             "cluster.replicas=8",
             "workload.count=6000",
-            "workload.seed=4",
+            sd.as_str(),
             "slo.ttft=1",
         ];
         v.extend_from_slice(&skew);
@@ -449,33 +506,42 @@ fn with_one_hot_prefix_affinity_overloads_a_replica_and_dualmap_does_not() {
         let max = *routed.iter().max().unwrap() as f64 / 6000.0;
         (max, rep.summary)
     };
-    let (aff_max, aff) = share("prefix-affinity");
-    let (dm_max, dm) = share("dualmap");
-    eprintln!(
-        "hot prefix: busiest replica gets {:.0}% (affinity) vs {:.0}% (dualmap); p99 TTFT {:.0} vs {:.0} ms",
-        100.0 * aff_max,
-        100.0 * dm_max,
-        aff.ttft.p99,
-        dm.ttft.p99
-    );
-    assert!(aff_max > 0.99, "affinity sends the hot prefix to one replica");
-    assert!(dm_max < 0.5, "dualmap spreads it");
-    assert!(dm.ttft.p99 < 0.2 * aff.ttft.p99);
+    for seed in [4, 5, 6] {
+        let (aff_max, aff) = share("prefix-affinity", seed);
+        let (dm_max, dm) = share("dualmap", seed);
+        eprintln!(
+            "seed {seed}, hot prefix: busiest replica gets {:.0}% (affinity) vs {:.0}% (dualmap); p99 TTFT {:.0} vs {:.0} ms",
+            100.0 * aff_max,
+            100.0 * dm_max,
+            aff.ttft.p99,
+            dm.ttft.p99
+        );
+        assert!(aff_max > 0.99, "affinity sends the hot prefix to one replica");
+        // Hashing alone sends it all to one replica; we ask under a half.
+        assert!(dm_max < 0.5, "dualmap spreads it (seed {seed})");
+        // One replica at 4.8x its capacity vs eight at 0.6: the affinity
+        // queue grows without bound, so any fixed factor holds; we ask 5.
+        assert!(dm.ttft.p99 < 0.2 * aff.ttft.p99, "seed {seed}");
+    }
 }
 
 #[test]
 fn predictive_routing_beats_least_outstanding_on_mixed_prompts() {
     // Block's claim: a request count hides how long each queue takes; the
     // time model's prediction from the queued tokens does not.
+    // Margin: a tenth of the mean TTFT on every seed (Block reports larger
+    // gains over request-count balancing; we ask only a clear one).
     let rate = 0.8 * 8.0 * one_replica_capacity();
     let extra = ["workload.prompt.sigma=1.6", "workload.prompt.max=7000"];
-    let lo = router_run("least-outstanding", 8, rate, &extra).summary;
-    let pr = router_run("predictive", 8, rate, &extra).summary;
-    eprintln!(
-        "mixed prompts: mean TTFT least-outstanding {:.0} ms, predictive {:.0} ms (p99 {:.0} vs {:.0})",
-        lo.ttft.mean, pr.ttft.mean, lo.ttft.p99, pr.ttft.p99
-    );
-    assert!(pr.ttft.mean < lo.ttft.mean);
+    for seed in SEEDS {
+        let lo = router_run("least-outstanding", 8, rate, seed, &extra).summary;
+        let pr = router_run("predictive", 8, rate, seed, &extra).summary;
+        eprintln!(
+            "seed {seed}, mixed prompts: mean TTFT least-outstanding {:.0} ms, predictive {:.0} ms (p99 {:.0} vs {:.0})",
+            lo.ttft.mean, pr.ttft.mean, lo.ttft.p99, pr.ttft.p99
+        );
+        assert!(pr.ttft.mean < 0.9 * lo.ttft.mean, "seed {seed}");
+    }
 }
 
 #[test]
@@ -496,43 +562,90 @@ fn session_affinity_keeps_each_client_on_one_replica() {
     }
 }
 
+#[test]
+fn session_affinity_keeps_each_conversation_on_one_replica_and_spreads_conversations() {
+    // Multi-turn sessions set no client: the conversation (its prefix
+    // group) is the session. Routing on the client would send everything
+    // to one replica (the old defect: p99 TTFT 4.2 s vs 0.39 s round-robin).
+    let base = [
+        "cluster.replicas=4",
+        "workload.prefix.kind=sessions",
+        "workload.prefix.turns=4",
+        "workload.count=800",
+    ];
+    let p = with(&base, &["cluster.router=session-affinity"]);
+    let (sa, routed) = run(&p);
+    let (rr, _) = run(&with(&base, &["cluster.router=round-robin"]));
+    assert!(routed.iter().all(|&n| n > 0), "every replica serves: {routed:?}");
+    // The workload again, to know each request's conversation.
+    let mut src = fleetsim::workload::build_source(&p.scenario.workload).unwrap();
+    let mut conv = Vec::new();
+    while let Some(q) = src.next_request() {
+        match q.prefix {
+            fleetsim::workload::Prefix::Group { group, .. } => conv.push(group),
+            _ => panic!("sessions give every request a group"),
+        }
+    }
+    let mut home = std::collections::BTreeMap::new();
+    for q in &sa.requests {
+        let h = *home.entry(conv[q.id as usize]).or_insert(q.replica);
+        assert_eq!(h, q.replica, "request {} left its conversation's replica", q.id);
+    }
+    assert!(home.len() >= 150, "about 800 / 4 conversations: {}", home.len());
+    eprintln!(
+        "sessions: p99 TTFT session-affinity {:.0} ms, round-robin {:.0} ms; routed {routed:?}",
+        sa.summary.ttft.p99, rr.summary.ttft.p99
+    );
+    // Balanced like round-robin (least-outstanding picks each new
+    // conversation's home): its tail is close to round-robin's or better.
+    assert!(sa.summary.ttft.p99 < 1.5 * rr.summary.ttft.p99);
+}
+
 // ---------- semi-PD ----------
 
 #[test]
 fn semi_pd_conserves_and_adapting_the_split_rescues_a_starved_phase() {
     // Prefill gets 15% of the SMs: TTFT explodes. Adaptation moves SMs to
-    // prefill until both SLOs have headroom (semi-PD §4.3).
-    let base = [
-        "cluster.mode=semi-pd",
-        "cluster.replicas=2",
-        "cluster.router=least-kv",
-        "cluster.semi_pd.prefill_fraction=0.15",
-        "cluster.semi_pd.min_fraction=0.1",
-        "workload.count=3000",
-        "workload.arrivals.rate=14",
-        "slo.ttft=0.5",
-        "slo.tpot=0.05",
-    ];
-    let (fixed, routed) = run(&with(&base, &[]));
-    let (adaptive, _) = run(&with(&base, &["cluster.semi_pd.adaptive=true"]));
-    assert_eq!(routed.iter().sum::<u64>(), 3000);
-    assert!(
-        routed[2..].iter().all(|&n| n == 0),
-        "requests enter through the prefill workers"
-    );
-    let kv = fixed.summary.kv_transfer.as_ref().unwrap();
-    assert_eq!(kv.kv_bytes_sent, 0, "unified memory: nothing moves");
-    assert_eq!(fixed.summary.completed, 3000);
-    eprintln!(
-        "semi-PD f=0.15 fixed: p90 TTFT {:.0} ms, p90 TPOT {:.1} ms, attainment {:.2}; adaptive: {:.0} ms, {:.1} ms, {:.2}",
-        fixed.summary.ttft.p90,
-        fixed.summary.tpot.p90,
-        fixed.summary.slo_attainment,
-        adaptive.summary.ttft.p90,
-        adaptive.summary.tpot.p90,
-        adaptive.summary.slo_attainment
-    );
-    assert!(adaptive.summary.slo_attainment > fixed.summary.slo_attainment + 0.2);
+    // prefill until both SLOs have headroom (semi-PD §4.3). Margin: a fifth
+    // of all requests more within SLO, on every seed.
+    for seed in [1, 2, 3] {
+        let sd = format!("workload.seed={seed}");
+        let base = [
+            "cluster.mode=semi-pd",
+            "cluster.replicas=2",
+            "cluster.router=least-kv",
+            "cluster.semi_pd.prefill_fraction=0.15",
+            "cluster.semi_pd.min_fraction=0.1",
+            "workload.count=3000",
+            "workload.arrivals.rate=14",
+            sd.as_str(),
+            "slo.ttft=0.5",
+            "slo.tpot=0.05",
+        ];
+        let (fixed, routed) = run(&with(&base, &[]));
+        let (adaptive, _) = run(&with(&base, &["cluster.semi_pd.adaptive=true"]));
+        assert_eq!(routed.iter().sum::<u64>(), 3000);
+        assert!(
+            routed[2..].iter().all(|&n| n == 0),
+            "requests enter through the prefill workers"
+        );
+        let kv = fixed.summary.kv_transfer.as_ref().unwrap();
+        assert_eq!(kv.kv_bytes_sent, 0, "unified memory: nothing moves");
+        assert_eq!(fixed.summary.completed, 3000);
+        eprintln!(
+            "seed {seed}, semi-PD f=0.15 fixed: p90 TTFT {:.0} ms, p90 TPOT {:.1} ms, attainment {:.2}; adaptive: {:.0} ms, {:.1} ms, {:.2}",
+            fixed.summary.ttft.p90,
+            fixed.summary.tpot.p90,
+            fixed.summary.slo_attainment,
+            adaptive.summary.ttft.p90,
+            adaptive.summary.tpot.p90,
+            adaptive.summary.slo_attainment
+        );
+        assert!(
+            adaptive.summary.slo_attainment > fixed.summary.slo_attainment + 0.2,
+            "seed {seed}"
+        );
+    }
 }
 
 // ---------- cache-aware routing and prefix hit rate ----------

@@ -26,8 +26,10 @@
 //!   Phase-Wise Disaggregated Computation and Unified Storage", 2025): each
 //!   of `cluster.replicas` instances runs a prefill worker and a decode
 //!   worker at the same time on the same devices, with a fraction `f` of
-//!   the SMs for prefill and `1 − f` for decode ([`Partitioned`]); memory is
-//!   unified, so the hand-off moves no bytes and takes no time. The unified
+//!   the SMs for prefill and `1 − f` for decode ([`Partitioned`]: each
+//!   worker also gets its SM share of the HBM bandwidth, so the two never
+//!   use more than the device's peak together); memory is unified, so the
+//!   hand-off moves no bytes and takes no time. The unified
 //!   KV pool is split: the prefill worker gets what its largest batch needs
 //!   (blocks for `max_model_len + max_num_batched_tokens` tokens, at most
 //!   half), the decode worker the rest. With `adaptive`, every
@@ -36,9 +38,15 @@
 //!   backlog / `slo.ttft` against the decode worker's last step time /
 //!   `slo.tpot` (semi-PD's SLO-aware dynamic partitioning).
 //!
+//! The first token is produced at the end of the prefill iteration and
+//! becomes visible by the co-located rule: with async output processing
+//! (vLLM ≥ 0.6) when the prefill replica's next iteration has been
+//! scheduled and launched (its start + host time), or at once when it
+//! idles ([`Runtime::reveal_first_tokens`]); the KV transfer starts at the
+//! iteration's end either way.
+//!
 //! Simplifications: a prefill replica frees the request's KV at hand-off
-//! (as if copied to a staging buffer); the first token is timestamped at
-//! the end of the prefill iteration; decode replicas recompute preempted
+//! (as if copied to a staging buffer); decode replicas recompute preempted
 //! requests locally.
 
 use super::Load;
@@ -302,13 +310,20 @@ fn plan_pool(
     })
 }
 
-/// A time model for one SM partition of a device (semi-PD): the partition
-/// with a fraction `share` of the SMs gets `share` of the peak FLOP/s and
-/// `min(1, 2·share)` of the HBM bandwidth (about half of an H100's SMs
-/// saturate its HBM). The iteration's GPU time is stretched by
-/// `max(t_c/share, t_m/min(1, 2·share)) / max(t_c, t_m)`, with `t_c` and
-/// `t_m` its roofline compute and memory times; the host part is unchanged.
-/// Contention of the two partitions for HBM bandwidth is not modelled.
+/// A time model for one SM partition of a device (semi-PD): the worker
+/// with a fraction `share` of the SMs gets `share` of the peak FLOP/s *and*
+/// `share` of the HBM bandwidth, so the GPU part of every iteration takes
+/// `1/share` as long; the host part is unchanged.
+///
+/// Why the bandwidth follows the SM share: semi-PD (Hong et al., "semi-PD",
+/// 2025) splits the SMs between its two concurrently running workers (MPS
+/// thread percentages, §4 — an SM partition, not a memory partition), and
+/// both read the same HBM. Under load both workers run at once, and HBM
+/// bandwidth goes to the SMs issuing loads about evenly, so a memory-bound
+/// step (decode) of the worker with `share` of the SMs gets `share` of the
+/// bandwidth and the two workers' shares sum to 1 — the device never
+/// delivers more than its peak bandwidth in total. (A worker whose partner
+/// is idle could draw more; the model takes the loaded case.)
 pub struct Partitioned<'a> {
     pub inner: &'a dyn TimeModel,
     pub share: f64,
@@ -317,16 +332,8 @@ pub struct Partitioned<'a> {
 impl TimeModel for Partitioned<'_> {
     fn iteration(&self, batch: &BatchShape) -> IterationCost {
         let mut c = self.inner.iteration(batch);
-        let (pf, pb) = self.inner.peak_rates();
-        let (tc, tm) = (c.flops / pf.max(1.0), c.hbm_bytes / pb.max(1.0));
-        let base = tc.max(tm);
-        let slow = if base > 0.0 {
-            (tc / self.share).max(tm / (2.0 * self.share).min(1.0)) / base
-        } else {
-            1.0 / self.share
-        };
         let gpu = c.duration.saturating_sub(c.host);
-        c.duration = c.host + (gpu as f64 * slow).round() as Nanos;
+        c.duration = c.host + (gpu as f64 / self.share).round() as Nanos;
         c
     }
     fn peak_rates(&self) -> (f64, f64) {
@@ -375,6 +382,9 @@ pub struct Runtime {
     free: Vec<u32>,
     seq: u64,
     buf: Vec<Handoff>,
+    /// Per prefill replica: hand-offs of its last iteration whose first
+    /// token is not visible yet (slab slot, request id, decode replica).
+    awaiting: Vec<Vec<(u32, u64, u32)>>,
     /// KV bytes put on links / taken off them.
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -453,6 +463,7 @@ impl Runtime {
             free: Vec::new(),
             seq: 0,
             buf: Vec::new(),
+            awaiting: vec![Vec::new(); np],
             bytes_sent: 0,
             bytes_received: 0,
             fraction: vec![sp.prefill_fraction; if semi_pd { np } else { 0 }],
@@ -564,6 +575,7 @@ impl Runtime {
             self.inbound_tokens[k] += h.kv_tokens() as u64;
             self.inbound_reqs[k] += 1;
             let id = h.id();
+            let pending = h.first_token().is_none();
             let f = InFlight {
                 h,
                 rec: TransferRecord {
@@ -587,10 +599,35 @@ impl Runtime {
                     (self.slab.len() - 1) as u32
                 }
             };
+            if pending {
+                self.awaiting[i - self.prefill_first].push((slot, id, to as u32));
+            }
             self.heap.push(Reverse((sch.arrival, self.seq, slot)));
             self.seq += 1;
         }
         self.buf = buf;
+    }
+
+    /// After prefill replica `i` ended an iteration and was started again
+    /// (or went idle) at the same instant: the first tokens it handed off
+    /// become visible at `at` (see the module docs), wherever the hand-off
+    /// is now — on the link, landed, or (semi-PD, no bytes) admitted.
+    pub fn reveal_first_tokens(&mut self, i: usize, at: Nanos, replicas: &mut [Replica]) {
+        let Some(list) = self.awaiting.get_mut(i.wrapping_sub(self.prefill_first)) else {
+            return;
+        };
+        for (slot, id, to) in list.drain(..) {
+            if let Some(f) = self.slab[slot as usize].as_mut().filter(|f| f.rec.id == id) {
+                f.h.set_first_token(at);
+                continue;
+            }
+            let k = to as usize - self.decode_first;
+            if let Some(f) = self.landed[k].iter_mut().find(|f| f.rec.id == id) {
+                f.h.set_first_token(at);
+                continue;
+            }
+            replicas[to as usize].state.set_handoff_first_token(id, at);
+        }
     }
 
     /// Time of the next transfer arrival.

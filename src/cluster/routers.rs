@@ -1,9 +1,10 @@
 //! Load-balancing routers that ignore request content.
 
 use super::{Load, Router, View, argmin, router_seed};
-use crate::workload::RequestSpec;
+use crate::workload::{Prefix, RequestSpec};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 
 /// `random`: a uniformly random replica per request (the baseline of
 /// Mitzenmacher's balls-into-bins analysis; its queues are those of
@@ -87,19 +88,45 @@ impl Router for PowerOfTwo {
     }
 }
 
-/// `session-affinity`: every request of a client (session/tenant id,
-/// `RequestSpec::client`) goes to the replica its first request went to,
-/// which was the least-outstanding one then (sticky sessions, as in
-/// Kubernetes `sessionAffinity: ClientIP` or the vLLM production stack's
-/// session router). Keeps a session's KV history on one replica.
+/// `session-affinity`: every request of a session goes to the replica its
+/// first request went to, which was the least-outstanding one then (sticky
+/// sessions, as in Kubernetes `sessionAffinity: ClientIP` or the vLLM
+/// production stack's session router). Keeps a session's KV history on
+/// one replica.
+///
+/// The session is the conversation when the request is a turn of one
+/// ([`session_key`]: multi-turn workloads, `workload.prefix.kind =
+/// "sessions"`, name each conversation by its prefix group and never set a
+/// client), else the client / tenant id (`RequestSpec::client`).
 #[derive(Default)]
 pub struct SessionAffinity {
     /// client id → replica + 1 (0 = not seen yet).
     home: Vec<u32>,
+    /// conversation (prefix group) → replica (looked up, never iterated).
+    conversations: HashMap<u64, u32>,
+}
+
+/// The conversation a request continues, if it is a turn of one: its
+/// prefix is a group covering the whole prompt (the history the next turn
+/// extends, as `workload.prefix.kind = "sessions"` generates it). A system
+/// prompt's group covers only the head of the prompt and is no session.
+pub fn session_key(req: &RequestSpec) -> Option<u64> {
+    match req.prefix {
+        Prefix::Group { group, tokens } if tokens >= req.prompt_tokens => Some(group),
+        _ => None,
+    }
 }
 
 impl Router for SessionAffinity {
     fn route(&mut self, req: &RequestSpec, view: &View) -> usize {
+        let n = view.loads.len();
+        if let Some(s) = session_key(req) {
+            let home = *self
+                .conversations
+                .entry(s)
+                .or_insert_with(|| argmin(view.loads, Load::outstanding) as u32);
+            return home as usize % n;
+        }
         let c = req.client as usize;
         if c >= self.home.len() {
             self.home.resize(c + 1, 0);
@@ -110,7 +137,7 @@ impl Router for SessionAffinity {
                 self.home[c] = i as u32 + 1;
                 i
             }
-            h => (h - 1) as usize % view.loads.len(),
+            h => (h - 1) as usize % n,
         }
     }
 }

@@ -176,3 +176,118 @@ fn session_affinity_keeps_a_client_on_its_first_replica() {
     r.client = 5;
     assert_ne!(s.route(&r, &view(&loads)), home);
 }
+
+#[test]
+fn session_affinity_routes_a_conversation_by_its_group_and_a_system_prompt_by_client() {
+    let mut loads = vec![Load::default(); 3];
+    let mut s = build("session-affinity", 0, 3);
+    // A conversation turn: its group prefix covers the whole prompt.
+    let mut turn = RequestSpec::new(0, 0, 1024, 10);
+    turn.prefix = Prefix::Group {
+        group: 77,
+        tokens: 1024,
+    };
+    let home = s.route(&turn, &view(&loads));
+    assert_eq!(home, 0, "least-outstanding picks the first home");
+    loads[0] = load(50, 0);
+    assert_eq!(s.route(&turn, &view(&loads)), 0, "later turns follow");
+    // Another conversation, same client 0: a new home (least-outstanding).
+    turn.prefix = Prefix::Group {
+        group: 78,
+        tokens: 1024,
+    };
+    assert_eq!(s.route(&turn, &view(&loads)), 1);
+    // A system prompt (group covers only the head) is no session: client 0
+    // has no home yet, so least-outstanding (1), then it sticks.
+    let sys = req(5, Some(3));
+    assert_eq!(s.route(&sys, &view(&loads)), 1);
+    loads[1] = load(60, 0);
+    assert_eq!(s.route(&req(6, Some(4)), &view(&loads)), 1, "client 0 sticks");
+}
+
+/// A step with given roofline figures: 1 ms host + max(compute, memory)
+/// on a device of 1e15 FLOP/s and 1e12 B/s.
+struct Roofline {
+    flops: f64,
+    bytes: f64,
+}
+impl TimeModel for Roofline {
+    fn iteration(&self, _b: &BatchShape) -> IterationCost {
+        let gpu = (self.flops / 1e15).max(self.bytes / 1e12);
+        IterationCost {
+            duration: 1_000_000 + (gpu * 1e9).round() as u64,
+            flops: self.flops,
+            hbm_bytes: self.bytes,
+            host: 1_000_000,
+            stage: 0,
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1e15, 1e12)
+    }
+}
+
+#[test]
+fn semi_pd_workers_split_hbm_bandwidth_by_their_sm_shares() {
+    use disagg::Partitioned;
+    let b = BatchShape::default();
+    // A memory-bound decode step: 4 GB read (4 ms at the full 1 TB/s),
+    // 1 GFLOP (1 µs of compute): 5 ms alone.
+    let decode = Roofline {
+        flops: 1e9,
+        bytes: 4e9,
+    };
+    assert_eq!(decode.iteration(&b).duration, 5_000_000);
+    // Prefill worker 40% of the SMs, decode worker 60%: the decode worker
+    // reads at 0.6 TB/s, 4 GB in 6.667 ms, + 1 ms host. (Were a worker
+    // with 60% of the SMs given the whole bandwidth, as two workers cannot
+    // both have, the step would stay at 5 ms.)
+    let on = |share| {
+        Partitioned {
+            inner: &decode,
+            share,
+        }
+        .iteration(&b)
+        .duration
+    };
+    assert_eq!(on(0.6), 1_000_000 + 6_666_667);
+    // The prefill worker's own memory-bound step reads at 0.4 TB/s: 10 ms.
+    // Together the two draw 4 GB / 10 ms + 4 GB / 6.667 ms = 1 TB/s: the peak.
+    assert_eq!(on(0.4), 1_000_000 + 10_000_000);
+    // Compute-bound: 4e12 FLOP = 4 ms at peak; with 40% of the SMs, 10 ms.
+    let prefill = Roofline {
+        flops: 4e12,
+        bytes: 1e9,
+    };
+    assert_eq!(
+        Partitioned {
+            inner: &prefill,
+            share: 0.4
+        }
+        .iteration(&b)
+        .duration,
+        11_000_000
+    );
+    // Half and half: each worker's decode step takes twice as long.
+    assert_eq!(on(0.5), 1_000_000 + 8_000_000);
+}
+
+#[test]
+fn predictive_counts_the_prefix_it_believes_each_replica_holds() {
+    // PerToken: an iteration of n tokens takes 1000 + 100 n ns; budget
+    // 2048, so every prediction here is one iteration. Requests: 1024-token
+    // prompts, group 5's first 512 tokens shared (32 blocks of 16).
+    let mut p = build("predictive", 0, 2);
+    // First request of group 5: replica 0's backlog is huge, so replica 1
+    // (0 backlog + 1024 new) gets it, and the router notes group 5 there.
+    let first = p.route(&req(0, Some(5)), &view(&[load(1, 5000), load(0, 0)]));
+    assert_eq!(first, 1);
+    // Now replica 1 has 300 backlog tokens, replica 0 none. Replica 0:
+    // 1024 new tokens → 1000 + 102_400 ns. Replica 1: 300 + (1024 − 512
+    // cached) = 812 → 1000 + 81_200 ns: replica 1 wins — only because of
+    // its cached prefix (without it, 1324 tokens → 133_400 ns).
+    let loads = [load(0, 0), load(1, 300)];
+    assert_eq!(p.route(&req(1, Some(5)), &view(&loads)), 1);
+    // A request of another group has no hit anywhere: replica 0.
+    assert_eq!(p.route(&req(2, Some(6)), &view(&loads)), 0);
+}

@@ -345,6 +345,12 @@ impl Simulation {
                 if let Some(end) = self.start(i as usize, now) {
                     ends.push(Reverse((end, i)));
                 }
+                if let Some(pd) = self.pd.as_mut()
+                    && self.pools[self.pool_of[i as usize] as usize].role == Role::Prefill
+                {
+                    let at = self.replicas[i as usize].outputs_visible(now);
+                    pd.reveal_first_tokens(i as usize, at, &mut self.replicas);
+                }
                 self.observe(i);
                 if self.paranoid {
                     self.check(i);

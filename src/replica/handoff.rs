@@ -6,9 +6,14 @@
 //! - A *prefill* replica runs its scheduler as usual; when an iteration ends,
 //!   [`ReplicaState::take_handoffs`] removes every request whose prefill just
 //!   completed (and so just joined the decoding set) and returns it as a
-//!   [`Handoff`]: its first token is emitted at the iteration's end, its own
-//!   KV blocks are freed here (the transfer reads them from a staging copy);
-//!   its prompt prefix stays in this replica's prefix cache.
+//!   [`Handoff`]: its first token is produced at the iteration's end and
+//!   becomes visible by the same rule as on a co-located replica (with
+//!   async output processing, when this replica's next iteration has been
+//!   scheduled and launched, or at once when it idles: the engine tells the
+//!   hand-off with [`Handoff::set_first_token`], or the decode replica with
+//!   [`ReplicaState::set_handoff_first_token`] if it already took it); its
+//!   own KV blocks are freed here (the transfer reads them from a staging
+//!   copy); its prompt prefix stays in this replica's prefix cache.
 //! - A *decode* replica receives it with [`ReplicaState::accept_handoff`]
 //!   once the KV has arrived: the request joins the decoding set directly
 //!   with its prompt's KV, as if this replica had prefilled it; its next
@@ -27,7 +32,11 @@ pub struct Handoff {
     meta: Meta,
     prefix: Prefix,
     scheduled: Nanos,
+    /// When the first token became visible (`NONE` while async output
+    /// processing has not made it visible yet).
     first_token: Nanos,
+    /// When the first token was produced (the prefill iteration's end).
+    produced: Nanos,
     preemptions: u32,
     cached_tokens: u32,
     /// KV entries it carries (the prompt; the first token's KV is written by
@@ -42,8 +51,15 @@ impl Handoff {
     pub fn kv_tokens(&self) -> u32 {
         self.kv_tokens
     }
-    pub fn first_token(&self) -> Nanos {
-        self.first_token
+    /// When its first token became visible, `None` while still pending.
+    pub fn first_token(&self) -> Option<Nanos> {
+        (self.first_token != NONE).then_some(self.first_token)
+    }
+    /// Makes a pending first token visible at `t`.
+    pub fn set_first_token(&mut self, t: Nanos) {
+        if self.first_token == NONE {
+            self.first_token = t;
+        }
     }
     /// Prompt + output − 1: the most KV entries it will hold.
     pub fn full_tokens(&self) -> u32 {
@@ -73,12 +89,19 @@ impl ReplicaState {
             if let Some(k) = self.pending_first.iter().position(|&s| s == slot) {
                 self.pending_first.remove(k);
             }
-            let first_token = if r.first_token == NONE { now } else { r.first_token };
+            // Pending (async output processing) unless already visible or
+            // produced synchronously.
+            let first_token = if r.first_token == NONE && !self.opts.async_output {
+                now
+            } else {
+                r.first_token
+            };
             out.push(Handoff {
                 meta: r.spec,
                 prefix: std::mem::take(&mut self.prefixes[slot as usize]),
                 scheduled: r.scheduled,
                 first_token,
+                produced: now,
                 preemptions: r.preemptions,
                 cached_tokens: r.cached_tokens,
                 kv_tokens: r.prefilled,
@@ -112,7 +135,7 @@ impl ReplicaState {
     /// first token, so the next inter-token gap spans the transfer.
     pub fn accept_handoff(&mut self, h: Handoff, now: Nanos) {
         debug_assert!(self.can_accept_handoff(&h));
-        debug_assert!(h.meta.output_tokens > 1 && h.first_token <= now);
+        debug_assert!(h.meta.output_tokens > 1 && h.produced <= now);
         let need = self.handoff_blocks(&h);
         let ok = self.make_free(need, self.kv.watermark());
         debug_assert!(ok, "accept_handoff without room");
@@ -122,7 +145,7 @@ impl ReplicaState {
             phase: Phase::Waiting,
             scheduled: h.scheduled,
             first_token: h.first_token,
-            last_token: h.first_token,
+            last_token: h.produced,
             generated: 1,
             prefill_target: h.kv_tokens,
             prefilled: h.kv_tokens,
@@ -148,6 +171,24 @@ impl ReplicaState {
             }
         };
         self.running.push(slot);
-        self.join_decoding(slot, h.first_token);
+        self.join_decoding(slot, h.produced);
+    }
+
+    /// Makes the pending first token of hand-off `id`, admitted here at this
+    /// instant, visible at `t` (semi-PD hand-offs land at once, before
+    /// their prefill worker launches its next iteration). Looks at the
+    /// requests admitted last; no-op if `id` is not pending here.
+    pub fn set_handoff_first_token(&mut self, id: u64, t: Nanos) {
+        if let Some(&slot) = self
+            .running
+            .iter()
+            .rev()
+            .find(|&&s| self.reqs[s as usize].spec.id == id)
+        {
+            let r = &mut self.reqs[slot as usize];
+            if r.first_token == NONE {
+                r.first_token = t;
+            }
+        }
     }
 }

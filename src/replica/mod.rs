@@ -119,6 +119,18 @@ impl Replica {
         self.state.set_busy(false);
     }
 
+    /// When the outputs of the iteration that ended at `now` become
+    /// visible, once [`Replica::start_iteration`] has been called at `now`:
+    /// after the host part (scheduling and launch) of the iteration it
+    /// started, or `now` if it started none (it idled and flushed).
+    pub fn outputs_visible(&self, now: Nanos) -> Nanos {
+        if self.state.busy() && self.started == now {
+            now + self.cost.host
+        } else {
+            now
+        }
+    }
+
     pub fn sample(&self) -> ReplicaSample {
         self.state.sample()
     }

@@ -1,0 +1,175 @@
+//! Cluster mechanisms on tiny hand-computed scenarios (exact times and
+//! routing decisions with constant-time models): the first token of
+//! disaggregated and semi-PD requests under async output processing, decode
+//! admission under `max_num_seqs`, and the refresh of stale load reports.
+//! Each assertion fails when its mechanism is removed.
+
+mod common;
+
+use common::{ListSource, plan};
+use fleetsim::engine::Simulation;
+use fleetsim::scenario::validate::Plan;
+use fleetsim::workload::RequestSpec;
+
+const DISAGG_1P1D: &[&str] = &[
+    "cluster.mode=disaggregated",
+    "cluster.prefill.replicas=1",
+    "cluster.decode.replicas=1",
+];
+
+fn with(base: &[&str], extra: &[&str]) -> Plan {
+    let mut v = base.to_vec();
+    v.extend_from_slice(extra);
+    plan(&v)
+}
+
+// ---------- first token: async output processing, as co-located ----------
+
+/// Every iteration takes `.0` ns, of which `.1` are host time (scheduling
+/// and launch, before the GPU work).
+struct HostTime(u64, u64);
+
+impl fleetsim::timing::TimeModel for HostTime {
+    fn iteration(&self, _b: &fleetsim::timing::BatchShape) -> fleetsim::timing::IterationCost {
+        fleetsim::timing::IterationCost {
+            duration: self.0,
+            flops: 0.0,
+            hbm_bytes: 0.0,
+            host: self.1,
+            stage: self.0,
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+/// TTFTs (ns, by request id) of A (arrives at 0) and B (at 5 ms), both
+/// prompt 100, output 3, with 10 ms iterations of which 2 ms host.
+fn two_request_ttfts(p: &Plan) -> Vec<u64> {
+    const MS: u64 = 1_000_000;
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = p
+        .pools
+        .iter()
+        .map(|_| Box::new(HostTime(10 * MS, 2 * MS)) as Box<dyn fleetsim::timing::TimeModel>)
+        .collect();
+    let reqs = vec![
+        RequestSpec::new(0, 0, 100, 3),
+        RequestSpec::new(1, 5 * MS, 100, 3),
+    ];
+    let mut sim = Simulation::with_models(p, models, ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    assert_eq!(r.summary.completed, 2);
+    let mut t: Vec<(u64, u64)> = r
+        .requests
+        .iter()
+        .map(|q| (q.id, q.first_token - q.arrival))
+        .collect();
+    t.sort_unstable();
+    t.into_iter().map(|x| x.1).collect()
+}
+
+#[test]
+fn prefill_pool_first_token_follows_the_async_output_rule_of_colocated() {
+    const MS: u64 = 1_000_000;
+    // A's prefill runs 0–10 ms. At 10 ms the same replica launches B's
+    // prefill (B arrived at 5 ms); A's token is processed while that
+    // iteration runs: visible at 10 + 2 (host) = 12 ms. B's prefill ends at
+    // 20 ms and nothing follows on that replica: visible at once, TTFT
+    // 20 − 5 = 15 ms. Co-located, by the same rule, A's token shows once
+    // the next iteration (B's prefill + A's decode) is launched, 12 ms; B's
+    // once the one after (both decodes) is, at 22 ms: TTFT 17 ms.
+    let colo = two_request_ttfts(&plan(&[]));
+    assert_eq!(colo, [12 * MS, 17 * MS], "co-located");
+    let dis = two_request_ttfts(&with(DISAGG_1P1D, &["cluster.kv_link=inter-node"]));
+    assert_eq!(dis, [12 * MS, 15 * MS], "disaggregated");
+    // Without async output processing a token shows at its iteration's end.
+    let sync = two_request_ttfts(&with(DISAGG_1P1D, &["scheduler.async_output=false"]));
+    assert_eq!(sync, [10 * MS, 15 * MS], "disaggregated, synchronous output");
+    // Semi-PD (no bytes move, the hand-off is admitted at once): the
+    // prefill worker has half the SMs, so its GPU part doubles: 2 + 2 × 8
+    // = 18 ms. A: visible at 18 + 2 = 20 ms; B: prefill 18–36, idle after,
+    // TTFT 36 − 5 = 31 ms.
+    let semi = two_request_ttfts(&plan(&[
+        "cluster.mode=semi-pd",
+        "cluster.replicas=1",
+        "cluster.semi_pd.prefill_fraction=0.5",
+    ]));
+    assert_eq!(semi, [20 * MS, 31 * MS], "semi-PD");
+}
+
+#[test]
+fn decode_replica_admits_arrived_kv_only_while_its_batch_has_room() {
+    // max_num_seqs = 2 on every replica; 10 ms iterations everywhere. The
+    // prefill replica prefills A and B (0–10 ms), then C (10–20 ms). A and
+    // B land first and fill the decode batch; C's KV lands (after 20 ms)
+    // while both still decode (4 more tokens each), so it waits and is
+    // admitted the instant A finished, not when its KV arrived.
+    let p = with(
+        DISAGG_1P1D,
+        &["scheduler.max_num_seqs=2", "cluster.kv_link=inter-node"],
+    );
+    let ms = 1_000_000;
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![
+        Box::new(common::ConstantTime(10 * ms)),
+        Box::new(common::ConstantTime(10 * ms)),
+    ];
+    let reqs = (0..3).map(|i| RequestSpec::new(i, 0, 100, 5)).collect();
+    let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    assert_eq!(r.summary.completed, 3);
+    let t = |id| *r.transfers.iter().find(|t| t.id == id).unwrap();
+    let fin = |id: u64| r.requests.iter().find(|q| q.id == id).unwrap().finish;
+    let c = t(2);
+    assert!(
+        c.arrival < fin(0).min(fin(1)),
+        "C's KV arrived while the batch was full"
+    );
+    assert_eq!(c.admitted, fin(0).min(fin(1)), "{c:?}");
+    // A was admitted on arrival (the decode replica was idle) and started
+    // decoding at once; B landed during that iteration and joined at its end.
+    assert_eq!(t(0).admitted, t(0).arrival);
+    assert_eq!(t(1).admitted, t(0).arrival + 10 * ms);
+    // So A finished after 4 decode iterations, and C joined then.
+    assert_eq!(c.admitted, t(0).arrival + 40 * ms);
+}
+
+// ---------- router load reports ----------
+
+#[test]
+fn least_outstanding_sees_the_loads_of_the_last_refresh() {
+    // Two replicas, reports refreshed every second, 10 ms iterations, each
+    // request decoding 1000 tokens (10 s: all are outstanding to the end).
+    // Arrivals at 0, 0.1, 1.5, 1.6, 1.7, 2.5 s. Refreshes happen at the
+    // first event at or after each whole second.
+    //   0.0 s: refreshed (0, 0) → replica 0.
+    //   0.1 s: still (0, 0) as of 0 s → 0 again (exact would say 1).
+    //   1.5 s: refreshed at 1.0 s: (2, 0) → 1.
+    //   1.6, 1.7 s: still (2, 0) → 1, 1 (exact: 1, then a tie → 0).
+    //   2.5 s: refreshed at 2.0 s: (2, 3) → 0.
+    let p = plan(&[
+        "cluster.replicas=2",
+        "cluster.router=least-outstanding",
+        "cluster.router_staleness=1.0",
+    ]);
+    let ms = 1_000_000;
+    let at = [0, 100, 1500, 1600, 1700, 2500];
+    let reqs = at
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| RequestSpec::new(i as u64, t * ms, 16, 1000))
+        .collect();
+    let mut sim = Simulation::with_source(
+        &p,
+        Box::new(common::ConstantTime(10 * ms)),
+        ListSource::boxed(reqs),
+    );
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    let mut picks: Vec<(u64, u32)> = r.requests.iter().map(|q| (q.id, q.replica)).collect();
+    picks.sort_unstable();
+    let picks: Vec<u32> = picks.into_iter().map(|x| x.1).collect();
+    assert_eq!(picks, [0, 0, 1, 1, 1, 0]);
+}
