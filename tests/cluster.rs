@@ -90,6 +90,31 @@ fn kv_transfer_bandwidth_grows_with_the_pools_tensor_parallelism() {
     assert_eq!(r.transfers[0].transfer_ns(), ns as u64);
 }
 
+/// MI300X's fully connected mesh gives a device pair one Infinity Fabric
+/// link of 64 GB/s per direction (not the 448 GB/s of all seven): TP 2 →
+/// TP 2 inside a node moves the KV over two such links, bytes / (2 × 64 GB/s
+/// × link efficiency) + one latency.
+#[test]
+fn kv_transfer_on_a_mesh_fabric_uses_one_pair_link_per_rank() {
+    let p = with(
+        DISAGG_1P1D,
+        &[
+            "hardware.device=MI300X",
+            "cluster.kv_link=intra-node",
+            "cluster.prefill.tp=2",
+            "cluster.decode.tp=2",
+        ],
+    );
+    let r = run_list(&p, vec![RequestSpec::new(0, 0, 2000, 8)]);
+    let bytes = (2000.0 * p.model.kv_bytes_per_token(p.kv_dtype)).round();
+    let cal = &p.pools[0].calibration;
+    let per_link = 64e9 * cal.intra_node_link_efficiency;
+    let latency = (p.pools[0].device.intra_node_latency * 1e9).round();
+    let ns = (bytes / (2.0 * per_link) * 1e9).ceil() + latency;
+    assert_eq!(r.transfers.len(), 1);
+    assert_eq!(r.transfers[0].transfer_ns(), ns as u64);
+}
+
 #[test]
 fn transfers_sharing_a_link_take_longer() {
     let p = with(DISAGG_1P1D, &["cluster.kv_link=inter-node"]);

@@ -511,10 +511,12 @@ impl Runtime {
             "inter-node" => false,
             _ => a.space == b.space && a.node != u32::MAX && a.node == b.node,
         };
+        // Each of the `streams` ranks sends its KV shard to one peer device:
+        // a device pair's link (on a fully connected mesh, one link of it).
         let (la, lb) = if intra {
             (
-                Link::intra_node(&pa.device, &pa.calibration),
-                Link::intra_node(&pb.device, &pb.calibration),
+                Link::intra_node_group(&pa.device, &pa.calibration, 2),
+                Link::intra_node_group(&pb.device, &pb.calibration, 2),
             )
         } else {
             (
