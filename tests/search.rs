@@ -438,3 +438,62 @@ fn example_spaces_run() {
         );
     }
 }
+
+/// A probe reports the SLO percentile (p90 here) of TTFT and TPOT of the run
+/// it simulated, and calls it steady when the arrival window spans at least
+/// `min_window_latencies` mean E2E latencies: the same run, simulated on its
+/// own, gives both.
+#[test]
+fn a_probe_reports_its_runs_percentiles_and_judges_the_window() {
+    use search::capacity::{Criteria, RateWorkload, probe};
+    let plan = common::plan(&[
+        "workload.count=300",
+        "workload.arrivals.rate=2",
+        "slo.ttft=1.0",
+        "slo.tpot=0.05",
+        "slo.percentile=90",
+    ]);
+    let w = RateWorkload::prepare(&plan.scenario).unwrap();
+    let report = fleetsim::run_plan(&plan, &mut |_| {}).unwrap();
+    let s = &report.summary;
+    let window_s = (report.requests.last().unwrap().arrival - report.requests[0].arrival) as f64 * 1e-9;
+    let threshold = window_s / (s.e2el.mean / 1e3);
+    let at = |k: f64| {
+        let crit = Criteria {
+            min_attainment: 0.0,
+            min_window_latencies: k,
+        };
+        probe(&plan, &w, 2.0, &crit).unwrap()
+    };
+    let p = at(0.99 * threshold);
+    assert!(p.steady && p.slo_ok && p.met, "{p:?}");
+    assert!(
+        (p.ttft_ms / s.ttft.p90 - 1.0).abs() < 1e-9,
+        "{} vs {}",
+        p.ttft_ms,
+        s.ttft.p90
+    );
+    assert!(
+        (p.tpot_ms / s.tpot.p90 - 1.0).abs() < 1e-9,
+        "{} vs {}",
+        p.tpot_ms,
+        s.tpot.p90
+    );
+    assert_eq!(p.attainment, s.slo_attainment);
+    let q = at(1.01 * threshold);
+    assert!(!q.steady && q.slo_ok && !q.met, "{q:?}");
+}
+
+/// The status names the table prints are the ones `plans.jsonl` stores.
+#[test]
+fn status_names_match_their_serialised_form() {
+    use search::capacity::Status;
+    for s in [
+        Status::Ok,
+        Status::FailsAtLow,
+        Status::AboveHigh,
+        Status::ProbeLimit,
+    ] {
+        assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.name()));
+    }
+}
