@@ -418,6 +418,35 @@ mod tests {
         }
     }
 
+    /// A capacity is count-limited when its first failing rate met every
+    /// SLO check and failed only the steady-state one.
+    #[test]
+    fn count_limited_is_the_first_fail_missing_only_the_steady_state() {
+        let probe = |rate, slo_ok, steady| Probe {
+            rate,
+            met: slo_ok && steady,
+            ttft_ms: 0.0,
+            tpot_ms: 0.0,
+            attainment: 1.0,
+            slo_ok,
+            steady,
+        };
+        let cap = |first_fail, probes| Capacity {
+            status: Status::Ok,
+            capacity: 1.0,
+            first_fail,
+            probes,
+        };
+        let pass = probe(1.0, true, true);
+        assert!(cap(Some(2.0), vec![pass, probe(2.0, true, false)]).count_limited());
+        assert!(!cap(Some(2.0), vec![pass, probe(2.0, false, false)]).count_limited());
+        assert!(!cap(Some(2.0), vec![pass, probe(2.0, false, true)]).count_limited());
+        // Only the first failing rate counts, not another unsteady probe.
+        let other = vec![probe(3.0, true, false), pass, probe(2.0, false, true)];
+        assert!(!cap(Some(2.0), other).count_limited());
+        assert!(!cap(None, vec![pass]).count_limited());
+    }
+
     #[test]
     fn bisection_brackets_a_step_within_tolerance() {
         for cap in [0.13, 1.0, 3.7, 99.0, 1234.5] {
