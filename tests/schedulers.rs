@@ -46,19 +46,45 @@ fn with(base: &[&str], extra: &[&str]) -> Plan {
     plan(&v)
 }
 
+/// Workload seeds the direction tests hold for (each on its own).
+const SEEDS: [u64; 3] = [1, 2, 3];
+
+/// `base` with `workload.seed` set.
+fn seeded(base: &[&str], seed: u64) -> Vec<String> {
+    let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    v.push(format!("workload.seed={seed}"));
+    v
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 /// Orca (OSDI'22) reserves max_model_len per request; paged vLLM (SOSP'23)
 /// allocates on demand, so at equal memory it runs more requests at once and
-/// queues them for less time.
+/// queues them for less time. vLLM's §6.2 reports 2–4× Orca's throughput at
+/// the same latency, from batching several times more requests than Orca
+/// (Max), the variant reserving the maximum length as here; the margins
+/// below (≥ 1.4× the batch, ≥ 2× less queueing) are inside that.
 #[test]
 fn orca_reserving_max_length_queues_longer_than_paged_vllm() {
-    let base = [
-        "model.max_model_len=8192",
-        "scheduler.gpu_memory_utilization=0.35",
-        "workload.count=600",
-        "workload.arrivals.rate=12",
-    ];
-    let vllm = run(&with(&base, &["scheduler.kind=vllm"]));
-    let orca = run(&with(&base, &["scheduler.kind=orca"]));
+    for seed in SEEDS {
+        let base = seeded(
+            &[
+                "model.max_model_len=8192",
+                "scheduler.gpu_memory_utilization=0.35",
+                "workload.count=600",
+                "workload.arrivals.rate=12",
+            ],
+            seed,
+        );
+        orca_vs_vllm(&refs(&base));
+    }
+}
+
+fn orca_vs_vllm(base: &[&str]) {
+    let vllm = run(&with(base, &["scheduler.kind=vllm"]));
+    let orca = run(&with(base, &["scheduler.kind=orca"]));
     let (v, o) = (&vllm.summary, &orca.summary);
     assert_eq!(o.completed, 600);
     assert_eq!(o.preemptions, 0, "reserved memory never preempts");
@@ -78,12 +104,20 @@ fn orca_reserving_max_length_queues_longer_than_paged_vllm() {
 
 /// Static request-level batching (FasterTransformer) holds every batch until
 /// its longest request ends: higher mean E2E than iteration-level batching
-/// under the same load (Orca §2.2, vLLM §6).
+/// under the same load (Orca §2.2, vLLM §6). Orca's §6 reports 36.9× FT's
+/// throughput at the same latency; at a light load (4 req/s) we ask only
+/// for 1.5× the mean E2E, for each of three seeds.
 #[test]
 fn static_batching_has_higher_e2e_than_iteration_level() {
-    let base = ["workload.count=400", "workload.arrivals.rate=4"];
-    let orca = run(&with(&base, &["scheduler.kind=orca"]));
-    let ft = run(&with(&base, &["scheduler.kind=fastertransformer"]));
+    for seed in SEEDS {
+        let base = seeded(&["workload.count=400", "workload.arrivals.rate=4"], seed);
+        static_vs_iteration_level(&refs(&base));
+    }
+}
+
+fn static_vs_iteration_level(base: &[&str]) {
+    let orca = run(&with(base, &["scheduler.kind=orca"]));
+    let ft = run(&with(base, &["scheduler.kind=fastertransformer"]));
     assert_eq!(ft.summary.completed, 400);
     assert!(
         ft.summary.e2el.mean > 1.5 * orca.summary.e2el.mean,
@@ -100,11 +134,21 @@ fn static_batching_has_higher_e2e_than_iteration_level() {
 }
 
 /// Automatic prefix caching (vLLM APC / SGLang RadixAttention): with 90% of
-/// requests sharing a 2k-token system prompt, TTFT drops by far more than 2×;
-/// with no sharing it changes nothing.
+/// requests sharing a 2k-token system prompt, TTFT drops by far more than 2×
+/// (for each of three seeds: 90% of requests skip 2,048 of at most 4,048
+/// prompt tokens, and queueing behind prefills shrinks with them); with no
+/// sharing it changes nothing.
 #[test]
 fn prefix_caching_cuts_ttft_with_reuse_and_changes_nothing_without() {
+    for seed in SEEDS {
+        prefix_caching_case(seed);
+    }
+}
+
+fn prefix_caching_case(seed: u64) {
+    let seed = format!("workload.seed={seed}");
     let base = [
+        seed.as_str(),
         "scheduler.kind=vllm-v1",
         "workload.prefix.kind=system",
         "workload.prefix.tokens=2048",
@@ -134,7 +178,15 @@ fn prefix_caching_cuts_ttft_with_reuse_and_changes_nothing_without() {
 /// clearly more often than FCFS, and TTFT drops with it.
 #[test]
 fn sglang_longest_prefix_first_hits_more_often_than_fcfs() {
+    for seed in SEEDS {
+        sglang_case(seed);
+    }
+}
+
+fn sglang_case(seed: u64) {
+    let seed = format!("workload.seed={seed}");
     let base = [
+        seed.as_str(),
         "scheduler.prefix_caching=true",
         "workload.prefix.kind=system",
         "workload.prefix.tokens=2048",
@@ -152,7 +204,10 @@ fn sglang_longest_prefix_first_hits_more_often_than_fcfs() {
     );
     eprintln!("prefix hit rate: sglang {l:.3}, fcfs {f:.3}");
     assert!(l > f + 0.1, "sglang hit rate {l} vs fcfs {f}");
-    assert!(lpm.summary.ttft.mean < fcfs.summary.ttft.mean);
+    // Each hit skips a 2,048-token prefill of prompts of at most 2,548
+    // tokens: 0.1 more hits saves ≥ 8% of the prefill work; ask for 5% less TTFT.
+    let (lt, ft) = (lpm.summary.ttft.mean, fcfs.summary.ttft.mean);
+    assert!(lt < 0.95 * ft, "mean TTFT: sglang {lt} ms vs fcfs {ft} ms");
     assert_eq!(lpm.summary.completed, 800);
 }
 
@@ -160,7 +215,13 @@ fn sglang_longest_prefix_first_hits_more_often_than_fcfs() {
 /// behind them; length-aware scheduling (LAPS) lowers short-request p90 TTFT.
 #[test]
 fn laps_lowers_short_request_p90_ttft_behind_long_prompts() {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for seed in [11, 12, 13] {
+        laps_case(seed);
+    }
+}
+
+fn laps_case(seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut t = 0u64;
     let reqs: Vec<RequestSpec> = (0..500)
         .map(|i| {
@@ -204,30 +265,47 @@ fn laps_lowers_short_request_p90_ttft_behind_long_prompts() {
 
 /// VTC (OSDI'24): two clients, one sending 10× the other's load into an
 /// overloaded replica; under FCFS the light client waits behind the heavy
-/// one's queue, under VTC it is served almost at once.
+/// one's queue, under VTC it is served almost at once (the paper's §5:
+/// the light client's latency stays flat while FCFS's grows with the
+/// backlog; we ask for 5× lower p99 TTFT, for each of three seeds).
 #[test]
 fn vtc_protects_the_light_client() {
-    let base = [
-        "workload.clients.weights=[10, 1]",
-        "workload.count=1500",
-        "workload.arrivals.rate=40",
-    ];
-    let light_p99 = |kind: &str| {
-        let r = run(&with(&base, &[kind]));
-        percentile(ttfts(&r, |x| x.client == 1), 99.0)
-    };
-    let fcfs = light_p99("scheduler.kind=vllm-v1");
-    let vtc = light_p99("scheduler.kind=vtc");
-    assert!(
-        vtc < 0.2 * fcfs,
-        "light client p99 TTFT: vtc {vtc} ms vs fcfs {fcfs} ms"
-    );
+    for seed in SEEDS {
+        let base = seeded(
+            &[
+                "workload.clients.weights=[10, 1]",
+                "workload.count=1500",
+                "workload.arrivals.rate=40",
+            ],
+            seed,
+        );
+        let light_p99 = |kind: &str| {
+            let r = run(&with(&refs(&base), &[kind]));
+            percentile(ttfts(&r, |x| x.client == 1), 99.0)
+        };
+        let fcfs = light_p99("scheduler.kind=vllm-v1");
+        let vtc = light_p99("scheduler.kind=vtc");
+        assert!(
+            vtc < 0.2 * fcfs,
+            "seed {seed}: light client p99 TTFT: vtc {vtc} ms vs fcfs {fcfs} ms"
+        );
+    }
 }
 
-/// Priority classes: the urgent class is admitted first.
+/// Priority classes: the urgent class is admitted first, so at this load
+/// (half the requests urgent) its p90 TTFT is under half the other's, for
+/// each of three seeds.
 #[test]
 fn priorities_admit_the_urgent_class_first() {
+    for seed in SEEDS {
+        priorities_case(seed);
+    }
+}
+
+fn priorities_case(seed: u64) {
+    let seed = format!("workload.seed={seed}");
     let base = [
+        seed.as_str(),
         "workload.clients.weights=[1, 1]",
         "workload.clients.priorities=[1, 0]",
         "workload.count=1200",
@@ -449,7 +527,15 @@ proptest! {
 /// conservative still (smaller batches).
 #[test]
 fn lightllm_future_memory_admission_avoids_preemption() {
+    for seed in SEEDS {
+        lightllm_case(seed);
+    }
+}
+
+fn lightllm_case(seed: u64) {
+    let seed = format!("workload.seed={seed}");
     let base = [
+        seed.as_str(),
         "scheduler.gpu_memory_utilization=0.3",
         "workload.count=500",
         "workload.arrivals.rate=20",
@@ -467,6 +553,10 @@ fn lightllm_future_memory_admission_avoids_preemption() {
     assert!(vllm.summary.preemptions > 0);
     assert_eq!(oracle.summary.preemptions, 0);
     assert_eq!(max.summary.preemptions, 0);
-    assert!(max.summary.mean_batch_seqs < oracle.summary.mean_batch_seqs);
+    // "max" assumes every request generates 1,024 tokens, more than most
+    // do, so the same memory admits fewer at once. (LightLLM publishes no
+    // figure for this; the margin only asks for a visible difference, 5%.)
+    let (m, o) = (max.summary.mean_batch_seqs, oracle.summary.mean_batch_seqs);
+    assert!(m < 0.95 * o, "mean batch: max estimate {m} vs oracle {o}");
     assert_eq!(oracle.summary.completed, 500);
 }

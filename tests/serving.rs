@@ -106,23 +106,24 @@ fn sarathi_preempts_under_memory_pressure_and_still_finishes_everything() {
 fn sarathi_has_lower_tail_inter_token_latency_than_vllm() {
     // Sarathi-Serve (OSDI'24), Fig. 1/9: prefill-prioritising vLLM stalls
     // ongoing decodes behind whole prefills; chunking bounds the stall.
-    let base = [
-        "workload.count=2000",
-        "workload.arrivals.rate=6",
-        "workload.seed=5",
-    ];
-    let mut v = base.to_vec();
-    v.push("scheduler.kind=vllm");
-    let mut s = base.to_vec();
-    s.extend(["scheduler.kind=sarathi", "scheduler.chunk_size=512"]);
-    let vllm = run_checked(&plan(&v)).summary;
-    let sarathi = run_checked(&plan(&s)).summary;
-    assert!(
-        sarathi.itl.p99 < 0.7 * vllm.itl.p99,
-        "p99 ITL: sarathi {:.1} ms vs vllm {:.1} ms",
-        sarathi.itl.p99,
-        vllm.itl.p99
-    );
+    // Each of three seeds, with a margin (30% lower p99) well inside the
+    // paper's several-fold reductions of tail TBT.
+    for seed in [5, 6, 7] {
+        let seed = format!("workload.seed={seed}");
+        let base = ["workload.count=2000", "workload.arrivals.rate=6", seed.as_str()];
+        let mut v = base.to_vec();
+        v.push("scheduler.kind=vllm");
+        let mut s = base.to_vec();
+        s.extend(["scheduler.kind=sarathi", "scheduler.chunk_size=512"]);
+        let vllm = run_checked(&plan(&v)).summary;
+        let sarathi = run_checked(&plan(&s)).summary;
+        assert!(
+            sarathi.itl.p99 < 0.7 * vllm.itl.p99,
+            "{seed}: p99 ITL: sarathi {:.1} ms vs vllm {:.1} ms",
+            sarathi.itl.p99,
+            vllm.itl.p99
+        );
+    }
 }
 
 #[test]
