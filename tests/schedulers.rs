@@ -399,11 +399,23 @@ fn swap_beats_recompute_only_beyond_the_predicted_crossover() {
         "per-block copies, L* = {crossover}: at {short} tokens recompute {rs:.4} s, swap {ss:.4} s \
          (FastSwitch groups {fs:.4} s); at {long} recompute {rl:.4} s, swap {sl:.4} s"
     );
-    assert!(crossover >= 4096, "per-block copies are call-bound: L* = {crossover}");
-    assert!(rs * 1.05 < ss, "at {short} tokens: recompute {rs} s vs swap {ss} s");
-    assert!(sl * 1.05 < rl, "at {long} tokens: swap {sl} s vs recompute {rl} s");
+    assert!(
+        crossover >= 4096,
+        "per-block copies are call-bound: L* = {crossover}"
+    );
+    assert!(
+        rs * 1.05 < ss,
+        "at {short} tokens: recompute {rs} s vs swap {ss} s"
+    );
+    assert!(
+        sl * 1.05 < rl,
+        "at {long} tokens: swap {sl} s vs recompute {rl} s"
+    );
     // Block groups cut the calls 32×: at L*/4 swapping wins already.
-    assert!(fs * 1.05 < rs, "at {short} tokens: FastSwitch swap {fs} s vs recompute {rs} s");
+    assert!(
+        fs * 1.05 < rs,
+        "at {short} tokens: FastSwitch swap {fs} s vs recompute {rs} s"
+    );
 }
 
 /// Swap preemption moves a request's KV out and back in and resumes it
@@ -446,8 +458,11 @@ fn swap_preemption_round_trips_kv() {
     assert_eq!((m.preemptions_swap, m.preemptions_recompute), (1, 0));
     assert_eq!(m.swapped_out_bytes, 3.0 * mib2);
     assert_eq!(m.swapped_in_bytes, 3.0 * mib2);
-    let finish: Vec<(u64, u64, u32, u32)> =
-        r.requests.iter().map(|x| (x.id, x.finish, x.output_tokens, x.preemptions)).collect();
+    let finish: Vec<(u64, u64, u32, u32)> = r
+        .requests
+        .iter()
+        .map(|x| (x.id, x.finish, x.output_tokens, x.preemptions))
+        .collect();
     assert_eq!(finish, [(0, 536_875_000, 49, 0), (1, 623_750_000, 5, 1)]);
     assert_eq!(r.summary.total_output_tokens, 54);
     // Every token but each request's first is one inter-token gap.

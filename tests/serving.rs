@@ -179,15 +179,28 @@ fn pipeline_virtual_engines_each_get_one_pp_th_of_the_kv_blocks() {
     let run = |ves: &str| {
         let mut p = plan(&["scheduler.watermark=0", "cluster.pp=2", ves]);
         p.pools[0].kv_blocks = 10;
-        let mut sim = Simulation::with_source(&p, Box::new(ConstantTime(1_000_000)), ListSource::boxed(reqs.clone()));
+        let mut sim = Simulation::with_source(
+            &p,
+            Box::new(ConstantTime(1_000_000)),
+            ListSource::boxed(reqs.clone()),
+        );
         sim.set_paranoid(true);
         let r = sim.run(&mut |_| {});
-        assert_eq!(r.summary.per_replica.len(), if ves.ends_with("true") { 2 } else { 1 });
+        assert_eq!(
+            r.summary.per_replica.len(),
+            if ves.ends_with("true") { 2 } else { 1 }
+        );
         r.requests.iter().map(|x| x.outcome).collect::<Vec<Outcome>>()
     };
     let rejected = Outcome::Rejected(RejectReason::ExceedsKvCapacity);
-    assert_eq!(run("cluster.pp_virtual_engines=true"), [Outcome::Finished, rejected]);
-    assert_eq!(run("cluster.pp_virtual_engines=false"), [Outcome::Finished, Outcome::Finished]);
+    assert_eq!(
+        run("cluster.pp_virtual_engines=true"),
+        [Outcome::Finished, rejected]
+    );
+    assert_eq!(
+        run("cluster.pp_virtual_engines=false"),
+        [Outcome::Finished, Outcome::Finished]
+    );
 }
 
 #[test]

@@ -76,12 +76,14 @@ mod tests {
             ..Default::default()
         };
         let b = BatchShape::default();
-        let period = |c: IterationCost, engines| Pipelined {
-            inner: Box::new(Fixed(c)),
-            engines,
-        }
-        .iteration(&b)
-        .duration;
+        let period = |c: IterationCost, engines| {
+            Pipelined {
+                inner: Box::new(Fixed(c)),
+                engines,
+            }
+            .iteration(&b)
+            .duration
+        };
         assert_eq!(period(cost(100, 40, 10), 4), 120);
         assert_eq!(period(cost(100, 30, 10), 4), 100);
         // pp = 2, host 25 of a 60 stage: 2·35 = 70 < 100.

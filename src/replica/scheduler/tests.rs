@@ -149,7 +149,13 @@ fn priority_preemption_evicts_the_newest_of_the_least_urgent_class() {
     let victim = |priority: bool| {
         let prio = format!("scheduler.priority={priority}");
         let r = run(&plan(&["scheduler.kind=vllm", &prio], 4), 10 * MS, reqs.clone());
-        let preempted: Vec<u64> = r.report.requests.iter().filter(|x| x.preemptions > 0).map(|x| x.id).collect();
+        let preempted: Vec<u64> = r
+            .report
+            .requests
+            .iter()
+            .filter(|x| x.preemptions > 0)
+            .map(|x| x.id)
+            .collect();
         assert_eq!(preempted.len(), 1, "{:?}", r.report.requests);
         let v = preempted[0];
         for x in &r.report.requests {
@@ -193,19 +199,32 @@ fn lightllm_peak_is_the_max_over_finishing_times_of_sorted_requests() {
 #[test]
 fn sglang_serves_fcfs_when_the_queue_exceeds_its_window() {
     let group = |g| Prefix::Group { group: g, tokens: 32 };
-    let mut reqs = vec![req(0, 0, 64, 1), req(1, MS, 64, 1), req(2, MS, 64, 1), req(3, MS, 64, 1)];
+    let mut reqs = vec![
+        req(0, 0, 64, 1),
+        req(1, MS, 64, 1),
+        req(2, MS, 64, 1),
+        req(3, MS, 64, 1),
+    ];
     reqs[0].prefix = group(7);
     reqs[2].prefix = group(7);
     reqs[3].prefix = group(9);
     let order = |window: &str| {
         let w = format!("scheduler.window={window}");
         let p = plan(
-            &["scheduler.kind=sglang", "scheduler.prefix_caching=true", "scheduler.max_num_seqs=1", &w],
+            &[
+                "scheduler.kind=sglang",
+                "scheduler.prefix_caching=true",
+                "scheduler.max_num_seqs=1",
+                &w,
+            ],
             1000,
         );
         let r = run(&p, 10 * MS, reqs.clone());
         assert_eq!(r.rec(2).cached_tokens, 32);
-        r.scheduled().iter().map(|&(i, t)| (i, t / MS)).collect::<Vec<_>>()
+        r.scheduled()
+            .iter()
+            .map(|&(i, t)| (i, t / MS))
+            .collect::<Vec<_>>()
     };
     assert_eq!(order("2"), [(0, 0), (1, 10), (2, 20), (3, 30)]);
     assert_eq!(order("3"), [(0, 0), (1, 20), (2, 10), (3, 30)]);
@@ -237,7 +256,11 @@ fn laps_batching_window_holds_short_prefills_for_company() {
 #[test]
 fn fastertransformer_returns_responses_at_batch_end() {
     let reqs = vec![req(0, 0, 16, 2), req(1, 0, 16, 5)];
-    let r = run(&plan(&["scheduler.kind=fastertransformer"], 2000), 10 * MS, reqs.clone());
+    let r = run(
+        &plan(&["scheduler.kind=fastertransformer"], 2000),
+        10 * MS,
+        reqs.clone(),
+    );
     assert_eq!(r.finishes(), [(0, 50 * MS), (1, 50 * MS)]);
     assert_eq!(r.rec(0).first_token, 10 * MS);
     let decode: Vec<u32> = r.shapes[1..].iter().map(|s| s.decode_seqs).collect();

@@ -58,7 +58,11 @@ const SWAP_NS: u64 = 15_625_000;
 /// B's 15 remaining steps end at 361.25 ms.
 #[test]
 fn swap_out_and_swap_in_both_take_time() {
-    let r = run(&swap_plan(false), 10 * MS, vec![req(0, 0, 16, 17), req(1, 0, 16, 17)]);
+    let r = run(
+        &swap_plan(false),
+        10 * MS,
+        vec![req(0, 0, 16, 17), req(1, 0, 16, 17)],
+    );
     let (a, b) = (170 * MS + SWAP_NS, 330 * MS + 2 * SWAP_NS);
     assert_eq!(r.finishes(), [(0, a), (1, b)]);
     let m = &r.report.summary.memory;
@@ -74,7 +78,11 @@ fn swap_out_and_swap_in_both_take_time() {
 /// takes 15.625), B at 175.625 + 15.625 + 15·10 = 341.25 ms.
 #[test]
 fn fastswitch_overlaps_swap_with_compute() {
-    let r = run(&swap_plan(true), 10 * MS, vec![req(0, 0, 16, 17), req(1, 0, 16, 17)]);
+    let r = run(
+        &swap_plan(true),
+        10 * MS,
+        vec![req(0, 0, 16, 17), req(1, 0, 16, 17)],
+    );
     let (a, b) = (160 * MS + SWAP_NS, 310 * MS + 2 * SWAP_NS);
     assert_eq!(r.finishes(), [(0, a), (1, b)]);
 }
