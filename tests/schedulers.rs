@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{ListSource, plan};
+use common::{ConstantTime, ListSource, plan};
 use fleetsim::engine::{self, Simulation};
 use fleetsim::metrics::{Report, RequestRecord};
+use fleetsim::replica::swap::SwapModel;
 use fleetsim::scenario::validate::Plan;
 use fleetsim::timing::BatchShape;
 use fleetsim::workload::{self, RequestSpec};
@@ -45,19 +46,45 @@ fn with(base: &[&str], extra: &[&str]) -> Plan {
     plan(&v)
 }
 
+/// Workload seeds the direction tests hold for (each on its own).
+const SEEDS: [u64; 3] = [1, 2, 3];
+
+/// `base` with `workload.seed` set.
+fn seeded(base: &[&str], seed: u64) -> Vec<String> {
+    let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    v.push(format!("workload.seed={seed}"));
+    v
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 /// Orca (OSDI'22) reserves max_model_len per request; paged vLLM (SOSP'23)
 /// allocates on demand, so at equal memory it runs more requests at once and
-/// queues them for less time.
+/// queues them for less time. vLLM's §6.2 reports 2–4× Orca's throughput at
+/// the same latency, from batching several times more requests than Orca
+/// (Max), the variant reserving the maximum length as here; the margins
+/// below (≥ 1.4× the batch, ≥ 2× less queueing) are inside that.
 #[test]
 fn orca_reserving_max_length_queues_longer_than_paged_vllm() {
-    let base = [
-        "model.max_model_len=8192",
-        "scheduler.gpu_memory_utilization=0.35",
-        "workload.count=600",
-        "workload.arrivals.rate=12",
-    ];
-    let vllm = run(&with(&base, &["scheduler.kind=vllm"]));
-    let orca = run(&with(&base, &["scheduler.kind=orca"]));
+    for seed in SEEDS {
+        let base = seeded(
+            &[
+                "model.max_model_len=8192",
+                "scheduler.gpu_memory_utilization=0.35",
+                "workload.count=600",
+                "workload.arrivals.rate=12",
+            ],
+            seed,
+        );
+        orca_vs_vllm(&refs(&base));
+    }
+}
+
+fn orca_vs_vllm(base: &[&str]) {
+    let vllm = run(&with(base, &["scheduler.kind=vllm"]));
+    let orca = run(&with(base, &["scheduler.kind=orca"]));
     let (v, o) = (&vllm.summary, &orca.summary);
     assert_eq!(o.completed, 600);
     assert_eq!(o.preemptions, 0, "reserved memory never preempts");
@@ -77,12 +104,20 @@ fn orca_reserving_max_length_queues_longer_than_paged_vllm() {
 
 /// Static request-level batching (FasterTransformer) holds every batch until
 /// its longest request ends: higher mean E2E than iteration-level batching
-/// under the same load (Orca §2.2, vLLM §6).
+/// under the same load (Orca §2.2, vLLM §6). Orca's §6 reports 36.9× FT's
+/// throughput at the same latency; at a light load (4 req/s) we ask only
+/// for 1.5× the mean E2E, for each of three seeds.
 #[test]
 fn static_batching_has_higher_e2e_than_iteration_level() {
-    let base = ["workload.count=400", "workload.arrivals.rate=4"];
-    let orca = run(&with(&base, &["scheduler.kind=orca"]));
-    let ft = run(&with(&base, &["scheduler.kind=fastertransformer"]));
+    for seed in SEEDS {
+        let base = seeded(&["workload.count=400", "workload.arrivals.rate=4"], seed);
+        static_vs_iteration_level(&refs(&base));
+    }
+}
+
+fn static_vs_iteration_level(base: &[&str]) {
+    let orca = run(&with(base, &["scheduler.kind=orca"]));
+    let ft = run(&with(base, &["scheduler.kind=fastertransformer"]));
     assert_eq!(ft.summary.completed, 400);
     assert!(
         ft.summary.e2el.mean > 1.5 * orca.summary.e2el.mean,
@@ -99,11 +134,21 @@ fn static_batching_has_higher_e2e_than_iteration_level() {
 }
 
 /// Automatic prefix caching (vLLM APC / SGLang RadixAttention): with 90% of
-/// requests sharing a 2k-token system prompt, TTFT drops by far more than 2×;
-/// with no sharing it changes nothing.
+/// requests sharing a 2k-token system prompt, TTFT drops by far more than 2×
+/// (for each of three seeds: 90% of requests skip 2,048 of at most 4,048
+/// prompt tokens, and queueing behind prefills shrinks with them); with no
+/// sharing it changes nothing.
 #[test]
 fn prefix_caching_cuts_ttft_with_reuse_and_changes_nothing_without() {
+    for seed in SEEDS {
+        prefix_caching_case(seed);
+    }
+}
+
+fn prefix_caching_case(seed: u64) {
+    let seed = format!("workload.seed={seed}");
     let base = [
+        seed.as_str(),
         "scheduler.kind=vllm-v1",
         "workload.prefix.kind=system",
         "workload.prefix.tokens=2048",
@@ -133,7 +178,15 @@ fn prefix_caching_cuts_ttft_with_reuse_and_changes_nothing_without() {
 /// clearly more often than FCFS, and TTFT drops with it.
 #[test]
 fn sglang_longest_prefix_first_hits_more_often_than_fcfs() {
+    for seed in SEEDS {
+        sglang_case(seed);
+    }
+}
+
+fn sglang_case(seed: u64) {
+    let seed = format!("workload.seed={seed}");
     let base = [
+        seed.as_str(),
         "scheduler.prefix_caching=true",
         "workload.prefix.kind=system",
         "workload.prefix.tokens=2048",
@@ -151,7 +204,10 @@ fn sglang_longest_prefix_first_hits_more_often_than_fcfs() {
     );
     eprintln!("prefix hit rate: sglang {l:.3}, fcfs {f:.3}");
     assert!(l > f + 0.1, "sglang hit rate {l} vs fcfs {f}");
-    assert!(lpm.summary.ttft.mean < fcfs.summary.ttft.mean);
+    // Each hit skips a 2,048-token prefill of prompts of at most 2,548
+    // tokens: 0.1 more hits saves ≥ 8% of the prefill work; ask for 5% less TTFT.
+    let (lt, ft) = (lpm.summary.ttft.mean, fcfs.summary.ttft.mean);
+    assert!(lt < 0.95 * ft, "mean TTFT: sglang {lt} ms vs fcfs {ft} ms");
     assert_eq!(lpm.summary.completed, 800);
 }
 
@@ -159,7 +215,13 @@ fn sglang_longest_prefix_first_hits_more_often_than_fcfs() {
 /// behind them; length-aware scheduling (LAPS) lowers short-request p90 TTFT.
 #[test]
 fn laps_lowers_short_request_p90_ttft_behind_long_prompts() {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for seed in [11, 12, 13] {
+        laps_case(seed);
+    }
+}
+
+fn laps_case(seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut t = 0u64;
     let reqs: Vec<RequestSpec> = (0..500)
         .map(|i| {
@@ -203,30 +265,47 @@ fn laps_lowers_short_request_p90_ttft_behind_long_prompts() {
 
 /// VTC (OSDI'24): two clients, one sending 10× the other's load into an
 /// overloaded replica; under FCFS the light client waits behind the heavy
-/// one's queue, under VTC it is served almost at once.
+/// one's queue, under VTC it is served almost at once (the paper's §5:
+/// the light client's latency stays flat while FCFS's grows with the
+/// backlog; we ask for 5× lower p99 TTFT, for each of three seeds).
 #[test]
 fn vtc_protects_the_light_client() {
-    let base = [
-        "workload.clients.weights=[10, 1]",
-        "workload.count=1500",
-        "workload.arrivals.rate=40",
-    ];
-    let light_p99 = |kind: &str| {
-        let r = run(&with(&base, &[kind]));
-        percentile(ttfts(&r, |x| x.client == 1), 99.0)
-    };
-    let fcfs = light_p99("scheduler.kind=vllm-v1");
-    let vtc = light_p99("scheduler.kind=vtc");
-    assert!(
-        vtc < 0.2 * fcfs,
-        "light client p99 TTFT: vtc {vtc} ms vs fcfs {fcfs} ms"
-    );
+    for seed in SEEDS {
+        let base = seeded(
+            &[
+                "workload.clients.weights=[10, 1]",
+                "workload.count=1500",
+                "workload.arrivals.rate=40",
+            ],
+            seed,
+        );
+        let light_p99 = |kind: &str| {
+            let r = run(&with(&refs(&base), &[kind]));
+            percentile(ttfts(&r, |x| x.client == 1), 99.0)
+        };
+        let fcfs = light_p99("scheduler.kind=vllm-v1");
+        let vtc = light_p99("scheduler.kind=vtc");
+        assert!(
+            vtc < 0.2 * fcfs,
+            "seed {seed}: light client p99 TTFT: vtc {vtc} ms vs fcfs {fcfs} ms"
+        );
+    }
 }
 
-/// Priority classes: the urgent class is admitted first.
+/// Priority classes: the urgent class is admitted first, so at this load
+/// (half the requests urgent) its p90 TTFT is under half the other's, for
+/// each of three seeds.
 #[test]
 fn priorities_admit_the_urgent_class_first() {
+    for seed in SEEDS {
+        priorities_case(seed);
+    }
+}
+
+fn priorities_case(seed: u64) {
+    let seed = format!("workload.seed={seed}");
     let base = [
+        seed.as_str(),
         "workload.clients.weights=[1, 1]",
         "workload.clients.priorities=[1, 0]",
         "workload.count=1200",
@@ -243,72 +322,151 @@ fn priorities_admit_the_urgent_class_first() {
 /// request of context L costs a swap out and in, `2·swap(L)`, or a prefill
 /// of L tokens. The prefill's attention grows with L² while the swap is
 /// linear, so there is a crossover length L*; per-block copies (vLLM) put it
-/// far out, block groups (FastSwitch) bring it close. Recompute wins below
-/// L*, swap above.
+/// far out, block groups (FastSwitch) bring it closer. A closed form
+/// locates L* for per-block copies; simulations on each side of it check
+/// that recompute wins below and swap above, and that with block groups
+/// swap already wins below.
+///
+/// The simulated scenario (vLLM scheduler, Llama-3.1-8B, analytical time
+/// model): A (16 tokens, output 2) and B (L tokens, output 2) in a pool of
+/// exactly 1 + L/16 blocks. Both are prefilled together; the decode step
+/// needs a new block for each, none is free, so B (the newest) is
+/// preempted, A finishes, and B is restored (swapped in and decoded, or
+/// re-prefilled with L + 1 tokens) to emit its last token. Everything but
+/// B's restoration is the same in both runs.
 #[test]
 fn swap_beats_recompute_only_beyond_the_predicted_crossover() {
-    let crossover = |extra: &[&str]| -> u32 {
+    let base = |extra: &[&str], mode: &str| {
         let mut sets = vec![
-            "model.name=Llama-3.1-8B",
-            "model.max_model_len=131072",
-            "scheduler.kind=sarathi",
-            "scheduler.preemption=swap",
+            "model.name=Llama-3.1-8B".to_string(),
+            "model.max_model_len=131072".to_string(),
+            "scheduler.kind=vllm".to_string(),
+            "scheduler.watermark=0".to_string(),
+            "scheduler.async_output=false".to_string(),
+            "scheduler.swap_space_gib=64".to_string(),
+            format!("scheduler.preemption={mode}"),
         ];
-        sets.extend_from_slice(extra);
-        let p = plan(&sets);
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = sets.iter().map(String::as_str).collect();
+        plan(&refs)
+    };
+    // Closed form, per-block copies: the first power of two where
+    // 2·swap(L) < the marginal time of prefilling L tokens.
+    let crossover = {
+        let p = base(&[], "swap");
         let swap = p.replica_options.swap.unwrap();
         let model = engine::time_model(&p).unwrap();
         let recompute = |l: u32| {
-            // Marginal time of prefilling l tokens in 512-token chunks.
-            let mut t = 0.0;
-            let mut done = 0u64;
-            while done < l as u64 {
-                let c = (l as u64 - done).min(512);
-                let mut b = BatchShape::default();
-                b.add_prefill_chunk(done, c);
-                let mut base = BatchShape::default();
-                base.add_prefill_chunk(0, 1);
-                t += (model.iteration(&b).duration - model.iteration(&base).duration) as f64 * 1e-9;
-                done += c;
-            }
-            t
+            let mut b = BatchShape::default();
+            b.add_prefill_chunk(0, l as u64);
+            let mut base = BatchShape::default();
+            base.add_prefill_chunk(0, 1);
+            (model.iteration(&b).duration - model.iteration(&base).duration) as f64 * 1e-9
         };
         let swap_cost = |l: u32| 2.0 * swap.time((l as u64).div_ceil(16));
-        let l = (1..=17)
+        (1..=16)
             .map(|k| 1u32 << k)
             .find(|&l| swap_cost(l) < recompute(l))
-            .expect("a crossover below 128k tokens");
-        assert!(swap_cost(l / 4) > recompute(l / 4), "recompute wins at L*/4");
-        assert!(swap_cost(4 * l) < recompute(4 * l), "swap wins at 4·L*");
-        l
+            .expect("a crossover below 64k tokens")
     };
-    let vllm_copies = crossover(&[]);
-    let fastswitch = crossover(&["scheduler.fastswitch=true"]);
+    // B's finish time (s) when preempted by `mode` with an L-token context
+    // (FastSwitch's overlap of swaps with compute off: the closed form counts
+    // swaps as added time; `fastswitch_overlaps_swap_with_compute` checks it).
+    let simulate = |extra: &[&str], mode: &str, l: u32| {
+        // FastSwitch changes only swapping (and needs it).
+        let mut p = base(if mode == "swap" { extra } else { &[] }, mode);
+        p.pools[0].kv_blocks = 1 + l as u64 / 16;
+        if let Some(s) = &mut p.replica_options.swap {
+            s.overlap = false;
+        }
+        let reqs = vec![RequestSpec::new(0, 0, 16, 2), RequestSpec::new(1, 0, l, 2)];
+        let r = run_with(&p, ListSource::boxed(reqs));
+        let b = r.requests.iter().find(|x| x.id == 1).unwrap();
+        assert_eq!((b.preemptions, b.output_tokens), (1, 2), "{mode} at {l}");
+        let m = &r.summary.memory;
+        let swaps = u64::from(mode == "swap");
+        assert_eq!((m.preemptions_swap, m.preemptions_recompute), (swaps, 1 - swaps));
+        b.finish as f64 * 1e-9
+    };
+    // A factor of 4 each side of L*: the restoration costs then differ by
+    // well over 2× (linear swap against a superlinear prefill), so B's
+    // finish (restoration included) differs by more than 5%.
+    let (short, long) = (crossover / 4, (4 * crossover).min(131_072 - 32));
+    let (rs, ss) = (simulate(&[], "recompute", short), simulate(&[], "swap", short));
+    let (rl, sl) = (simulate(&[], "recompute", long), simulate(&[], "swap", long));
+    let fs = simulate(&["scheduler.fastswitch=true"], "swap", short);
     eprintln!(
-        "predicted swap/recompute crossover: {vllm_copies} tokens with per-block copies, {fastswitch} with FastSwitch block groups"
+        "per-block copies, L* = {crossover}: at {short} tokens recompute {rs:.4} s, swap {ss:.4} s \
+         (FastSwitch groups {fs:.4} s); at {long} recompute {rl:.4} s, swap {sl:.4} s"
     );
-    assert!(fastswitch * 8 <= vllm_copies, "{fastswitch} vs {vllm_copies}");
+    assert!(
+        crossover >= 4096,
+        "per-block copies are call-bound: L* = {crossover}"
+    );
+    assert!(
+        rs * 1.05 < ss,
+        "at {short} tokens: recompute {rs} s vs swap {ss} s"
+    );
+    assert!(
+        sl * 1.05 < rl,
+        "at {long} tokens: swap {sl} s vs recompute {rl} s"
+    );
+    // Block groups cut the calls 32×: at L*/4 swapping wins already.
+    assert!(
+        fs * 1.05 < rs,
+        "at {short} tokens: FastSwitch swap {fs} s vs recompute {rs} s"
+    );
 }
 
-/// Swap preemption conserves requests and tokens and moves as many bytes in as out.
+/// Swap preemption moves a request's KV out and back in and resumes it
+/// where it stopped. Pool of 4 blocks, 10 ms per iteration, one block
+/// moved in 1/64 s = 15.625 ms. A (16 tokens, output 49: 4 blocks at the
+/// end) and B (48 tokens = 3 blocks, output 5) start together; the first
+/// decode step needs a block for each with none free, so B is swapped out:
+/// 3 blocks = 3 × 2 MiB (Llama-3-8B bf16: K and V × 32 layers × 8 KV heads
+/// × 128 × 2 bytes × 16 tokens); that iteration takes 10 + 46.875 ms (ends
+/// 56.875). A's other 47 steps end at 536.875 ms (B cannot return: at most
+/// 2 blocks free). B is swapped in (3 blocks, the same bytes) with its 1
+/// generated token kept, and decodes its 4 others: 56.875 + 3·10 ms later,
+/// at 623.75 ms — with no second prefill.
 #[test]
 fn swap_preemption_round_trips_kv() {
-    let p = plan(&[
+    let mut p = plan(&[
         "scheduler.kind=vllm",
         "scheduler.preemption=swap",
-        "scheduler.gpu_memory_utilization=0.3",
-        "workload.count=500",
-        "workload.arrivals.rate=20",
+        "scheduler.watermark=0",
+        "scheduler.async_output=false",
     ]);
-    let r = run(&p);
+    p.pools[0].kv_blocks = 4;
+    p.replica_options.swap = Some(SwapModel {
+        block_bytes: 1.0,
+        host_bandwidth: 64.0,
+        layers: 1,
+        call_overhead: 0.0,
+        group_blocks: 1,
+        overlap: false,
+        reuse: false,
+        host_blocks: 100,
+    });
+    let mib2 = 2.0 * 1024.0 * 1024.0;
+    assert_eq!(p.pools[0].memory.block_bytes, mib2);
+    let reqs = vec![RequestSpec::new(0, 0, 16, 49), RequestSpec::new(1, 0, 48, 5)];
+    let mut sim = Simulation::with_source(&p, Box::new(ConstantTime(10_000_000)), ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
     let m = &r.summary.memory;
-    assert_eq!(r.summary.completed, 500);
-    assert!(m.preemptions_swap > 0, "{m:?}");
-    assert_eq!(m.swapped_out_bytes, m.swapped_in_bytes);
-    assert_eq!(
-        m.preemptions_swap + m.preemptions_recompute,
-        r.summary.preemptions
-    );
+    assert_eq!((m.preemptions_swap, m.preemptions_recompute), (1, 0));
+    assert_eq!(m.swapped_out_bytes, 3.0 * mib2);
+    assert_eq!(m.swapped_in_bytes, 3.0 * mib2);
+    let finish: Vec<(u64, u64, u32, u32)> = r
+        .requests
+        .iter()
+        .map(|x| (x.id, x.finish, x.output_tokens, x.preemptions))
+        .collect();
+    assert_eq!(finish, [(0, 536_875_000, 49, 0), (1, 623_750_000, 5, 1)]);
+    assert_eq!(r.summary.total_output_tokens, 54);
+    // Every token but each request's first is one inter-token gap.
+    assert_eq!(r.summary.itl.count, 52);
 }
 
 const KINDS: &[&str] = fleetsim::replica::scheduler::NAMES;
@@ -384,7 +542,15 @@ proptest! {
 /// conservative still (smaller batches).
 #[test]
 fn lightllm_future_memory_admission_avoids_preemption() {
+    for seed in SEEDS {
+        lightllm_case(seed);
+    }
+}
+
+fn lightllm_case(seed: u64) {
+    let seed = format!("workload.seed={seed}");
     let base = [
+        seed.as_str(),
         "scheduler.gpu_memory_utilization=0.3",
         "workload.count=500",
         "workload.arrivals.rate=20",
@@ -402,6 +568,10 @@ fn lightllm_future_memory_admission_avoids_preemption() {
     assert!(vllm.summary.preemptions > 0);
     assert_eq!(oracle.summary.preemptions, 0);
     assert_eq!(max.summary.preemptions, 0);
-    assert!(max.summary.mean_batch_seqs < oracle.summary.mean_batch_seqs);
+    // "max" assumes every request generates 1,024 tokens, more than most
+    // do, so the same memory admits fewer at once. (LightLLM publishes no
+    // figure for this; the margin only asks for a visible difference, 5%.)
+    let (m, o) = (max.summary.mean_batch_seqs, oracle.summary.mean_batch_seqs);
+    assert!(m < 0.95 * o, "mean batch: max estimate {m} vs oracle {o}");
     assert_eq!(oracle.summary.completed, 500);
 }

@@ -777,10 +777,10 @@ impl ReplicaState {
     pub fn pick_victim(&self) -> Slot {
         match self.opts.victim {
             Victim::Newest => *self.running.last().expect("preempt with nothing running"),
+            // `max_by_key` keeps the last maximum: in admission order, the newest.
             Victim::LowestPriority => *self
                 .running
                 .iter()
-                .rev()
                 .max_by_key(|&&s| self.reqs[s as usize].spec.priority)
                 .expect("preempt with nothing running"),
         }

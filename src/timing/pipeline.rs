@@ -10,19 +10,21 @@
 //! full pipeline latency `L` (every stage, the hand-offs, the host part),
 //! and the same virtual engine cannot start its next batch before its
 //! previous one has left — nor before the other `pp − 1` engines have had
-//! their turn at the busiest stage, which each holds for `s` (its stage
-//! time, host part included). So a virtual engine's iterations follow each
-//! other every
+//! their turn at the busiest stage, which each holds for `s_gpu` (its
+//! stage's GPU time). The host part `h` (scheduling, input preparation) of
+//! one engine runs on the CPU while the other engines' batches occupy the
+//! GPUs (vLLM's engines overlap it), so it is not multiplied by `pp`; it is
+//! in `L`. A virtual engine's iterations follow each other every
 //!
 //! ```text
-//! period = max(L, pp · s)
+//! period = max(L, pp · s_gpu)      (s_gpu = busiest stage − h)
 //! ```
 //!
-//! With balanced stages `pp · s ≈ L` and the pipeline is full; with an
-//! unbalanced split the slowest stage sets the pace. The model assumes the
-//! engines take turns evenly (they do when all are busy, the case that
+//! With balanced stages `pp · s_gpu ≈ L − h` and the pipeline is full; with
+//! an unbalanced split the slowest stage sets the pace. The model assumes
+//! the engines take turns evenly (they do when all are busy, the case that
 //! limits throughput); when some are idle it is pessimistic by at most
-//! `pp · s − L`.
+//! `pp · s_gpu − L`.
 
 use super::{BatchShape, IterationCost, TimeModel};
 
@@ -36,8 +38,9 @@ pub struct Pipelined {
 impl TimeModel for Pipelined {
     fn iteration(&self, batch: &BatchShape) -> IterationCost {
         let mut c = self.inner.iteration(batch);
-        let stage = c.stage.min(c.duration);
-        c.duration = c.duration.max(stage * self.engines as u64);
+        // The busiest stage's GPU time: the host part overlaps other engines' GPU work.
+        let stage_gpu = c.stage.min(c.duration).saturating_sub(c.host);
+        c.duration = c.duration.max(stage_gpu * self.engines as u64);
         c
     }
 
@@ -58,6 +61,34 @@ mod tests {
         fn peak_rates(&self) -> (f64, f64) {
             (1.0, 1.0)
         }
+    }
+
+    /// The host part is not serialised `pp` times: with latency 100, a
+    /// busiest stage of 40 of which 10 is host work, four engines take
+    /// turns at 30 of GPU time each: period max(100, 4·30) = 120 (not
+    /// 4·40 = 160); with a stage of 30 (20 GPU), max(100, 80) = 100.
+    #[test]
+    fn host_overhead_overlaps_other_engines_gpu_work() {
+        let cost = |duration, stage, host| IterationCost {
+            duration,
+            stage,
+            host,
+            ..Default::default()
+        };
+        let b = BatchShape::default();
+        let period = |c: IterationCost, engines| {
+            Pipelined {
+                inner: Box::new(Fixed(c)),
+                engines,
+            }
+            .iteration(&b)
+            .duration
+        };
+        assert_eq!(period(cost(100, 40, 10), 4), 120);
+        assert_eq!(period(cost(100, 30, 10), 4), 100);
+        // pp = 2, host 25 of a 60 stage: 2·35 = 70 < 100.
+        assert_eq!(period(cost(100, 60, 25), 2), 100);
+        assert_eq!(period(cost(100, 60, 0), 2), 120);
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl Scheduler for Laps {
         st.make_room_for_decode();
         st.add_decode_step();
         let mut budget = (p.limits.token_budget as u64).saturating_sub(st.batch_tokens());
+        let mut held = false;
         // Continuing prefills: short ones first, then long ones (admission order within each).
         for want_short in [true, false] {
             let mut i = 0;
@@ -59,18 +60,31 @@ impl Scheduler for Laps {
                 budget -= chunk as u64;
             }
             if want_short {
-                budget = self.admit_short(st, budget, now);
+                (budget, held) = self.admit_short(st, budget, now);
             }
         }
-        // Long requests get what is left, FCFS.
-        while let Some(left) = admit_chunk(st, p, budget, now) {
-            budget = left;
+        // Long requests get what is left, FCFS (short ones the batching
+        // window holds back stay queued: the earliest long one in the
+        // window goes to the head, and admission stops at a short one).
+        loop {
+            if held {
+                promote_min_by(st, p.window, |st, s| is_short(st, p, s));
+                if st.peek_waiting().is_some_and(|s| is_short(st, p, s)) {
+                    break;
+                }
+            }
+            match admit_chunk(st, p, budget, now) {
+                Some(left) => budget = left,
+                None => break,
+            }
         }
     }
 }
 
 impl Laps {
-    fn admit_short(&self, st: &mut ReplicaState, mut budget: u64, now: Nanos) -> u64 {
+    /// Admits short requests; returns the budget left and whether the
+    /// batching window holds them back.
+    fn admit_short(&self, st: &mut ReplicaState, mut budget: u64, now: Nanos) -> (u64, bool) {
         let p = &self.p;
         if p.laps_window > 0 && st.batch_seqs() == 0 {
             // Batching window: wait for company unless the oldest short has waited enough.
@@ -83,7 +97,7 @@ impl Laps {
             }
             if oldest != Nanos::MAX && tokens < budget && now < oldest.saturating_add(p.laps_window) {
                 st.wait_until(oldest + p.laps_window);
-                return budget;
+                return (budget, true);
             }
         }
         loop {
@@ -91,11 +105,11 @@ impl Laps {
             promote_min_by(st, p.window, |st, s| !is_short(st, p, s));
             match st.peek_waiting() {
                 Some(s) if is_short(st, p, s) => {}
-                _ => return budget,
+                _ => return (budget, false),
             }
             match admit_chunk(st, p, budget, now) {
                 Some(left) => budget = left,
-                None => return budget,
+                None => return (budget, false),
             }
         }
     }

@@ -1,1 +1,270 @@
+//! Unit tests of the scheduling policies: tiny workloads (two to six
+//! requests) through the real engine with every iteration taking the same
+//! time, a KV pool sized by hand, and answers worked out by hand from each
+//! policy's definition (the comment above each assertion says how).
+//! Memory mechanisms (preemption, swapping) are in `tests/memory.rs`.
 
+mod memory;
+
+use crate::engine::Simulation;
+use crate::metrics::{Report, RequestRecord};
+use crate::scenario::validate::{self, Plan};
+use crate::timing::{BatchShape, IterationCost, TimeModel};
+use crate::units::Nanos;
+use crate::workload::{Prefix, RequestSource, RequestSpec};
+use std::sync::{Arc, Mutex};
+
+pub const MS: Nanos = 1_000_000;
+
+/// Every iteration takes `d` (no host part); each batch's shape is recorded.
+pub struct Recording {
+    d: Nanos,
+    shapes: Arc<Mutex<Vec<BatchShape>>>,
+}
+
+impl TimeModel for Recording {
+    fn iteration(&self, b: &BatchShape) -> IterationCost {
+        self.shapes.lock().expect("not poisoned").push(*b);
+        IterationCost {
+            duration: self.d,
+            stage: self.d,
+            ..Default::default()
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+struct List(std::vec::IntoIter<RequestSpec>);
+
+impl RequestSource for List {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        self.0.next()
+    }
+}
+
+/// A plan from `--set` overrides (tokens visible at once, no watermark)
+/// with `kv_blocks` blocks per replica.
+pub fn plan(sets: &[&str], kv_blocks: u64) -> Plan {
+    let mut all = vec![
+        "scheduler.async_output=false".to_string(),
+        "scheduler.watermark=0".to_string(),
+    ];
+    all.extend(sets.iter().map(|s| s.to_string()));
+    let s = crate::scenario::load(None, &all).expect("test scenario loads");
+    let mut p = validate::plan(&s).expect("test scenario is valid");
+    p.pools[0].kv_blocks = kv_blocks;
+    p
+}
+
+pub struct Run {
+    pub report: Report,
+    /// Shapes of the batches priced, in order.
+    pub shapes: Vec<BatchShape>,
+}
+
+impl Run {
+    pub fn rec(&self, id: u64) -> &RequestRecord {
+        self.report
+            .requests
+            .iter()
+            .find(|r| r.id == id)
+            .expect("request reported")
+    }
+    /// (id, scheduled) of every request, in id order.
+    pub fn scheduled(&self) -> Vec<(u64, Nanos)> {
+        self.report.requests.iter().map(|r| (r.id, r.scheduled)).collect()
+    }
+    pub fn finishes(&self) -> Vec<(u64, Nanos)> {
+        self.report.requests.iter().map(|r| (r.id, r.finish)).collect()
+    }
+}
+
+/// Runs `reqs` through the engine, every iteration taking `d`, with the
+/// replica invariants checked after each iteration.
+pub fn run(p: &Plan, d: Nanos, reqs: Vec<RequestSpec>) -> Run {
+    let shapes = Arc::new(Mutex::new(Vec::new()));
+    let model = Recording {
+        d,
+        shapes: shapes.clone(),
+    };
+    let mut sim = Simulation::with_source(p, Box::new(model), Box::new(List(reqs.into_iter())));
+    sim.set_paranoid(true);
+    let report = sim.run(&mut |_| {});
+    let shapes = shapes.lock().expect("not poisoned").clone();
+    Run { report, shapes }
+}
+
+pub fn req(id: u64, at: Nanos, prompt: u32, output: u32) -> RequestSpec {
+    RequestSpec::new(id, at, prompt, output)
+}
+
+pub fn of_client(mut r: RequestSpec, client: u32, priority: u32) -> RequestSpec {
+    r.client = client;
+    r.priority = priority;
+    r
+}
+
+/// VTC's counter lift (Sheng et al., OSDI'24, Algorithm 2). One request
+/// runs at a time (max_num_seqs = 1), each only a prefill (output 1), every
+/// iteration 10 ms. Client 0 queues a0..a3 (100-token prompts) at 0;
+/// client 1 queues b0, b1 (30 tokens) at 1 ms, while a0 runs (c0 = 100).
+/// With the lift, client 1 becomes active at c1 = max(0, min over active
+/// clients = c0 = 100) = 100; the tie goes to client 0 (a1, c0 = 200), then
+/// b0 (c1 = 130), b1 (160), a2, a3: admissions at 0, 10, 20, 30, 40, 50 ms
+/// in the order a0 a1 b0 b1 a2 a3. Without it client 1 starts at 0 and
+/// both b's (60 < 100) go before a1.
+#[test]
+fn vtc_lifts_a_newly_active_client_to_the_least_active_counter() {
+    let p = plan(&["scheduler.kind=vtc", "scheduler.max_num_seqs=1"], 1000);
+    let mut reqs: Vec<RequestSpec> = (0..4).map(|i| of_client(req(i, 0, 100, 1), 0, 0)).collect();
+    reqs.push(of_client(req(4, MS, 30, 1), 1, 0));
+    reqs.push(of_client(req(5, MS, 30, 1), 1, 0));
+    let r = run(&p, 10 * MS, reqs);
+    // ids 0..3 = a0..a3, 4, 5 = b0, b1.
+    let want = [(0, 0), (1, 10), (2, 40), (3, 50), (4, 20), (5, 30)];
+    let want: Vec<(u64, Nanos)> = want.iter().map(|&(i, t)| (i, t * MS)).collect();
+    assert_eq!(r.scheduled(), want);
+}
+
+/// Priority-aware preemption (vLLM `_preempt` with priorities: the least
+/// urgent class, newest first). vLLM scheduler, 16-token blocks, pool of 4
+/// blocks, 10 ms per iteration; R0 and R1 (class 1) at 0, R2 (class 0, the
+/// urgent one) at 1 ms; prompts 16 (1 block), outputs 17 (2 blocks at the end).
+/// Iteration 1 prefills R0, R1; iteration 2 prefills R2 (3 blocks used);
+/// iteration 3's decode step needs a new block for each of the three (16 →
+/// 17 tokens) with 1 free, so one is preempted (recompute), freeing one
+/// block: with priorities the newest of class 1, R1; without, the newest
+/// overall, R2. The two others decode 16 steps (iterations 3–18, done at
+/// 180 ms, 2 blocks each: the pool is full); the victim is then re-prefilled
+/// (iteration 19) and decodes 15 steps: done at 340 ms.
+#[test]
+fn priority_preemption_evicts_the_newest_of_the_least_urgent_class() {
+    let reqs = vec![
+        of_client(req(0, 0, 16, 17), 0, 1),
+        of_client(req(1, 0, 16, 17), 0, 1),
+        of_client(req(2, MS, 16, 17), 0, 0),
+    ];
+    let victim = |priority: bool| {
+        let prio = format!("scheduler.priority={priority}");
+        let r = run(&plan(&["scheduler.kind=vllm", &prio], 4), 10 * MS, reqs.clone());
+        let preempted: Vec<u64> = r
+            .report
+            .requests
+            .iter()
+            .filter(|x| x.preemptions > 0)
+            .map(|x| x.id)
+            .collect();
+        assert_eq!(preempted.len(), 1, "{:?}", r.report.requests);
+        let v = preempted[0];
+        for x in &r.report.requests {
+            let want = if x.id == v { 340 * MS } else { 180 * MS };
+            assert_eq!(x.finish, want, "request {}", x.id);
+            assert_eq!(x.preemptions, u32::from(x.id == v));
+        }
+        v
+    };
+    assert_eq!(victim(true), 1, "newest of the least urgent class");
+    assert_eq!(victim(false), 2, "newest overall");
+}
+
+/// LightLLM's peak estimate, by hand. Requests (left, cur) = (16, 16),
+/// (160, 16), (144, 16), 16-token blocks. Sorted by remaining output
+/// descending: (160, 16), (144, 16), (16, 16). The i-th finishes after
+/// left_i steps, when the i+1 longest hold Σcur + (i+1)·left_i tokens:
+/// i = 0: 16 + 160 = 176; i = 1: 32 + 288 = 320; i = 2: 48 + 48 = 96. The
+/// peak is at i = 1 (neither the first nor the last): 320 tokens = 20
+/// blocks, plus one partial block per request counted (2): 22. Unsorted
+/// input would give 33, the final sum Σcur + Σleft 26, the last term 9.
+#[test]
+fn lightllm_peak_is_the_max_over_finishing_times_of_sorted_requests() {
+    let mut s = vec![(16, 16), (160, 16), (144, 16)];
+    assert_eq!(super::lightllm::peak_blocks(&mut s, 16), 22);
+    // One request: its cur + left, 10 + 22 = 32 tokens = 2 blocks (+1).
+    assert_eq!(super::lightllm::peak_blocks(&mut [(22, 10)], 16), 3);
+    // Two requests equal in length: both hold cur + left at the end:
+    // 2·(8 + 24) = 64 tokens = 4 blocks (+2).
+    assert_eq!(super::lightllm::peak_blocks(&mut [(24, 8), (24, 8)], 16), 6);
+}
+
+/// SGLang's longest-prefix-first order applies only while the queue is
+/// within `scheduler.window`; beyond it, FCFS. One request at a time, 10 ms
+/// per iteration, outputs of 1 token. R0 (prefix group 7, 32 tokens = 2
+/// blocks) runs first and leaves its prefix cached. At 1 ms R1 (no
+/// prefix), R2 (group 7: 32 tokens cached) and R3 (group 9) queue.
+/// Window 2: at 10 ms three wait (> 2), so FCFS admits R1; at 20 ms two
+/// wait and R2's cached prefix puts it first; then R3. Window 3: R2 first
+/// at 10 ms, then R1 and R3 (no hits: earliest first).
+#[test]
+fn sglang_serves_fcfs_when_the_queue_exceeds_its_window() {
+    let group = |g| Prefix::Group { group: g, tokens: 32 };
+    let mut reqs = vec![
+        req(0, 0, 64, 1),
+        req(1, MS, 64, 1),
+        req(2, MS, 64, 1),
+        req(3, MS, 64, 1),
+    ];
+    reqs[0].prefix = group(7);
+    reqs[2].prefix = group(7);
+    reqs[3].prefix = group(9);
+    let order = |window: &str| {
+        let w = format!("scheduler.window={window}");
+        let p = plan(
+            &[
+                "scheduler.kind=sglang",
+                "scheduler.prefix_caching=true",
+                "scheduler.max_num_seqs=1",
+                &w,
+            ],
+            1000,
+        );
+        let r = run(&p, 10 * MS, reqs.clone());
+        assert_eq!(r.rec(2).cached_tokens, 32);
+        r.scheduled()
+            .iter()
+            .map(|&(i, t)| (i, t / MS))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order("2"), [(0, 0), (1, 10), (2, 20), (3, 30)]);
+    assert_eq!(order("3"), [(0, 0), (1, 20), (2, 10), (3, 30)]);
+}
+
+/// LAPS's batching window: with nothing running, short prefills wait until
+/// the oldest has waited `laps_window` (20 ms here), so R0 (at 0) and R1 (at
+/// 5 ms) are prefilled together at 20 ms and both finish (output 1) at 30
+/// ms. Without the window, R0 runs at once (done at 10 ms) and R1 next
+/// (done at 20 ms).
+#[test]
+fn laps_batching_window_holds_short_prefills_for_company() {
+    let reqs = vec![req(0, 0, 100, 1), req(1, 5 * MS, 100, 1)];
+    let finishes = |window: &str| {
+        let w = format!("scheduler.laps_window={window}");
+        let r = run(&plan(&["scheduler.kind=laps", &w], 1000), 10 * MS, reqs.clone());
+        (r.finishes(), r.shapes.len())
+    };
+    assert_eq!(finishes("0"), (vec![(0, 10 * MS), (1, 20 * MS)], 2));
+    assert_eq!(finishes("0.02"), (vec![(0, 30 * MS), (1, 30 * MS)], 1));
+}
+
+/// FasterTransformer's static batch returns every response when the batch
+/// ends. R0 (output 2) and R1 (output 5) start together, 10 ms per
+/// iteration: prefill [0, 10] (first tokens at 10 ms), then four decode
+/// steps for R1's remaining 4 tokens, during which R0 (done after one) stays
+/// in the batch as padding: 2 sequences each step; the batch ends at 50 ms,
+/// so R0 finishes at 50 ms, not 20 ms (Orca, iteration-level, returns it at 20).
+#[test]
+fn fastertransformer_returns_responses_at_batch_end() {
+    let reqs = vec![req(0, 0, 16, 2), req(1, 0, 16, 5)];
+    let r = run(
+        &plan(&["scheduler.kind=fastertransformer"], 2000),
+        10 * MS,
+        reqs.clone(),
+    );
+    assert_eq!(r.finishes(), [(0, 50 * MS), (1, 50 * MS)]);
+    assert_eq!(r.rec(0).first_token, 10 * MS);
+    let decode: Vec<u32> = r.shapes[1..].iter().map(|s| s.decode_seqs).collect();
+    assert_eq!(decode, [2, 2, 2, 2]);
+    let orca = run(&plan(&["scheduler.kind=orca"], 2000), 10 * MS, reqs);
+    assert_eq!(orca.finishes(), [(0, 20 * MS), (1, 50 * MS)]);
+}

@@ -1,0 +1,88 @@
+//! Preemption by recompute and by swap, on hand-sized pools (vLLM
+//! scheduler, 16-token blocks, no watermark, 10 ms per iteration).
+//!
+//! The scenario: A and B, prompts of 16 tokens (1 block each), outputs of 17
+//! (2 blocks each at the end), both at 0. Iteration 1 prefills both (each
+//! emits its first token). Iteration 2's decode step writes each one's 17th
+//! KV entry: both need a new block. With a pool too small for both, B (the
+//! newest) is preempted; A decodes its 16 steps (iterations 2–17); B then
+//! comes back.
+
+use super::{MS, plan, req, run};
+use crate::replica::swap::SwapModel;
+use crate::scenario::validate::Plan;
+
+/// Recompute re-prefills prompt + generated tokens (vLLM
+/// `_preempt_by_recompute`: the sequence's whole token list is recomputed).
+/// Pool 3: at iteration 2 B is preempted having generated 1 token; B then
+/// needs ⌈17/16⌉ = 2 blocks with 1 free, so it waits until A finishes (170
+/// ms). Iteration 18 prefills B's 16 + 1 = 17 tokens (emitting its 2nd
+/// token), then 15 decode steps: 33 iterations, B done at 330 ms.
+#[test]
+fn recompute_prefills_the_prompt_and_the_generated_tokens() {
+    let p = plan(&["scheduler.kind=vllm"], 3);
+    let r = run(&p, 10 * MS, vec![req(0, 0, 16, 17), req(1, 0, 16, 17)]);
+    assert_eq!(r.finishes(), [(0, 170 * MS), (1, 330 * MS)]);
+    assert_eq!(r.shapes.len(), 33);
+    let re = r.shapes[17];
+    assert_eq!((re.prefill_seqs, re.prefill_tokens, re.decode_seqs), (1, 17, 0));
+    assert_eq!(r.rec(1).preemptions, 1);
+    assert_eq!(r.report.summary.memory.preemptions_recompute, 1);
+    assert_eq!(r.report.summary.total_output_tokens, 34);
+}
+
+/// A swap model moving one block in 1/64 s = 15.625 ms (exact in binary),
+/// no per-call cost.
+fn swap_plan(overlap: bool) -> Plan {
+    let mut p = plan(&["scheduler.kind=vllm", "scheduler.preemption=swap"], 2);
+    p.replica_options.swap = Some(SwapModel {
+        block_bytes: 1.0,
+        host_bandwidth: 64.0,
+        layers: 1,
+        call_overhead: 0.0,
+        group_blocks: 1,
+        overlap,
+        reuse: false,
+        host_blocks: 100,
+    });
+    p
+}
+
+const SWAP_NS: u64 = 15_625_000;
+
+/// Swap out and swap in both cost time, added to the iteration that causes
+/// them (vLLM issues the copies before the step). Pool 2: iteration 2
+/// swaps B out (1 block: 10 + 15.625 ms, ends 35.625); A's other 15 steps
+/// end at 185.625 ms; B cannot come back before (0 blocks free).
+/// Iteration 18 swaps B in (1 block) and decodes: 25.625 ms, ends 211.25;
+/// B's 15 remaining steps end at 361.25 ms.
+#[test]
+fn swap_out_and_swap_in_both_take_time() {
+    let r = run(
+        &swap_plan(false),
+        10 * MS,
+        vec![req(0, 0, 16, 17), req(1, 0, 16, 17)],
+    );
+    let (a, b) = (170 * MS + SWAP_NS, 330 * MS + 2 * SWAP_NS);
+    assert_eq!(r.finishes(), [(0, a), (1, b)]);
+    let m = &r.report.summary.memory;
+    assert_eq!((m.preemptions_swap, m.preemptions_recompute), (1, 0));
+    // B resumed decoding: no re-prefill (only iteration 1 has prefills).
+    assert_eq!(r.shapes.iter().filter(|s| s.prefill_seqs > 0).count(), 1);
+    assert_eq!(r.shapes.len(), 33);
+}
+
+/// FastSwitch (Shen et al. 2024) swaps on a separate stream, overlapped
+/// with compute: an iteration with a swap takes max(compute, swap) =
+/// max(10, 15.625) ms. The same scenario: A done at 175.625 ms (iteration 2
+/// takes 15.625), B at 175.625 + 15.625 + 15·10 = 341.25 ms.
+#[test]
+fn fastswitch_overlaps_swap_with_compute() {
+    let r = run(
+        &swap_plan(true),
+        10 * MS,
+        vec![req(0, 0, 16, 17), req(1, 0, 16, 17)],
+    );
+    let (a, b) = (160 * MS + SWAP_NS, 310 * MS + 2 * SWAP_NS);
+    assert_eq!(r.finishes(), [(0, a), (1, b)]);
+}
