@@ -63,8 +63,11 @@ pub fn peak_blocks(scratch: &mut [(u64, u64)], block: u64) -> u64 {
     for (i, &(left, cur)) in scratch.iter().enumerate() {
         cum += cur;
         let n = i as u64 + 1;
-        // Tokens at that moment, rounded up per request to whole blocks.
-        peak = peak.max((cum + n * left).div_ceil(block) + n);
+        // Tokens at that moment, each request rounded up to whole blocks:
+        // n requests waste at most n·(B − 1) tokens of their last blocks, so
+        // Σ⌈x_j/B⌉ ≤ ⌊(Σx_j + n·(B − 1)) / B⌋ (exact for B = 1, LightLLM's
+        // token granularity; the earlier ⌈Σx/B⌉ + n overcounted by up to n).
+        peak = peak.max((cum + n * left + n * (block - 1)) / block);
     }
     peak
 }

@@ -174,18 +174,23 @@ fn priority_preemption_evicts_the_newest_of_the_least_urgent_class() {
 /// descending: (160, 16), (144, 16), (16, 16). The i-th finishes after
 /// left_i steps, when the i+1 longest hold Σcur + (i+1)·left_i tokens:
 /// i = 0: 16 + 160 = 176; i = 1: 32 + 288 = 320; i = 2: 48 + 48 = 96. The
-/// peak is at i = 1 (neither the first nor the last): 320 tokens = 20
-/// blocks, plus one partial block per request counted (2): 22. Unsorted
-/// input would give 33, the final sum Σcur + Σleft 26, the last term 9.
+/// peak is at i = 1 (neither the first nor the last): 320 tokens, and the
+/// two requests' last blocks may waste up to 2·15 tokens: ⌊350/16⌋ = 21
+/// blocks (i = 0: ⌊191/16⌋ = 11; i = 2: ⌊141/16⌋ = 8). Unsorted input
+/// would peak later and higher; the last term alone gives 8.
 #[test]
 fn lightllm_peak_is_the_max_over_finishing_times_of_sorted_requests() {
     let mut s = vec![(16, 16), (160, 16), (144, 16)];
-    assert_eq!(super::lightllm::peak_blocks(&mut s, 16), 22);
-    // One request: its cur + left, 10 + 22 = 32 tokens = 2 blocks (+1).
-    assert_eq!(super::lightllm::peak_blocks(&mut [(22, 10)], 16), 3);
+    assert_eq!(super::lightllm::peak_blocks(&mut s, 16), 21);
+    // Token granularity (LightLLM's TokenAttention, B = 1): exactly 320.
+    let mut s = vec![(16, 16), (160, 16), (144, 16)];
+    assert_eq!(super::lightllm::peak_blocks(&mut s, 1), 320);
+    // One request: cur + left = 10 + 22 = 32 tokens, exactly 2 blocks
+    // (⌊(32 + 15)/16⌋ = 2; the old ⌈32/16⌉ + 1 = 3 overcounted).
+    assert_eq!(super::lightllm::peak_blocks(&mut [(22, 10)], 16), 2);
     // Two requests equal in length: both hold cur + left at the end:
-    // 2·(8 + 24) = 64 tokens = 4 blocks (+2).
-    assert_eq!(super::lightllm::peak_blocks(&mut [(24, 8), (24, 8)], 16), 6);
+    // 2·(8 + 24) = 64 tokens: ⌊(64 + 30)/16⌋ = 5 blocks.
+    assert_eq!(super::lightllm::peak_blocks(&mut [(24, 8), (24, 8)], 16), 5);
 }
 
 /// SGLang's longest-prefix-first order applies only while the queue is
