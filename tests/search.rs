@@ -497,3 +497,124 @@ fn status_names_match_their_serialised_form() {
         assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.name()));
     }
 }
+
+/// What a search writes and prints agrees with its outcome: `pareto.csv`
+/// has one row per frontier member in frontier order, the table names the
+/// best plan, the failing and count-limited plans and the ranking order,
+/// `--format json` round-trips, the report lists ranked plans first, and a
+/// search whose plans all fail removes a stale `best.toml`.
+#[test]
+fn outputs_agree_with_the_outcome() {
+    use search::output;
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let mut o = run_space(
+        &write_space(d.path(), SMALL),
+        &["search.replicas=[1, 2]"],
+        Some(&out),
+    );
+
+    let csv = read(&out.join("pareto.csv"));
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let expected: Vec<(&str, &str)> = o
+        .pareto_cost_capacity
+        .iter()
+        .map(|k| ("cost_capacity", k.as_str()))
+        .chain(o.pareto_latency.iter().map(|k| ("ttft_tpot", k.as_str())))
+        .collect();
+    assert!(!o.pareto_cost_capacity.is_empty() && !o.pareto_latency.is_empty());
+    assert_eq!(rows.iter().map(|r| (r[0], r[1])).collect::<Vec<_>>(), expected);
+    for r in &rows {
+        let plan = o.results.iter().find(|p| p.key == r[1]).unwrap();
+        assert_eq!(r[9], format!("{:.6}", plan.capacity_rps));
+        assert_eq!(r[6].parse::<u32>().unwrap(), plan.gpus);
+    }
+
+    let best = o.best().unwrap().clone();
+    let t = output::table(&o);
+    assert!(
+        t.contains(&format!("best: {} — {:.3} req/s", best.key, best.capacity_rps)),
+        "{t}"
+    );
+    assert!(t.contains("top plans (by per_gpu)"), "{t}");
+    assert!(
+        !t.contains("miss the SLO") && !t.contains("count_limited:"),
+        "{t}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&output::to_json(&o)).unwrap();
+    assert_eq!(json["results"].as_array().unwrap().len(), o.results.len());
+    assert_eq!(json["ranking"][0], best.key.as_str());
+
+    let report = output::report_input(&o);
+    let names: Vec<&str> = report.plans.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        &names[..o.ranking.len()],
+        o.ranking.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(names.len(), o.results.len());
+    for p in &report.plans {
+        assert_eq!(p.pareto, o.pareto_cost_capacity.contains(&p.name), "{}", p.name);
+    }
+
+    // One plan failing, one count-limited, a target rate: the table says so.
+    o.results[0].capacity_rps = 0.0;
+    o.results[1].count_limited = true;
+    o.target_rate = 1.5;
+    let t = output::table(&o);
+    assert!(t.contains("1 plans miss the SLO even at"), "{t}");
+    assert!(t.contains("1 plans are count_limited"), "{t}");
+    assert!(t.contains("cheapest with capacity ≥ 1.5 req/s"), "{t}");
+
+    // Nothing meets the SLO: best.toml goes, and a second write is fine.
+    o.ranking.clear();
+    output::write_all(&out, &o).unwrap();
+    assert!(!out.join("best.toml").exists());
+    output::write_all(&out, &o).unwrap();
+    assert!(output::table(&o).contains("(no plan meets the SLO)"));
+}
+
+/// `best.toml` is written beside the outputs but the trace it names was
+/// relative to the space file: the path is made absolute, so it runs from
+/// anywhere.
+#[test]
+fn best_toml_names_the_trace_by_an_absolute_path() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = String::from("arrived_at,num_prefill_tokens,num_decode_tokens\n");
+    for i in 0..200 {
+        t.push_str(&format!("{},{},40\n", i as f64 * 0.5, 200 + i));
+    }
+    std::fs::write(d.path().join("t.csv"), t).unwrap();
+    let text = SMALL
+        .replace("count = 2000", "count = 200\ntrace = \"t.csv\"")
+        .replace("replicas = [1, 2, 3, 4]", "replicas = [1]\ntp = [1]");
+    let text = text.replacen("tp = [1, 2]\n", "", 1);
+    let out = d.path().join("out");
+    run_space(&write_space(d.path(), &text), &[], Some(&out));
+    let s = scenario::load(Some(&out.join("best.toml")), &[]).unwrap();
+    let trace = s.workload.trace.expect("best.toml keeps the trace");
+    assert!(trace.is_absolute(), "{}", trace.display());
+    assert_eq!(trace, d.path().join("t.csv"));
+}
+
+/// An unreadable `plans.jsonl` or an unremovable stale `best.toml` is an
+/// error naming the file, not silently a fresh start.
+#[test]
+fn unreadable_outputs_are_errors_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir_all(out.join("plans.jsonl")).unwrap();
+    let space = search::load(
+        &write_space(d.path(), SMALL),
+        &["search.replicas=[1]".to_string()],
+    )
+    .unwrap();
+    let e = search::run(&space, Some(&out), &|_| {}).unwrap_err().to_string();
+    assert!(e.contains("plans.jsonl"), "{e}");
+
+    let mut o = run_space(&write_space(d.path(), SMALL), &["search.replicas=[1]"], None);
+    o.ranking.clear();
+    let out2 = d.path().join("out2");
+    std::fs::create_dir_all(out2.join("best.toml")).unwrap();
+    let e = search::output::write_all(&out2, &o).unwrap_err().to_string();
+    assert!(e.contains("best.toml"), "{e}");
+}

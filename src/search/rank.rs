@@ -212,6 +212,22 @@ mod tests {
         assert_eq!(r.capacity_per_gpu, 2.0);
         assert_eq!(r.requests_per_dollar, 3600.0);
         assert!((r.requests_per_kwh - 4.0 * 3600.0 / 1.4).abs() < 1e-9);
+        // Each objective scores its own figure.
+        assert_eq!(r.score("per_gpu"), 2.0);
+        assert_eq!(r.score("per_watt"), r.requests_per_kwh);
+        assert_eq!(r.score("capacity"), 4.0);
+        assert_eq!(r.score("per_dollar"), 3600.0);
+    }
+
+    /// A cheaper plan with no capacity is on no frontier.
+    #[test]
+    fn a_plan_without_capacity_is_not_on_the_cost_frontier() {
+        let rs = vec![result(1, 0.0, 50.0, 5.0), result(2, 5.0, 80.0, 30.0)];
+        let keys: Vec<u32> = pareto_cost_capacity(&rs)
+            .iter()
+            .map(|r| r.params.replicas)
+            .collect();
+        assert_eq!(keys, vec![2]);
     }
 
     #[test]

@@ -738,6 +738,36 @@ mod tests {
         load(&p, &[])
     }
 
+    /// Each `[search]` check at its boundary: the value just inside is
+    /// accepted, the value just outside names its key.
+    #[test]
+    fn search_checks_accept_their_boundary_and_reject_past_it() {
+        let check = |extra: &str| space(&format!("[search]\ngpu_budget = 4\n{extra}"));
+        let rejects = |extra: &str, key: &str| {
+            let e = check(extra).expect_err(extra).to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        };
+        let dev = |field: &str, v: &str| format!("[[search.devices]]\nname = \"H100-SXM\"\n{field} = {v}\n");
+        check(&dev("price_per_hour", "0.01")).unwrap();
+        rejects(&dev("price_per_hour", "0"), "devices[0].price_per_hour");
+        rejects(&dev("power_watts", "-5"), "devices[0].power_watts");
+        rejects(&dev("power_watts", "inf"), "devices[0].power_watts");
+        check("target_rate = 0\n").unwrap();
+        rejects("target_rate = -0.5\n", "target_rate");
+        rejects("target_rate = inf\n", "target_rate");
+        check("min_attainment = 1\n").unwrap();
+        rejects("min_attainment = 1.01\n", "min_attainment");
+        check("[search.rate]\nlow = 0\nhigh = 0\n").unwrap();
+        rejects("[search.rate]\nlow = -1\n", "rate.low");
+        rejects("[search.rate]\nhigh = nan\n", "rate.high");
+        // high may equal low (a single rate), not fall below it; either
+        // may be 0 (= its default) whatever the other is.
+        check("[search.rate]\nlow = 2\nhigh = 2\n").unwrap();
+        rejects("[search.rate]\nlow = 2\nhigh = 1.5\n", "rate.high");
+        check("[search.rate]\nlow = 2\nhigh = 0\n").unwrap();
+        check("[search.rate]\nlow = 0\nhigh = 1\n").unwrap();
+    }
+
     #[test]
     fn blanking_keeps_line_numbers_and_other_sections() {
         let t =
