@@ -766,6 +766,29 @@ mod tests {
         rejects("[search.rate]\nlow = 2\nhigh = 1.5\n", "rate.high");
         check("[search.rate]\nlow = 2\nhigh = 0\n").unwrap();
         check("[search.rate]\nlow = 0\nhigh = 1\n").unwrap();
+        check("[search.rate]\ntolerance = 0.999\n").unwrap();
+        rejects("[search.rate]\ntolerance = 1\n", "rate.tolerance");
+        check("[search.rate]\nmin_window_latencies = 0\n").unwrap();
+        rejects(
+            "[search.rate]\nmin_window_latencies = -1\n",
+            "rate.min_window_latencies",
+        );
+        rejects(
+            "[search.rate]\nmin_window_latencies = nan\n",
+            "rate.min_window_latencies",
+        );
+        check("[search.rate]\nmax_probes = 2\n").unwrap();
+        rejects("[search.rate]\nmax_probes = 1\n", "rate.max_probes");
+        let e = space("[workload]\nduration = 10\n[search]\ngpu_budget = 4\n").unwrap_err();
+        assert!(e.to_string().contains("workload.duration"), "{e}");
+    }
+
+    #[test]
+    fn a_plan_uses_tp_times_pp_devices_per_replica() {
+        let sp = space("[search]\ngpu_budget = 16\ntp = [2]\npp = [2]\nreplicas = [3]\n").unwrap();
+        let e = enumerate(&sp).unwrap();
+        assert!(!e.candidates.is_empty());
+        assert!(e.candidates.iter().all(|c| c.params.gpus() == 12));
     }
 
     #[test]
