@@ -447,6 +447,41 @@ mod tests {
         assert!(!cap(None, vec![pass]).count_limited());
     }
 
+    /// The search stops as soon as the bracket is within tolerance. Step at
+    /// 3.7 from low 1, tolerance 1%: probes at 1 (pass) and 4 (fail), then
+    /// geometric bisection of a ratio of 4 needs k halvings of its log with
+    /// ln 4 / 2^k ≤ ln 1.01, i.e. 2^k ≥ 139.3: k = 8, 10 probes in all. With
+    /// max_probes = 9 the bracket is not reached: probe_limit.
+    #[test]
+    fn bisection_stops_at_the_tolerance_and_at_max_probes() {
+        let c = search(&bracket(1.0, 1e4), step(3.7)).unwrap();
+        assert_eq!((c.status, c.probes.len()), (Status::Ok, 10));
+        let limited = |max_probes| Bracket {
+            max_probes,
+            ..bracket(1.0, 1e4)
+        };
+        let c = search(&limited(10), step(3.7)).unwrap();
+        assert_eq!((c.status, c.probes.len()), (Status::Ok, 10));
+        let c = search(&limited(9), step(3.7)).unwrap();
+        assert_eq!((c.status, c.probes.len()), (Status::ProbeLimit, 9));
+    }
+
+    /// `low` defaults to the workload's rate and `high` to 4096 × low.
+    #[test]
+    fn the_bracket_defaults_to_the_workload_rate_and_4096_times_it() {
+        let rc = |low, high| RateConfig {
+            low,
+            high,
+            ..RateConfig::default()
+        };
+        let b = Bracket::resolve(&rc(0.0, 0.0), 2.0);
+        assert_eq!((b.low, b.high), (2.0, 8192.0));
+        let b = Bracket::resolve(&rc(3.0, 0.0), 2.0);
+        assert_eq!((b.low, b.high), (3.0, 12288.0));
+        let b = Bracket::resolve(&rc(0.0, 5.0), 2.0);
+        assert_eq!((b.low, b.high), (2.0, 5.0));
+    }
+
     #[test]
     fn bisection_brackets_a_step_within_tolerance() {
         for cap in [0.13, 1.0, 3.7, 99.0, 1234.5] {
