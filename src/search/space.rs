@@ -783,6 +783,34 @@ mod tests {
         assert!(e.to_string().contains("workload.duration"), "{e}");
     }
 
+    /// A device without a price (a user catalog's may have none) cannot be
+    /// ranked per dollar: the space says so instead of dividing by zero.
+    #[test]
+    fn a_device_without_a_price_is_an_error_unless_the_space_prices_it() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("cat.toml"),
+            "[[device]]\nname = \"Free-GPU\"\nmemory_bytes = 80e9\nmemory_bandwidth = 3e12\n\
+             flops_bf16 = 1e15\nintra_node_bandwidth = 4e11\nintra_node_latency = 2e-6\n\
+             inter_node_bandwidth = 5e10\ninter_node_latency = 5e-6\nhost_link_bandwidth = 6e10\n\
+             devices_per_node = 8\npower_watts = 700\n",
+        )
+        .unwrap();
+        let load_with = |device: &str| {
+            let p = d.path().join("space.toml");
+            std::fs::write(
+                &p,
+                format!("catalog = \"cat.toml\"\n[search]\ngpu_budget = 2\n[[search.devices]]\n{device}"),
+            )
+            .unwrap();
+            load(&p, &[]).and_then(|sp| enumerate(&sp))
+        };
+        let e = load_with("name = \"Free-GPU\"\n").unwrap_err().to_string();
+        assert!(e.contains("Free-GPU") && e.contains("price_per_hour"), "{e}");
+        let e = load_with("name = \"Free-GPU\"\nprice_per_hour = 1.5\n").unwrap();
+        assert!(e.candidates.iter().all(|c| c.price_per_hour == 1.5));
+    }
+
     #[test]
     fn a_plan_uses_tp_times_pp_devices_per_replica() {
         let sp = space("[search]\ngpu_budget = 16\ntp = [2]\npp = [2]\nreplicas = [3]\n").unwrap();
