@@ -16,9 +16,11 @@ use std::sync::{Arc, Mutex};
 
 pub const MS: Nanos = 1_000_000;
 
-/// Every iteration takes `d` (no host part); each batch's shape is recorded.
+/// Every iteration takes `d`, the first `host` of it on the host; each
+/// batch's shape is recorded.
 pub struct Recording {
     d: Nanos,
+    host: Nanos,
     shapes: Arc<Mutex<Vec<BatchShape>>>,
 }
 
@@ -28,6 +30,7 @@ impl TimeModel for Recording {
         IterationCost {
             duration: self.d,
             stage: self.d,
+            host: self.host,
             ..Default::default()
         }
     }
@@ -84,9 +87,15 @@ impl Run {
 /// Runs `reqs` through the engine, every iteration taking `d`, with the
 /// replica invariants checked after each iteration.
 pub fn run(p: &Plan, d: Nanos, reqs: Vec<RequestSpec>) -> Run {
+    run_hosted(p, d, 0, reqs)
+}
+
+/// [`run`] with iterations of `d` whose first `host` is host work.
+pub fn run_hosted(p: &Plan, d: Nanos, host: Nanos, reqs: Vec<RequestSpec>) -> Run {
     let shapes = Arc::new(Mutex::new(Vec::new()));
     let model = Recording {
         d,
+        host,
         shapes: shapes.clone(),
     };
     let mut sim = Simulation::with_source(p, Box::new(model), Box::new(List(reqs.into_iter())));

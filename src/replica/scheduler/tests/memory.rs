@@ -8,7 +8,7 @@
 //! newest) is preempted; A decodes its 16 steps (iterations 2–17); B then
 //! comes back.
 
-use super::{MS, plan, req, run};
+use super::{MS, plan, req, run, run_hosted};
 use crate::replica::swap::SwapModel;
 use crate::scenario::validate::Plan;
 
@@ -85,4 +85,21 @@ fn fastswitch_overlaps_swap_with_compute() {
     );
     let (a, b) = (160 * MS + SWAP_NS, 310 * MS + 2 * SWAP_NS);
     assert_eq!(r.finishes(), [(0, a), (1, b)]);
+}
+
+/// FastSwitch hides swap I/O under the iteration's GPU work only, not under
+/// its host part (scheduling runs before the kernels and the copies are
+/// issued). Iterations of 10 ms with 4 ms of host work: a swap iteration
+/// takes 4 + max(6, 15.625) = 19.625 ms. A done at 160 + 19.625 =
+/// 179.625 ms; B swaps back in (another 19.625 ms iteration) and finishes
+/// at 310 + 2 · 19.625 = 349.25 ms.
+#[test]
+fn fastswitch_overlaps_swap_with_gpu_work_not_host_work() {
+    let r = run_hosted(
+        &swap_plan(true),
+        10 * MS,
+        4 * MS,
+        vec![req(0, 0, 16, 17), req(1, 0, 16, 17)],
+    );
+    assert_eq!(r.finishes(), [(0, 179_625_000), (1, 349_250_000)]);
 }
