@@ -153,10 +153,9 @@ pub fn choose_next(st: &mut ReplicaState, p: &Policy) {
 }
 
 /// Swapped-out requests come back first (vLLM v0 serves running, then
-/// swapped, then waiting requests). Returns whether any is still swapped out.
-pub fn resume_swapped(st: &mut ReplicaState, p: &Policy) -> bool {
+/// swapped, then waiting requests), as many as memory and `max_num_seqs` allow.
+pub fn resume_swapped(st: &mut ReplicaState, p: &Policy) {
     while st.num_swapped() > 0 && st.resume_swapped(p.limits.max_num_seqs) {}
-    st.num_swapped() > 0
 }
 
 /// Admits waiting requests with whole prompts while the batch stays within
