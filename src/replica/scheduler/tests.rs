@@ -282,3 +282,14 @@ fn fastertransformer_returns_responses_at_batch_end() {
     let orca = run(&plan(&["scheduler.kind=orca"], 2000), 10 * MS, reqs);
     assert_eq!(orca.finishes(), [(0, 20 * MS), (1, 50 * MS)]);
 }
+
+/// Ties in a non-FCFS order go to the earliest request: SGLang with three
+/// requests at 0, none with a cached prefix (all 0 hits), one at a time
+/// (max_num_seqs = 1), a prefill-only output each: served R0, R1, R2 at
+/// 10, 20, 30 ms. (Taking the last of equals would serve R2 first.)
+#[test]
+fn ties_in_longest_prefix_order_go_to_the_earliest() {
+    let p = plan(&["scheduler.kind=sglang", "scheduler.max_num_seqs=1"], 64);
+    let r = run(&p, 10 * MS, (0..3).map(|i| req(i, 0, 16, 1)).collect());
+    assert_eq!(r.finishes(), [(0, 10 * MS), (1, 20 * MS), (2, 30 * MS)]);
+}
