@@ -293,3 +293,31 @@ fn ties_in_longest_prefix_order_go_to_the_earliest() {
     let r = run(&p, 10 * MS, (0..3).map(|i| req(i, 0, 16, 1)).collect());
     assert_eq!(r.finishes(), [(0, 10 * MS), (1, 20 * MS), (2, 30 * MS)]);
 }
+
+/// Whole-prompt admission stops at whichever limit comes first. vLLM, three
+/// 16-token prompts at 0, a roomy pool: with max_num_seqs = 2 the first
+/// batch prefills two (32 tokens); with a 40-token budget (and 8 sequences)
+/// it also prefills two, since a third would need 48.
+#[test]
+fn whole_prompt_admission_stops_at_max_num_seqs_and_at_the_token_budget() {
+    let reqs = || (0..3).map(|i| req(i, 0, 16, 4)).collect();
+    let first = |sets: &[&str]| {
+        let r = run(&plan(sets, 64), 10 * MS, reqs());
+        (r.shapes[0].prefill_seqs, r.shapes[0].prefill_tokens)
+    };
+    assert_eq!(
+        first(&["scheduler.kind=vllm", "scheduler.max_num_seqs=2"]),
+        (2, 32)
+    );
+    let budget = [
+        "scheduler.kind=vllm",
+        "scheduler.max_num_seqs=8",
+        "model.max_model_len=40",
+        "scheduler.max_num_batched_tokens=40",
+    ];
+    assert_eq!(first(&budget), (2, 32));
+    assert_eq!(
+        first(&["scheduler.kind=vllm", "scheduler.max_num_seqs=8"]),
+        (3, 48)
+    );
+}
