@@ -321,3 +321,28 @@ fn whole_prompt_admission_stops_at_max_num_seqs_and_at_the_token_budget() {
         (3, 48)
     );
 }
+
+/// The periodic samples (`timeseries.csv`) show the replica as it is: at
+/// 5 ms, inside the first 10 ms iteration, both 16-token prompts are being
+/// prefilled (2 sequences, 32 tokens), both are running, none waits, and
+/// each holds one 16-token block of the 64.
+#[test]
+fn samples_show_the_batch_in_flight_and_the_blocks_held() {
+    let p = plan(&["scheduler.kind=vllm", "metrics.sample_interval=0.005"], 64);
+    let r = run(&p, 10 * MS, vec![req(0, 0, 16, 4), req(1, 0, 16, 4)]);
+    let s = r
+        .report
+        .samples
+        .iter()
+        .find(|s| s.time == 5 * MS)
+        .unwrap_or_else(|| panic!("no sample at 5 ms: {:?}", r.report.samples));
+    let st = s.state;
+    assert_eq!(
+        (st.running, st.queued, st.batch_seqs, st.batch_tokens),
+        (2, 0, 2, 32)
+    );
+    assert_eq!(
+        (st.kv_blocks_used, st.kv_blocks_total, st.cache_blocks),
+        (2, 64, 0)
+    );
+}
