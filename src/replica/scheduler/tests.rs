@@ -297,7 +297,8 @@ fn ties_in_longest_prefix_order_go_to_the_earliest() {
 /// Whole-prompt admission stops at whichever limit comes first. vLLM, three
 /// 16-token prompts at 0, a roomy pool: with max_num_seqs = 2 the first
 /// batch prefills two (32 tokens); with a 40-token budget (and 8 sequences)
-/// it also prefills two, since a third would need 48.
+/// it also prefills two, since a third would need 48; a limit met
+/// exactly still admits.
 #[test]
 fn whole_prompt_admission_stops_at_max_num_seqs_and_at_the_token_budget() {
     let reqs = || (0..3).map(|i| req(i, 0, 16, 4)).collect();
@@ -316,6 +317,19 @@ fn whole_prompt_admission_stops_at_max_num_seqs_and_at_the_token_budget() {
         "scheduler.max_num_batched_tokens=40",
     ];
     assert_eq!(first(&budget), (2, 32));
+    // A budget the two fill exactly (32 tokens) still takes both.
+    let exact = [
+        "scheduler.kind=vllm",
+        "scheduler.max_num_seqs=8",
+        "model.max_model_len=32",
+        "scheduler.max_num_batched_tokens=32",
+    ];
+    assert_eq!(first(&exact), (2, 32));
+    // max_num_seqs = 3 admits the third (3 + 1 > 3 stops only a fourth).
+    assert_eq!(
+        first(&["scheduler.kind=vllm", "scheduler.max_num_seqs=3"]),
+        (3, 48)
+    );
     assert_eq!(
         first(&["scheduler.kind=vllm", "scheduler.max_num_seqs=8"]),
         (3, 48)
