@@ -360,3 +360,37 @@ fn samples_show_the_batch_in_flight_and_the_blocks_held() {
         (2, 64, 0)
     );
 }
+
+/// Sarathi's token budget (chunk_size = 32), decodes first, then continuing
+/// chunks, then new requests with what is left. Three 80-token prompts at 0:
+/// 1: R0 32. 2: R0 32. 3: R0's last 16, R1 admitted with the other 16.
+/// 4: R0 decodes (1), R1 31. 5: R0 decodes, R1 31 (2 left). 6: R0 decodes,
+/// R1's last 2, R2 admitted with 29. Prefill tokens per iteration
+/// 32, 32, 32, 31, 31, 31; prefilling sequences 1, 1, 2, 1, 1, 2.
+#[test]
+fn chunked_prefill_shares_one_token_budget_in_order() {
+    let p = plan(
+        &[
+            "scheduler.kind=sarathi",
+            "scheduler.chunk_size=32",
+            "scheduler.max_num_seqs=8",
+        ],
+        64,
+    );
+    let r = run(&p, 10 * MS, (0..3).map(|i| req(i, 0, 80, 8)).collect());
+    let got: Vec<(u64, u32, u32)> = r.shapes[..6]
+        .iter()
+        .map(|s| (s.prefill_tokens, s.prefill_seqs, s.decode_seqs))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (32, 1, 0),
+            (32, 1, 0),
+            (32, 2, 0),
+            (31, 1, 1),
+            (31, 1, 1),
+            (31, 2, 1)
+        ]
+    );
+}
