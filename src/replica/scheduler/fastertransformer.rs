@@ -24,9 +24,11 @@ impl FasterTransformer {
 
 impl Scheduler for FasterTransformer {
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
-        // A new batch forms only when the previous one has ended.
-        if st.num_running() == 0 && admit_whole_prompts(st, &self.p, now, 0, |_, _| true) > 0 {
-            return;
+        // A new batch forms only when the previous one has ended; its
+        // first iteration prefills it (the decode step below is then empty:
+        // nothing decodes and no padding is left from the ended batch).
+        if st.num_running() == 0 {
+            admit_whole_prompts(st, &self.p, now, 0, |_, _| true);
         }
         st.add_decode_step();
     }
