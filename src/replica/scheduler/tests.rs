@@ -395,26 +395,28 @@ fn chunked_prefill_shares_one_token_budget_in_order() {
     );
 }
 
+/// LAPS with a 64-token budget, up to 8 sequences, prompts ≤ 32 short.
+const LAPS_64: &[&str] = &[
+    "scheduler.kind=laps",
+    "scheduler.chunk_size=64",
+    "scheduler.max_num_batched_tokens=64",
+    "scheduler.max_num_seqs=8",
+    "scheduler.laps_threshold=32",
+];
+
 /// LAPS (threshold 32, budget 64): shorts first, longs take what is left,
 /// continuing chunks before new admissions. L0 (200), S1 (16), S2 (16),
 /// L3 (200) at 0. 1: S1 + S2 (32), L0 32. 2: S1, S2 decode (2), L0 62.
 /// 3: L0 62 (44 left). 4: L0's last 44, L3 admitted with the 18 left.
 #[test]
 fn laps_serves_shorts_first_and_longs_from_the_budget_left() {
-    let sets = [
-        "scheduler.kind=laps",
-        "scheduler.chunk_size=64",
-        "scheduler.max_num_batched_tokens=64",
-        "scheduler.max_num_seqs=8",
-        "scheduler.laps_threshold=32",
-    ];
     let reqs = vec![
         req(0, 0, 200, 2),
         req(1, 0, 16, 8),
         req(2, 0, 16, 8),
         req(3, 0, 200, 2),
     ];
-    let r = run(&plan(&sets, 128), 10 * MS, reqs);
+    let r = run(&plan(LAPS_64, 128), 10 * MS, reqs);
     let got: Vec<(u64, u32, u32)> = r.shapes[..4]
         .iter()
         .map(|s| (s.prefill_tokens, s.prefill_seqs, s.decode_seqs))
@@ -427,14 +429,7 @@ fn laps_serves_shorts_first_and_longs_from_the_budget_left() {
 /// run at once (one iteration, 10 ms), three do not and wait the window.
 #[test]
 fn laps_window_ends_when_the_shorts_fill_the_budget() {
-    let sets = [
-        "scheduler.kind=laps",
-        "scheduler.chunk_size=64",
-        "scheduler.max_num_batched_tokens=64",
-        "scheduler.max_num_seqs=8",
-        "scheduler.laps_threshold=32",
-        "scheduler.laps_window=1",
-    ];
+    let sets = [LAPS_64, &["scheduler.laps_window=1"]].concat();
     let shorts = |n: u64| (0..n).map(|i| req(i, 0, 16, 1)).collect::<Vec<_>>();
     let r = run(&plan(&sets, 128), 10 * MS, shorts(4));
     assert!(
