@@ -444,3 +444,75 @@ fn laps_window_ends_when_the_shorts_fill_the_budget() {
         r.finishes()
     );
 }
+
+/// LightLLM's gate with a client `max_tokens` and a watermark, exactly.
+/// Blocks of 16 tokens, a pool of 20 blocks (320 tokens) with a 6%
+/// watermark (⌊1.2⌋ = 1 block kept free: 304 tokens usable),
+/// `max_model_len` 200. A and B (64-token prompts, 10 output tokens)
+/// arrive together; every iteration takes 10 ms.
+///
+/// The estimate of each one's remaining output is `max_tokens` = M (not
+/// `max_model_len − prompt` = 136, which alone would keep B out: with both,
+/// ⌊(128 + 2·136 + 30)/16⌋ = 26 blocks). When B is considered, A has just
+/// been admitted and holds no KV yet, but counts with its whole prompt (64).
+/// Both then peak when the shorter-left finishes, with n = 2:
+/// - M = 76: ⌊(128 + 152 + 30)/16⌋ = 19 blocks = 304 tokens ≤ 304: B joins
+///   A at 0.
+/// - M = 84: ⌊(128 + 168 + 30)/16⌋ = 20 blocks = 320 > 304: B waits. Once
+///   A has g tokens (g at 10·g ms) it holds 64 + g with 84 − g left, so the
+///   peak is ⌊(326 − g)/16⌋ blocks, 19 from g = 7: B is admitted at 70 ms;
+///   its prefill (70–80 ms, vLLM v0 runs prefills alone) delays A's last
+///   three tokens to 90, 100, 110 ms.
+/// - No `max_tokens`: the estimate 136 gives ⌊(430 − g)/16⌋ > 20 blocks for
+///   every g ≤ 10, so B starts when A finishes (prefill, 9 decodes: 100 ms).
+#[test]
+fn lightllm_gate_uses_max_tokens_and_keeps_the_watermark_free() {
+    let reqs = || vec![req(0, 0, 64, 10), req(1, 0, 64, 10)];
+    let sets = |m: u32| {
+        vec![
+            "scheduler.kind=lightllm".to_string(),
+            "scheduler.watermark=0.06".to_string(),
+            "model.max_model_len=200".to_string(),
+            format!("workload.max_tokens={m}"),
+        ]
+    };
+    let of = |m| {
+        let s = sets(m);
+        let refs: Vec<&str> = s.iter().map(String::as_str).collect();
+        run(&plan(&refs, 20), 10 * MS, reqs())
+    };
+    let fits = of(76);
+    assert_eq!(fits.scheduled(), vec![(0, 0), (1, 0)]);
+    let waits = of(84);
+    assert_eq!(waits.scheduled(), vec![(0, 0), (1, 70 * MS)]);
+    assert_eq!(waits.rec(0).finish, 110 * MS);
+    // Without max_tokens the estimate is max_model_len − prompt = 136.
+    let unbounded = run(
+        &plan(&["scheduler.kind=lightllm", "model.max_model_len=200"], 20),
+        10 * MS,
+        reqs(),
+    );
+    assert_eq!(unbounded.rec(0).finish, 100 * MS);
+    assert_eq!(unbounded.scheduled(), vec![(0, 0), (1, 100 * MS)]);
+}
+
+/// LAPS's batching window holds shorts only while nothing runs, and longs
+/// are admitted past held shorts. Threshold 32, budget 64, window 100 ms.
+///
+/// While decodes run, a short joins them at once: L0 (40 tokens, 10 out)
+/// is admitted at 0 (no short to wait for) and decodes; S1 (16, 1) arrives
+/// at 25 ms and is prefilled at 30 ms beside L0's decode, done at 40 ms.
+/// (Holding it would keep it until L0 ends at 100 ms.)
+///
+/// With the window holding S0 (16, at 0), L1 (40, at 0, behind S0 in the
+/// queue) still runs at 0, done at 10 ms; S0 waits out the window alone
+/// (prefill at 100 ms, done at 110 ms).
+#[test]
+fn laps_window_holds_shorts_only_when_idle_and_not_the_longs() {
+    let sets = [LAPS_64, &["scheduler.laps_window=0.1"]].concat();
+    let p = plan(&sets, 128);
+    let r = run(&p, 10 * MS, vec![req(0, 0, 40, 10), req(1, 25 * MS, 16, 1)]);
+    assert_eq!(r.finishes(), [(0, 100 * MS), (1, 40 * MS)]);
+    let r = run(&p, 10 * MS, vec![req(0, 0, 16, 1), req(1, 0, 40, 1)]);
+    assert_eq!(r.finishes(), [(0, 110 * MS), (1, 10 * MS)]);
+}

@@ -34,7 +34,13 @@ fn recompute_prefills_the_prompt_and_the_generated_tokens() {
 /// A swap model moving one block in 1/64 s = 15.625 ms (exact in binary),
 /// no per-call cost.
 fn swap_plan(overlap: bool) -> Plan {
-    let mut p = plan(&["scheduler.kind=vllm", "scheduler.preemption=swap"], 2);
+    with_swap_model(
+        plan(&["scheduler.kind=vllm", "scheduler.preemption=swap"], 2),
+        overlap,
+    )
+}
+
+fn with_swap_model(mut p: Plan, overlap: bool) -> Plan {
     p.replica_options.swap = Some(SwapModel {
         block_bytes: 1.0,
         host_bandwidth: 64.0,
@@ -102,4 +108,32 @@ fn fastswitch_overlaps_swap_with_gpu_work_not_host_work() {
         vec![req(0, 0, 16, 17), req(1, 0, 16, 17)],
     );
     assert_eq!(r.finishes(), [(0, 179_625_000), (1, 349_250_000)]);
+}
+
+/// No new request is admitted while one is swapped out (vLLM v0 and its
+/// chunked-prefill scheduler serve swapped requests before waiting ones),
+/// even when the newcomer would fit. Sarathi, pool 5 with a 1-block
+/// watermark. A and B (32-token prompts, 17 out: 2 blocks each) at 0, C
+/// (16, 1) at 15 ms. Iteration 2 (from 10 ms) needs a new block for each
+/// decode with 1 free: B is swapped out (2 blocks, 31.25 ms: the iteration
+/// ends at 51.25 ms) and A takes one (2 free). B's swap-in needs 2 + 1
+/// (watermark) > 2, so B stays out while A decodes its last 15 tokens
+/// (201.25 ms); C, which would fit (1 + 1 ≤ 2), waits with it. At 201.25 ms
+/// B comes back (2 blocks, then 1 for its decode: 2 free) and C is
+/// admitted beside it (1 + 1 ≤ 2).
+#[test]
+fn nothing_is_admitted_while_a_request_is_swapped_out() {
+    let sets = [
+        "scheduler.kind=sarathi",
+        "scheduler.max_num_batched_tokens=512",
+        "scheduler.preemption=swap",
+        "scheduler.watermark=0.2",
+    ];
+    let p = with_swap_model(plan(&sets, 5), false);
+    let reqs = vec![req(0, 0, 32, 17), req(1, 0, 32, 17), req(2, 15 * MS, 16, 1)];
+    let r = run(&p, 10 * MS, reqs);
+    let a_done = 201_250_000;
+    assert_eq!(r.rec(0).finish, a_done);
+    assert_eq!(r.rec(1).preemptions, 1);
+    assert_eq!(r.rec(2).scheduled, a_done);
 }
