@@ -1,7 +1,7 @@
 //! Load-balancing routers that ignore request content.
 
 use super::{Load, Router, View, argmin, router_seed};
-use crate::workload::{Prefix, RequestSpec};
+use crate::workload::RequestSpec;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -94,33 +94,21 @@ impl Router for PowerOfTwo {
 /// production stack's session router). Keeps a session's KV history on
 /// one replica.
 ///
-/// The session is the conversation when the request is a turn of one
-/// ([`session_key`]: multi-turn workloads, `workload.prefix.kind =
-/// "sessions"`, name each conversation by its prefix group and never set a
-/// client), else the client / tenant id (`RequestSpec::client`).
+/// The session is the request's session id when the workload gives one
+/// (`RequestSpec::session`: multi-turn sessions, open- or closed-loop),
+/// else the client / tenant id (`RequestSpec::client`).
 #[derive(Default)]
 pub struct SessionAffinity {
     /// client id → replica + 1 (0 = not seen yet).
     home: Vec<u32>,
-    /// conversation (prefix group) → replica (looked up, never iterated).
+    /// session id → replica (looked up, never iterated).
     conversations: HashMap<u64, u32>,
-}
-
-/// The conversation a request continues, if it is a turn of one: its
-/// prefix is a group covering the whole prompt (the history the next turn
-/// extends, as `workload.prefix.kind = "sessions"` generates it). A system
-/// prompt's group covers only the head of the prompt and is no session.
-pub fn session_key(req: &RequestSpec) -> Option<u64> {
-    match req.prefix {
-        Prefix::Group { group, tokens } if tokens >= req.prompt_tokens => Some(group),
-        _ => None,
-    }
 }
 
 impl Router for SessionAffinity {
     fn route(&mut self, req: &RequestSpec, view: &View) -> usize {
         let n = view.loads.len();
-        if let Some(s) = session_key(req) {
+        if let Some(s) = req.session {
             let home = *self
                 .conversations
                 .entry(s)

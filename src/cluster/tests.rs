@@ -178,27 +178,21 @@ fn session_affinity_keeps_a_client_on_its_first_replica() {
 }
 
 #[test]
-fn session_affinity_routes_a_conversation_by_its_group_and_a_system_prompt_by_client() {
+fn session_affinity_routes_a_session_by_its_id_and_the_rest_by_client() {
     let mut loads = vec![Load::default(); 3];
     let mut s = build("session-affinity", 0, 3);
-    // A conversation turn: its group prefix covers the whole prompt.
+    // A turn of session 77.
     let mut turn = RequestSpec::new(0, 0, 1024, 10);
-    turn.prefix = Prefix::Group {
-        group: 77,
-        tokens: 1024,
-    };
+    turn.session = Some(77);
     let home = s.route(&turn, &view(&loads));
     assert_eq!(home, 0, "least-outstanding picks the first home");
     loads[0] = load(50, 0);
     assert_eq!(s.route(&turn, &view(&loads)), 0, "later turns follow");
-    // Another conversation, same client 0: a new home (least-outstanding).
-    turn.prefix = Prefix::Group {
-        group: 78,
-        tokens: 1024,
-    };
+    // Another session, same client 0: a new home (least-outstanding).
+    turn.session = Some(78);
     assert_eq!(s.route(&turn, &view(&loads)), 1);
-    // A system prompt (group covers only the head) is no session: client 0
-    // has no home yet, so least-outstanding (1), then it sticks.
+    // A request of no session (a system prompt's group is no session):
+    // client 0 has no home yet, so least-outstanding (1), then it sticks.
     let sys = req(5, Some(3));
     assert_eq!(s.route(&sys, &view(&loads)), 1);
     loads[1] = load(60, 0);

@@ -30,6 +30,7 @@ use crate::timing::analytical::{AnalyticalModel, ParallelConfig};
 use crate::timing::pipeline::Pipelined;
 use crate::timing::profile::ProfileModel;
 use crate::units::{Nanos, secs_to_nanos};
+use crate::workload::feedback::{Completion, OpenLoop, Workload};
 use crate::workload::{self, RequestSource, RequestSpec};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -56,7 +57,9 @@ pub struct Simulation {
     staleness: Nanos,
     next_refresh: Nanos,
     pd: Option<Runtime>,
-    source: Box<dyn RequestSource>,
+    workload: Box<dyn Workload>,
+    /// Completions taken from the metrics, on their way to the workload.
+    completions: Vec<Completion>,
     metrics: Metrics,
     max_model_len: u32,
     limits: Limits,
@@ -114,8 +117,8 @@ impl Simulation {
             .iter()
             .map(|p| pool_time_model(plan, p))
             .collect::<Result<Vec<_>>>()?;
-        let source = workload::build_source(&s.workload)?;
-        Ok(Self::with_models(plan, models, source))
+        let source = workload::build(&s.workload)?;
+        Ok(Self::with_workload(plan, models, source))
     }
 
     /// Like [`Simulation::new`] with an explicit time model for the first
@@ -129,11 +132,22 @@ impl Simulation {
         Self::with_models(plan, models, source)
     }
 
-    /// Like [`Simulation::new`] with one explicit time model per pool.
+    /// Like [`Simulation::new`] with one explicit time model per pool and
+    /// an open-loop request source.
     pub fn with_models(
         plan: &Plan,
         models: Vec<Box<dyn TimeModel>>,
         source: Box<dyn RequestSource>,
+    ) -> Simulation {
+        Self::with_workload(plan, models, Box::new(OpenLoop::new(source)))
+    }
+
+    /// Like [`Simulation::new`] with one explicit time model per pool and a
+    /// workload, which may listen to how its requests end.
+    pub fn with_workload(
+        plan: &Plan,
+        models: Vec<Box<dyn TimeModel>>,
+        workload: Box<dyn Workload>,
     ) -> Simulation {
         assert_eq!(models.len(), plan.pools.len(), "one time model per pool");
         let s = &plan.scenario;
@@ -210,6 +224,9 @@ impl Simulation {
         if pd.is_some() {
             metrics.set_kv_bytes(0, 0);
         }
+        if workload.listens() {
+            metrics.collect_completions();
+        }
         Simulation {
             routed: vec![0; n as usize],
             replicas,
@@ -220,7 +237,8 @@ impl Simulation {
             staleness: secs_to_nanos(c.router_staleness),
             next_refresh: 0,
             pd,
-            source,
+            workload,
+            completions: Vec::new(),
             metrics,
             max_model_len: plan.max_model_len,
             limits: plan.limits,
@@ -263,13 +281,12 @@ impl Simulation {
         let mut ends: BinaryHeap<Reverse<(Nanos, u32)>> = BinaryHeap::with_capacity(n);
         let mut dirty: Vec<u32> = Vec::with_capacity(n);
         let mut is_dirty = vec![false; n];
-        let mut next_arrival = self.source.next_request();
         let mut arrived = 0u64;
         let mut next_sample: Nanos = 0;
         let mut now: Nanos = 0;
         loop {
             let t_end = ends.peek().map(|r| r.0.0);
-            let t_arr = next_arrival.as_ref().map(|r| r.arrival);
+            let t_arr = self.workload.next_arrival();
             let t_kv = self.pd.as_ref().and_then(Runtime::next_event);
             // The earliest pending event (written out: the iterator form of
             // this min over three options costs a third of the loop).
@@ -329,12 +346,12 @@ impl Simulation {
                     mark(&mut dirty, &mut is_dirty, d)
                 });
             }
-            while next_arrival.as_ref().is_some_and(|r| r.arrival == now) {
-                let req = next_arrival.take().expect("checked above");
+            while self.workload.next_arrival() == Some(now) {
+                let req = self.workload.take_request().expect("an arrival was announced");
+                debug_assert_eq!(req.arrival, now, "the workload announced another time");
                 let i = self.admit(req, now);
                 self.observe(i);
                 mark(&mut dirty, &mut is_dirty, i);
-                next_arrival = self.source.next_request();
                 arrived += 1;
                 if arrived.is_multiple_of(4096) {
                     progress(arrived);
@@ -357,6 +374,13 @@ impl Simulation {
                 }
             }
             dirty.clear();
+            // The workload hears of this instant's completions after the
+            // batches were formed (see `workload::feedback`).
+            self.metrics.take_completions(&mut self.completions);
+            for c in &self.completions {
+                debug_assert!(c.finish >= now, "a completion before the clock");
+                self.workload.on_complete(c);
+            }
         }
         progress(arrived);
         for r in &self.replicas {

@@ -37,6 +37,7 @@ use crate::output::trace::TraceRecorder;
 use crate::scenario::config::{MetricsConfig, SloConfig};
 use crate::timing::{BatchShape, IterationCost};
 use crate::units::Nanos;
+use crate::workload::feedback::Completion;
 use serde::Serialize;
 use summary::{IterAcc, ReplicaAcc};
 
@@ -85,6 +86,9 @@ impl Outcome {
 pub struct RequestRecord {
     pub id: u64,
     pub client: u32,
+    /// The workload's session and program ids (see `RequestSpec`).
+    pub session: Option<u64>,
+    pub program: Option<u64>,
     pub replica: u32,
     pub arrival: Nanos,
     /// First time a scheduler put the request in a batch.
@@ -196,6 +200,9 @@ pub struct Metrics {
     /// The trace recorder, when a trace was asked for (`None`: no cost).
     trace: Option<Box<TraceRecorder>>,
     memory: MemorySummary,
+    /// Ends of requests not yet delivered to a listening workload (`None`:
+    /// the workload does not listen, nothing is collected).
+    outbox: Option<Vec<Completion>>,
 }
 
 impl Metrics {
@@ -212,6 +219,21 @@ impl Metrics {
             kv_bytes: None,
             trace: None,
             memory: MemorySummary::default(),
+            outbox: None,
+        }
+    }
+
+    /// Collects every request's end for the workload from now on.
+    pub fn collect_completions(&mut self) {
+        self.outbox.get_or_insert_with(Vec::new);
+    }
+
+    /// Moves the collected completions into `into` (cleared first); the two
+    /// buffers trade places, so neither allocates once both have grown.
+    pub fn take_completions(&mut self, into: &mut Vec<Completion>) {
+        into.clear();
+        if let Some(out) = self.outbox.as_mut() {
+            std::mem::swap(out, into);
         }
     }
 
@@ -228,6 +250,18 @@ impl Metrics {
 
     /// A request finished or was rejected.
     pub fn record_request(&mut self, rec: RequestRecord) {
+        if let Some(out) = self.outbox.as_mut() {
+            out.push(Completion {
+                id: rec.id,
+                client: rec.client,
+                session: rec.session,
+                program: rec.program,
+                first_token: rec.first_token,
+                finish: rec.finish,
+                output_tokens: rec.output_tokens,
+                finished: rec.is_finished(),
+            });
+        }
         self.records.push(rec);
     }
 
@@ -380,6 +414,8 @@ pub(crate) mod test_util {
         RequestRecord {
             id,
             client: 0,
+            session: None,
+            program: None,
             replica,
             arrival,
             scheduled,
@@ -397,6 +433,8 @@ pub(crate) mod test_util {
         RequestRecord {
             id,
             client: 1,
+            session: None,
+            program: None,
             replica: 0,
             arrival,
             scheduled: 0,
@@ -432,7 +470,11 @@ pub(crate) mod test_util {
         ));
         m.record_request(finished(0, 0, 0, 5 * MS, 100 * MS, 1100 * MS, 100, 21));
         m.record_request(rejected(4, 3 * S, RejectReason::ExceedsMaxModelLen));
-        m.record_request(finished(1, 1, 0, 0, 200 * MS, 200 * MS, 50, 1));
+        m.record_request(RequestRecord {
+            session: Some(7),
+            program: Some(3),
+            ..finished(1, 1, 0, 0, 200 * MS, 200 * MS, 50, 1)
+        });
         m.record_request(finished(
             2,
             0,

@@ -19,9 +19,11 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// Header of `requests.csv`.
-pub const REQUESTS_HEADER: [&str; 17] = [
+pub const REQUESTS_HEADER: [&str; 19] = [
     "id",
     "client",
+    "session",
+    "program",
     "replica",
     "status",
     "arrival_s",
@@ -64,12 +66,14 @@ fn ms(n: Nanos) -> String {
 
 /// One `requests.csv` row; `transfer` is the KV transfer time of a
 /// disaggregated request (prefill done → KV arrived), empty otherwise.
-fn request_row(r: &RequestRecord, transfer: Option<Nanos>) -> [String; 17] {
+fn request_row(r: &RequestRecord, transfer: Option<Nanos>) -> [String; 19] {
     let done = r.is_finished();
     let opt = |o: Option<Nanos>, f: fn(Nanos) -> String| o.map(f).unwrap_or_default();
     [
         r.id.to_string(),
         r.client.to_string(),
+        r.session.map(|s| s.to_string()).unwrap_or_default(),
+        r.program.map(|s| s.to_string()).unwrap_or_default(),
         r.replica.to_string(),
         r.outcome.status().to_string(),
         secs(r.arrival),
@@ -185,19 +189,19 @@ mod tests {
         // Sorted by id; exact fixed-point times and latencies.
         assert_eq!(
             lines[1],
-            "0,0,0,finished,0.000000000,0.005000000,0.100000000,1.100000000,100,21,\
+            "0,0,,,0,finished,0.000000000,0.005000000,0.100000000,1.100000000,100,21,\
              100.000000,50.000000,1100.000000,5.000000,0,0,"
         );
-        // Single-token request: no TPOT.
+        // Single-token request: no TPOT; a turn of session 7 in program 3.
         assert_eq!(
             lines[2],
-            "1,0,1,finished,0.000000000,0.000000000,0.200000000,0.200000000,50,1,\
+            "1,0,7,3,1,finished,0.000000000,0.000000000,0.200000000,0.200000000,50,1,\
              200.000000,,200.000000,0.000000,0,0,"
         );
         // Rejected: only arrival and finish.
         assert_eq!(
             lines[5],
-            "4,1,0,rejected_exceeds_max_model_len,3.000000000,,,3.000000000,9000,0,,,,,0,0,"
+            "4,1,,,0,rejected_exceeds_max_model_len,3.000000000,,,3.000000000,9000,0,,,,,0,0,"
         );
 
         let ts = std::fs::read_to_string(a.join("timeseries.csv")).unwrap();

@@ -669,6 +669,8 @@ mod tests {
         RequestRecord {
             id: 1,
             client: 0,
+            session: None,
+            program: None,
             replica: 0,
             arrival,
             scheduled: sched,

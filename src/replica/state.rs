@@ -115,6 +115,8 @@ struct Meta {
     output_tokens: u32,
     client: u32,
     priority: u32,
+    session: Option<u64>,
+    program: Option<u64>,
 }
 
 impl Meta {
@@ -126,6 +128,8 @@ impl Meta {
             output_tokens: s.output_tokens,
             client: s.client,
             priority: s.priority,
+            session: s.session,
+            program: s.program,
         }
     }
 }
@@ -491,6 +495,8 @@ impl ReplicaState {
         metrics.record_request(RequestRecord {
             id: spec.id,
             client: spec.client,
+            session: spec.session,
+            program: spec.program,
             replica: self.id,
             arrival: spec.arrival,
             scheduled: now,
@@ -1156,6 +1162,8 @@ impl ReplicaState {
         let rec = RequestRecord {
             id: r.spec.id,
             client: r.spec.client,
+            session: r.spec.session,
+            program: r.spec.program,
             replica: self.id,
             arrival: r.spec.arrival,
             scheduled: r.scheduled,

@@ -365,6 +365,11 @@ pub struct WorkloadConfig {
     pub prefix: PrefixConfig,
     /// Clients (tenants): their shares of the requests and their priorities.
     pub clients: ClientConfig,
+    /// Fixed-concurrency clients (vLLM `benchmark_serving.py
+    /// --max-concurrency`): this many clients start at 0 and each sends its
+    /// next request when its previous one ends; 0 = open loop. Paced by
+    /// `workload.arrivals` only when `arrivals.kind` is set.
+    pub concurrency: u32,
 }
 
 /// `[workload.prefix]`: which prompts share leading tokens.
@@ -435,6 +440,7 @@ impl Default for WorkloadConfig {
             output: LengthConfig::conversation_output(),
             prefix: PrefixConfig::default(),
             clients: ClientConfig::default(),
+            concurrency: 0,
         }
     }
 }

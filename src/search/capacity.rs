@@ -77,6 +77,16 @@ impl RateWorkload {
     /// Generates the base scenario's requests once (reading any trace).
     pub fn prepare(base: &Scenario) -> Result<RateWorkload> {
         let w = &base.workload;
+        if w.concurrency > 0 {
+            return Err(Error::config(
+                "key `workload.concurrency`",
+                format!(
+                    "is {}: a capacity search varies the arrival rate, and closed-loop clients \
+                     have none (set it to 0 to search open-loop arrivals)",
+                    w.concurrency
+                ),
+            ));
+        }
         let trace_arrivals =
             w.arrivals
                 .kind

@@ -8,6 +8,8 @@
 //! changing the length distribution leaves arrival times unchanged.
 
 pub mod arrivals;
+pub mod concurrency;
+pub mod feedback;
 pub mod lengths;
 pub mod trace;
 
@@ -35,6 +37,13 @@ pub struct RequestSpec {
     pub output_tokens: u32,
     /// Client / tenant id (0 when the workload has none).
     pub client: u32,
+    /// The conversation this request is a turn of (multi-turn sessions).
+    pub session: Option<u64>,
+    /// The program (agent run) this request belongs to.
+    pub program: Option<u64>,
+    /// The request whose answer this one follows from (the previous turn of
+    /// a session, the call that spawned it in a program).
+    pub parent: Option<u64>,
     /// Priority class: 0 is the most urgent (used by `scheduler.priority`).
     pub priority: u32,
     /// Which leading tokens of the prompt other prompts share (prefix caching).
@@ -50,6 +59,9 @@ impl RequestSpec {
             prompt_tokens,
             output_tokens,
             client: 0,
+            session: None,
+            program: None,
+            parent: None,
             priority: 0,
             prefix: Prefix::None,
         }
@@ -430,6 +442,37 @@ pub fn validate(cfg: &WorkloadConfig) -> Result<()> {
 }
 
 /// Builds the source a workload describes. Reads (and validates) any trace up front.
+/// Builds the workload `[workload]` describes: open-loop arrivals or a
+/// trace, or closed-loop clients (`workload.concurrency`).
+pub fn build(cfg: &WorkloadConfig) -> Result<Box<dyn feedback::Workload>> {
+    if cfg.concurrency == 0 {
+        return Ok(Box::new(feedback::OpenLoop::new(build_source(cfg)?)));
+    }
+    // The clients apply the duration to send times; the source only
+    // supplies lengths (and pacing times when an arrival kind is set).
+    let mut inner = cfg.clone();
+    inner.duration = 0.0;
+    if cfg.count == 0 && cfg.duration > 0.0 {
+        inner.count = u64::MAX;
+    }
+    let source = build_source(&inner).map_err(|e| match (cfg.count, cfg.duration) {
+        (0, d) if d <= 0.0 => key_err(
+            "count",
+            "is 0 with fixed-concurrency clients and no duration: set workload.count or workload.duration",
+        ),
+        _ => e,
+    })?;
+    let duration = (cfg.duration > 0.0).then(|| secs_to_nanos(cfg.duration));
+    Ok(Box::new(concurrency::FixedConcurrency::new(
+        source,
+        cfg.concurrency,
+        cfg.arrivals.kind.is_some(),
+        duration,
+    )))
+}
+
+/// Builds the open-loop request stream of `[workload]` (ignoring
+/// `workload.concurrency`).
 pub fn build_source(cfg: &WorkloadConfig) -> Result<Box<dyn RequestSource>> {
     let r = resolve(cfg)?;
     let stream = |k: u64| ChaCha8Rng::seed_from_u64(cfg.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -457,13 +500,15 @@ pub fn build_source(cfg: &WorkloadConfig) -> Result<Box<dyn RequestSource>> {
     }))
 }
 
-/// A multi-turn conversation in progress: its id, turns so far, and the
-/// tokens of its last turn (prompt + output), which the next turn's prompt extends.
+/// A multi-turn conversation in progress: its id, turns so far, the
+/// tokens of its last turn (prompt + output), which the next turn's prompt
+/// extends, and that turn's request id.
 #[derive(Debug, Clone, Copy, Default)]
 struct Conversation {
     id: u64,
     turn: u32,
     tokens: u32,
+    last: Option<u64>,
 }
 
 struct Source {
@@ -532,6 +577,7 @@ impl RequestSource for Source {
         }
         let output = output.max(1);
         let mut prompt = prompt;
+        let (mut session, mut parent) = (None, None);
         let prefix = match self.r.prefix {
             PrefixKind::None => Prefix::None,
             PrefixKind::Trace { unit_tokens } => match row.and_then(|r| r.hash_ids.clone()) {
@@ -566,12 +612,14 @@ impl RequestSource for Source {
                         id: next_id,
                         turn: 0,
                         tokens: 0,
+                        last: None,
                     };
                     self.next_session += 1;
                 }
                 prompt = prompt.saturating_add(c.tokens);
                 c.tokens = prompt.saturating_add(output);
                 c.turn += 1;
+                (session, parent) = (Some(c.id), c.last.replace(i));
                 Prefix::Group {
                     group: mix64(c.id ^ 0xC0FF_EE00),
                     tokens: prompt,
@@ -592,6 +640,9 @@ impl RequestSource for Source {
             prompt_tokens: prompt,
             output_tokens: output,
             client,
+            session,
+            program: None,
+            parent,
             priority: self.r.priorities.get(client as usize).copied().unwrap_or(0),
             prefix,
         })

@@ -1,0 +1,121 @@
+//! The workload's side of the engine ↔ workload conversation.
+//!
+//! A [`Workload`] announces its next arrival, hands the request over when
+//! the engine reaches that time, and, if it [listens](Workload::listens),
+//! is told of every request's end ([`Completion`]): its first-token and
+//! finish times. Closed-loop workloads (fixed-concurrency clients,
+//! multi-turn sessions whose next turn waits for the answer) schedule their
+//! next requests from these; open-loop sources ([`RequestSource`], wrapped
+//! in [`OpenLoop`]) ignore them.
+//!
+//! Invariants the engine relies on:
+//! - [`Workload::next_arrival`] never goes back in time: it is never earlier
+//!   than the engine's clock when it is asked (a completion's `finish` is
+//!   never earlier than the clock either, so "finish + think time" is safe);
+//! - requests are taken in non-decreasing arrival time with ids 0, 1, 2, …
+//!   in that order;
+//! - completions are delivered in the order the engine recorded them (one
+//!   instant's: iteration ends by replica index, then rejections at
+//!   arrival), after that instant's batches were formed: a request sent at
+//!   the instant its predecessor finished waits for the next batch, as a
+//!   client's next HTTP request does.
+
+use super::{RequestSource, RequestSpec};
+use crate::units::Nanos;
+
+/// How a request the workload sent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub id: u64,
+    pub client: u32,
+    pub session: Option<u64>,
+    pub program: Option<u64>,
+    /// When its first token was visible (equals `finish` when rejected).
+    pub first_token: Nanos,
+    /// When its last token was visible, or when it was rejected.
+    pub finish: Nanos,
+    /// Tokens generated (0 when rejected).
+    pub output_tokens: u32,
+    /// False when the request was rejected.
+    pub finished: bool,
+}
+
+/// A source of requests that may listen to how they end.
+pub trait Workload {
+    /// Arrival time of the next request, if one is pending. Closed-loop
+    /// workloads may have none pending now and more after a completion.
+    fn next_arrival(&mut self) -> Option<Nanos>;
+    /// Takes the request [`next_arrival`](Workload::next_arrival) announced.
+    fn take_request(&mut self) -> Option<RequestSpec>;
+    /// A request it sent finished or was rejected.
+    fn on_complete(&mut self, _c: &Completion) {}
+    /// Whether the engine should deliver completions (it collects them only then).
+    fn listens(&self) -> bool {
+        false
+    }
+}
+
+/// An open-loop [`RequestSource`] as a [`Workload`]: one request of look-ahead.
+pub struct OpenLoop {
+    source: Box<dyn RequestSource>,
+    next: Option<RequestSpec>,
+    pulled: bool,
+}
+
+impl OpenLoop {
+    pub fn new(source: Box<dyn RequestSource>) -> Self {
+        OpenLoop {
+            source,
+            next: None,
+            pulled: false,
+        }
+    }
+
+    fn fill(&mut self) {
+        if !self.pulled {
+            self.next = self.source.next_request();
+            self.pulled = true;
+        }
+    }
+}
+
+impl Workload for OpenLoop {
+    fn next_arrival(&mut self) -> Option<Nanos> {
+        self.fill();
+        self.next.as_ref().map(|r| r.arrival)
+    }
+
+    fn take_request(&mut self) -> Option<RequestSpec> {
+        self.fill();
+        self.pulled = false;
+        self.next.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Two(u64);
+    impl RequestSource for Two {
+        fn next_request(&mut self) -> Option<RequestSpec> {
+            (self.0 < 2).then(|| {
+                self.0 += 1;
+                RequestSpec::new(self.0 - 1, self.0 * 10, 5, 1)
+            })
+        }
+    }
+
+    #[test]
+    fn open_loop_announces_then_hands_over_each_request_once() {
+        let mut w = OpenLoop::new(Box::new(Two(0)));
+        assert!(!w.listens());
+        assert_eq!(w.next_arrival(), Some(10));
+        assert_eq!(w.next_arrival(), Some(10), "asking again pulls nothing");
+        assert_eq!(w.take_request().map(|r| r.id), Some(0));
+        assert_eq!(w.next_arrival(), Some(20));
+        assert_eq!(w.take_request().map(|r| r.id), Some(1));
+        assert_eq!(w.next_arrival(), None);
+        assert_eq!(w.take_request(), None);
+    }
+}
