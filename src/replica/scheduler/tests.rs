@@ -516,3 +516,87 @@ fn laps_window_holds_shorts_only_when_idle_and_not_the_longs() {
     let r = run(&p, 10 * MS, vec![req(0, 0, 16, 1), req(1, 0, 40, 1)]);
     assert_eq!(r.finishes(), [(0, 110 * MS), (1, 10 * MS)]);
 }
+
+/// VTC charges `w_out` per generated token to the generating client.
+/// Output weight 3, up to 3 sequences, 10 ms per iteration, all at 0:
+/// a0, a0' (client 0, prompts 10, 40 tokens out), b0 (client 1, prompt 25,
+/// 1 out), a1 (client 0), b1, b2 (client 1; prompts 10, 1 out).
+/// 0 ms: a0 (c0 = 10), b0 (c1 = 25), a0' (c0 = 20). 10 ms: b0 is done,
+/// a0 and a0' decode: c0 = 20 + 3·2 = 26 > 25, so b1 (c1 = 35). 20 ms:
+/// c0 = 32 < 35: a1. 30 ms: b2, the only one left.
+#[test]
+fn vtc_charges_each_generated_token_at_the_output_weight() {
+    let p = plan(
+        &[
+            "scheduler.kind=vtc",
+            "scheduler.max_num_seqs=3",
+            "scheduler.vtc_output_weight=3",
+        ],
+        1000,
+    );
+    let reqs = vec![
+        of_client(req(0, 0, 10, 40), 0, 0),
+        of_client(req(1, 0, 10, 40), 0, 0),
+        of_client(req(2, 0, 25, 1), 1, 0),
+        of_client(req(3, 0, 10, 1), 0, 0),
+        of_client(req(4, 0, 10, 1), 1, 0),
+        of_client(req(5, 0, 10, 1), 1, 0),
+    ];
+    let r = run(&p, 10 * MS, reqs);
+    let at: Vec<Nanos> = r.scheduled().iter().map(|&(_, t)| t / MS).collect();
+    assert_eq!(at, [0, 0, 0, 20, 10, 30]);
+}
+
+/// VTC charges `w_in` per prompt token: with weight 1, client 0's two
+/// 10-token prompts (20) tie client 1's one 20-token prompt, and ties go to
+/// the lower client. One at a time, 1 token out, 10 ms each; a0, a1
+/// (client 0), b0 (client 1, 20 tokens), a2 (client 0), b1 (client 1):
+/// a0 at 0 (c0 = 10), b0 at 10 (c1 = 20), a1 at 20 (c0 = 20), a2 at 30
+/// (tie), b1 at 40.
+#[test]
+fn vtc_charges_prompt_tokens_at_the_input_weight() {
+    let p = plan(&["scheduler.kind=vtc", "scheduler.max_num_seqs=1"], 1000);
+    let reqs = vec![
+        of_client(req(0, 0, 10, 1), 0, 0),
+        of_client(req(1, 0, 10, 1), 0, 0),
+        of_client(req(2, 0, 20, 1), 1, 0),
+        of_client(req(3, 0, 10, 1), 0, 0),
+        of_client(req(4, 0, 10, 1), 1, 0),
+    ];
+    let r = run(&p, 10 * MS, reqs);
+    let at: Vec<Nanos> = r.scheduled().iter().map(|&(_, t)| t / MS).collect();
+    assert_eq!(at, [0, 20, 10, 30, 40]);
+}
+
+/// A client that went idle is lifted again when it comes back. One at a
+/// time, 1 token out, 10 ms each, prompts of 10: a0..a3 (client 0) and b0
+/// (client 1) at 0, b1 (client 1) at 25 ms. a0 at 0 (c0 = 10), b0 at 10
+/// (c1 = 10), a1 at 20 (c0 = 20; client 1 now idle). At 30 ms b1 waits:
+/// client 1 is lifted to the least active counter, 20, and the tie goes to
+/// client 0: a2 at 30, b1 at 40, a3 at 50. (Unlifted, b1 would go at 30.)
+#[test]
+fn vtc_lifts_a_client_returning_from_idle() {
+    let p = plan(&["scheduler.kind=vtc", "scheduler.max_num_seqs=1"], 1000);
+    let mut reqs: Vec<RequestSpec> = (0..4).map(|i| of_client(req(i, 0, 10, 1), 0, 0)).collect();
+    reqs.push(of_client(req(4, 0, 10, 1), 1, 0));
+    reqs.push(of_client(req(5, 25 * MS, 10, 1), 1, 0));
+    let r = run(&p, 10 * MS, reqs);
+    let at: Vec<Nanos> = r.scheduled().iter().map(|&(_, t)| t / MS).collect();
+    assert_eq!(at, [0, 20, 30, 50, 10, 40]);
+}
+
+/// VTC preempts the most-served client's request, not the newest. Pool of
+/// 4 blocks (16 tokens), a (client 0, prompt 32: 2 blocks) and b (client
+/// 1, prompt 16: 1 block), 17 tokens out each, at 0: both admitted (a
+/// first). At 10 ms each decode needs a new block with 1 free; c0 = 32 + 2
+/// > c1 = 16 + 2, so a is preempted (by default the newest, b, would be).
+#[test]
+fn vtc_preempts_the_most_served_client() {
+    let p = plan(&["scheduler.kind=vtc"], 4);
+    let reqs = vec![
+        of_client(req(0, 0, 32, 17), 0, 0),
+        of_client(req(1, 0, 16, 17), 1, 0),
+    ];
+    let r = run(&p, 10 * MS, reqs);
+    assert_eq!((r.rec(0).preemptions, r.rec(1).preemptions), (1, 0));
+}
