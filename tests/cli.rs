@@ -290,3 +290,64 @@ fn a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+#[test]
+fn closed_loop_workload_errors_name_the_key() {
+    let example = |f: &str| format!("{}/examples/{f}", env!("CARGO_MANIFEST_DIR"));
+    expect_error(
+        &[
+            "run",
+            "--quiet",
+            "--set",
+            "workload.sessions.think_time.kind=expo",
+        ],
+        &["workload.sessions.think_time.kind", "exponential"],
+    );
+    expect_error(
+        &["run", "--quiet", "--set", "workload.sessions.think_time.mean=-1"],
+        &["workload.sessions.think_time.mean", "-1"],
+    );
+    expect_error(
+        &[
+            "run",
+            "--quiet",
+            "--set",
+            "workload.sessions.users=2",
+            "--set",
+            "workload.concurrency=3",
+        ],
+        &["workload.concurrency", "workload.sessions.users"],
+    );
+    expect_error(
+        &[
+            "run",
+            "--quiet",
+            "--set",
+            "workload.sessions.turns.kind=fixed",
+            "--set",
+            "workload.sessions.turns.value=0",
+        ],
+        &["workload.sessions.turns.value"],
+    );
+    expect_error(
+        &[
+            "run",
+            "--quiet",
+            "--set",
+            "workload.concurrency=2",
+            "--set",
+            "workload.count=0",
+        ],
+        &["workload.count", "fixed-concurrency"],
+    );
+    expect_error(
+        &[
+            "search",
+            "--quiet",
+            &example("llama8b-search.toml"),
+            "--set",
+            "workload.concurrency=2",
+        ],
+        &["workload.concurrency", "capacity search"],
+    );
+}

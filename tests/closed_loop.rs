@@ -154,3 +154,184 @@ fn a_rejected_request_frees_its_client() {
     assert!(rejected > 0, "the workload has prompts over max_model_len");
     assert_eq!(r.requests.len(), 30, "every request was sent");
 }
+
+/// 1 ms per iteration plus 0.1 ms per prefill token (µs-exact).
+struct PerPrefillToken;
+
+impl fleetsim::timing::TimeModel for PerPrefillToken {
+    fn iteration(&self, b: &fleetsim::timing::BatchShape) -> fleetsim::timing::IterationCost {
+        let d = MS + b.prefill_tokens * 100_000;
+        fleetsim::timing::IterationCost {
+            duration: d,
+            stage: d,
+            ..Default::default()
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+fn run_with(sets: &[&str], model: Box<dyn fleetsim::timing::TimeModel>) -> Report {
+    let p = plan(sets);
+    let w = workload::build(&p.scenario.workload).expect("workload builds");
+    let mut sim = Simulation::with_workload(&p, vec![model], w);
+    sim.set_paranoid(true);
+    sim.run(&mut |_| {})
+}
+
+const TWO_TURNS: &[&str] = &[
+    "workload.sessions.users=1",
+    "workload.sessions.turns.kind=fixed",
+    "workload.sessions.turns.value=2",
+    "workload.sessions.think_time.kind=fixed",
+    "workload.sessions.think_time.value=1",
+    "workload.sessions.new_tokens.kind=fixed",
+    "workload.sessions.new_tokens.value=16",
+    "workload.count=2",
+    "workload.prompt.kind=fixed",
+    "workload.prompt.value=32",
+    "workload.output.kind=fixed",
+    "workload.output.value=17",
+    "scheduler.async_output=false",
+];
+
+/// One user, two turns, one replica with prefix caching, 16-token blocks,
+/// iterations of 1 ms + 0.1 ms per prefill token. Turn 1: 32-token prompt,
+/// prefill 4.2 ms (TTFT), 16 decodes: done at 20.2 ms; its KV holds
+/// 32 + 16 = 48 tokens, 3 full blocks, which stay cached. After a 1 s think
+/// time turn 2 (at 1020.2 ms) sends the history (32 + 17) plus 16 new
+/// tokens: 65, of which 48 are cached, so its prefill computes 17 (the
+/// new 16 and the answer's last token, whose KV was never computed):
+/// TTFT 1 + 1.7 = 2.7 ms. Without prefix caching it computes all 65: 7.5 ms.
+#[test]
+fn a_sessions_next_turn_computes_only_what_is_new() {
+    let on = [TWO_TURNS, &["scheduler.prefix_caching=true"]].concat();
+    let r = run_with(&on, Box::new(PerPrefillToken));
+    let (t1, t2) = (&r.requests[0], &r.requests[1]);
+    assert_eq!((t1.session, t2.session), (Some(0), Some(0)));
+    assert_eq!(t1.ttft_ns(), Some(4_200_000));
+    assert_eq!(t1.finish, 20_200_000);
+    assert_eq!(t2.arrival, 1_020_200_000);
+    assert_eq!(t2.prompt_tokens, 65);
+    assert_eq!(t2.cached_tokens, 48);
+    assert_eq!(t2.ttft_ns(), Some(2_700_000));
+    let off = [TWO_TURNS, &["scheduler.prefix_caching=false"]].concat();
+    let r = run_with(&off, Box::new(PerPrefillToken));
+    assert_eq!(r.requests[1].cached_tokens, 0);
+    assert_eq!(r.requests[1].ttft_ns(), Some(7_500_000));
+}
+
+/// Many closed-loop users, varied lengths, two replicas, three seeds:
+/// every turn after a session's first is sent exactly its think time
+/// (fixed 0.5 s) after the previous turn ended, and its cached prefix is
+/// exactly the full blocks of that history (prompt + answer − its last
+/// token), while every first turn has no hit: hits only ever come from
+/// earlier, completed turns of the same session.
+#[test]
+fn closed_loop_turns_wait_for_their_answers_and_hit_only_their_history() {
+    for seed in [1, 2, 3] {
+        let s = format!("workload.seed={seed}");
+        let r = run(
+            &[
+                "workload.sessions.users=12",
+                "workload.sessions.turns.kind=uniform",
+                "workload.sessions.turns.min=1",
+                "workload.sessions.turns.max=5",
+                "workload.sessions.think_time.kind=fixed",
+                "workload.sessions.think_time.value=0.5",
+                "workload.sessions.new_tokens.kind=uniform",
+                "workload.sessions.new_tokens.min=1",
+                "workload.sessions.new_tokens.max=200",
+                "workload.prompt.kind=uniform",
+                "workload.prompt.min=1",
+                "workload.prompt.max=400",
+                "workload.output.kind=uniform",
+                "workload.output.min=1",
+                "workload.output.max=100",
+                "workload.count=300",
+                "cluster.replicas=2",
+                "cluster.router=session-affinity",
+                "scheduler.prefix_caching=true",
+                &s,
+            ],
+            5 * MS,
+        );
+        let mut by_session: std::collections::BTreeMap<u64, Vec<&RequestRecord>> = Default::default();
+        for rec in &r.requests {
+            by_session
+                .entry(rec.session.expect("every turn has a session"))
+                .or_default()
+                .push(rec);
+        }
+        assert!(by_session.len() > 12, "users started new sessions");
+        for turns in by_session.values() {
+            assert_eq!(
+                turns[0].cached_tokens, 0,
+                "seed {seed}: a first turn hit the cache"
+            );
+            for w in turns.windows(2) {
+                let (prev, next) = (w[0], w[1]);
+                assert_eq!(
+                    next.arrival,
+                    prev.finish + 500 * MS,
+                    "seed {seed}: turn {}",
+                    next.id
+                );
+                let history = prev.prompt_tokens + prev.output_tokens;
+                assert!(next.prompt_tokens > history);
+                assert_eq!(
+                    next.cached_tokens,
+                    (history - 1) / 16 * 16,
+                    "seed {seed}: turn {}",
+                    next.id
+                );
+            }
+        }
+    }
+}
+
+/// session-affinity keeps each session on one replica and spreads
+/// sessions over the replicas: eight users on four replicas.
+#[test]
+fn session_affinity_keeps_closed_loop_sessions_home_and_spreads_them() {
+    let r = run(
+        &[
+            "workload.sessions.users=8",
+            "workload.sessions.think_time.kind=fixed",
+            "workload.sessions.think_time.value=0.1",
+            "workload.count=200",
+            "cluster.replicas=4",
+            "cluster.router=session-affinity",
+        ],
+        5 * MS,
+    );
+    let mut home: std::collections::BTreeMap<u64, u32> = Default::default();
+    for rec in &r.requests {
+        let h = *home.entry(rec.session.unwrap()).or_insert(rec.replica);
+        assert_eq!(h, rec.replica, "session {:?} moved", rec.session);
+    }
+    let used: std::collections::BTreeSet<u32> = home.values().copied().collect();
+    assert_eq!(used.len(), 4, "sessions spread over every replica: {used:?}");
+}
+
+/// Open-loop session starts follow `workload.arrivals`: constant, 2/s,
+/// with one-turn sessions: turn i is sent at 0.5·i s.
+#[test]
+fn open_loop_sessions_start_on_the_arrival_process() {
+    let r = run(
+        &[
+            "workload.sessions.users=0",
+            "workload.sessions.turns.kind=fixed",
+            "workload.sessions.turns.value=1",
+            "workload.arrivals.kind=constant",
+            "workload.arrivals.rate=2",
+            "workload.count=6",
+        ],
+        5 * MS,
+    );
+    let at: Vec<Nanos> = r.requests.iter().map(|r| r.arrival).collect();
+    assert_eq!(at, (0..6).map(|i| i * 500 * MS).collect::<Vec<_>>());
+    let sessions: Vec<Option<u64>> = r.requests.iter().map(|r| r.session).collect();
+    assert_eq!(sessions, (0..6).map(Some).collect::<Vec<_>>());
+}

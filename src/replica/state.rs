@@ -736,6 +736,40 @@ impl ReplicaState {
         r.shared_blocks += moved;
     }
 
+    /// At a request's end, the full blocks of its sequence beyond its prompt
+    /// that its prefix declares shareable (a session turn's answer, which
+    /// the next turn's prompt repeats) join the cache, as vLLM caches every
+    /// full block, generated ones included. `kv` is the sequence's computed
+    /// KV length. Returns how many of the request's own blocks the cache
+    /// now holds (a unit someone cached meanwhile is shared instead, and
+    /// the request's copy is freed with the rest of its blocks).
+    fn publish_sequence(&mut self, slot: Slot, kv: u32) -> u64 {
+        let (_, _, unit_blocks) = self.prefix_shape(slot);
+        if unit_blocks == 0 || self.opts.kv_mode != KvMode::Paged {
+            return 0;
+        }
+        let Some(cache) = &mut self.cache else { return 0 };
+        let p = &self.prefixes[slot as usize];
+        let r = &self.reqs[slot as usize];
+        let units = p.sequence_units(r.spec.prompt_tokens, kv, self.block_size);
+        let from = r.shared_units;
+        if units <= from {
+            return 0;
+        }
+        let mut moved = 0u64;
+        for j in from..units {
+            let h = p.unit_hash(j);
+            if cache.insert(h, unit_blocks) {
+                moved += unit_blocks as u64;
+            } else {
+                cache.acquire(h);
+            }
+        }
+        let r = &mut self.reqs[slot as usize];
+        r.shared_units = units;
+        moved
+    }
+
     /// Admitted requests whose prefill is not complete, in admission order.
     pub fn prefilling(&self) -> &[Slot] {
         &self.prefilling
@@ -1097,7 +1131,8 @@ impl ReplicaState {
             self.padding.kv_tokens += kv as u64;
             self.padding.blocks += owned;
         } else {
-            self.kv.release(owned);
+            let cached = self.publish_sequence(slot, kv);
+            self.kv.release(owned - cached);
         }
         self.release_prefix(slot);
         self.finish(slot, now, metrics);

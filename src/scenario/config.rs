@@ -370,6 +370,78 @@ pub struct WorkloadConfig {
     /// next request when its previous one ends; 0 = open loop. Paced by
     /// `workload.arrivals` only when `arrivals.kind` is set.
     pub concurrency: u32,
+    /// Closed-loop multi-turn sessions (`[workload.sessions]`; absent = none).
+    pub sessions: Option<SessionsConfig>,
+}
+
+/// `[workload.sessions]`: closed-loop multi-turn conversations. A user's
+/// next turn is sent a think time after the previous answer ended; its
+/// prompt is the whole history (every earlier prompt and answer) plus new
+/// user tokens, and it shares that history as a prefix. The first turn's
+/// prompt is drawn from `workload.prompt`, every answer from
+/// `workload.output`; `workload.count` counts turns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Closed-loop users: each starts a new session a think time after its
+    /// previous one ended (all start at 0). 0 = sessions start open-loop, at
+    /// the times of `workload.arrivals`.
+    pub users: u32,
+    /// Turns per session (a length distribution; default: 4).
+    pub turns: LengthConfig,
+    /// New user tokens of every turn after the first (default: `workload.prompt`).
+    pub new_tokens: Option<LengthConfig>,
+    /// Time between an answer and the user's next turn, seconds.
+    pub think_time: DelayConfig,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            users: 0,
+            turns: LengthConfig {
+                kind: Some("fixed".into()),
+                value: 4,
+                min: 1,
+                max: 16,
+                median: 4.0,
+                sigma: 0.5,
+                exponent: 1.0,
+            },
+            new_tokens: None,
+            think_time: DelayConfig::default(),
+        }
+    }
+}
+
+/// A distribution of delays in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DelayConfig {
+    /// "fixed" (`value`), "exponential" (`mean`), "uniform" (`min`..`max`)
+    /// or "lognormal" (`median`, `sigma`, clamped to `min`..`max`).
+    pub kind: String,
+    pub value: f64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub median: f64,
+    pub sigma: f64,
+}
+
+impl Default for DelayConfig {
+    /// Exponential with a 5 s mean.
+    fn default() -> Self {
+        DelayConfig {
+            kind: "exponential".into(),
+            value: 5.0,
+            mean: 5.0,
+            min: 0.0,
+            max: 600.0,
+            median: 5.0,
+            sigma: 1.0,
+        }
+    }
 }
 
 /// `[workload.prefix]`: which prompts share leading tokens.
@@ -441,6 +513,7 @@ impl Default for WorkloadConfig {
             prefix: PrefixConfig::default(),
             clients: ClientConfig::default(),
             concurrency: 0,
+            sessions: None,
         }
     }
 }

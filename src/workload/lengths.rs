@@ -38,6 +38,12 @@ pub enum Lengths {
     Trace,
 }
 
+/// `median · e^(sigma·Z)`, Z standard normal.
+pub fn lognormal(median: f64, sigma: f64, rng: &mut ChaCha8Rng) -> f64 {
+    let z: f64 = StandardNormal.sample(rng);
+    median * (sigma * z).exp()
+}
+
 impl Lengths {
     /// One length (≥ 1). Not called for `Trace`.
     pub fn sample(&self, rng: &mut ChaCha8Rng) -> u32 {
@@ -50,9 +56,9 @@ impl Lengths {
                 min,
                 max,
             } => {
-                let z: f64 = StandardNormal.sample(rng);
-                let x = (median * (sigma * z).exp()).round();
-                (x.clamp(*min as f64, *max as f64)) as u32
+                (lognormal(*median, *sigma, rng)
+                    .round()
+                    .clamp(*min as f64, *max as f64)) as u32
             }
             Lengths::Zipf { min, dist } => min + dist.sample(rng) as u32 - 1,
             Lengths::Trace => unreachable!("trace lengths are drawn by the source"),

@@ -11,6 +11,7 @@ pub mod arrivals;
 pub mod concurrency;
 pub mod feedback;
 pub mod lengths;
+pub mod sessions;
 pub mod trace;
 
 use crate::error::{Error, Result};
@@ -108,6 +109,18 @@ impl Prefix {
             Prefix::None => 0,
             Prefix::Group { tokens, .. } => (*tokens).min(prompt_tokens) / block_size,
             Prefix::Blocks { ids, unit_tokens } => (ids.len() as u32).min(prompt_tokens / unit_tokens),
+        }
+    }
+
+    /// Whole shareable units of a sequence whose KV holds `kv_tokens`
+    /// tokens, the first `prompt_tokens` of them its prompt: a group shares
+    /// whatever of its declared tokens were computed (a session turn
+    /// declares its answer too, which the next turn's prompt repeats);
+    /// trace block ids name prompt units only.
+    pub fn sequence_units(&self, prompt_tokens: u32, kv_tokens: u32, block_size: u32) -> u32 {
+        match self {
+            Prefix::Group { tokens, .. } => (*tokens).min(kv_tokens.max(prompt_tokens)) / block_size,
+            _ => self.units(prompt_tokens, block_size),
         }
     }
 
@@ -438,13 +451,21 @@ fn clients(cfg: &WorkloadConfig) -> Result<(Vec<f64>, Vec<u32>)> {
 
 /// Checks a workload configuration (reading its trace) without generating requests.
 pub fn validate(cfg: &WorkloadConfig) -> Result<()> {
-    resolve(cfg).map(|_| ())
+    build(cfg).map(|_| ())
 }
 
-/// Builds the source a workload describes. Reads (and validates) any trace up front.
 /// Builds the workload `[workload]` describes: open-loop arrivals or a
 /// trace, or closed-loop clients (`workload.concurrency`).
 pub fn build(cfg: &WorkloadConfig) -> Result<Box<dyn feedback::Workload>> {
+    if let Some(sc) = &cfg.sessions {
+        if cfg.prefix.kind == "sessions" {
+            return Err(key_err(
+                "prefix.kind",
+                "is \"sessions\" (open-loop turns) while [workload.sessions] asks for closed-loop ones; keep one",
+            ));
+        }
+        return Ok(Box::new(sessions::ClosedSessions::new(cfg, sc, resolve(cfg)?)?));
+    }
     if cfg.concurrency == 0 {
         return Ok(Box::new(feedback::OpenLoop::new(build_source(cfg)?)));
     }
