@@ -469,7 +469,11 @@ fn swap_preemption_round_trips_kv() {
     assert_eq!(r.summary.itl.count, 52);
 }
 
-const KINDS: &[&str] = fleetsim::replica::scheduler::NAMES;
+/// Every built-in scheduler: the property test covers each one registered.
+fn kinds() -> Vec<String> {
+    let r = fleetsim::registry::Registry::builtin();
+    r.scheduler_names().iter().map(|s| s.to_string()).collect()
+}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
@@ -479,15 +483,15 @@ proptest! {
     /// while referenced: checked after every iteration by the paranoid engine).
     #[test]
     fn invariants_hold_under_every_scheduler_and_memory_policy(
-        kind in 0usize..KINDS.len(),
+        kind in 0usize..kinds().len(),
         memory in 0usize..4,
         seed in 0u64..1000,
         rate in 2.0f64..40.0,
         share in 0.0f64..1.0,
         util in 0.25f64..0.5,
     ) {
-        let kind = KINDS[kind];
-        let reserved = matches!(kind, "orca" | "fastertransformer");
+        let kind = kinds()[kind].clone();
+        let reserved = matches!(kind.as_str(), "orca" | "fastertransformer");
         let mut sets = vec![
             format!("scheduler.kind={kind}"),
             format!("workload.seed={seed}"),

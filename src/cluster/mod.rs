@@ -16,24 +16,12 @@ pub mod link;
 pub mod predictive;
 pub mod routers;
 
+use crate::registry::RouterSpec;
 use crate::replica::ReplicaState;
 use crate::replica::scheduler::Limits;
 use crate::timing::TimeModel;
 use crate::units::Nanos;
 use crate::workload::{RequestSpec, mix64};
-
-/// Scenario names of the routers (`cluster.router`).
-pub const ROUTER_NAMES: &[&str] = &[
-    "random",
-    "round-robin",
-    "least-outstanding",
-    "least-kv",
-    "power-of-two",
-    "prefix-affinity",
-    "dualmap",
-    "predictive",
-    "session-affinity",
-];
 
 /// What a replica reports to the router (a copy, possibly stale).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,22 +88,42 @@ pub trait Router: Send {
     fn route(&mut self, req: &RequestSpec, view: &View) -> usize;
 }
 
-/// Builds the router called `name` (validated beforehand). `seed` is
-/// `workload.seed`; randomised routers draw from their own ChaCha stream.
-pub fn build(name: &str, seed: u64, replicas: usize) -> Box<dyn Router> {
+/// The built-in routers, in the order help texts list them (see
+/// [`crate::registry`]). Randomised routers draw from their own ChaCha
+/// stream derived from `workload.seed`.
+pub fn builtin_routers() -> Vec<RouterSpec> {
     use routers::*;
-    match name {
-        "random" => Box::new(Random::new(seed)),
-        "round-robin" => Box::new(RoundRobin::default()),
-        "least-outstanding" => Box::new(LeastBy(Load::outstanding)),
-        "least-kv" => Box::new(LeastBy(Load::kv_load)),
-        "power-of-two" => Box::new(PowerOfTwo::new(seed)),
-        "session-affinity" => Box::new(SessionAffinity::default()),
-        "prefix-affinity" => Box::new(affinity::PrefixAffinity::new(replicas)),
-        "dualmap" => Box::new(affinity::DualMap::new(replicas)),
-        "predictive" => Box::new(predictive::Predictive::default()),
-        other => unreachable!("router `{other}` passed validation"),
-    }
+    vec![
+        RouterSpec::new("random", "uniformly at random", |a| Box::new(Random::new(a.seed))),
+        RouterSpec::new("round-robin", "in turn", |_| Box::new(RoundRobin::default())),
+        RouterSpec::new("least-outstanding", "fewest waiting + running requests", |_| {
+            Box::new(LeastBy(Load::outstanding))
+        }),
+        RouterSpec::new("least-kv", "least KV held plus prompt tokens to prefill", |_| {
+            Box::new(LeastBy(Load::kv_load))
+        }),
+        RouterSpec::new("power-of-two", "the less loaded of two random replicas", |a| {
+            Box::new(PowerOfTwo::new(a.seed))
+        }),
+        RouterSpec::new(
+            "prefix-affinity",
+            "the replica holding the longest prefix (SGLang's router)",
+            |a| Box::new(affinity::PrefixAffinity::new(a.replicas)),
+        ),
+        RouterSpec::new(
+            "dualmap",
+            "two hashed candidates, the better cached and loaded (DualMap)",
+            |a| Box::new(affinity::DualMap::new(a.replicas)),
+        ),
+        RouterSpec::new("predictive", "the least predicted TTFT (Block-style)", |_| {
+            Box::new(predictive::Predictive::default())
+        }),
+        RouterSpec::new(
+            "session-affinity",
+            "each session (else client) on its first replica",
+            |_| Box::new(SessionAffinity::default()),
+        ),
+    ]
 }
 
 /// The seed of the router's random stream (independent of the workload's streams).

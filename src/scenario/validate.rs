@@ -5,12 +5,14 @@
 use super::Scenario;
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::{Error, Result};
+use crate::registry::{Batching, Caching, DefaultBudget, KvLayout, Registry, RouterSpec, SchedulerSpec};
 use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
-use crate::replica::scheduler::{self, Limits, Policy};
-use crate::replica::state::{StateOptions, Victim};
+use crate::replica::scheduler::{Limits, Policy};
+use crate::replica::state::{KvMode, StateOptions, Victim};
 use crate::replica::swap::SwapModel;
 use crate::timing::{AnalyticalModel, Calibration, ParallelConfig};
 use crate::units::did_you_mean;
+use std::sync::Arc;
 
 /// Scenario names of the time models (`hardware.time_model`).
 pub const TIME_MODELS: &[&str] = &["analytical", "profile"];
@@ -31,6 +33,10 @@ pub struct Plan {
     pub limits: Limits,
     /// The replica scheduler and its settings.
     pub policy: Policy,
+    /// The scheduler's registry entry (its defaults and constructor).
+    pub scheduler: Arc<SchedulerSpec>,
+    /// The router's registry entry.
+    pub router: Arc<RouterSpec>,
     /// How each replica manages KV memory (paging, caching, swapping).
     pub replica_options: StateOptions,
     pub memory: MemoryPlan,
@@ -78,6 +84,12 @@ pub(crate) fn positive(key: &str, v: u32) -> Result<()> {
 /// Resolves and checks a scenario (the workload's trace is checked
 /// separately by `workload::validate`, which reads it).
 pub fn plan(s: &Scenario) -> Result<Plan> {
+    plan_with(s, &Registry::builtin())
+}
+
+/// [`plan`] with the policies of `registry` (built-in ones plus a library
+/// user's own), which the scenario's names are looked up in.
+pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
     // Disaggregated: the top-level shape is the prefill pool's.
     let adjusted = crate::cluster::disagg::top_level(s)?;
     let s = adjusted.as_ref().unwrap_or(s);
@@ -119,7 +131,7 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
     positive("cluster.replicas", c.replicas)?;
     positive("cluster.tp", c.tp)?;
     positive("cluster.pp", c.pp)?;
-    check_name("cluster.router", &c.router, crate::cluster::ROUTER_NAMES)?;
+    let router = registry.router("cluster.router", &c.router)?;
     let shape_key = if adjusted.is_some() {
         "cluster.prefill"
     } else {
@@ -146,7 +158,7 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
     }
 
     let sc = &s.scheduler;
-    check_name("scheduler.kind", &sc.kind, scheduler::NAMES)?;
+    let spec = registry.scheduler("scheduler.kind", &sc.kind)?;
     check_name("scheduler.preemption", &sc.preemption, PREEMPTION_MODES)?;
     positive("scheduler.max_num_seqs", sc.max_num_seqs)?;
     positive("scheduler.block_size", sc.block_size)?;
@@ -163,23 +175,20 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
             format!("must be in [0, 1), found {}", sc.watermark),
         ));
     }
-    let token_budget = match sc.kind.as_str() {
-        "vllm-v1" | "sglang" | "laps" | "vtc" => {
-            // vLLM v1's default budget for online serving (EngineArgs, 8192);
-            // SGLang's default chunked_prefill_size is the same.
-            let budget = sc.max_num_batched_tokens.unwrap_or(8192);
+    let token_budget = match spec.batching {
+        Batching::Chunked(DefaultBudget::Tokens(default)) => {
+            let budget = sc.max_num_batched_tokens.unwrap_or(default);
             positive("scheduler.max_num_batched_tokens", budget)?;
             budget
         }
-        "sarathi" => {
+        Batching::Chunked(DefaultBudget::ChunkSize) => {
             let budget = sc
                 .max_num_batched_tokens
                 .map_or(sc.chunk_size, |m| m.min(sc.chunk_size));
             positive("scheduler.max_num_batched_tokens", budget)?;
             budget
         }
-        _ => {
-            // Whole-prompt schedulers (vllm, orca, fastertransformer, lightllm).
+        Batching::WholePrompt => {
             let budget = sc.max_num_batched_tokens.unwrap_or(max_model_len.max(2048));
             if budget < max_model_len {
                 return Err(key_error(
@@ -252,7 +261,8 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         activation_reserve: sc.activation_reserve_gib.map(|g| g * 1024.0 * 1024.0 * 1024.0),
     })?;
 
-    let (policy, replica_options) = replica_policy(s, &memory, &device, &model, max_model_len, token_budget)?;
+    let (policy, replica_options) =
+        replica_policy(s, &spec, &memory, &device, &model, max_model_len, token_budget)?;
 
     let calibration = resolve_calibration(&device, &s.hardware.calibration)?;
     // The time model checks what it needs (TP dividing the MLP width).
@@ -301,6 +311,8 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
         calibration,
         pools,
         policy,
+        scheduler: spec,
+        router,
         replica_options,
     })
 }
@@ -308,6 +320,7 @@ pub fn plan(s: &Scenario) -> Result<Plan> {
 /// The scheduler policy and the replicas' memory options a scenario asks for.
 fn replica_policy(
     s: &Scenario,
+    spec: &SchedulerSpec,
     memory: &memory::MemoryPlan,
     device: &DeviceSpec,
     model: &ModelSpec,
@@ -316,12 +329,14 @@ fn replica_policy(
 ) -> Result<(Policy, StateOptions)> {
     let sc = &s.scheduler;
     let kind = sc.kind.as_str();
-    let reserved = matches!(kind, "orca" | "fastertransformer");
-    let caching = sc.prefix_caching.unwrap_or(matches!(kind, "vllm-v1" | "sglang"));
-    if kind == "sglang" && !caching {
+    let reserved = spec.kv == KvLayout::ReserveMaxLen;
+    let caching = sc.prefix_caching.unwrap_or(spec.caching != Caching::Off);
+    if spec.caching == Caching::Required && !caching {
         return Err(key_error(
             "scheduler.prefix_caching",
-            "sglang orders requests by their match in the prefix cache; it needs prefix_caching = true",
+            format!(
+                "{kind} orders requests by their match in the prefix cache; it needs prefix_caching = true"
+            ),
         ));
     }
     if reserved && caching {
@@ -422,10 +437,15 @@ fn replica_policy(
         block_size: sc.block_size,
         watermark: sc.watermark,
         async_output: sc.async_output,
-        kv_mode: scheduler::kv_mode(kind, max_model_len),
+        kv_mode: match spec.kv {
+            KvLayout::Paged => KvMode::Paged,
+            KvLayout::ReserveMaxLen => KvMode::Reserve {
+                tokens: max_model_len,
+            },
+        },
         prefix_caching: caching,
         swap,
-        static_batch: kind == "fastertransformer",
+        static_batch: spec.static_batch,
         victim: if sc.priority {
             Victim::LowestPriority
         } else {

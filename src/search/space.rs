@@ -354,13 +354,10 @@ fn check(s: &SearchConfig, base: &Scenario) -> Result<()> {
              (replica counts 1..budget/(tp·pp) are tried) or list search.replicas",
         ));
     }
+    let registry = crate::registry::Registry::builtin();
     for (i, sc) in s.schedulers.iter().enumerate() {
         if let Some(k) = &sc.kind {
-            validate::check_name(
-                &format!("search.schedulers[{i}].kind"),
-                k,
-                crate::replica::scheduler::NAMES,
-            )?;
+            registry.scheduler(&format!("search.schedulers[{i}].kind"), k)?;
         }
     }
     for (i, d) in s.devices.iter().enumerate() {

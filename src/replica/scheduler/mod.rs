@@ -1,6 +1,8 @@
 //! Replica schedulers: the policy that forms each iteration's batch from a
 //! replica's waiting queue and running set. Each policy is one file; adding
-//! one touches its file and the registry in [`build`].
+//! one touches its file and its entry in [`builtin`] (name, defaults,
+//! constructor; see [`crate::registry`]). A library user registers their
+//! own with [`crate::registry::Registry::register_scheduler`].
 //!
 //! | `scheduler.kind` | policy | file |
 //! |---|---|---|
@@ -34,25 +36,9 @@ pub use orca::Orca;
 pub use vllm::Vllm;
 pub use vtc::Vtc;
 
-use super::state::{KvMode, ReplicaState, Slot};
+use super::state::{ReplicaState, Slot};
+use crate::registry::{Batching, Caching, DefaultBudget, KvLayout, SchedulerSpec};
 use crate::units::Nanos;
-
-/// Scenario names of the schedulers (`scheduler.kind`).
-pub const NAMES: &[&str] = &[
-    "vllm",
-    "sarathi",
-    "vllm-v1",
-    "orca",
-    "fastertransformer",
-    "lightllm",
-    "sglang",
-    "laps",
-    "vtc",
-];
-
-/// Schedulers that prefill whole prompts in one iteration (their token
-/// budget must hold `max_model_len`).
-pub const WHOLE_PROMPT: &[&str] = &["vllm", "orca", "fastertransformer", "lightllm"];
 
 /// Forms the next batch by calling the [`ReplicaState`] operations (admit,
 /// add chunk, decode step, preempt, resume). Leaving the batch empty idles
@@ -73,6 +59,7 @@ pub struct Limits {
 /// Everything a policy may be configured with (resolved from the scenario).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
+    /// The scheduler's name (`scheduler.kind`).
     pub kind: String,
     pub limits: Limits,
     /// Admission by priority class instead of arrival order.
@@ -88,29 +75,70 @@ pub struct Policy {
     pub vtc_weights: (f64, f64),
 }
 
-/// How a policy lays out KV memory (the replica state is built with it).
-pub fn kv_mode(kind: &str, max_model_len: u32) -> KvMode {
-    match kind {
-        "orca" | "fastertransformer" => KvMode::Reserve {
-            tokens: max_model_len,
-        },
-        _ => KvMode::Paged,
-    }
-}
-
-/// Builds the scheduler a policy names (validated beforehand).
-pub fn build(p: &Policy) -> Box<dyn Scheduler> {
-    match p.kind.as_str() {
-        "vllm" => Box::new(Vllm::new(p.clone())),
-        "sarathi" | "vllm-v1" => Box::new(Chunked::new(p.clone(), Order::Fcfs)),
-        "sglang" => Box::new(Chunked::new(p.clone(), Order::LongestPrefix)),
-        "orca" => Box::new(Orca::new(p.clone())),
-        "fastertransformer" => Box::new(FasterTransformer::new(p.clone())),
-        "lightllm" => Box::new(LightLlm::new(p.clone())),
-        "laps" => Box::new(Laps::new(p.clone())),
-        "vtc" => Box::new(Vtc::new(p.clone())),
-        other => unreachable!("scheduler `{other}` passed validation"),
-    }
+/// The built-in schedulers, in the order help texts list them (see
+/// [`crate::registry`]): each one's name, defaults and constructor.
+pub fn builtin() -> Vec<SchedulerSpec> {
+    let chunked = |name: &str, summary: &str, order: Order| {
+        SchedulerSpec::new(name, summary, move |p| Box::new(Chunked::new(p.clone(), order)))
+    };
+    // vLLM V1's default budget for online serving (EngineArgs, 8192);
+    // SGLang's default chunked_prefill_size is the same.
+    let v1_budget = Batching::Chunked(DefaultBudget::Tokens(8192));
+    vec![
+        SchedulerSpec::new("vllm", "vLLM v0: prefills first, whole prompts", |p| {
+            Box::new(Vllm::new(p.clone()))
+        })
+        .batching(Batching::WholePrompt),
+        chunked(
+            "sarathi",
+            "Sarathi-Serve: decode-first chunked prefill in a token budget",
+            Order::Fcfs,
+        )
+        .batching(Batching::Chunked(DefaultBudget::ChunkSize)),
+        chunked(
+            "vllm-v1",
+            "the sarathi policy with vLLM V1's defaults (not a model of V1's engine)",
+            Order::Fcfs,
+        )
+        .batching(v1_budget)
+        .caching(Caching::On),
+        SchedulerSpec::new(
+            "orca",
+            "Orca: iteration-level batching, maximum length reserved",
+            |p| Box::new(Orca::new(p.clone())),
+        )
+        .batching(Batching::WholePrompt)
+        .kv(KvLayout::ReserveMaxLen),
+        SchedulerSpec::new(
+            "fastertransformer",
+            "FasterTransformer: static request-level batches",
+            |p| Box::new(FasterTransformer::new(p.clone())),
+        )
+        .batching(Batching::WholePrompt)
+        .kv(KvLayout::ReserveMaxLen)
+        .static_batches(),
+        SchedulerSpec::new(
+            "lightllm",
+            "LightLLM: admission by estimated future KV use",
+            |p| Box::new(LightLlm::new(p.clone())),
+        )
+        .batching(Batching::WholePrompt),
+        chunked(
+            "sglang",
+            "the sarathi loop admitting the longest cached prefix first (SGLang's order)",
+            Order::LongestPrefix,
+        )
+        .batching(v1_budget)
+        .caching(Caching::Required),
+        SchedulerSpec::new("laps", "short prefills ahead of long ones", |p| {
+            Box::new(Laps::new(p.clone()))
+        })
+        .batching(v1_budget),
+        SchedulerSpec::new("vtc", "Virtual Token Counter fairness", |p| {
+            Box::new(Vtc::new(p.clone()))
+        })
+        .batching(v1_budget),
+    ]
 }
 
 /// Which waiting request a chunked policy admits next.

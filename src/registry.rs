@@ -1,0 +1,320 @@
+//! Policies by name: the one place a scheduler's or a router's name, its
+//! defaults and its constructor live.
+//!
+//! A scenario names its scheduler (`scheduler.kind`) and router
+//! (`cluster.router`); planning looks them up here (an unknown name is an
+//! error naming the key, with the closest name suggested) and the plan
+//! carries the entry, so nothing downstream matches on strings. The
+//! built-in policies are registered by [`Registry::builtin`]; a library
+//! user adds their own and plans with [`crate::scenario::validate::plan_with`]:
+//!
+//! ```
+//! use fleetsim::prelude::*;
+//! use fleetsim::cluster::{Router, View};
+//! use fleetsim::registry::{Registry, RouterSpec};
+//!
+//! /// Always the last replica.
+//! struct Last;
+//! impl Router for Last {
+//!     fn route(&mut self, _req: &RequestSpec, view: &View) -> usize {
+//!         view.loads.len() - 1
+//!     }
+//! }
+//!
+//! let mut registry = Registry::builtin();
+//! registry.register_router(RouterSpec::new("last", "every request to the last replica", |_| Box::new(Last)))?;
+//! let sets = ["cluster.router=last".to_string(), "cluster.replicas=3".to_string(), "workload.count=20".to_string()];
+//! let plan = fleetsim::scenario::validate::plan_with(&load(None, &sets)?, &registry)?;
+//! let report = run_plan(&plan, &mut |_| {})?;
+//! assert!(report.requests.iter().all(|r| r.replica == 2));
+//! # Ok::<(), fleetsim::Error>(())
+//! ```
+//!
+//! Invariant: names are unique within a registry (registering a taken name
+//! is an error), and lookups never depend on registration order except for
+//! the order names are listed in messages.
+
+use crate::cluster::Router;
+use crate::error::{Error, Result};
+use crate::replica::scheduler::{Policy, Scheduler};
+use crate::units::did_you_mean;
+use std::fmt;
+use std::sync::Arc;
+
+/// How a scheduler fills an iteration's token budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// Whole prompts in one iteration: the budget defaults to
+    /// max(max_model_len, 2048) and must hold max_model_len.
+    WholePrompt,
+    /// Chunked prefill within a budget.
+    Chunked(DefaultBudget),
+}
+
+/// The token budget of a chunked scheduler when `max_num_batched_tokens` is unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultBudget {
+    /// This many tokens (vLLM V1 and SGLang default to 8,192).
+    Tokens(u32),
+    /// `scheduler.chunk_size` (Sarathi-Serve), which also caps a set budget.
+    ChunkSize,
+}
+
+/// How a scheduler lays out KV memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvLayout {
+    /// Blocks allocated as sequences grow (vLLM's paged attention).
+    Paged,
+    /// The maximum length reserved per request up front (Orca, FasterTransformer).
+    ReserveMaxLen,
+}
+
+/// Whether prefix caching is on when `scheduler.prefix_caching` is unset,
+/// and whether the policy needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    Off,
+    On,
+    /// On, and the policy cannot run without it (SGLang's order).
+    Required,
+}
+
+type BuildScheduler = dyn Fn(&Policy) -> Box<dyn Scheduler> + Send + Sync;
+type BuildRouter = dyn Fn(&RouterArgs) -> Box<dyn Router> + Send + Sync;
+
+/// A scheduler: its name, defaults and constructor.
+#[derive(Clone)]
+pub struct SchedulerSpec {
+    pub name: String,
+    /// One line for help texts.
+    pub summary: String,
+    pub batching: Batching,
+    pub kv: KvLayout,
+    /// Static request-level batches whose members return when the batch ends.
+    pub static_batch: bool,
+    pub caching: Caching,
+    build: Arc<BuildScheduler>,
+}
+
+impl SchedulerSpec {
+    /// A paged, chunked scheduler with an 8,192-token default budget and
+    /// prefix caching off by default; adjust the public fields as needed.
+    pub fn new(
+        name: &str,
+        summary: &str,
+        build: impl Fn(&Policy) -> Box<dyn Scheduler> + Send + Sync + 'static,
+    ) -> Self {
+        SchedulerSpec {
+            name: name.to_string(),
+            summary: summary.to_string(),
+            batching: Batching::Chunked(DefaultBudget::Tokens(8192)),
+            kv: KvLayout::Paged,
+            static_batch: false,
+            caching: Caching::Off,
+            build: Arc::new(build),
+        }
+    }
+
+    /// With this batching (and its default token budget).
+    pub fn batching(mut self, b: Batching) -> Self {
+        self.batching = b;
+        self
+    }
+
+    /// With this KV layout.
+    pub fn kv(mut self, kv: KvLayout) -> Self {
+        self.kv = kv;
+        self
+    }
+
+    /// With this prefix-caching default.
+    pub fn caching(mut self, c: Caching) -> Self {
+        self.caching = c;
+        self
+    }
+
+    /// Static request-level batches (responses return when the batch ends).
+    pub fn static_batches(mut self) -> Self {
+        self.static_batch = true;
+        self
+    }
+
+    /// A scheduler instance for one replica.
+    pub fn build(&self, p: &Policy) -> Box<dyn Scheduler> {
+        (self.build)(p)
+    }
+}
+
+impl fmt::Debug for SchedulerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchedulerSpec")
+            .field("name", &self.name)
+            .field("batching", &self.batching)
+            .field("kv", &self.kv)
+            .field("static_batch", &self.static_batch)
+            .field("caching", &self.caching)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two specs are the same policy when they have the same name (names are
+/// unique in a registry).
+impl PartialEq for SchedulerSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+/// What a router is built with.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterArgs {
+    /// `workload.seed`: randomised routers derive their own stream from it.
+    pub seed: u64,
+    /// Replicas it routes among.
+    pub replicas: usize,
+}
+
+/// A router: its name and constructor.
+#[derive(Clone)]
+pub struct RouterSpec {
+    pub name: String,
+    pub summary: String,
+    build: Arc<BuildRouter>,
+}
+
+impl RouterSpec {
+    pub fn new(
+        name: &str,
+        summary: &str,
+        build: impl Fn(&RouterArgs) -> Box<dyn Router> + Send + Sync + 'static,
+    ) -> Self {
+        RouterSpec {
+            name: name.to_string(),
+            summary: summary.to_string(),
+            build: Arc::new(build),
+        }
+    }
+
+    /// A router instance for one run.
+    pub fn build(&self, args: &RouterArgs) -> Box<dyn Router> {
+        (self.build)(args)
+    }
+}
+
+impl fmt::Debug for RouterSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouterSpec")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for RouterSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+/// The schedulers and routers a scenario may name.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    schedulers: Vec<Arc<SchedulerSpec>>,
+    routers: Vec<Arc<RouterSpec>>,
+}
+
+impl Registry {
+    /// The built-in policies.
+    pub fn builtin() -> Registry {
+        Registry {
+            schedulers: crate::replica::scheduler::builtin()
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+            routers: crate::cluster::builtin_routers()
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        }
+    }
+
+    /// Adds a scheduler; its name must be new.
+    pub fn register_scheduler(&mut self, spec: SchedulerSpec) -> Result<()> {
+        if self.schedulers.iter().any(|s| s.name == spec.name) {
+            return Err(Error::config(
+                "scheduler registry",
+                format!("a scheduler named `{}` is already registered", spec.name),
+            ));
+        }
+        self.schedulers.push(Arc::new(spec));
+        Ok(())
+    }
+
+    /// Adds a router; its name must be new.
+    pub fn register_router(&mut self, spec: RouterSpec) -> Result<()> {
+        if self.routers.iter().any(|s| s.name == spec.name) {
+            return Err(Error::config(
+                "router registry",
+                format!("a router named `{}` is already registered", spec.name),
+            ));
+        }
+        self.routers.push(Arc::new(spec));
+        Ok(())
+    }
+
+    /// Names of the schedulers, in registration order.
+    pub fn scheduler_names(&self) -> Vec<&str> {
+        self.schedulers.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// Names of the routers, in registration order.
+    pub fn router_names(&self) -> Vec<&str> {
+        self.routers.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The scheduler called `name`; the error names `key` and suggests the closest name.
+    pub fn scheduler(&self, key: &str, name: &str) -> Result<Arc<SchedulerSpec>> {
+        lookup(key, name, &self.schedulers, |s| &s.name)
+    }
+
+    /// The router called `name`; the error names `key` and suggests the closest name.
+    pub fn router(&self, key: &str, name: &str) -> Result<Arc<RouterSpec>> {
+        lookup(key, name, &self.routers, |s| &s.name)
+    }
+}
+
+fn lookup<T>(key: &str, name: &str, all: &[Arc<T>], name_of: impl Fn(&T) -> &String) -> Result<Arc<T>> {
+    if let Some(s) = all.iter().find(|s| name_of(s) == name) {
+        return Ok(s.clone());
+    }
+    let names: Vec<&str> = all.iter().map(|s| name_of(s).as_str()).collect();
+    Err(Error::config(
+        format!("key `{key}`"),
+        format!(
+            "unknown value `{name}`{}; expected one of: {}",
+            did_you_mean(name, names.iter().copied()),
+            names.join(", ")
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_suggest_the_closest_name_and_names_are_unique() {
+        let mut r = Registry::builtin();
+        assert_eq!(r.scheduler("scheduler.kind", "sarathi").unwrap().name, "sarathi");
+        let e = r.scheduler("scheduler.kind", "sarath").unwrap_err().to_string();
+        assert!(e.contains("scheduler.kind") && e.contains("sarathi"), "{e}");
+        let e = r
+            .router("cluster.router", "round-robbin")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.router") && e.contains("round-robin"), "{e}");
+        let dup = r.scheduler("k", "vllm").unwrap().as_ref().clone();
+        assert!(r.register_scheduler(dup).is_err());
+        let first = r.router("k", "random").unwrap().as_ref().clone();
+        assert!(r.register_router(first).is_err());
+    }
+}
