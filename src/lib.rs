@@ -5,15 +5,90 @@
 //! memory planned) → [`engine::Simulation`] (replicas, router, time model,
 //! workload) → [`metrics::Report`] (summary, per-request records, time series).
 //! See ARCHITECTURE.md for the code map and invariants.
+//!
+//! The library needs none of the command line's crates: depend on it with
+//! `default-features = false` (the `cli` feature builds the `fleetsim`
+//! binary). [`prelude`] holds the API a library user needs.
+//!
+//! # Run a scenario
+//!
+//! Load the built-in default scenario (or a TOML file), override keys as
+//! `--set` does, plan it, run it and read the summary:
+//!
+//! ```
+//! use fleetsim::prelude::*;
+//!
+//! let sets = ["workload.count=64".to_string(), "cluster.replicas=2".to_string()];
+//! let scenario = load(None, &sets)?;
+//! let plan = plan(&scenario)?;
+//! let report = run_plan(&plan, &mut |_| {})?;
+//! assert_eq!(report.summary.completed + report.summary.rejected, 64);
+//! assert!(report.summary.ttft.mean > 0.0);
+//! # Ok::<(), fleetsim::Error>(())
+//! ```
+//!
+//! # Drive the engine with your own workload
+//!
+//! A [`Workload`](workload::feedback::Workload) hears how each of its
+//! requests ended, so it can send the next one in a closed loop. Here one
+//! client sends three requests back to back:
+//!
+//! ```
+//! use fleetsim::prelude::*;
+//!
+//! struct BackToBack { sent: u64, free_at: Option<Nanos> }
+//!
+//! impl Workload for BackToBack {
+//!     fn next_arrival(&mut self) -> Option<Nanos> {
+//!         if self.sent < 3 { self.free_at } else { None }
+//!     }
+//!     fn take_request(&mut self) -> Option<RequestSpec> {
+//!         let at = self.next_arrival()?;
+//!         self.free_at = None; // busy until this request ends
+//!         self.sent += 1;
+//!         Some(RequestSpec::new(self.sent - 1, at, 512, 32))
+//!     }
+//!     fn on_complete(&mut self, c: &Completion) {
+//!         self.free_at = Some(c.finish);
+//!     }
+//!     fn listens(&self) -> bool { true }
+//! }
+//!
+//! let plan = plan(&load(None, &[])?)?;
+//! let model = fleetsim::engine::time_model(&plan)?;
+//! let workload = Box::new(BackToBack { sent: 0, free_at: Some(0) });
+//! let report = Simulation::with_workload(&plan, vec![model], workload).run(&mut |_| {});
+//! let r = &report.requests;
+//! assert_eq!(r.len(), 3);
+//! assert_eq!(r[1].arrival, r[0].finish, "sent when the previous one ended");
+//! # Ok::<(), fleetsim::Error>(())
+//! ```
 
+/// What a library user needs: load and plan a scenario, run it, read the
+/// report; and the traits to bring a workload or a time model of one's own.
+pub mod prelude {
+    pub use crate::engine::Simulation;
+    pub use crate::metrics::{Report, RequestRecord, Summary};
+    pub use crate::scenario::validate::{Plan, plan};
+    pub use crate::scenario::{Scenario, load};
+    pub use crate::timing::{BatchShape, IterationCost, TimeModel};
+    pub use crate::units::Nanos;
+    pub use crate::workload::feedback::{Completion, Workload};
+    pub use crate::workload::{Prefix, RequestSource, RequestSpec};
+    pub use crate::{Error, Result, run_plan};
+}
+
+#[doc(hidden)]
 pub mod bench;
 pub mod catalog;
 pub mod cluster;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
 pub mod fidelity;
 pub mod metrics;
 pub mod output;
+pub mod registry;
 pub mod replica;
 pub mod scenario;
 pub mod search;
