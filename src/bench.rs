@@ -22,6 +22,10 @@
 //! - S7 (fleet scale): Llama-3-8B × 256 replicas, power-of-two router, vLLM, 1,000,000
 //!   requests at 90% of capacity (S4's per-replica capacity × 256).
 //!
+//! - S8 (closed loop): Llama-3-8B × 16 replicas (least-outstanding), vLLM, 1,024
+//!   fixed-concurrency clients (64 per replica, vLLM's `--max-concurrency`), 1,000,000
+//!   requests with conversation lengths. Target ≤ 2 s on one core.
+//!
 //! For S5/S6, `requests` counts every simulated request of every probe and
 //! `simulated_s` is the number of plans searched.
 //!
@@ -96,11 +100,21 @@ fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
                 "workload.count=1000000",
             ]),
         ),
+        "S8" => (
+            "Llama-3-8B x 16 replicas, vLLM, 1,024 fixed-concurrency clients, 1,000,000 requests",
+            own(&[
+                "model.name=Llama-3-8B",
+                "cluster.replicas=16",
+                "cluster.router=least-outstanding",
+                "workload.concurrency=1024",
+                "workload.count=1000000",
+            ]),
+        ),
         _ => return None,
     })
 }
 
-pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6", "S7"];
+pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8"];
 
 /// The lmsys-like trace S5 replays, when `../shared` is present.
 const LMSYS_TRACE: &str = concat!(

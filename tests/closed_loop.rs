@@ -335,3 +335,25 @@ fn open_loop_sessions_start_on_the_arrival_process() {
     let sessions: Vec<Option<u64>> = r.requests.iter().map(|r| r.session).collect();
     assert_eq!(sessions, (0..6).map(Some).collect::<Vec<_>>());
 }
+
+/// A request keeps its session through a prefill → decode hand-off, and the
+/// closed loop runs across disaggregated pools.
+#[test]
+fn sessions_survive_disaggregation() {
+    let r = run(
+        &[
+            "cluster.mode=disaggregated",
+            "cluster.prefill.replicas=1",
+            "cluster.decode.replicas=2",
+            "workload.sessions.users=6",
+            "workload.sessions.think_time.kind=fixed",
+            "workload.sessions.think_time.value=0.2",
+            "workload.count=60",
+        ],
+        5 * MS,
+    );
+    assert_eq!(r.requests.len(), 60);
+    assert!(r.requests.iter().all(|rec| rec.session.is_some()));
+    let sessions: std::collections::BTreeSet<u64> = r.requests.iter().filter_map(|r| r.session).collect();
+    assert!(sessions.len() >= 6);
+}

@@ -17,11 +17,11 @@
 //! its vectors have grown to the run's peak concurrency.
 
 use crate::cluster::disagg::{Partitioned, PoolPlan, Role, Runtime};
-use crate::cluster::{self, Load, Router, View};
+use crate::cluster::{Load, Router, View};
 use crate::error::Result;
 use crate::metrics::{Metrics, RejectReason, Report, RunInfo};
 use crate::output::trace::{TraceOptions, TraceRecorder};
-use crate::replica::scheduler;
+use crate::registry::RouterArgs;
 use crate::replica::scheduler::Limits;
 use crate::replica::{Replica, ReplicaState};
 use crate::scenario::validate::Plan;
@@ -58,8 +58,10 @@ pub struct Simulation {
     next_refresh: Nanos,
     pd: Option<Runtime>,
     workload: Box<dyn Workload>,
-    /// Completions taken from the metrics, on their way to the workload.
+    /// Completions taken from the metrics, on their way to the workload
+    /// (only when it listens).
     completions: Vec<Completion>,
+    listening: bool,
     metrics: Metrics,
     max_model_len: u32,
     limits: Limits,
@@ -172,7 +174,7 @@ impl Simulation {
                 let id = replicas.len() as u32;
                 replicas.push(Replica::new(
                     ReplicaState::new(id, (p.kv_blocks / ves as u64).max(1), plan.replica_options),
-                    scheduler::build(&plan.policy),
+                    plan.scheduler.build(&plan.policy),
                 ));
                 pool_of.push(k as u8);
             }
@@ -224,7 +226,8 @@ impl Simulation {
         if pd.is_some() {
             metrics.set_kv_bytes(0, 0);
         }
-        if workload.listens() {
+        let listening = workload.listens();
+        if listening {
             metrics.collect_completions();
         }
         Simulation {
@@ -232,13 +235,17 @@ impl Simulation {
             replicas,
             pool_of,
             pools,
-            router: cluster::build(&c.router, s.workload.seed, entry),
+            router: plan.router.build(&RouterArgs {
+                seed: s.workload.seed,
+                replicas: entry,
+            }),
             loads,
             staleness: secs_to_nanos(c.router_staleness),
             next_refresh: 0,
             pd,
             workload,
             completions: Vec::new(),
+            listening,
             metrics,
             max_model_len: plan.max_model_len,
             limits: plan.limits,
@@ -346,12 +353,14 @@ impl Simulation {
                     mark(&mut dirty, &mut is_dirty, d)
                 });
             }
-            while self.workload.next_arrival() == Some(now) {
+            let mut t_next = t_arr;
+            while t_next == Some(now) {
                 let req = self.workload.take_request().expect("an arrival was announced");
                 debug_assert_eq!(req.arrival, now, "the workload announced another time");
                 let i = self.admit(req, now);
                 self.observe(i);
                 mark(&mut dirty, &mut is_dirty, i);
+                t_next = self.workload.next_arrival();
                 arrived += 1;
                 if arrived.is_multiple_of(4096) {
                     progress(arrived);
@@ -376,10 +385,12 @@ impl Simulation {
             dirty.clear();
             // The workload hears of this instant's completions after the
             // batches were formed (see `workload::feedback`).
-            self.metrics.take_completions(&mut self.completions);
-            for c in &self.completions {
-                debug_assert!(c.finish >= now, "a completion before the clock");
-                self.workload.on_complete(c);
+            if self.listening {
+                self.metrics.take_completions(&mut self.completions);
+                for c in &self.completions {
+                    debug_assert!(c.finish >= now, "a completion before the clock");
+                    self.workload.on_complete(c);
+                }
             }
         }
         progress(arrived);

@@ -31,6 +31,8 @@ use crate::workload::Prefix;
 pub struct Handoff {
     meta: Meta,
     prefix: Prefix,
+    /// The request's (session, program) ids.
+    identity: (Option<u64>, Option<u64>),
     scheduled: Nanos,
     /// When the first token became visible (`NONE` while async output
     /// processing has not made it visible yet).
@@ -99,6 +101,7 @@ impl ReplicaState {
             out.push(Handoff {
                 meta: r.spec,
                 prefix: std::mem::take(&mut self.prefixes[slot as usize]),
+                identity: self.identity[slot as usize],
                 scheduled: r.scheduled,
                 first_token,
                 produced: now,
@@ -162,11 +165,13 @@ impl ReplicaState {
             Some(s) => {
                 self.reqs[s as usize] = req;
                 self.prefixes[s as usize] = h.prefix;
+                self.identity[s as usize] = h.identity;
                 s
             }
             None => {
                 self.reqs.push(req);
                 self.prefixes.push(h.prefix);
+                self.identity.push(h.identity);
                 (self.reqs.len() - 1) as u32
             }
         };

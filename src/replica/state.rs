@@ -115,8 +115,6 @@ struct Meta {
     output_tokens: u32,
     client: u32,
     priority: u32,
-    session: Option<u64>,
-    program: Option<u64>,
 }
 
 impl Meta {
@@ -128,8 +126,6 @@ impl Meta {
             output_tokens: s.output_tokens,
             client: s.client,
             priority: s.priority,
-            session: s.session,
-            program: s.program,
         }
     }
 }
@@ -234,6 +230,9 @@ pub struct ReplicaState {
     kv: KvPool,
     reqs: Vec<Req>,
     prefixes: Vec<Prefix>,
+    /// Each slot's (session, program) ids: read only when the request is
+    /// recorded, so kept out of the hot per-request state.
+    identity: Vec<(Option<u64>, Option<u64>)>,
     free_slots: Vec<Slot>,
     waiting: WaitQueue,
     swapped: VecDeque<Slot>,
@@ -276,6 +275,7 @@ impl ReplicaState {
             kv: KvPool::new(kv_blocks, opts.watermark),
             reqs: Vec::new(),
             prefixes: Vec::new(),
+            identity: Vec::new(),
             free_slots: Vec::new(),
             waiting: WaitQueue::new(),
             swapped: VecDeque::new(),
@@ -477,11 +477,13 @@ impl ReplicaState {
             Some(s) => {
                 self.reqs[s as usize] = req;
                 self.prefixes[s as usize] = spec.prefix;
+                self.identity[s as usize] = (spec.session, spec.program);
                 s
             }
             None => {
                 self.reqs.push(req);
                 self.prefixes.push(spec.prefix);
+                self.identity.push((spec.session, spec.program));
                 (self.reqs.len() - 1) as Slot
             }
         };
@@ -1197,8 +1199,8 @@ impl ReplicaState {
         let rec = RequestRecord {
             id: r.spec.id,
             client: r.spec.client,
-            session: r.spec.session,
-            program: r.spec.program,
+            session: self.identity[slot as usize].0,
+            program: self.identity[slot as usize].1,
             replica: self.id,
             arrival: r.spec.arrival,
             scheduled: r.scheduled,

@@ -443,14 +443,21 @@ mod tests {
         let mean = e.iter().sum::<f64>() / e.len() as f64;
         assert!((mean - 3.0).abs() < 0.06, "exponential mean {mean}");
         let frac_above = e.iter().filter(|&&x| x > 3.0).count() as f64 / e.len() as f64;
-        assert!((frac_above - (-1.0f64).exp()).abs() < 0.01, "P(X > mean) = {frac_above}");
+        assert!(
+            (frac_above - (-1.0f64).exp()).abs() < 0.01,
+            "P(X > mean) = {frac_above}"
+        );
         let u = samples("uniform");
         assert!(u.iter().all(|&x| (1.0..=5.0).contains(&x)));
         let mean = u.iter().sum::<f64>() / u.len() as f64;
         assert!((mean - 3.0).abs() < 0.03, "uniform mean {mean}");
         let mut l = samples("lognormal");
         l.sort_by(f64::total_cmp);
-        assert!((l[l.len() / 2] - 2.0).abs() < 0.03, "lognormal median {}", l[l.len() / 2]);
+        assert!(
+            (l[l.len() / 2] - 2.0).abs() < 0.03,
+            "lognormal median {}",
+            l[l.len() / 2]
+        );
         assert!(l.iter().all(|&x| (1.0..=5.0).contains(&x)));
     }
 
@@ -458,8 +465,26 @@ mod tests {
     fn bad_delays_name_their_key() {
         let err = |c: DelayConfig| Delay::new("sessions.think_time", &c).unwrap_err().to_string();
         assert!(err(cfg("expo")).contains("workload.sessions.think_time.kind"));
-        assert!(err(DelayConfig { mean: f64::NAN, ..cfg("exponential") }).contains("think_time.mean"));
-        assert!(err(DelayConfig { min: 6.0, ..cfg("uniform") }).contains("min ≤ max"));
-        assert!(err(DelayConfig { median: 0.0, ..cfg("lognormal") }).contains("think_time.median"));
+        assert!(
+            err(DelayConfig {
+                mean: f64::NAN,
+                ..cfg("exponential")
+            })
+            .contains("think_time.mean")
+        );
+        assert!(
+            err(DelayConfig {
+                min: 6.0,
+                ..cfg("uniform")
+            })
+            .contains("min ≤ max")
+        );
+        assert!(
+            err(DelayConfig {
+                median: 0.0,
+                ..cfg("lognormal")
+            })
+            .contains("think_time.median")
+        );
     }
 }
