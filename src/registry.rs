@@ -1,5 +1,5 @@
-//! Policies by name: the one place a scheduler's or a router's name, its
-//! defaults and its constructor live.
+//! Policies by name: the one place a scheduler's, a router's or a time
+//! model's name, its defaults and its constructor live.
 //!
 //! A scenario names its scheduler (`scheduler.kind`) and router
 //! (`cluster.router`); planning looks them up here (an unknown name is an
@@ -35,8 +35,11 @@
 //! the order names are listed in messages.
 
 use crate::cluster::Router;
+use crate::cluster::disagg::PoolPlan;
 use crate::error::{Error, Result};
 use crate::replica::scheduler::{Policy, Scheduler};
+use crate::scenario::validate::Plan;
+use crate::timing::TimeModel;
 use crate::units::did_you_mean;
 use std::fmt;
 use std::sync::Arc;
@@ -80,6 +83,7 @@ pub enum Caching {
 }
 
 type BuildScheduler = dyn Fn(&Policy) -> Box<dyn Scheduler> + Send + Sync;
+type BuildTimeModel = dyn Fn(&Plan, &PoolPlan) -> Result<Box<dyn TimeModel>> + Send + Sync;
 type BuildRouter = dyn Fn(&RouterArgs) -> Box<dyn Router> + Send + Sync;
 
 /// A scheduler: its name, defaults and constructor.
@@ -215,11 +219,48 @@ impl PartialEq for RouterSpec {
     }
 }
 
-/// The schedulers and routers a scenario may name.
+/// An iteration time model (`hardware.time_model`): its name and how a
+/// pool's model is built from the plan.
+#[derive(Clone)]
+pub struct TimeModelSpec {
+    pub name: String,
+    pub summary: String,
+    build: Arc<BuildTimeModel>,
+}
+
+impl TimeModelSpec {
+    pub fn new(
+        name: &str,
+        summary: &str,
+        build: impl Fn(&Plan, &PoolPlan) -> Result<Box<dyn TimeModel>> + Send + Sync + 'static,
+    ) -> Self {
+        TimeModelSpec {
+            name: name.to_string(),
+            summary: summary.to_string(),
+            build: Arc::new(build),
+        }
+    }
+
+    /// The time model of one pool of `plan`.
+    pub fn build(&self, plan: &Plan, pool: &PoolPlan) -> Result<Box<dyn TimeModel>> {
+        (self.build)(plan, pool)
+    }
+}
+
+impl fmt::Debug for TimeModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeModelSpec")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The schedulers, routers and time models a scenario may name.
 #[derive(Debug, Clone)]
 pub struct Registry {
     schedulers: Vec<Arc<SchedulerSpec>>,
     routers: Vec<Arc<RouterSpec>>,
+    time_models: Vec<Arc<TimeModelSpec>>,
 }
 
 impl Registry {
@@ -234,7 +275,28 @@ impl Registry {
                 .into_iter()
                 .map(Arc::new)
                 .collect(),
+            time_models: crate::engine::builtin_time_models()
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
         }
+    }
+
+    /// Adds a time model; its name must be new.
+    pub fn register_time_model(&mut self, spec: TimeModelSpec) -> Result<()> {
+        if self.time_models.iter().any(|s| s.name == spec.name) {
+            return Err(Error::config(
+                "time model registry",
+                format!("a time model named `{}` is already registered", spec.name),
+            ));
+        }
+        self.time_models.push(Arc::new(spec));
+        Ok(())
+    }
+
+    /// The time model called `name`; the error names `key` and suggests the closest name.
+    pub fn time_model(&self, key: &str, name: &str) -> Result<Arc<TimeModelSpec>> {
+        lookup(key, name, &self.time_models, |s| &s.name)
     }
 
     /// Adds a scheduler; its name must be new.

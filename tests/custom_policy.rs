@@ -3,7 +3,7 @@
 
 use fleetsim::cluster::{Router, View};
 use fleetsim::prelude::*;
-use fleetsim::registry::{Batching, Registry, RouterSpec, SchedulerSpec};
+use fleetsim::registry::{Batching, Registry, RouterSpec, SchedulerSpec, TimeModelSpec};
 use fleetsim::replica::ReplicaState;
 use fleetsim::replica::scheduler::Scheduler;
 
@@ -31,6 +31,22 @@ impl Router for Last {
     }
 }
 
+/// Every iteration takes 10 ms.
+struct TenMs;
+
+impl TimeModel for TenMs {
+    fn iteration(&self, _b: &BatchShape) -> IterationCost {
+        IterationCost {
+            duration: 10_000_000,
+            stage: 10_000_000,
+            ..Default::default()
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
 fn registry() -> Registry {
     let mut r = Registry::builtin();
     r.register_scheduler(
@@ -40,6 +56,10 @@ fn registry() -> Registry {
     .unwrap();
     r.register_router(RouterSpec::new("last", "the last replica", |_| Box::new(Last)))
         .unwrap();
+    r.register_time_model(TimeModelSpec::new("ten-ms", "10 ms per iteration", |_, _| {
+        Ok(Box::new(TenMs))
+    }))
+    .unwrap();
     r
 }
 
@@ -53,6 +73,8 @@ fn a_scheduler_and_a_router_registered_outside_the_crate_run_from_a_scenario_fil
 name = "custom"
 [model]
 name = "Llama-3-8B"
+[hardware]
+time_model = "ten-ms"
 [cluster]
 replicas = 3
 router = "last"
@@ -78,6 +100,17 @@ count = 40
     recs.sort_by_key(|r| r.scheduled);
     for w in recs.windows(2) {
         assert!(w[1].scheduled >= w[0].finish, "{} overlaps {}", w[1].id, w[0].id);
+    }
+    // Alone on its replica, 10 ms per iteration: a prefill and one decode
+    // per further token.
+    for r in &recs {
+        assert_eq!(r.ttft_ns().unwrap() - r.queue_delay_ns().unwrap(), 10_000_000);
+        assert_eq!(
+            r.finish - r.scheduled,
+            10_000_000 * r.output_tokens as u64,
+            "request {}",
+            r.id
+        );
     }
 }
 

@@ -21,7 +21,7 @@ use crate::cluster::{Load, Router, View};
 use crate::error::Result;
 use crate::metrics::{Metrics, RejectReason, Report, RunInfo};
 use crate::output::trace::{TraceOptions, TraceRecorder};
-use crate::registry::RouterArgs;
+use crate::registry::{RouterArgs, TimeModelSpec};
 use crate::replica::scheduler::Limits;
 use crate::replica::{Replica, ReplicaState};
 use crate::scenario::validate::Plan;
@@ -81,9 +81,16 @@ pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
     pool_time_model(plan, &plan.pools[0])
 }
 
-/// Builds the iteration time model of one pool of a plan.
+/// Builds the iteration time model of one pool of a plan (the one
+/// `hardware.time_model` names, from the plan's registry entry).
 pub fn pool_time_model(plan: &Plan, pool: &PoolPlan) -> Result<Box<dyn TimeModel>> {
-    let analytical = AnalyticalModel::new(
+    plan.time_model.build(plan, pool)
+}
+
+/// The analytical (roofline) model of one pool: what `"analytical"` builds,
+/// and a base a library user's own time model can wrap.
+pub fn analytical_model(plan: &Plan, pool: &PoolPlan) -> Result<AnalyticalModel> {
+    AnalyticalModel::new(
         &plan.model,
         &pool.device,
         plan.weight_dtype,
@@ -94,20 +101,35 @@ pub fn pool_time_model(plan: &Plan, pool: &PoolPlan) -> Result<Box<dyn TimeModel
             devices_per_node: pool.devices_per_node,
         },
         pool.calibration,
-    )?;
-    match (
-        plan.scenario.hardware.time_model.as_str(),
-        &plan.scenario.hardware.profile_dir,
-    ) {
-        ("profile", Some(dir)) => Ok(Box::new(ProfileModel::new(
-            dir,
-            &plan.model,
-            &pool.device,
-            plan.weight_dtype,
-            analytical,
-        )?)),
-        _ => Ok(Box::new(analytical)),
-    }
+    )
+}
+
+/// The built-in time models (see [`crate::registry`]).
+pub fn builtin_time_models() -> Vec<TimeModelSpec> {
+    vec![
+        TimeModelSpec::new(
+            "analytical",
+            "roofline of the model's operators on the device, with fitted efficiencies",
+            |plan, pool| Ok(Box::new(analytical_model(plan, pool)?)),
+        ),
+        TimeModelSpec::new(
+            "profile",
+            "measured operator profiles (hardware.profile_dir), the analytical model elsewhere",
+            |plan, pool| {
+                let analytical = analytical_model(plan, pool)?;
+                match &plan.scenario.hardware.profile_dir {
+                    Some(dir) => Ok(Box::new(ProfileModel::new(
+                        dir,
+                        &plan.model,
+                        &pool.device,
+                        plan.weight_dtype,
+                        analytical,
+                    )?)),
+                    None => Ok(Box::new(analytical)),
+                }
+            },
+        ),
+    ]
 }
 
 impl Simulation {

@@ -5,7 +5,9 @@
 use super::Scenario;
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::{Error, Result};
-use crate::registry::{Batching, Caching, DefaultBudget, KvLayout, Registry, RouterSpec, SchedulerSpec};
+use crate::registry::{
+    Batching, Caching, DefaultBudget, KvLayout, Registry, RouterSpec, SchedulerSpec, TimeModelSpec,
+};
 use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
 use crate::replica::scheduler::{Limits, Policy};
 use crate::replica::state::{KvMode, StateOptions, Victim};
@@ -14,8 +16,6 @@ use crate::timing::{AnalyticalModel, Calibration, ParallelConfig};
 use crate::units::did_you_mean;
 use std::sync::Arc;
 
-/// Scenario names of the time models (`hardware.time_model`).
-pub const TIME_MODELS: &[&str] = &["analytical", "profile"];
 /// Scenario names of the preemption modes (`scheduler.preemption`).
 pub const PREEMPTION_MODES: &[&str] = &["recompute", "swap"];
 
@@ -37,6 +37,8 @@ pub struct Plan {
     pub scheduler: Arc<SchedulerSpec>,
     /// The router's registry entry.
     pub router: Arc<RouterSpec>,
+    /// The time model's registry entry.
+    pub time_model: Arc<TimeModelSpec>,
     /// How each replica manages KV memory (paging, caching, swapping).
     pub replica_options: StateOptions,
     pub memory: MemoryPlan,
@@ -106,7 +108,7 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
         })?
         .clone();
     apply_interconnect(&mut device, &s.hardware.interconnect)?;
-    check_name("hardware.time_model", &s.hardware.time_model, TIME_MODELS)?;
+    let time_model = registry.time_model("hardware.time_model", &s.hardware.time_model)?;
     if s.hardware.time_model == "profile" {
         match &s.hardware.profile_dir {
             None => {
@@ -313,6 +315,7 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
         policy,
         scheduler: spec,
         router,
+        time_model,
         replica_options,
     })
 }
