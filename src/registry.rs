@@ -161,14 +161,6 @@ impl fmt::Debug for SchedulerSpec {
     }
 }
 
-/// Two specs are the same policy when they have the same name (names are
-/// unique in a registry).
-impl PartialEq for SchedulerSpec {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
 /// What a router is built with.
 #[derive(Debug, Clone, Copy)]
 pub struct RouterArgs {
@@ -210,12 +202,6 @@ impl fmt::Debug for RouterSpec {
         f.debug_struct("RouterSpec")
             .field("name", &self.name)
             .finish_non_exhaustive()
-    }
-}
-
-impl PartialEq for RouterSpec {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
     }
 }
 
@@ -364,11 +350,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_are_listed_in_registration_order() {
+        let mut r = Registry::builtin();
+        let s = r.scheduler_names();
+        assert_eq!(s.len(), 9);
+        assert_eq!(&s[..3], ["vllm", "sarathi", "vllm-v1"]);
+        let routers = r.router_names();
+        assert_eq!(routers.len(), 9);
+        assert_eq!((routers[0], routers[8]), ("random", "session-affinity"));
+        let vllm = r.scheduler("k", "vllm").unwrap().as_ref().clone();
+        r.register_scheduler(SchedulerSpec {
+            name: "mine".into(),
+            ..vllm
+        })
+        .unwrap();
+        assert_eq!(r.scheduler_names().last(), Some(&"mine"));
+        let rr = r.router("k", "round-robin").unwrap().as_ref().clone();
+        r.register_router(RouterSpec {
+            name: "mine".into(),
+            ..rr
+        })
+        .unwrap();
+        assert_eq!(r.router_names().last(), Some(&"mine"));
+        let tm = r.time_model("k", "analytical").unwrap().as_ref().clone();
+        assert!(r.register_time_model(tm.clone()).is_err(), "a taken name");
+        r.register_time_model(TimeModelSpec {
+            name: "mine".into(),
+            ..tm
+        })
+        .unwrap();
+        assert_eq!(r.time_model("k", "mine").unwrap().name, "mine");
+    }
+
+    #[test]
     fn lookups_suggest_the_closest_name_and_names_are_unique() {
         let mut r = Registry::builtin();
         assert_eq!(r.scheduler("scheduler.kind", "sarathi").unwrap().name, "sarathi");
         let e = r.scheduler("scheduler.kind", "sarath").unwrap_err().to_string();
         assert!(e.contains("scheduler.kind") && e.contains("sarathi"), "{e}");
+        let e = r
+            .time_model("hardware.time_model", "analytic")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hardware.time_model") && e.contains("`analytical`"),
+            "{e}"
+        );
         let e = r
             .router("cluster.router", "round-robbin")
             .unwrap_err()

@@ -340,6 +340,22 @@ fn closed_loop_workload_errors_name_the_key() {
         ],
         &["workload.count", "fixed-concurrency"],
     );
+    // With a duration, a count of 0 is fine: the error is the real one.
+    expect_error(
+        &[
+            "run",
+            "--quiet",
+            "--set",
+            "workload.concurrency=2",
+            "--set",
+            "workload.count=0",
+            "--set",
+            "workload.duration=5",
+            "--set",
+            "workload.prompt.kind=lognormall",
+        ],
+        &["workload.prompt.kind", "lognormal"],
+    );
     expect_error(
         &[
             "search",

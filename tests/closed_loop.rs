@@ -357,3 +357,30 @@ fn sessions_survive_disaggregation() {
     let sessions: std::collections::BTreeSet<u64> = r.requests.iter().filter_map(|r| r.session).collect();
     assert!(sessions.len() >= 6);
 }
+
+/// `workload.duration` bounds the send times of fixed-concurrency clients
+/// and `workload.count` their number, whichever comes first: one client,
+/// 20 ms per request, a 50 ms duration: sent at 0, 20 and 40 ms (60 > 50);
+/// with count 2 as well, only two.
+#[test]
+fn fixed_concurrency_stops_at_the_duration_or_the_count() {
+    let base = [
+        "workload.concurrency=1",
+        "workload.prompt.kind=fixed",
+        "workload.prompt.value=16",
+        "workload.output.kind=fixed",
+        "workload.output.value=2",
+        "scheduler.async_output=false",
+        "workload.duration=0.05",
+    ];
+    let sends = |extra: &[&str]| -> Vec<Nanos> {
+        let sets = [&base[..], extra].concat();
+        run(&sets, 10 * MS)
+            .requests
+            .iter()
+            .map(|r| r.arrival / MS)
+            .collect()
+    };
+    assert_eq!(sends(&["workload.count=0"]), [0, 20, 40]);
+    assert_eq!(sends(&["workload.count=2"]), [0, 20]);
+}

@@ -1,7 +1,7 @@
 //! The event loop: a deterministic discrete-event simulation of a cluster.
 //!
 //! Time is integer nanoseconds. There are three kinds of events: the next
-//! arrival (one pending at a time, pulled lazily from the workload), the
+//! arrival (the workload announces it, [`Workload::next_arrival`]), the
 //! end of a replica's iteration (at most one per replica, in a min-heap
 //! ordered by `(time, replica index)`), and, in disaggregated and semi-PD
 //! runs, the arrival of a prefilled request's KV at its decode replica
@@ -9,7 +9,10 @@
 //! instant, iteration ends are applied first, then KV arrivals, then
 //! request arrivals, and only then do idle replicas form their next batch,
 //! so a request that arrives exactly when an iteration ends is seen by the
-//! next one. Nothing
+//! next one. Last, the requests that ended at that instant (finished or
+//! rejected, in the order they were recorded) are delivered to the workload
+//! if it listens ([`Workload::on_complete`]): a closed-loop client's next
+//! request, sent at that instant, is seen by the next batch. Nothing
 //! here depends on wall-clock time, hash order or threads: the same plan and
 //! seed give the same event sequence.
 //!
