@@ -384,3 +384,44 @@ fn fixed_concurrency_stops_at_the_duration_or_the_count() {
     assert_eq!(sends(&["workload.count=0"]), [0, 20, 40]);
     assert_eq!(sends(&["workload.count=2"]), [0, 20]);
 }
+
+/// Open-loop session starts interleave with the turns already under way:
+/// a start every second (constant arrivals), two turns per session, 10 ms
+/// per request (16-token prompt, 1 token out), a think time of 0.99 s, so
+/// each second turn is ready exactly when the next session starts: the
+/// ready turn goes first. A duration of 2.5 s stops both.
+#[test]
+fn open_loop_session_starts_and_later_turns_interleave_in_time_order() {
+    let base = [
+        "workload.sessions.users=0",
+        "workload.sessions.turns.kind=fixed",
+        "workload.sessions.turns.value=2",
+        "workload.sessions.think_time.kind=fixed",
+        "workload.sessions.think_time.value=0.99",
+        "workload.arrivals.kind=constant",
+        "workload.arrivals.rate=1",
+        "workload.prompt.kind=fixed",
+        "workload.prompt.value=16",
+        "workload.output.kind=fixed",
+        "workload.output.value=1",
+        "workload.count=6",
+        "scheduler.async_output=false",
+    ];
+    let order = |extra: &[&str]| -> Vec<(u64, Nanos)> {
+        let sets = [&base[..], extra].concat();
+        let r = run(&sets, 10 * MS);
+        r.requests
+            .iter()
+            .map(|r| (r.session.unwrap(), r.arrival / MS))
+            .collect()
+    };
+    let want = [(0, 0), (0, 1000), (1, 1000), (1, 2000), (2, 2000), (2, 3000)];
+    assert_eq!(order(&[]), want);
+    assert_eq!(order(&["workload.duration=2.5"]), want[..5]);
+    // workload.max_tokens caps every turn's answer.
+    let capped = run(
+        &[&base[..], &["workload.output.value=50", "workload.max_tokens=5"]].concat(),
+        10 * MS,
+    );
+    assert!(capped.requests.iter().all(|r| r.output_tokens == 5));
+}
