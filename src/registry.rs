@@ -39,8 +39,8 @@ use crate::cluster::disagg::PoolPlan;
 use crate::error::{Error, Result};
 use crate::replica::scheduler::{Policy, Scheduler};
 use crate::scenario::validate::Plan;
+use crate::scenario::validate::unknown_name;
 use crate::timing::TimeModel;
-use crate::units::did_you_mean;
 use std::fmt;
 use std::sync::Arc;
 
@@ -270,14 +270,7 @@ impl Registry {
 
     /// Adds a time model; its name must be new.
     pub fn register_time_model(&mut self, spec: TimeModelSpec) -> Result<()> {
-        if self.time_models.iter().any(|s| s.name == spec.name) {
-            return Err(Error::config(
-                "time model registry",
-                format!("a time model named `{}` is already registered", spec.name),
-            ));
-        }
-        self.time_models.push(Arc::new(spec));
-        Ok(())
+        add_unique("time model", &mut self.time_models, spec, |s| &s.name)
     }
 
     /// The time model called `name`; the error names `key` and suggests the closest name.
@@ -287,26 +280,12 @@ impl Registry {
 
     /// Adds a scheduler; its name must be new.
     pub fn register_scheduler(&mut self, spec: SchedulerSpec) -> Result<()> {
-        if self.schedulers.iter().any(|s| s.name == spec.name) {
-            return Err(Error::config(
-                "scheduler registry",
-                format!("a scheduler named `{}` is already registered", spec.name),
-            ));
-        }
-        self.schedulers.push(Arc::new(spec));
-        Ok(())
+        add_unique("scheduler", &mut self.schedulers, spec, |s| &s.name)
     }
 
     /// Adds a router; its name must be new.
     pub fn register_router(&mut self, spec: RouterSpec) -> Result<()> {
-        if self.routers.iter().any(|s| s.name == spec.name) {
-            return Err(Error::config(
-                "router registry",
-                format!("a router named `{}` is already registered", spec.name),
-            ));
-        }
-        self.routers.push(Arc::new(spec));
-        Ok(())
+        add_unique("router", &mut self.routers, spec, |s| &s.name)
     }
 
     /// Names of the schedulers, in registration order.
@@ -330,19 +309,28 @@ impl Registry {
     }
 }
 
-fn lookup<T>(key: &str, name: &str, all: &[Arc<T>], name_of: impl Fn(&T) -> &String) -> Result<Arc<T>> {
-    if let Some(s) = all.iter().find(|s| name_of(s) == name) {
-        return Ok(s.clone());
+/// Adds `spec` unless its name is taken.
+fn add_unique<T>(kind: &str, all: &mut Vec<Arc<T>>, spec: T, name_of: impl Fn(&T) -> &String) -> Result<()> {
+    if all.iter().any(|s| name_of(s) == name_of(&spec)) {
+        return Err(Error::config(
+            format!("{kind} registry"),
+            format!("a {kind} named `{}` is already registered", name_of(&spec)),
+        ));
     }
-    let names: Vec<&str> = all.iter().map(|s| name_of(s).as_str()).collect();
-    Err(Error::config(
-        format!("key `{key}`"),
-        format!(
-            "unknown value `{name}`{}; expected one of: {}",
-            did_you_mean(name, names.iter().copied()),
-            names.join(", ")
-        ),
-    ))
+    all.push(Arc::new(spec));
+    Ok(())
+}
+
+/// The entry called `name` (else the scenario's usual error: the key, the
+/// closest name, every name).
+fn lookup<T>(key: &str, name: &str, all: &[Arc<T>], name_of: impl Fn(&T) -> &String) -> Result<Arc<T>> {
+    match all.iter().find(|s| name_of(s) == name) {
+        Some(s) => Ok(s.clone()),
+        None => {
+            let names: Vec<&str> = all.iter().map(|s| name_of(s).as_str()).collect();
+            Err(unknown_name(key, name, &names))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -430,7 +430,10 @@ pub struct DelayConfig {
 }
 
 impl Default for DelayConfig {
-    /// Exponential with a 5 s mean.
+    /// Exponential with a 5 s mean. An assumption, not a measurement: none
+    /// of the public traces we have records think times (ShareGPT has no
+    /// timestamps; Azure and Mooncake do not link turns to users), so set
+    /// `think_time` from your own traffic when it matters.
     fn default() -> Self {
         DelayConfig {
             kind: "exponential".into(),

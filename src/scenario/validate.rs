@@ -66,14 +66,19 @@ pub fn check_name(key: &str, value: &str, names: &[&str]) -> Result<()> {
     if names.contains(&value) {
         return Ok(());
     }
-    Err(key_error(
+    Err(unknown_name(key, value, names))
+}
+
+/// The error for `value` at `key` not being one of `names`, with the closest suggested.
+pub fn unknown_name(key: &str, value: &str, names: &[&str]) -> Error {
+    key_error(
         key,
         format!(
             "unknown value `{value}`{}; expected one of: {}",
             did_you_mean(value, names.iter().copied()),
             names.join(", ")
         ),
-    ))
+    )
 }
 
 pub(crate) fn positive(key: &str, v: u32) -> Result<()> {

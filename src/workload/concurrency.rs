@@ -108,18 +108,7 @@ mod tests {
         }
     }
 
-    fn done(id: u64, finish: Nanos) -> Completion {
-        Completion {
-            id,
-            client: 0,
-            session: None,
-            program: None,
-            first_token: finish,
-            finish,
-            output_tokens: 1,
-            finished: true,
-        }
-    }
+    use crate::workload::feedback::Completion;
 
     #[test]
     fn two_clients_send_at_zero_then_one_per_completion() {
@@ -131,12 +120,12 @@ mod tests {
             [(0, 0), (1, 0)]
         );
         assert_eq!(w.next_arrival(), None, "both clients wait for an answer");
-        w.on_complete(&done(1, 70));
+        w.on_complete(&Completion::done(1, 70));
         assert_eq!(w.next_arrival(), Some(70));
         let r = w.take_request().unwrap();
         assert_eq!((r.id, r.arrival), (2, 70));
-        w.on_complete(&done(0, 90));
-        w.on_complete(&done(2, 95));
+        w.on_complete(&Completion::done(0, 90));
+        w.on_complete(&Completion::done(2, 95));
         assert_eq!(w.take_request().map(|r| (r.id, r.arrival)), Some((3, 90)));
         assert_eq!(w.next_arrival(), None, "count reached");
     }
@@ -146,10 +135,10 @@ mod tests {
         // Paced: request i is due at 10·i; one client, answers take 3.
         let mut w = FixedConcurrency::new(Box::new(Paced(0, 3)), 1, true, None);
         assert_eq!(w.take_request().map(|r| r.arrival), Some(0));
-        w.on_complete(&done(0, 3));
+        w.on_complete(&Completion::done(0, 3));
         assert_eq!(w.next_arrival(), Some(10), "free at 3, due at 10");
         assert_eq!(w.take_request().map(|r| r.arrival), Some(10));
-        w.on_complete(&done(1, 25));
+        w.on_complete(&Completion::done(1, 25));
         assert_eq!(w.next_arrival(), Some(25), "due at 20, free at 25");
     }
 
@@ -157,10 +146,10 @@ mod tests {
     fn nothing_is_sent_after_the_duration() {
         let mut w = FixedConcurrency::new(Box::new(Paced(0, 9)), 1, false, Some(50));
         assert!(w.take_request().is_some());
-        w.on_complete(&done(0, 50));
+        w.on_complete(&Completion::done(0, 50));
         assert_eq!(w.next_arrival(), Some(50), "at the limit: still sent");
         assert!(w.take_request().is_some());
-        w.on_complete(&done(1, 51));
+        w.on_complete(&Completion::done(1, 51));
         assert_eq!(w.next_arrival(), None);
         assert_eq!(w.take_request(), None);
     }

@@ -40,6 +40,23 @@ pub struct Completion {
     pub finished: bool,
 }
 
+#[cfg(test)]
+impl Completion {
+    /// A one-token request `id` of no session that ended at `finish` (for tests).
+    pub(crate) fn done(id: u64, finish: Nanos) -> Completion {
+        Completion {
+            id,
+            client: 0,
+            session: None,
+            program: None,
+            first_token: finish,
+            finish,
+            output_tokens: 1,
+            finished: true,
+        }
+    }
+}
+
 /// A source of requests that may listen to how they end.
 pub trait Workload {
     /// Arrival time of the next request, if one is pending. Closed-loop

@@ -449,6 +449,33 @@ fn clients(cfg: &WorkloadConfig) -> Result<(Vec<f64>, Vec<u32>)> {
     Ok((cdf, c.priorities.clone()))
 }
 
+/// The random stream of purpose `k` of a run seeded with `seed` (each
+/// purpose its own stream, so changing one distribution leaves the others' draws alone).
+fn stream(seed: u64, k: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// A client drawn by weight (`cdf`: cumulative weights; empty or one: client 0).
+fn pick_client(cdf: &[f64], rng: &mut ChaCha8Rng) -> u32 {
+    match cdf.len() {
+        0 | 1 => 0,
+        n => {
+            let u: f64 = rng.random();
+            cdf.iter().position(|&c| u < c).unwrap_or(n - 1) as u32
+        }
+    }
+}
+
+/// An output length under `workload.max_tokens` (0 = no cap), at least 1.
+fn cap_output(output: u32, max_tokens: u32) -> u32 {
+    if max_tokens > 0 {
+        output.min(max_tokens)
+    } else {
+        output
+    }
+    .max(1)
+}
+
 /// Checks a workload configuration (reading its trace) without generating requests.
 pub fn validate(cfg: &WorkloadConfig) -> Result<()> {
     build(cfg).map(|_| ())
@@ -496,7 +523,7 @@ pub fn build(cfg: &WorkloadConfig) -> Result<Box<dyn feedback::Workload>> {
 /// `workload.concurrency`).
 pub fn build_source(cfg: &WorkloadConfig) -> Result<Box<dyn RequestSource>> {
     let r = resolve(cfg)?;
-    let stream = |k: u64| ChaCha8Rng::seed_from_u64(cfg.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let stream = |k| stream(cfg.seed, k);
     let t0 = r
         .trace
         .as_ref()
@@ -589,14 +616,11 @@ impl RequestSource for Source {
             (Lengths::Trace, Some(row)) => row.prompt_tokens,
             (d, _) => d.sample(&mut self.prompt_rng),
         };
-        let mut output = match (&self.r.output, row) {
+        let output = match (&self.r.output, row) {
             (Lengths::Trace, Some(row)) => row.output_tokens,
             (d, _) => d.sample(&mut self.output_rng),
         };
-        if self.max_tokens > 0 {
-            output = output.min(self.max_tokens);
-        }
-        let output = output.max(1);
+        let output = cap_output(output, self.max_tokens);
         let mut prompt = prompt;
         let (mut session, mut parent) = (None, None);
         let prefix = match self.r.prefix {
@@ -647,13 +671,7 @@ impl RequestSource for Source {
                 }
             }
         };
-        let client = match self.r.client_cdf.len() {
-            0 | 1 => 0,
-            n => {
-                let u: f64 = self.client_rng.random();
-                self.r.client_cdf.iter().position(|&c| u < c).unwrap_or(n - 1) as u32
-            }
-        };
+        let client = pick_client(&self.r.client_cdf, &mut self.client_rng);
         self.next += 1;
         Some(RequestSpec {
             id: i,

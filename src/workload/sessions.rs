@@ -23,11 +23,13 @@
 use super::arrivals::Arrivals;
 use super::feedback::{Completion, Workload};
 use super::lengths::{Lengths, lognormal};
-use super::{Prefix, RequestSpec, Resolved, check_kind, key_err, length_dist, mix64};
+use super::{
+    Prefix, RequestSpec, Resolved, cap_output, check_kind, key_err, length_dist, mix64, pick_client, stream,
+};
 use crate::error::Result;
 use crate::scenario::{DelayConfig, SessionsConfig, WorkloadConfig};
 use crate::units::{Nanos, secs_to_nanos};
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -208,14 +210,19 @@ impl ClosedSessions {
             false,
         )?;
         let think = Delay::new("sessions.think_time", &sc.think_time)?;
-        let stream = |k: u64| ChaCha8Rng::seed_from_u64(cfg.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let stream = |k| stream(cfg.seed, k);
         let starts = match (sc.users, r.arrivals) {
             (0, Some(process)) => Starts::Arrivals {
                 process,
                 clock: 0.0,
                 next: Some(0),
             },
-            (0, None) => unreachable!("without a trace, arrivals are synthetic"),
+            (0, None) => {
+                return Err(key_err(
+                    "sessions.users",
+                    "is 0 (sessions start at the arrival process's times) but no arrival process is set",
+                ));
+            }
             _ => Starts::Users,
         };
         let mut s = ClosedSessions {
@@ -256,13 +263,7 @@ impl ClosedSessions {
     }
 
     fn pick_client(&mut self) -> u32 {
-        match self.client_cdf.len() {
-            0 | 1 => 0,
-            n => {
-                let u: f64 = self.rng.client.random();
-                self.client_cdf.iter().position(|&c| u < c).unwrap_or(n - 1) as u32
-            }
-        }
+        pick_client(&self.client_cdf, &mut self.rng.client)
     }
 
     /// Starts a session in a free slot (or a new one); returns the slot.
@@ -319,11 +320,7 @@ impl ClosedSessions {
 
     /// The request of the next turn of the session in `slot`, sent at `at`.
     fn turn_request(&mut self, slot: u32, at: Nanos) -> RequestSpec {
-        let mut output = self.output.sample(&mut self.rng.output);
-        if self.max_tokens > 0 {
-            output = output.min(self.max_tokens);
-        }
-        let output = output.max(1);
+        let output = cap_output(self.output.sample(&mut self.rng.output), self.max_tokens);
         let s = self.sessions[slot as usize];
         let prompt = if s.turn == 0 {
             self.prompt.sample(&mut self.rng.prompt)
@@ -415,6 +412,7 @@ impl Workload for ClosedSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     fn cfg(kind: &str) -> DelayConfig {
         DelayConfig {
@@ -494,18 +492,7 @@ mod order_tests {
     use super::*;
     use crate::scenario::{LengthConfig, WorkloadConfig};
 
-    fn done(id: u64, finish: Nanos) -> Completion {
-        Completion {
-            id,
-            client: 0,
-            session: None,
-            program: None,
-            first_token: finish,
-            finish,
-            output_tokens: 1,
-            finished: true,
-        }
-    }
+    use crate::workload::feedback::Completion;
 
     /// Turns ready at the same instant go out in the order they became
     /// ready, not by session slot: two users, zero think time; session 1's
@@ -534,8 +521,8 @@ mod order_tests {
         let a = w.take_request().unwrap();
         let b = w.take_request().unwrap();
         assert_eq!((a.session, b.session), (Some(0), Some(1)));
-        w.on_complete(&done(b.id, 50));
-        w.on_complete(&done(a.id, 50));
+        w.on_complete(&Completion::done(b.id, 50));
+        w.on_complete(&Completion::done(a.id, 50));
         assert_eq!(w.next_arrival(), Some(50));
         let first = w.take_request().unwrap();
         let second = w.take_request().unwrap();
@@ -571,7 +558,7 @@ mod order_tests {
             let r = w.take_request().unwrap();
             assert_eq!(r.priority, [5, 7][r.client as usize]);
             zero += (r.client == 0) as u32;
-            w.on_complete(&done(r.id, r.arrival));
+            w.on_complete(&Completion::done(r.id, r.arrival));
         }
         let share = zero as f64 / 4000.0;
         assert!((share - 0.75).abs() < 0.028, "client 0 share {share}");
