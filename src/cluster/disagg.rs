@@ -55,8 +55,8 @@ use super::predictive::predict_prefill_time;
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::Result;
 use crate::metrics::{Metrics, TransferRecord};
+use crate::replica::handoff::Handoff;
 use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
-use crate::replica::state::Handoff;
 use crate::replica::{Replica, scheduler::Limits};
 use crate::scenario::validate::{
     apply_interconnect, check_name, check_parallel, key_error, positive, resolve_calibration,

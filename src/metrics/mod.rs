@@ -272,6 +272,18 @@ impl Metrics {
         self.itl.record(gap, weight);
     }
 
+    /// The inter-token gaps recorded so far.
+    #[cfg(test)]
+    pub(crate) fn itl_histogram(&self) -> &LogHistogram {
+        &self.itl
+    }
+
+    /// The requests recorded so far, in recording order.
+    #[cfg(test)]
+    pub(crate) fn records(&self) -> &[RequestRecord] {
+        &self.records
+    }
+
     /// An iteration of `replica` that started at `start` ended; O(1).
     /// Panics if `replica` is not below the `num_replicas` given to `new`.
     pub fn record_iteration(&mut self, replica: u32, start: Nanos, batch: &BatchShape, cost: &IterationCost) {

@@ -11,6 +11,7 @@
 //! decoding sequences advance together, so the replica keeps a decode step
 //! counter and running sums instead of touching every sequence each step.
 
+pub mod handoff;
 pub mod memory;
 pub mod prefix_cache;
 pub mod queue;
