@@ -73,7 +73,7 @@ pub mod prelude {
     pub use crate::scenario::{Scenario, load};
     pub use crate::timing::{BatchShape, IterationCost, TimeModel};
     pub use crate::units::Nanos;
-    pub use crate::workload::feedback::{Completion, Workload};
+    pub use crate::workload::feedback::{Completion, FirstToken, Workload};
     pub use crate::workload::{Prefix, RequestSource, RequestSpec};
     pub use crate::{Error, Result, run_plan};
 }

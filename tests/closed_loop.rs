@@ -425,3 +425,131 @@ fn open_loop_session_starts_and_later_turns_interleave_in_time_order() {
     );
     assert!(capped.requests.iter().all(|r| r.output_tokens == 5));
 }
+
+/// Logs what the engine tells a workload, around the workload it wraps.
+struct Listener {
+    inner: Box<dyn fleetsim::workload::feedback::Workload>,
+    log: std::rc::Rc<std::cell::RefCell<Vec<(char, u64, Nanos)>>>,
+}
+
+impl fleetsim::workload::feedback::Workload for Listener {
+    fn next_arrival(&mut self) -> Option<Nanos> {
+        self.inner.next_arrival()
+    }
+    fn take_request(&mut self) -> Option<fleetsim::workload::RequestSpec> {
+        self.inner.take_request()
+    }
+    fn on_complete(&mut self, c: &fleetsim::workload::feedback::Completion) {
+        self.log.borrow_mut().push(('c', c.id, c.finish));
+        self.inner.on_complete(c);
+    }
+    fn listens(&self) -> bool {
+        true
+    }
+    fn on_first_token(&mut self, t: &fleetsim::workload::feedback::FirstToken) {
+        self.log.borrow_mut().push(('f', t.id, t.at));
+    }
+    fn listens_first_tokens(&self) -> bool {
+        true
+    }
+}
+
+/// Every iteration 4 ms, of which 1 ms is host work (so async output
+/// processing shows tokens 1 ms after the next launch).
+struct HostTime;
+
+impl fleetsim::timing::TimeModel for HostTime {
+    fn iteration(&self, _b: &fleetsim::timing::BatchShape) -> fleetsim::timing::IterationCost {
+        fleetsim::timing::IterationCost {
+            duration: 4 * MS,
+            flops: 0.0,
+            hbm_bytes: 0.0,
+            host: MS,
+            stage: 4 * MS,
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+/// The workload hears each request's first token exactly once, at the time
+/// its record shows, and before its end — synchronous and async output,
+/// static batches (whose responses return at the batch's end) and
+/// disaggregated pools (where the first token is revealed on the prefill
+/// side while the KV travels). Outputs of 1 to 6 tokens, so some requests
+/// finish in their prefill iteration.
+#[test]
+fn the_workload_hears_every_first_token_before_its_end() {
+    let common = [
+        "workload.concurrency=6",
+        "workload.count=60",
+        "workload.prompt.kind=uniform",
+        "workload.prompt.min=16",
+        "workload.prompt.max=200",
+        "workload.output.kind=uniform",
+        "workload.output.min=1",
+        "workload.output.max=6",
+    ];
+    let variants: [&[&str]; 6] = [
+        &["scheduler.async_output=true"],
+        &["scheduler.async_output=false"],
+        &["scheduler.kind=fastertransformer", "scheduler.async_output=true"],
+        &["scheduler.kind=fastertransformer", "scheduler.async_output=false"],
+        &[
+            "cluster.mode=disaggregated",
+            "cluster.prefill.replicas=1",
+            "cluster.decode.replicas=2",
+            "scheduler.async_output=true",
+        ],
+        &["cluster.mode=semi-pd", "scheduler.async_output=true"],
+    ];
+    for extra in variants {
+        let sets: Vec<&str> = common.iter().chain(extra.iter()).copied().collect();
+        let p = plan(&sets);
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let w = Listener {
+            inner: workload::build(&p.scenario.workload).expect("workload builds"),
+            log: log.clone(),
+        };
+        let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = (0..p.pools.len())
+            .map(|_| Box::new(HostTime) as Box<dyn fleetsim::timing::TimeModel>)
+            .collect();
+        let mut sim = Simulation::with_workload(&p, models, Box::new(w));
+        sim.set_paranoid(true);
+        let r = sim.run(&mut |_| {});
+        let log = log.borrow();
+        assert_eq!(r.requests.len(), 60, "{extra:?}");
+        let mut async_seen = false;
+        for rec in &r.requests {
+            let firsts: Vec<usize> = (0..log.len())
+                .filter(|&i| log[i].0 == 'f' && log[i].1 == rec.id)
+                .collect();
+            assert_eq!(
+                firsts.len(),
+                1,
+                "{extra:?}: request {} heard {} first tokens",
+                rec.id,
+                firsts.len()
+            );
+            let f = firsts[0];
+            assert_eq!(log[f].2, rec.first_token, "{extra:?}: request {}", rec.id);
+            let end = log
+                .iter()
+                .position(|e| e.0 == 'c' && e.1 == rec.id)
+                .expect("its end is heard");
+            assert!(
+                f < end,
+                "{extra:?}: request {} ended before its first token was heard",
+                rec.id
+            );
+            async_seen |= rec.first_token % (4 * MS) != 0;
+        }
+        // With async output the first tokens show 1 ms into the next iteration.
+        assert_eq!(
+            async_seen,
+            extra.contains(&"scheduler.async_output=true"),
+            "{extra:?}"
+        );
+    }
+}

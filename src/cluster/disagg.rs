@@ -614,21 +614,29 @@ impl Runtime {
     /// (or went idle) at the same instant: the first tokens it handed off
     /// become visible at `at` (see the module docs), wherever the hand-off
     /// is now — on the link, landed, or (semi-PD, no bytes) admitted.
-    pub fn reveal_first_tokens(&mut self, i: usize, at: Nanos, replicas: &mut [Replica]) {
+    pub fn reveal_first_tokens(
+        &mut self,
+        i: usize,
+        at: Nanos,
+        replicas: &mut [Replica],
+        metrics: &mut Metrics,
+    ) {
         let Some(list) = self.awaiting.get_mut(i.wrapping_sub(self.prefill_first)) else {
             return;
         };
         for (slot, id, to) in list.drain(..) {
             if let Some(f) = self.slab[slot as usize].as_mut().filter(|f| f.rec.id == id) {
-                f.h.set_first_token(at);
+                f.h.set_first_token(at, metrics);
                 continue;
             }
             let k = to as usize - self.decode_first;
             if let Some(f) = self.landed[k].iter_mut().find(|f| f.rec.id == id) {
-                f.h.set_first_token(at);
+                f.h.set_first_token(at, metrics);
                 continue;
             }
-            replicas[to as usize].state.set_handoff_first_token(id, at);
+            replicas[to as usize]
+                .state
+                .set_handoff_first_token(id, at, metrics);
         }
     }
 

@@ -11,7 +11,9 @@
 //! so a request that arrives exactly when an iteration ends is seen by the
 //! next one. Last, the requests that ended at that instant (finished or
 //! rejected, in the order they were recorded) are delivered to the workload
-//! if it listens ([`Workload::on_complete`]): a closed-loop client's next
+//! if it listens ([`Workload::on_complete`]), after the first tokens that
+//! became visible at that instant ([`Workload::on_first_token`], if it
+//! listens to those): a closed-loop client's next
 //! request, sent at that instant, is seen by the next batch. Nothing
 //! here depends on wall-clock time, hash order or threads: the same plan and
 //! seed give the same event sequence.
@@ -33,7 +35,7 @@ use crate::timing::analytical::{AnalyticalModel, ParallelConfig};
 use crate::timing::pipeline::Pipelined;
 use crate::timing::profile::ProfileModel;
 use crate::units::{Nanos, secs_to_nanos};
-use crate::workload::feedback::{Completion, OpenLoop, Workload};
+use crate::workload::feedback::{Completion, FirstToken, OpenLoop, Workload};
 use crate::workload::{self, RequestSource, RequestSpec};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -65,6 +67,9 @@ pub struct Simulation {
     /// (only when it listens).
     completions: Vec<Completion>,
     listening: bool,
+    /// First tokens on their way to the workload (only when it listens to them).
+    first_tokens: Vec<FirstToken>,
+    listening_first_tokens: bool,
     metrics: Metrics,
     max_model_len: u32,
     limits: Limits,
@@ -255,6 +260,10 @@ impl Simulation {
         if listening {
             metrics.collect_completions();
         }
+        let listening_first_tokens = workload.listens_first_tokens();
+        if listening_first_tokens {
+            metrics.collect_first_tokens();
+        }
         Simulation {
             routed: vec![0; n as usize],
             replicas,
@@ -271,6 +280,8 @@ impl Simulation {
             workload,
             completions: Vec::new(),
             listening,
+            first_tokens: Vec::new(),
+            listening_first_tokens,
             metrics,
             max_model_len: plan.max_model_len,
             limits: plan.limits,
@@ -400,7 +411,7 @@ impl Simulation {
                     && self.pools[self.pool_of[i as usize] as usize].role == Role::Prefill
                 {
                     let at = self.replicas[i as usize].outputs_visible(now);
-                    pd.reveal_first_tokens(i as usize, at, &mut self.replicas);
+                    pd.reveal_first_tokens(i as usize, at, &mut self.replicas, &mut self.metrics);
                 }
                 self.observe(i);
                 if self.paranoid {
@@ -410,6 +421,12 @@ impl Simulation {
             dirty.clear();
             // The workload hears of this instant's completions after the
             // batches were formed (see `workload::feedback`).
+            if self.listening_first_tokens {
+                self.metrics.take_first_tokens(&mut self.first_tokens);
+                for t in &self.first_tokens {
+                    self.workload.on_first_token(t);
+                }
+            }
             if self.listening {
                 self.metrics.take_completions(&mut self.completions);
                 for c in &self.completions {

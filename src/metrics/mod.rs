@@ -37,7 +37,7 @@ use crate::output::trace::TraceRecorder;
 use crate::scenario::config::{MetricsConfig, SloConfig};
 use crate::timing::{BatchShape, IterationCost};
 use crate::units::Nanos;
-use crate::workload::feedback::Completion;
+use crate::workload::feedback::{Completion, FirstToken};
 use serde::Serialize;
 use summary::{IterAcc, ReplicaAcc};
 
@@ -203,6 +203,8 @@ pub struct Metrics {
     /// Ends of requests not yet delivered to a listening workload (`None`:
     /// the workload does not listen, nothing is collected).
     outbox: Option<Vec<Completion>>,
+    /// First tokens not yet delivered to a workload that listens to them.
+    first_tokens: Option<Vec<FirstToken>>,
 }
 
 impl Metrics {
@@ -220,6 +222,7 @@ impl Metrics {
             trace: None,
             memory: MemorySummary::default(),
             outbox: None,
+            first_tokens: None,
         }
     }
 
@@ -233,6 +236,29 @@ impl Metrics {
     pub fn take_completions(&mut self, into: &mut Vec<Completion>) {
         into.clear();
         if let Some(out) = self.outbox.as_mut() {
+            std::mem::swap(out, into);
+        }
+    }
+
+    /// Collects every request's first token for the workload from now on.
+    pub fn collect_first_tokens(&mut self) {
+        self.first_tokens.get_or_insert_with(Vec::new);
+    }
+
+    /// Request `id` of `client` showed its first token at `at` (a no-op
+    /// unless first tokens are collected).
+    #[inline]
+    pub fn record_first_token(&mut self, id: u64, client: u32, at: Nanos) {
+        if let Some(out) = self.first_tokens.as_mut() {
+            out.push(FirstToken { id, client, at });
+        }
+    }
+
+    /// Moves the collected first tokens into `into` (cleared first),
+    /// trading buffers as [`Metrics::take_completions`] does.
+    pub fn take_first_tokens(&mut self, into: &mut Vec<FirstToken>) {
+        into.clear();
+        if let Some(out) = self.first_tokens.as_mut() {
             std::mem::swap(out, into);
         }
     }

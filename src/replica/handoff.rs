@@ -25,6 +25,7 @@
 //!   prefill replicas.)
 
 use super::state::{Detached, ReplicaState};
+use crate::metrics::Metrics;
 use crate::units::Nanos;
 
 /// A prefilled request on its way to a decode replica.
@@ -51,10 +52,11 @@ impl Handoff {
     pub fn first_token(&self) -> Option<Nanos> {
         (self.request.first_token != PENDING).then_some(self.request.first_token)
     }
-    /// Makes a pending first token visible at `t`.
-    pub fn set_first_token(&mut self, t: Nanos) {
+    /// Makes a pending first token visible at `t` (and tells `metrics`).
+    pub fn set_first_token(&mut self, t: Nanos, metrics: &mut Metrics) {
         if self.request.first_token == PENDING {
             self.request.first_token = t;
+            metrics.record_first_token(self.request.meta.id, self.request.meta.client, t);
         }
     }
     /// Prompt + output − 1: the most KV entries it will hold.
@@ -111,7 +113,9 @@ impl ReplicaState {
     /// instant, visible at `t` (semi-PD hand-offs land at once, before
     /// their prefill worker launches its next iteration). No-op if `id` is
     /// not pending here.
-    pub fn set_handoff_first_token(&mut self, id: u64, t: Nanos) {
-        self.set_first_token_of(id, t);
+    pub fn set_handoff_first_token(&mut self, id: u64, t: Nanos, metrics: &mut Metrics) {
+        if let Some(client) = self.set_first_token_of(id, t) {
+            metrics.record_first_token(id, client, t);
+        }
     }
 }

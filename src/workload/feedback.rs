@@ -3,7 +3,8 @@
 //! A [`Workload`] announces its next arrival, hands the request over when
 //! the engine reaches that time, and, if it [listens](Workload::listens),
 //! is told of every request's end ([`Completion`]): its first-token and
-//! finish times. Closed-loop workloads (fixed-concurrency clients,
+//! finish times; if it [listens to first tokens](Workload::listens_first_tokens),
+//! it also hears when each request's first token appears ([`FirstToken`]). Closed-loop workloads (fixed-concurrency clients,
 //! multi-turn sessions whose next turn waits for the answer) schedule their
 //! next requests from these; open-loop sources ([`RequestSource`], wrapped
 //! in [`OpenLoop`]) ignore them.
@@ -14,7 +15,8 @@
 //!   never earlier than the clock either, so "finish + think time" is safe);
 //! - requests are taken in non-decreasing arrival time with ids 0, 1, 2, …
 //!   in that order;
-//! - completions are delivered in the order the engine recorded them (one
+//! - first tokens, then completions, are delivered in the order the engine
+//!   recorded them (one
 //!   instant's: iteration ends by replica index, then rejections at
 //!   arrival), after that instant's batches were formed: a request sent at
 //!   the instant its predecessor finished waits for the next batch, as a
@@ -57,6 +59,17 @@ impl Completion {
     }
 }
 
+/// A request's first token became visible (streaming clients see it then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstToken {
+    pub id: u64,
+    pub client: u32,
+    /// When it was visible (may lie after the instant it is delivered at:
+    /// with async output processing, tokens are visible once the next
+    /// iteration has been launched).
+    pub at: Nanos,
+}
+
 /// A source of requests that may listen to how they end.
 pub trait Workload {
     /// Arrival time of the next request, if one is pending. Closed-loop
@@ -68,6 +81,14 @@ pub trait Workload {
     fn on_complete(&mut self, _c: &Completion) {}
     /// Whether the engine should deliver completions (it collects them only then).
     fn listens(&self) -> bool {
+        false
+    }
+    /// The first token of a request it sent became visible. Delivered
+    /// before that instant's completions, so a request's first token
+    /// always reaches the workload before its end.
+    fn on_first_token(&mut self, _t: &FirstToken) {}
+    /// Whether the engine should deliver first tokens (collected only then).
+    fn listens_first_tokens(&self) -> bool {
         false
     }
 }

@@ -43,6 +43,9 @@ impl ReplicaState {
         // Prefill complete: it emits a token.
         if r.first_token == NONE {
             r.first_token = self.outputs.first_token(slot, now);
+            if r.first_token != NONE {
+                metrics.record_first_token(r.spec.id, r.spec.client, now);
+            }
         } else {
             metrics.record_itl(now - r.last_token, 1);
         }

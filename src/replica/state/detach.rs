@@ -95,19 +95,19 @@ impl ReplicaState {
     }
 
     /// Makes the pending first token of request `id`, attached here at
-    /// this instant, visible at `t`. Looks at the requests admitted last;
-    /// no-op if `id` is not pending here.
-    pub(crate) fn set_first_token_of(&mut self, id: u64, t: Nanos) {
-        if let Some(&slot) = self
+    /// this instant, visible at `t`. Looks at the requests admitted last.
+    /// Returns its client if it was pending here.
+    pub(crate) fn set_first_token_of(&mut self, id: u64, t: Nanos) -> Option<u32> {
+        let &slot = self
             .running
             .iter()
             .rev()
-            .find(|&&s| self.slab.get(s).spec.id == id)
-        {
-            let r = self.slab.get_mut(slot);
-            if r.first_token == NONE {
-                r.first_token = t;
-            }
+            .find(|&&s| self.slab.get(s).spec.id == id)?;
+        let r = self.slab.get_mut(slot);
+        if r.first_token != NONE {
+            return None;
         }
+        r.first_token = t;
+        Some(r.spec.client)
     }
 }

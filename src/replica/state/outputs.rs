@@ -82,6 +82,7 @@ impl OutputTiming {
             } else {
                 if rec.first_token == NONE {
                     rec.first_token = now;
+                    metrics.record_first_token(rec.id, rec.client, now);
                 }
                 metrics.record_request(rec);
             }
@@ -93,12 +94,15 @@ impl OutputTiming {
     /// visible at `now`.
     pub fn flush(&mut self, now: Nanos, slab: &mut RequestSlab, metrics: &mut Metrics) {
         for i in 0..self.pending_first.len() {
-            slab.get_mut(self.pending_first[i]).first_token = now;
+            let r = slab.get_mut(self.pending_first[i]);
+            r.first_token = now;
+            metrics.record_first_token(r.spec.id, r.spec.client, now);
         }
         self.pending_first.clear();
         for mut rec in self.pending_done.drain(..) {
             if rec.first_token == NONE {
                 rec.first_token = now;
+                metrics.record_first_token(rec.id, rec.client, now);
             }
             rec.finish = now;
             metrics.record_request(rec);
