@@ -297,9 +297,10 @@ fn parse_search(text: &str, whole: &toml::Table, origin: &str, sets: &[String]) 
     };
     if sets.is_empty() {
         return toml::from_str::<Only>(text).map(|o| o.search).map_err(|e| {
+            let key = e.span().and_then(|s| scenario::load::key_at(text, s.start));
             Error::config(
                 origin,
-                format!("{}{}", line_of(text, e.span()), explain(e.message())),
+                format!("{}{}", line_of(text, e.span()), explain(e.message(), key)),
             )
         });
     }
@@ -312,16 +313,26 @@ fn parse_search(text: &str, whole: &toml::Table, origin: &str, sets: &[String]) 
             )
         })?;
     }
-    toml::Value::Table(table)
+    toml::Value::Table(table.clone())
         .try_into::<SearchConfig>()
-        .map_err(|e| Error::config(format!("{origin} with --set overrides"), explain(e.message())))
+        .map_err(|e| {
+            let key = scenario::load::failing_key::<SearchConfig>(&table).map(|k| format!("search.{k}"));
+            let context = scenario::load::set_by(key.as_deref(), sets)
+                .unwrap_or_else(|| format!("{origin} with --set overrides"));
+            Error::config(context, explain(e.message(), key))
+        })
 }
 
-/// serde's "unknown field `x`, expected one of `a`, `b`" → our wording with a hint.
-fn explain(message: &str) -> String {
+/// serde's "unknown field `x`, expected one of `a`, `b`" → our wording with
+/// a hint; another message is prefixed with the dotted key it is about
+/// (when known).
+fn explain(message: &str, key: Option<String>) -> String {
     let message = message.trim();
     let Some(rest) = message.strip_prefix("unknown field `") else {
-        return format!("in [search]: {message}");
+        return match key {
+            Some(k) => format!("key `{k}`: {message}"),
+            None => format!("in [search]: {message}"),
+        };
     };
     let Some(end) = rest.find('`') else {
         return message.to_string();
