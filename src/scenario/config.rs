@@ -1,10 +1,14 @@
 //! The scenario schema: every section and key of a scenario TOML file, with
 //! its documentation and default. Unknown keys are rejected (see
-//! `scenario::load` for the "did you mean" hint).
+//! `scenario::load` for the "did you mean" hint). A key that takes one of a
+//! fixed list of names has an enum type, documented variant by variant
+//! where the choice is implemented (re-exported here; see `scenario::kinds`).
 
 use crate::catalog::Dtype;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+pub use crate::cluster::disagg::{ClusterMode, DecodeRouter, KvLink};
 
 /// A whole scenario. Every section is optional; an empty file is the default
 /// scenario (Llama-3-8B on one H100-SXM, vLLM scheduler, 2,000 Poisson
@@ -129,22 +133,18 @@ pub struct ClusterConfig {
     /// queue lengths and KV use are refreshed every `router_staleness`
     /// seconds (0 = the router sees the exact current state).
     pub router_staleness: f64,
-    /// "colocated" (every replica prefills and decodes; `replicas`, `tp`,
-    /// `pp` and `hardware.device` describe them), "disaggregated" (separate
-    /// `[cluster.prefill]` and `[cluster.decode]` pools; the KV cache moves
-    /// over the modelled link after prefill — DistServe/Splitwise), or
-    /// "semi-pd" (each of `replicas` instances splits its compute between a
-    /// prefill and a decode worker that share its memory — semi-PD).
-    pub mode: String,
-    /// Disaggregated and semi-PD: how the decode replica of a prefilled
-    /// request is chosen: "least-kv" (fewest KV tokens held + arriving) or
-    /// "least-outstanding" (fewest requests running, waiting + arriving).
-    /// Semi-PD always hands off to the instance's own decode worker.
-    pub decode_router: String,
-    /// Disaggregated: which link KV transfers use. "auto" (NVLink-class
-    /// intra-node link when the two replicas sit in the same node, else the
-    /// inter-node network), "intra-node" or "inter-node".
-    pub kv_link: String,
+    /// How the replicas divide the work ([`ClusterMode`]; default
+    /// "colocated"). Colocated: `replicas`, `tp`, `pp` and `hardware.device`
+    /// describe them; disaggregated: `[cluster.prefill]` and
+    /// `[cluster.decode]` (DistServe/Splitwise); semi-pd: each of `replicas`
+    /// instances splits its compute between a prefill and a decode worker.
+    pub mode: ClusterMode,
+    /// Disaggregated: how the decode replica of a prefilled request is
+    /// chosen ([`DecodeRouter`]; default "least-kv"). Semi-PD always hands
+    /// off to the instance's own decode worker.
+    pub decode_router: DecodeRouter,
+    /// Disaggregated: which link KV transfers use ([`KvLink`]; default "auto").
+    pub kv_link: KvLink,
     /// `[cluster.prefill]`: the prefill pool (disaggregated mode).
     pub prefill: PoolConfig,
     /// `[cluster.decode]`: the decode pool (disaggregated mode).
@@ -162,9 +162,9 @@ impl Default for ClusterConfig {
             pp_virtual_engines: true,
             router: "round-robin".into(),
             router_staleness: 0.0,
-            mode: "colocated".into(),
-            decode_router: "least-kv".into(),
-            kv_link: "auto".into(),
+            mode: ClusterMode::Colocated,
+            decode_router: DecodeRouter::LeastKv,
+            kv_link: KvLink::Auto,
             prefill: PoolConfig::default(),
             decode: PoolConfig::default(),
             semi_pd: SemiPdConfig::default(),

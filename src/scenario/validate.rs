@@ -71,13 +71,17 @@ pub fn check_name(key: &str, value: &str, names: &[&str]) -> Result<()> {
 
 /// The error for `value` at `key` not being one of `names`, with the closest suggested.
 pub fn unknown_name(key: &str, value: &str, names: &[&str]) -> Error {
-    key_error(
-        key,
-        format!(
-            "unknown value `{value}`{}; expected one of: {}",
-            did_you_mean(value, names.iter().copied()),
-            names.join(", ")
-        ),
+    key_error(key, unknown_value(value, names))
+}
+
+/// "unknown value `x` (did you mean `y`?); expected one of: a, b": the
+/// message of [`unknown_name`] without the key, also used by the enums of
+/// `scenario::kinds` (the loader adds where the value was).
+pub fn unknown_value(value: &str, names: &[&str]) -> String {
+    format!(
+        "unknown value `{value}`{}; expected one of: {}",
+        did_you_mean(value, names.iter().copied()),
+        names.join(", ")
     )
 }
 

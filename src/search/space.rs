@@ -47,7 +47,7 @@
 
 use crate::catalog::{Catalog, ModelSpec};
 use crate::error::{Error, Result};
-use crate::scenario::{self, Scenario, validate};
+use crate::scenario::{self, ClusterMode, Scenario, validate};
 use crate::units::did_you_mean;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -511,7 +511,7 @@ impl PlanParams {
         s.scheduler.max_num_batched_tokens = self.max_num_batched_tokens;
         s.scheduler.chunk_size = self.chunk_size;
         if self.prefill_replicas > 0 {
-            s.cluster.mode = "disaggregated".into();
+            s.cluster.mode = ClusterMode::Disaggregated;
             let pool = |replicas| crate::scenario::PoolConfig {
                 device: Some(self.device.clone()),
                 replicas,
@@ -888,7 +888,7 @@ mod tests {
             .find(|c| c.params.prefill_replicas == 1)
             .unwrap();
         let s = c.params.scenario(&sp.base);
-        assert_eq!(s.cluster.mode, "disaggregated");
+        assert_eq!(s.cluster.mode, ClusterMode::Disaggregated);
         assert_eq!(
             s.cluster.prefill.replicas + s.cluster.decode.replicas,
             c.params.replicas
