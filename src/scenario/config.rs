@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub use crate::cluster::disagg::{ClusterMode, DecodeRouter, KvLink};
+pub use crate::replica::scheduler::OutputEstimate;
+pub use crate::replica::swap::Preemption;
 
 /// A whole scenario. Every section is optional; an empty file is the default
 /// scenario (Llama-3-8B on one H100-SXM, vLLM scheduler, 2,000 Poisson
@@ -264,10 +266,9 @@ pub struct SchedulerConfig {
     /// Default: the size of one forward pass's activations at the batch
     /// token limit (see `replica::memory`).
     pub activation_reserve_gib: Option<f64>,
-    /// What happens to a running request when KV blocks run out:
-    /// "recompute" (free its KV, prefill again later) or "swap" (move its KV
-    /// to host memory over the host link, bring it back later).
-    pub preemption: String,
+    /// What happens to a running request when KV blocks run out
+    /// ([`Preemption`]: "recompute", the default, or "swap").
+    pub preemption: Preemption,
     /// Host memory for swapped-out KV per device, GiB (vLLM `swap_space`, default 4).
     pub swap_space_gib: f64,
     /// Fixed cost of one host↔device copy call, seconds (vLLM copies each
@@ -290,10 +291,9 @@ pub struct SchedulerConfig {
     pub laps_threshold: u32,
     /// laps: hold short prefills up to this many seconds so they batch together (0 = no wait).
     pub laps_window: f64,
-    /// lightllm: the output length admission assumes: "max" (the request's
-    /// max_tokens, i.e. `workload.max_tokens` or what fits in max_model_len)
-    /// or "oracle" (the true length).
-    pub output_estimate: String,
+    /// lightllm: the output length admission assumes ([`OutputEstimate`]:
+    /// "max", the default, or "oracle").
+    pub output_estimate: OutputEstimate,
     /// vtc: cost of one prompt token and of one output token in a client's counter.
     pub vtc_input_weight: f64,
     pub vtc_output_weight: f64,
@@ -319,7 +319,7 @@ impl Default for SchedulerConfig {
             block_size: 16,
             gpu_memory_utilization: 0.9,
             activation_reserve_gib: None,
-            preemption: "recompute".into(),
+            preemption: Preemption::Recompute,
             swap_space_gib: 4.0,
             swap_call_overhead: 4e-6,
             fastswitch: false,
@@ -329,7 +329,7 @@ impl Default for SchedulerConfig {
             window: 128,
             laps_threshold: 4096,
             laps_window: 0.0,
-            output_estimate: "max".into(),
+            output_estimate: OutputEstimate::Max,
             vtc_input_weight: 1.0,
             vtc_output_weight: 2.0,
             watermark: 0.01,

@@ -45,6 +45,7 @@
 //! an impossible scheduler setting, ...). Pruned candidates are counted by
 //! reason.
 
+use super::rank::Objective;
 use crate::catalog::{Catalog, ModelSpec};
 use crate::error::{Error, Result};
 use crate::scenario::{self, ClusterMode, Scenario, validate};
@@ -71,9 +72,9 @@ pub struct SearchConfig {
     pub replicas: Vec<u32>,
     /// Scheduler settings to try (default: the base `[scheduler]`).
     pub schedulers: Vec<SchedulerChoice>,
-    /// Ranking: "per_dollar" (capacity per $/h, the default), "per_gpu",
-    /// "per_watt" or "capacity".
-    pub objective: String,
+    /// Ranking ([`Objective`]: "per_dollar", capacity per $/h, the
+    /// default; "per_gpu", "per_watt" or "capacity").
+    pub objective: Objective,
     /// When > 0 (requests/s): the best plan is the cheapest one (lowest $/h)
     /// whose capacity reaches this rate, instead of the best by `objective`.
     pub target_rate: f64,
@@ -102,7 +103,7 @@ impl Default for SearchConfig {
             pp: Vec::new(),
             replicas: Vec::new(),
             schedulers: Vec::new(),
-            objective: "per_dollar".into(),
+            objective: Objective::PerDollar,
             target_rate: 0.0,
             min_attainment: 0.0,
             top: 10,
@@ -167,9 +168,6 @@ impl Default for RateConfig {
         }
     }
 }
-
-/// Names of the ranking objectives (`search.objective`).
-pub const OBJECTIVES: &[&str] = &["per_dollar", "per_gpu", "per_watt", "capacity"];
 
 /// A search-space file, loaded: the base scenario and the search settings.
 #[derive(Debug, Clone)]
@@ -352,7 +350,6 @@ fn key_error(key: &str, message: impl Into<String>) -> Error {
 
 /// Checks values the schema cannot.
 fn check(s: &SearchConfig, base: &Scenario) -> Result<()> {
-    validate::check_name("search.objective", &s.objective, OBJECTIVES)?;
     for (key, list) in [("tp", &s.tp), ("pp", &s.pp), ("replicas", &s.replicas)] {
         if list.contains(&0) {
             return Err(key_error(key, "values must be at least 1, found 0"));
