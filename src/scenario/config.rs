@@ -11,6 +11,11 @@ use std::path::PathBuf;
 pub use crate::cluster::disagg::{ClusterMode, DecodeRouter, KvLink};
 pub use crate::replica::scheduler::OutputEstimate;
 pub use crate::replica::swap::Preemption;
+pub use crate::workload::PrefixKind;
+pub use crate::workload::arrivals::ArrivalKind;
+pub use crate::workload::lengths::LengthKind;
+pub use crate::workload::sessions::DelayKind;
+pub use crate::workload::trace::TraceFormatChoice;
 
 /// A whole scenario. Every section is optional; an empty file is the default
 /// scenario (Llama-3-8B on one H100-SXM, vLLM scheduler, 2,000 Poisson
@@ -352,8 +357,9 @@ pub struct WorkloadConfig {
     pub max_tokens: u32,
     /// A trace file (relative paths are relative to the scenario file).
     pub trace: Option<PathBuf>,
-    /// "auto" (detect from the header), "vidur", "apex", "azure", "mooncake", "burstgpt".
-    pub trace_format: String,
+    /// The trace's format ([`TraceFormatChoice`]; default "auto": detected
+    /// from the header).
+    pub trace_format: TraceFormatChoice,
     /// Replay a trace's timestamps k× faster (2.0 = twice the rate).
     pub rate_scale: f64,
     pub arrivals: ArrivalConfig,
@@ -400,7 +406,7 @@ impl Default for SessionsConfig {
         SessionsConfig {
             users: 0,
             turns: LengthConfig {
-                kind: Some("fixed".into()),
+                kind: Some(LengthKind::Fixed),
                 value: 4,
                 min: 1,
                 max: 16,
@@ -418,9 +424,10 @@ impl Default for SessionsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DelayConfig {
-    /// "fixed" (`value`), "exponential" (`mean`), "uniform" (`min`..`max`)
-    /// or "lognormal" (`median`, `sigma`, clamped to `min`..`max`).
-    pub kind: String,
+    /// The distribution ([`DelayKind`]: "fixed" uses `value`, "exponential"
+    /// `mean`, "uniform" `min`..`max`, "lognormal" `median`, `sigma` clamped
+    /// to `min`..`max`).
+    pub kind: DelayKind,
     pub value: f64,
     pub mean: f64,
     pub min: f64,
@@ -436,7 +443,7 @@ impl Default for DelayConfig {
     /// `think_time` from your own traffic when it matters.
     fn default() -> Self {
         DelayConfig {
-            kind: "exponential".into(),
+            kind: DelayKind::Exponential,
             value: 5.0,
             mean: 5.0,
             min: 0.0,
@@ -451,14 +458,10 @@ impl Default for DelayConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrefixConfig {
-    /// "auto" (the trace's `hash_ids` when it has them, else none), "none",
-    /// "system" (every prompt starts with a `tokens`-token system prompt; a
-    /// fraction `share` of requests use one of `prompts` shared ones, the
-    /// rest a prompt of their own), "sessions" (multi-turn conversations of
-    /// `turns` turns: turn k+1's prompt is turn k's prompt + its output +
-    /// new user tokens drawn from `workload.prompt`; `sessions`
-    /// conversations run interleaved), or "trace" (Mooncake `hash_ids`).
-    pub kind: String,
+    /// Which prompts share prefixes ([`PrefixKind`]: "auto", the default,
+    /// "none", "system", "sessions" or "trace"; the keys below are each
+    /// kind's parameters).
+    pub kind: PrefixKind,
     /// system: length of the system prompt, tokens (added to each prompt).
     pub tokens: u32,
     /// system: fraction of requests whose system prompt is shared, in [0, 1].
@@ -478,7 +481,7 @@ pub struct PrefixConfig {
 impl Default for PrefixConfig {
     fn default() -> Self {
         PrefixConfig {
-            kind: "auto".into(),
+            kind: PrefixKind::Auto,
             tokens: 1024,
             share: 1.0,
             prompts: 1,
@@ -508,7 +511,7 @@ impl Default for WorkloadConfig {
             seed: 0,
             max_tokens: 0,
             trace: None,
-            trace_format: "auto".into(),
+            trace_format: TraceFormatChoice::Auto,
             rate_scale: 1.0,
             arrivals: ArrivalConfig::default(),
             prompt: LengthConfig::conversation_prompt(),
@@ -525,13 +528,26 @@ impl Default for WorkloadConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArrivalConfig {
-    /// "poisson", "gamma", "constant", or "trace" (the trace's timestamps).
-    /// Default: "trace" when a trace is given, else "poisson".
-    pub kind: Option<String>,
+    /// The arrival process ([`ArrivalKind`]: "poisson", "gamma", "constant"
+    /// or "trace"). Default: "trace" when a trace is given, else "poisson"
+    /// ([`ArrivalConfig::kind_or_default`]).
+    pub kind: Option<ArrivalKind>,
     /// Mean arrival rate, requests per second.
     pub rate: f64,
     /// Coefficient of variation of inter-arrival times (gamma only; 1 = Poisson).
     pub cv: f64,
+}
+
+impl ArrivalConfig {
+    /// The arrival process: `kind`, else the trace's timestamps when the
+    /// workload has a trace, else Poisson.
+    pub fn kind_or_default(&self, has_trace: bool) -> ArrivalKind {
+        self.kind.unwrap_or(if has_trace {
+            ArrivalKind::Trace
+        } else {
+            ArrivalKind::Poisson
+        })
+    }
 }
 
 impl Default for ArrivalConfig {
@@ -548,9 +564,10 @@ impl Default for ArrivalConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LengthConfig {
-    /// "fixed", "uniform", "lognormal", "zipf", or "trace" (empirical from
-    /// the workload's trace). Default: "trace" when a trace is given, else lognormal.
-    pub kind: Option<String>,
+    /// The distribution ([`LengthKind`]: "fixed", "uniform", "lognormal",
+    /// "zipf" or "trace"). Default: "trace" when a trace is given, else
+    /// lognormal ([`LengthConfig::kind_or_default`]).
+    pub kind: Option<LengthKind>,
     /// fixed: the length.
     pub value: u32,
     /// uniform / zipf: inclusive bounds. lognormal: clamp bounds.
@@ -565,6 +582,16 @@ pub struct LengthConfig {
 }
 
 impl LengthConfig {
+    /// The distribution: `kind`, else the trace's lengths when the workload
+    /// has a trace, else lognormal.
+    pub fn kind_or_default(&self, has_trace: bool) -> LengthKind {
+        self.kind.unwrap_or(if has_trace {
+            LengthKind::Trace
+        } else {
+            LengthKind::LogNormal
+        })
+    }
+
     /// Prompt lengths resembling the Azure 2023 conversation trace
     /// (lognormal, median 1020, sigma 1.0; clamped to 4..6144).
     pub fn conversation_prompt() -> Self {

@@ -2,7 +2,7 @@
 //! catalog, defaults filled in, every impossible value explained with its
 //! numbers (TP not dividing heads, zero replicas, a model that does not fit).
 
-use super::{Preemption, Scenario};
+use super::{Preemption, PrefixKind, Scenario};
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::{Error, Result};
 use crate::registry::{
@@ -346,7 +346,11 @@ fn replica_policy(
         ));
     }
     let w = &s.workload;
-    let trace_units = w.prefix.kind == "trace" || (w.prefix.kind == "auto" && w.trace.is_some());
+    let trace_units = match w.prefix.kind {
+        PrefixKind::Trace => true,
+        PrefixKind::Auto => w.trace.is_some(),
+        PrefixKind::None | PrefixKind::System | PrefixKind::Sessions => false,
+    };
     if caching && trace_units && !w.prefix.unit_tokens.is_multiple_of(sc.block_size) {
         return Err(key_error(
             "workload.prefix.unit_tokens",
