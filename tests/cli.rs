@@ -67,6 +67,29 @@ fn unknown_names_suggest_the_closest() {
     );
 }
 
+/// A value outside a key's fixed list of names fails at load (`validate`
+/// reads no further), exit code 2, with the file, line and key or the
+/// override, the intended name and every name.
+#[test]
+fn misspelled_names_fail_at_load_naming_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "mode.toml", "[cluster]\nmode = \"disagregated\"\n");
+    expect_error(
+        &["validate", &f],
+        &[&format!(
+            "error: {f}: line 2: key `cluster.mode`: unknown value `disagregated` (did you mean \
+             `disaggregated`?); expected one of: colocated, disaggregated, semi-pd"
+        )],
+    );
+    expect_error(
+        &["run", "--quiet", "--set", "scheduler.preemption=swapp"],
+        &[
+            "error: --set scheduler.preemption=swapp: key `scheduler.preemption`: unknown value \
+           `swapp` (did you mean `swap`?); expected one of: recompute, swap",
+        ],
+    );
+}
+
 #[test]
 fn impossible_values_are_explained() {
     expect_error(

@@ -58,8 +58,9 @@ use crate::metrics::{Metrics, TransferRecord};
 use crate::replica::handoff::Handoff;
 use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
 use crate::replica::{Replica, scheduler::Limits};
+use crate::scenario::kinds::kinds;
 use crate::scenario::validate::{
-    apply_interconnect, check_name, check_parallel, key_error, positive, resolve_calibration,
+    apply_interconnect, check_parallel, key_error, positive, resolve_calibration,
 };
 use crate::scenario::{PoolConfig, Scenario, SloConfig};
 use crate::timing::collectives::Link;
@@ -68,12 +69,42 @@ use crate::units::{Nanos, secs_to_nanos};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-/// Scenario names of the cluster modes (`cluster.mode`).
-pub const MODES: &[&str] = &["colocated", "disaggregated", "semi-pd"];
-/// Scenario names of the decode-replica policies (`cluster.decode_router`).
-pub const DECODE_ROUTERS: &[&str] = &["least-kv", "least-outstanding"];
-/// Scenario names of the KV link choices (`cluster.kv_link`).
-pub const KV_LINKS: &[&str] = &["auto", "intra-node", "inter-node"];
+kinds! {
+    /// How a cluster's replicas divide the work (`cluster.mode`; module docs).
+    pub enum ClusterMode {
+        /// Every replica prefills and decodes.
+        Colocated = "colocated",
+        /// A prefill pool and a decode pool; KV moves over the modelled link.
+        Disaggregated = "disaggregated",
+        /// Each instance splits its compute between a prefill and a decode
+        /// worker sharing its memory.
+        SemiPd = "semi-pd",
+    }
+}
+
+kinds! {
+    /// How the decode replica of a prefilled request is chosen
+    /// (`cluster.decode_router`, disaggregated mode).
+    pub enum DecodeRouter {
+        /// Fewest KV tokens held + arriving.
+        LeastKv = "least-kv",
+        /// Fewest requests running, waiting + arriving.
+        LeastOutstanding = "least-outstanding",
+    }
+}
+
+kinds! {
+    /// Which link KV transfers use (`cluster.kv_link`, disaggregated mode).
+    pub enum KvLink {
+        /// The intra-node link when both replicas sit in one node, else the
+        /// inter-node network.
+        Auto = "auto",
+        /// Always the intra-node (NVLink-class) link.
+        IntraNode = "intra-node",
+        /// Always the inter-node network.
+        InterNode = "inter-node",
+    }
+}
 
 /// What a pool's replicas do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +163,7 @@ pub struct PoolInputs<'a> {
 /// describe the prefill pool: returns the scenario with them filled in
 /// (after checking the prefill pool's counts), or `None` in other modes.
 pub fn top_level(s: &Scenario) -> Result<Option<Scenario>> {
-    if s.cluster.mode != "disaggregated" {
+    if s.cluster.mode != ClusterMode::Disaggregated {
         return Ok(None);
     }
     let p = &s.cluster.prefill;
@@ -153,9 +184,6 @@ pub fn top_level(s: &Scenario) -> Result<Option<Scenario>> {
 /// only matter with pools).
 pub fn plan_pools(s: &Scenario, catalog: &Catalog, base: &PoolInputs) -> Result<Vec<PoolPlan>> {
     let c = &s.cluster;
-    check_name("cluster.mode", &c.mode, MODES)?;
-    check_name("cluster.decode_router", &c.decode_router, DECODE_ROUTERS)?;
-    check_name("cluster.kv_link", &c.kv_link, KV_LINKS)?;
     if !(c.router_staleness.is_finite() && c.router_staleness >= 0.0) {
         return Err(key_error(
             "cluster.router_staleness",
@@ -174,8 +202,8 @@ pub fn plan_pools(s: &Scenario, catalog: &Catalog, base: &PoolInputs) -> Result<
         calibration: base.calibration,
         shares_devices: false,
     };
-    match c.mode.as_str() {
-        "disaggregated" => {
+    match c.mode {
+        ClusterMode::Disaggregated => {
             let decode = plan_pool(s, catalog, base, "cluster.decode", &c.decode)?;
             Ok(vec![
                 PoolPlan {
@@ -188,7 +216,7 @@ pub fn plan_pools(s: &Scenario, catalog: &Catalog, base: &PoolInputs) -> Result<
                 },
             ])
         }
-        "semi-pd" => {
+        ClusterMode::SemiPd => {
             let sp = &c.semi_pd;
             for (key, v) in [
                 ("cluster.semi_pd.prefill_fraction", sp.prefill_fraction),
@@ -241,7 +269,7 @@ pub fn plan_pools(s: &Scenario, catalog: &Catalog, base: &PoolInputs) -> Result<
                 },
             ])
         }
-        _ => Ok(vec![first]),
+        ClusterMode::Colocated => Ok(vec![first]),
     }
 }
 
@@ -367,8 +395,8 @@ pub struct Runtime {
     decode_count: usize,
     pools: Vec<PoolPlan>,
     places: Vec<Place>,
-    kv_link: String,
-    least_kv: bool,
+    kv_link: KvLink,
+    decode_router: DecodeRouter,
     kv_bytes_per_token: f64,
     max_num_seqs: u32,
     fabric: Fabric,
@@ -441,7 +469,7 @@ impl Runtime {
                 });
             }
         }
-        let semi_pd = c.mode == "semi-pd";
+        let semi_pd = c.mode == ClusterMode::SemiPd;
         let sp = &c.semi_pd;
         Some(Runtime {
             semi_pd,
@@ -450,8 +478,8 @@ impl Runtime {
             decode_count: nd,
             pools: pools.clone(),
             places,
-            kv_link: c.kv_link.clone(),
-            least_kv: c.decode_router == "least-kv",
+            kv_link: c.kv_link,
+            decode_router: c.decode_router,
             kv_bytes_per_token: plan.model.kv_bytes_per_token(plan.kv_dtype),
             max_num_seqs: plan.limits.max_num_seqs,
             fabric: Fabric::new(np + nd),
@@ -506,10 +534,10 @@ impl Runtime {
     pub fn link(&self, from: usize, to: usize) -> LinkSpec {
         let (a, b) = (self.places[from], self.places[to]);
         let (pa, pb) = (&self.pools[a.pool], &self.pools[b.pool]);
-        let intra = match self.kv_link.as_str() {
-            "intra-node" => true,
-            "inter-node" => false,
-            _ => a.space == b.space && a.node != u32::MAX && a.node == b.node,
+        let intra = match self.kv_link {
+            KvLink::IntraNode => true,
+            KvLink::InterNode => false,
+            KvLink::Auto => a.space == b.space && a.node != u32::MAX && a.node == b.node,
         };
         // Each of the `streams` ranks sends its KV shard to one peer device:
         // a device pair's link (on a fully connected mesh, one link of it).
@@ -545,10 +573,9 @@ impl Runtime {
         let mut best_v = u64::MAX;
         for k in 0..self.decode_count {
             let s = &replicas[self.decode_first + k].state;
-            let v = if self.least_kv {
-                s.kv().used() * s.block_size() as u64 + self.inbound_tokens[k]
-            } else {
-                s.outstanding() as u64 + self.inbound_reqs[k] as u64
+            let v = match self.decode_router {
+                DecodeRouter::LeastKv => s.kv().used() * s.block_size() as u64 + self.inbound_tokens[k],
+                DecodeRouter::LeastOutstanding => s.outstanding() as u64 + self.inbound_reqs[k] as u64,
             };
             if v < best_v {
                 best = k;

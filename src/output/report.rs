@@ -301,7 +301,7 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
         None => format!(
             "{} requests, {} arrivals at {} req/s{}",
             w.count,
-            w.arrivals.kind.as_deref().unwrap_or("poisson"),
+            w.arrivals.kind_or_default(false),
             w.arrivals.rate,
             if w.duration > 0.0 {
                 format!(", for at most {} s", w.duration)

@@ -30,6 +30,20 @@
 //! 3. KV reuse: the host copy of a swapped-in request is kept, so swapping it
 //!    out again only moves the blocks written since (host memory stays held).
 
+use crate::scenario::kinds::kinds;
+
+kinds! {
+    /// What happens to a running request when KV blocks run out
+    /// (`scheduler.preemption`).
+    pub enum Preemption {
+        /// Free its KV; it is prefilled again (prompt and generated tokens) later.
+        Recompute = "recompute",
+        /// Move its KV to host memory over the host link and bring it back
+        /// later (the cost model above).
+        Swap = "swap",
+    }
+}
+
 /// Swap cost parameters of one replica.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SwapModel {

@@ -1,10 +1,21 @@
 //! The scenario schema: every section and key of a scenario TOML file, with
 //! its documentation and default. Unknown keys are rejected (see
-//! `scenario::load` for the "did you mean" hint).
+//! `scenario::load` for the "did you mean" hint). A key that takes one of a
+//! fixed list of names has an enum type, documented variant by variant
+//! where the choice is implemented (re-exported here; see `scenario::kinds`).
 
 use crate::catalog::Dtype;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+pub use crate::cluster::disagg::{ClusterMode, DecodeRouter, KvLink};
+pub use crate::replica::scheduler::OutputEstimate;
+pub use crate::replica::swap::Preemption;
+pub use crate::workload::PrefixKind;
+pub use crate::workload::arrivals::ArrivalKind;
+pub use crate::workload::lengths::LengthKind;
+pub use crate::workload::sessions::DelayKind;
+pub use crate::workload::trace::TraceFormatChoice;
 
 /// A whole scenario. Every section is optional; an empty file is the default
 /// scenario (Llama-3-8B on one H100-SXM, vLLM scheduler, 2,000 Poisson
@@ -129,22 +140,18 @@ pub struct ClusterConfig {
     /// queue lengths and KV use are refreshed every `router_staleness`
     /// seconds (0 = the router sees the exact current state).
     pub router_staleness: f64,
-    /// "colocated" (every replica prefills and decodes; `replicas`, `tp`,
-    /// `pp` and `hardware.device` describe them), "disaggregated" (separate
-    /// `[cluster.prefill]` and `[cluster.decode]` pools; the KV cache moves
-    /// over the modelled link after prefill — DistServe/Splitwise), or
-    /// "semi-pd" (each of `replicas` instances splits its compute between a
-    /// prefill and a decode worker that share its memory — semi-PD).
-    pub mode: String,
-    /// Disaggregated and semi-PD: how the decode replica of a prefilled
-    /// request is chosen: "least-kv" (fewest KV tokens held + arriving) or
-    /// "least-outstanding" (fewest requests running, waiting + arriving).
-    /// Semi-PD always hands off to the instance's own decode worker.
-    pub decode_router: String,
-    /// Disaggregated: which link KV transfers use. "auto" (NVLink-class
-    /// intra-node link when the two replicas sit in the same node, else the
-    /// inter-node network), "intra-node" or "inter-node".
-    pub kv_link: String,
+    /// How the replicas divide the work ([`ClusterMode`]; default
+    /// "colocated"). Colocated: `replicas`, `tp`, `pp` and `hardware.device`
+    /// describe them; disaggregated: `[cluster.prefill]` and
+    /// `[cluster.decode]` (DistServe/Splitwise); semi-pd: each of `replicas`
+    /// instances splits its compute between a prefill and a decode worker.
+    pub mode: ClusterMode,
+    /// Disaggregated: how the decode replica of a prefilled request is
+    /// chosen ([`DecodeRouter`]; default "least-kv"). Semi-PD always hands
+    /// off to the instance's own decode worker.
+    pub decode_router: DecodeRouter,
+    /// Disaggregated: which link KV transfers use ([`KvLink`]; default "auto").
+    pub kv_link: KvLink,
     /// `[cluster.prefill]`: the prefill pool (disaggregated mode).
     pub prefill: PoolConfig,
     /// `[cluster.decode]`: the decode pool (disaggregated mode).
@@ -162,9 +169,9 @@ impl Default for ClusterConfig {
             pp_virtual_engines: true,
             router: "round-robin".into(),
             router_staleness: 0.0,
-            mode: "colocated".into(),
-            decode_router: "least-kv".into(),
-            kv_link: "auto".into(),
+            mode: ClusterMode::Colocated,
+            decode_router: DecodeRouter::LeastKv,
+            kv_link: KvLink::Auto,
             prefill: PoolConfig::default(),
             decode: PoolConfig::default(),
             semi_pd: SemiPdConfig::default(),
@@ -264,10 +271,9 @@ pub struct SchedulerConfig {
     /// Default: the size of one forward pass's activations at the batch
     /// token limit (see `replica::memory`).
     pub activation_reserve_gib: Option<f64>,
-    /// What happens to a running request when KV blocks run out:
-    /// "recompute" (free its KV, prefill again later) or "swap" (move its KV
-    /// to host memory over the host link, bring it back later).
-    pub preemption: String,
+    /// What happens to a running request when KV blocks run out
+    /// ([`Preemption`]: "recompute", the default, or "swap").
+    pub preemption: Preemption,
     /// Host memory for swapped-out KV per device, GiB (vLLM `swap_space`, default 4).
     pub swap_space_gib: f64,
     /// Fixed cost of one host↔device copy call, seconds (vLLM copies each
@@ -290,10 +296,9 @@ pub struct SchedulerConfig {
     pub laps_threshold: u32,
     /// laps: hold short prefills up to this many seconds so they batch together (0 = no wait).
     pub laps_window: f64,
-    /// lightllm: the output length admission assumes: "max" (the request's
-    /// max_tokens, i.e. `workload.max_tokens` or what fits in max_model_len)
-    /// or "oracle" (the true length).
-    pub output_estimate: String,
+    /// lightllm: the output length admission assumes ([`OutputEstimate`]:
+    /// "max", the default, or "oracle").
+    pub output_estimate: OutputEstimate,
     /// vtc: cost of one prompt token and of one output token in a client's counter.
     pub vtc_input_weight: f64,
     pub vtc_output_weight: f64,
@@ -319,7 +324,7 @@ impl Default for SchedulerConfig {
             block_size: 16,
             gpu_memory_utilization: 0.9,
             activation_reserve_gib: None,
-            preemption: "recompute".into(),
+            preemption: Preemption::Recompute,
             swap_space_gib: 4.0,
             swap_call_overhead: 4e-6,
             fastswitch: false,
@@ -329,7 +334,7 @@ impl Default for SchedulerConfig {
             window: 128,
             laps_threshold: 4096,
             laps_window: 0.0,
-            output_estimate: "max".into(),
+            output_estimate: OutputEstimate::Max,
             vtc_input_weight: 1.0,
             vtc_output_weight: 2.0,
             watermark: 0.01,
@@ -352,8 +357,9 @@ pub struct WorkloadConfig {
     pub max_tokens: u32,
     /// A trace file (relative paths are relative to the scenario file).
     pub trace: Option<PathBuf>,
-    /// "auto" (detect from the header), "vidur", "apex", "azure", "mooncake", "burstgpt".
-    pub trace_format: String,
+    /// The trace's format ([`TraceFormatChoice`]; default "auto": detected
+    /// from the header).
+    pub trace_format: TraceFormatChoice,
     /// Replay a trace's timestamps k× faster (2.0 = twice the rate).
     pub rate_scale: f64,
     pub arrivals: ArrivalConfig,
@@ -400,7 +406,7 @@ impl Default for SessionsConfig {
         SessionsConfig {
             users: 0,
             turns: LengthConfig {
-                kind: Some("fixed".into()),
+                kind: Some(LengthKind::Fixed),
                 value: 4,
                 min: 1,
                 max: 16,
@@ -418,9 +424,10 @@ impl Default for SessionsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DelayConfig {
-    /// "fixed" (`value`), "exponential" (`mean`), "uniform" (`min`..`max`)
-    /// or "lognormal" (`median`, `sigma`, clamped to `min`..`max`).
-    pub kind: String,
+    /// The distribution ([`DelayKind`]: "fixed" uses `value`, "exponential"
+    /// `mean`, "uniform" `min`..`max`, "lognormal" `median`, `sigma` clamped
+    /// to `min`..`max`).
+    pub kind: DelayKind,
     pub value: f64,
     pub mean: f64,
     pub min: f64,
@@ -436,7 +443,7 @@ impl Default for DelayConfig {
     /// `think_time` from your own traffic when it matters.
     fn default() -> Self {
         DelayConfig {
-            kind: "exponential".into(),
+            kind: DelayKind::Exponential,
             value: 5.0,
             mean: 5.0,
             min: 0.0,
@@ -451,14 +458,10 @@ impl Default for DelayConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrefixConfig {
-    /// "auto" (the trace's `hash_ids` when it has them, else none), "none",
-    /// "system" (every prompt starts with a `tokens`-token system prompt; a
-    /// fraction `share` of requests use one of `prompts` shared ones, the
-    /// rest a prompt of their own), "sessions" (multi-turn conversations of
-    /// `turns` turns: turn k+1's prompt is turn k's prompt + its output +
-    /// new user tokens drawn from `workload.prompt`; `sessions`
-    /// conversations run interleaved), or "trace" (Mooncake `hash_ids`).
-    pub kind: String,
+    /// Which prompts share prefixes ([`PrefixKind`]: "auto", the default,
+    /// "none", "system", "sessions" or "trace"; the keys below are each
+    /// kind's parameters).
+    pub kind: PrefixKind,
     /// system: length of the system prompt, tokens (added to each prompt).
     pub tokens: u32,
     /// system: fraction of requests whose system prompt is shared, in [0, 1].
@@ -478,7 +481,7 @@ pub struct PrefixConfig {
 impl Default for PrefixConfig {
     fn default() -> Self {
         PrefixConfig {
-            kind: "auto".into(),
+            kind: PrefixKind::Auto,
             tokens: 1024,
             share: 1.0,
             prompts: 1,
@@ -508,7 +511,7 @@ impl Default for WorkloadConfig {
             seed: 0,
             max_tokens: 0,
             trace: None,
-            trace_format: "auto".into(),
+            trace_format: TraceFormatChoice::Auto,
             rate_scale: 1.0,
             arrivals: ArrivalConfig::default(),
             prompt: LengthConfig::conversation_prompt(),
@@ -525,13 +528,26 @@ impl Default for WorkloadConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArrivalConfig {
-    /// "poisson", "gamma", "constant", or "trace" (the trace's timestamps).
-    /// Default: "trace" when a trace is given, else "poisson".
-    pub kind: Option<String>,
+    /// The arrival process ([`ArrivalKind`]: "poisson", "gamma", "constant"
+    /// or "trace"). Default: "trace" when a trace is given, else "poisson"
+    /// ([`ArrivalConfig::kind_or_default`]).
+    pub kind: Option<ArrivalKind>,
     /// Mean arrival rate, requests per second.
     pub rate: f64,
     /// Coefficient of variation of inter-arrival times (gamma only; 1 = Poisson).
     pub cv: f64,
+}
+
+impl ArrivalConfig {
+    /// The arrival process: `kind`, else the trace's timestamps when the
+    /// workload has a trace, else Poisson.
+    pub fn kind_or_default(&self, has_trace: bool) -> ArrivalKind {
+        self.kind.unwrap_or(if has_trace {
+            ArrivalKind::Trace
+        } else {
+            ArrivalKind::Poisson
+        })
+    }
 }
 
 impl Default for ArrivalConfig {
@@ -548,9 +564,10 @@ impl Default for ArrivalConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LengthConfig {
-    /// "fixed", "uniform", "lognormal", "zipf", or "trace" (empirical from
-    /// the workload's trace). Default: "trace" when a trace is given, else lognormal.
-    pub kind: Option<String>,
+    /// The distribution ([`LengthKind`]: "fixed", "uniform", "lognormal",
+    /// "zipf" or "trace"). Default: "trace" when a trace is given, else
+    /// lognormal ([`LengthConfig::kind_or_default`]).
+    pub kind: Option<LengthKind>,
     /// fixed: the length.
     pub value: u32,
     /// uniform / zipf: inclusive bounds. lognormal: clamp bounds.
@@ -565,6 +582,16 @@ pub struct LengthConfig {
 }
 
 impl LengthConfig {
+    /// The distribution: `kind`, else the trace's lengths when the workload
+    /// has a trace, else lognormal.
+    pub fn kind_or_default(&self, has_trace: bool) -> LengthKind {
+        self.kind.unwrap_or(if has_trace {
+            LengthKind::Trace
+        } else {
+            LengthKind::LogNormal
+        })
+    }
+
     /// Prompt lengths resembling the Azure 2023 conversation trace
     /// (lognormal, median 1020, sigma 1.0; clamped to 4..6144).
     pub fn conversation_prompt() -> Self {

@@ -1,11 +1,15 @@
 //! Reading a scenario: TOML text → table → `--set` overrides → typed
-//! [`Scenario`]. Errors name the file, line and dotted key, and suggest the
-//! closest valid key when a key is unknown.
+//! [`Scenario`]. Errors name the file, line and dotted key (or the `--set`
+//! override that set the key), and suggest the closest valid key when a key
+//! is unknown, or the closest valid name when a value is not one of a key's
+//! names (`scenario::kinds`).
 
 use super::Scenario;
 use crate::error::{Error, Result};
 use crate::units::did_you_mean;
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue};
 use toml::{Table, Value};
 
 /// Keys whose values are file paths; when they come from a scenario file,
@@ -49,12 +53,7 @@ fn with_overrides(mut table: Table, origin: &str, overrides: &[String]) -> Resul
     for o in overrides {
         apply_override(&mut table, o)?;
     }
-    let context = if overrides.is_empty() {
-        origin.to_string()
-    } else {
-        format!("{origin} with --set overrides")
-    };
-    from_table(table, &context, None)
+    from_table(table, origin, overrides, None)
 }
 
 /// Parses scenario text (no overrides); `origin` names it in errors.
@@ -66,48 +65,80 @@ pub fn parse_text(text: &str, origin: &str) -> Result<Table> {
         )
     })?;
     // Check the schema against the text so errors carry a line number.
-    from_table(table.clone(), origin, Some(text))?;
+    from_table(table.clone(), origin, &[], Some(text))?;
     Ok(table)
 }
 
-/// Deserializes a table into a scenario, turning serde's messages into ours.
-fn from_table(table: Table, context: &str, text: Option<&str>) -> Result<Scenario> {
+/// Deserializes a table (from `origin` with `overrides` applied, or parsed
+/// from `text`) into a scenario, turning serde's messages into ours:
+/// "line 3: key `cluster.mode`: unknown value ..." for a file; for a value
+/// an override set, the override itself is the context.
+fn from_table(table: Table, origin: &str, overrides: &[String], text: Option<&str>) -> Result<Scenario> {
     let result = match text {
         Some(t) => toml::from_str::<Scenario>(t),
         None => Value::Table(table.clone()).try_into::<Scenario>(),
     };
     result.map_err(|e| {
-        let loc = match text {
-            Some(t) => location(t, e.span()),
-            None => key_at_error(&table)
-                .map(|k| format!("key `{k}`: "))
-                .unwrap_or_default(),
+        let explained = explain(e.message(), &table);
+        // An unknown key's message names it already.
+        let key = match (text, explained.starts_with("unknown key")) {
+            (_, true) => None,
+            (Some(t), false) => e.span().and_then(|s| key_at(t, s.start)),
+            (None, false) => failing_key::<Scenario>(&table),
         };
-        Error::config(context, format!("{loc}{}", explain(e.message(), &table)))
+        let line = text.map(|t| location(t, e.span())).unwrap_or_default();
+        let at = key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default();
+        let context = match set_by(key.as_deref(), overrides) {
+            Some(set) => set,
+            None if overrides.is_empty() => origin.to_string(),
+            None => format!("{origin} with --set overrides"),
+        };
+        Error::config(context, format!("{line}{at}{explained}"))
     })
 }
 
-/// For a table built from overrides (no source text): the dotted key whose
-/// value fails to deserialize, found by rendering the table as TOML and
-/// reading the key at the error's position.
-fn key_at_error(table: &Table) -> Option<String> {
-    let text = toml::to_string(table).ok()?;
-    let span = toml::from_str::<Scenario>(&text).err()?.span()?;
-    let before = &text[..span.start.min(text.len())];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[line_start..]
-        .find('\n')
-        .map_or(text.len(), |i| line_start + i);
-    let key = text[line_start..line_end].split('=').next()?.trim().to_string();
-    let section = before[..line_start]
-        .lines()
+/// "--set k=v": the last of `overrides` that set `key`, which is then the
+/// error's context (the user typed the bad value there, not in the file).
+pub(crate) fn set_by(key: Option<&str>, overrides: &[String]) -> Option<String> {
+    let key = key?;
+    let o = overrides
+        .iter()
         .rev()
-        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
-        .map(|s| s.trim().to_string());
-    Some(match section {
-        Some(sec) if !key.is_empty() && !key.starts_with('[') => format!("{sec}.{key}"),
-        _ => key,
-    })
+        .find(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key))?;
+    Some(format!("--set {o}"))
+}
+
+/// For a table with no source text (built from overrides): the dotted key
+/// whose value fails to deserialize as `T`, found by rendering the table as
+/// TOML and reading the key at the error's position.
+pub(crate) fn failing_key<T: DeserializeOwned>(table: &Table) -> Option<String> {
+    let text = toml::to_string(table).ok()?;
+    let span = toml::from_str::<T>(&text).err()?.span()?;
+    key_at(&text, span.start)
+}
+
+/// The dotted key whose value is at byte `pos` of the TOML `text` (where a
+/// deserialization error's span starts), however the key was written
+/// (`[section]` + `key`, a dotted key, an inline table).
+pub(crate) fn key_at(text: &str, pos: usize) -> Option<String> {
+    fn walk(table: &DeTable<'_>, pos: usize, path: &mut Vec<String>) -> bool {
+        for (k, v) in table.iter() {
+            path.push(k.get_ref().to_string());
+            let found = match v.get_ref() {
+                // A table's own span may cover only its header: look inside.
+                DeValue::Table(t) => walk(t, pos, path),
+                _ => v.span().contains(&pos),
+            };
+            if found {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    let doc = DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    walk(doc.get_ref(), pos, &mut path).then(|| path.join("."))
 }
 
 /// "line 3: " for a byte span in `text`.

@@ -1,8 +1,10 @@
-//! Scenarios: the TOML schema ([`config`]), loading with `--set` overrides
-//! and "did you mean" errors ([`load()`]), and checks against the catalog
+//! Scenarios: the TOML schema ([`config`], with the closed sets of names
+//! some keys take as enums: [`kinds`]), loading with `--set` overrides and
+//! "did you mean" errors ([`load()`]), and checks against the catalog
 //! ([`validate`]) that turn a well-formed file into a runnable plan.
 
 pub mod config;
+pub mod kinds;
 pub mod load;
 pub mod validate;
 

@@ -2,7 +2,7 @@
 //! catalog, defaults filled in, every impossible value explained with its
 //! numbers (TP not dividing heads, zero replicas, a model that does not fit).
 
-use super::Scenario;
+use super::{Preemption, PrefixKind, Scenario};
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::{Error, Result};
 use crate::registry::{
@@ -15,9 +15,6 @@ use crate::replica::swap::SwapModel;
 use crate::timing::{AnalyticalModel, Calibration, ParallelConfig};
 use crate::units::did_you_mean;
 use std::sync::Arc;
-
-/// Scenario names of the preemption modes (`scheduler.preemption`).
-pub const PREEMPTION_MODES: &[&str] = &["recompute", "swap"];
 
 /// A scenario with every name resolved and every default decided.
 #[derive(Debug, Clone)]
@@ -61,23 +58,19 @@ pub(crate) fn key_error(key: &str, message: impl Into<String>) -> Error {
     Error::config(format!("key `{key}`"), message)
 }
 
-/// Checks that `value` is one of `names`, suggesting the closest otherwise.
-pub fn check_name(key: &str, value: &str, names: &[&str]) -> Result<()> {
-    if names.contains(&value) {
-        return Ok(());
-    }
-    Err(unknown_name(key, value, names))
-}
-
 /// The error for `value` at `key` not being one of `names`, with the closest suggested.
 pub fn unknown_name(key: &str, value: &str, names: &[&str]) -> Error {
-    key_error(
-        key,
-        format!(
-            "unknown value `{value}`{}; expected one of: {}",
-            did_you_mean(value, names.iter().copied()),
-            names.join(", ")
-        ),
+    key_error(key, unknown_value(value, names))
+}
+
+/// "unknown value `x` (did you mean `y`?); expected one of: a, b": the
+/// message of [`unknown_name`] without the key, also used by the enums of
+/// `scenario::kinds` (the loader adds where the value was).
+pub fn unknown_value(value: &str, names: &[&str]) -> String {
+    format!(
+        "unknown value `{value}`{}; expected one of: {}",
+        did_you_mean(value, names.iter().copied()),
+        names.join(", ")
     )
 }
 
@@ -166,7 +159,6 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
 
     let sc = &s.scheduler;
     let spec = registry.scheduler("scheduler.kind", &sc.kind)?;
-    check_name("scheduler.preemption", &sc.preemption, PREEMPTION_MODES)?;
     positive("scheduler.max_num_seqs", sc.max_num_seqs)?;
     positive("scheduler.block_size", sc.block_size)?;
     positive("scheduler.chunk_size", sc.chunk_size)?;
@@ -354,7 +346,11 @@ fn replica_policy(
         ));
     }
     let w = &s.workload;
-    let trace_units = w.prefix.kind == "trace" || (w.prefix.kind == "auto" && w.trace.is_some());
+    let trace_units = match w.prefix.kind {
+        PrefixKind::Trace => true,
+        PrefixKind::Auto => w.trace.is_some(),
+        PrefixKind::None | PrefixKind::System | PrefixKind::Sessions => false,
+    };
     if caching && trace_units && !w.prefix.unit_tokens.is_multiple_of(sc.block_size) {
         return Err(key_error(
             "workload.prefix.unit_tokens",
@@ -373,11 +369,6 @@ fn replica_policy(
             format!("must be ≥ 0 seconds, found {}", sc.laps_window),
         ));
     }
-    check_name(
-        "scheduler.output_estimate",
-        &sc.output_estimate,
-        &["max", "oracle"],
-    )?;
     for (key, w) in [
         ("scheduler.vtc_input_weight", sc.vtc_input_weight),
         ("scheduler.vtc_output_weight", sc.vtc_output_weight),
@@ -386,45 +377,48 @@ fn replica_policy(
             return Err(key_error(key, format!("must be ≥ 0, found {w}")));
         }
     }
-    let swap = if sc.preemption == "swap" {
-        if !(sc.swap_space_gib.is_finite() && sc.swap_space_gib > 0.0) {
-            return Err(key_error(
-                "scheduler.swap_space_gib",
-                format!(
-                    "swap preemption needs host swap space > 0 GiB, found {}",
-                    sc.swap_space_gib
-                ),
-            ));
+    let swap = match sc.preemption {
+        Preemption::Swap => {
+            if !(sc.swap_space_gib.is_finite() && sc.swap_space_gib > 0.0) {
+                return Err(key_error(
+                    "scheduler.swap_space_gib",
+                    format!(
+                        "swap preemption needs host swap space > 0 GiB, found {}",
+                        sc.swap_space_gib
+                    ),
+                ));
+            }
+            if !(sc.swap_call_overhead.is_finite() && sc.swap_call_overhead >= 0.0) {
+                return Err(key_error(
+                    "scheduler.swap_call_overhead",
+                    format!("must be ≥ 0 seconds, found {}", sc.swap_call_overhead),
+                ));
+            }
+            positive("scheduler.fastswitch_group_blocks", sc.fastswitch_group_blocks)?;
+            Some(SwapModel {
+                block_bytes: memory.block_bytes,
+                host_bandwidth: device.host_link_bandwidth,
+                layers: memory::max_layers_per_stage(model, s.cluster.pp),
+                call_overhead: sc.swap_call_overhead,
+                group_blocks: if sc.fastswitch {
+                    sc.fastswitch_group_blocks
+                } else {
+                    1
+                },
+                overlap: sc.fastswitch,
+                reuse: sc.fastswitch,
+                host_blocks: (sc.swap_space_gib * 1024.0 * 1024.0 * 1024.0 / memory.block_bytes) as u64,
+            })
         }
-        if !(sc.swap_call_overhead.is_finite() && sc.swap_call_overhead >= 0.0) {
-            return Err(key_error(
-                "scheduler.swap_call_overhead",
-                format!("must be ≥ 0 seconds, found {}", sc.swap_call_overhead),
-            ));
+        Preemption::Recompute => {
+            if sc.fastswitch {
+                return Err(key_error(
+                    "scheduler.fastswitch",
+                    "FastSwitch speeds up swapping; it needs scheduler.preemption = \"swap\"",
+                ));
+            }
+            None
         }
-        positive("scheduler.fastswitch_group_blocks", sc.fastswitch_group_blocks)?;
-        Some(SwapModel {
-            block_bytes: memory.block_bytes,
-            host_bandwidth: device.host_link_bandwidth,
-            layers: memory::max_layers_per_stage(model, s.cluster.pp),
-            call_overhead: sc.swap_call_overhead,
-            group_blocks: if sc.fastswitch {
-                sc.fastswitch_group_blocks
-            } else {
-                1
-            },
-            overlap: sc.fastswitch,
-            reuse: sc.fastswitch,
-            host_blocks: (sc.swap_space_gib * 1024.0 * 1024.0 * 1024.0 / memory.block_bytes) as u64,
-        })
-    } else {
-        if sc.fastswitch {
-            return Err(key_error(
-                "scheduler.fastswitch",
-                "FastSwitch speeds up swapping; it needs scheduler.preemption = \"swap\"",
-            ));
-        }
-        None
     };
     let policy = Policy {
         kind: kind.to_string(),
@@ -438,7 +432,7 @@ fn replica_policy(
         max_tokens: s.workload.max_tokens,
         laps_threshold: sc.laps_threshold,
         laps_window: crate::units::secs_to_nanos(sc.laps_window),
-        oracle_output: sc.output_estimate == "oracle",
+        output_estimate: sc.output_estimate,
         vtc_weights: (sc.vtc_input_weight, sc.vtc_output_weight),
     };
     let options = StateOptions {

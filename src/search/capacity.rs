@@ -55,7 +55,7 @@ use super::space::RateConfig;
 use crate::engine::{self, Simulation};
 use crate::error::{Error, Result};
 use crate::metrics::summary::percentile_sorted;
-use crate::scenario::{Scenario, validate::Plan};
+use crate::scenario::{ArrivalKind, Scenario, validate::Plan};
 use crate::units::{Nanos, nanos_to_secs};
 use crate::workload::{self, RequestSource, RequestSpec};
 use serde::{Deserialize, Serialize};
@@ -87,12 +87,7 @@ impl RateWorkload {
                 ),
             ));
         }
-        let trace_arrivals =
-            w.arrivals
-                .kind
-                .as_deref()
-                .unwrap_or(if w.trace.is_some() { "trace" } else { "poisson" })
-                == "trace";
+        let trace_arrivals = w.arrivals.kind_or_default(w.trace.is_some()) == ArrivalKind::Trace;
         let mut cfg = w.clone();
         cfg.rate_scale = 1.0;
         let mut source = workload::build_source(&cfg)?;

@@ -76,7 +76,7 @@ pub struct Outcome {
     pub rate_low: f64,
     pub rate_high: f64,
     pub tolerance: f64,
-    pub objective: String,
+    pub objective: rank::Objective,
     pub target_rate: f64,
     /// Every searched plan, in plan order.
     pub results: Vec<PlanResult>,
@@ -157,7 +157,7 @@ pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Syn
             let score = if s.target_rate > 0.0 {
                 -r.cost_per_hour
             } else {
-                r.score(&s.objective)
+                r.score(s.objective)
             };
             if st.1.as_ref().is_none_or(|(b, _)| score > *b) {
                 st.1 = Some((score, format!("{} ({:.3} req/s)", r.key, r.capacity_rps)));
@@ -209,7 +209,7 @@ pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Syn
     all.sort_by(|a, b| a.params.cmp(&b.params));
 
     let keys = |v: Vec<&PlanResult>| v.into_iter().map(|r| r.key.clone()).collect::<Vec<_>>();
-    let ranking = keys(rank::rank(&all, &s.objective, s.target_rate));
+    let ranking = keys(rank::rank(&all, s.objective, s.target_rate));
     let pareto_cost_capacity = keys(rank::pareto_cost_capacity(&all));
     let pareto_latency = keys(rank::pareto_latency(&all));
     let best_scenario = ranking.first().and_then(|k| {
@@ -245,7 +245,7 @@ pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Syn
         rate_low: bracket.low,
         rate_high: bracket.high,
         tolerance: bracket.tolerance,
-        objective: s.objective.clone(),
+        objective: s.objective,
         target_rate: s.target_rate,
         results: all,
         ranking,

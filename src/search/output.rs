@@ -295,7 +295,7 @@ pub fn report_input(o: &Outcome) -> crate::output::report::SearchInput {
                     o.rate_low, o.rate_high, o.tolerance
                 ),
             ),
-            ("Objective".into(), o.objective.clone()),
+            ("Objective".into(), o.objective.to_string()),
         ],
         cost_unit: "USD/h".into(),
         plans: order

@@ -22,8 +22,23 @@
 
 use super::capacity::{Capacity, Status};
 use super::space::PlanParams;
+use crate::scenario::kinds::kinds;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
+
+kinds! {
+    /// What the best plan maximises (`search.objective`).
+    pub enum Objective {
+        /// Requests per dollar (capacity per $/h).
+        PerDollar = "per_dollar",
+        /// Capacity per GPU.
+        PerGpu = "per_gpu",
+        /// Requests per kWh of board power.
+        PerWatt = "per_watt",
+        /// Capacity, whatever it costs.
+        Capacity = "capacity",
+    }
+}
 
 /// Everything known about one searched plan (one line of `plans.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,18 +112,18 @@ impl PlanResult {
     }
 
     /// The value of a ranking objective (higher is better).
-    pub fn score(&self, objective: &str) -> f64 {
+    pub fn score(&self, objective: Objective) -> f64 {
         match objective {
-            "per_gpu" => self.capacity_per_gpu,
-            "per_watt" => self.requests_per_kwh,
-            "capacity" => self.capacity_rps,
-            _ => self.requests_per_dollar,
+            Objective::PerGpu => self.capacity_per_gpu,
+            Objective::PerWatt => self.requests_per_kwh,
+            Objective::Capacity => self.capacity_rps,
+            Objective::PerDollar => self.requests_per_dollar,
         }
     }
 }
 
 /// Plans with capacity > 0, best first (see the module docs).
-pub fn rank<'a>(results: &'a [PlanResult], objective: &str, target_rate: f64) -> Vec<&'a PlanResult> {
+pub fn rank(results: &[PlanResult], objective: Objective, target_rate: f64) -> Vec<&PlanResult> {
     let mut v: Vec<&PlanResult> = results
         .iter()
         .filter(|r| r.capacity_rps > 0.0 && r.capacity_rps >= target_rate)
@@ -213,10 +228,10 @@ mod tests {
         assert_eq!(r.requests_per_dollar, 3600.0);
         assert!((r.requests_per_kwh - 4.0 * 3600.0 / 1.4).abs() < 1e-9);
         // Each objective scores its own figure.
-        assert_eq!(r.score("per_gpu"), 2.0);
-        assert_eq!(r.score("per_watt"), r.requests_per_kwh);
-        assert_eq!(r.score("capacity"), 4.0);
-        assert_eq!(r.score("per_dollar"), 3600.0);
+        assert_eq!(r.score(Objective::PerGpu), 2.0);
+        assert_eq!(r.score(Objective::PerWatt), r.requests_per_kwh);
+        assert_eq!(r.score(Objective::Capacity), 4.0);
+        assert_eq!(r.score(Objective::PerDollar), 3600.0);
     }
 
     /// A cheaper plan with no capacity is on no frontier.
@@ -240,10 +255,10 @@ mod tests {
             result(5, 0.0, 0.0, 0.0),    // fails
         ];
         let keys = |v: Vec<&PlanResult>| v.iter().map(|r| r.params.replicas).collect::<Vec<_>>();
-        assert_eq!(keys(rank(&rs, "per_gpu", 0.0)), vec![4, 1, 2, 3]);
-        assert_eq!(keys(rank(&rs, "capacity", 0.0)), vec![4, 2, 3, 1]);
+        assert_eq!(keys(rank(&rs, Objective::PerGpu, 0.0)), vec![4, 1, 2, 3]);
+        assert_eq!(keys(rank(&rs, Objective::Capacity, 0.0)), vec![4, 2, 3, 1]);
         // Cheapest reaching 5 req/s.
-        assert_eq!(keys(rank(&rs, "per_gpu", 5.0)), vec![2, 3, 4]);
+        assert_eq!(keys(rank(&rs, Objective::PerGpu, 5.0)), vec![2, 3, 4]);
         assert_eq!(keys(pareto_cost_capacity(&rs)), vec![1, 2, 4]);
         assert_eq!(keys(pareto_latency(&rs)), vec![2, 3, 4]);
     }

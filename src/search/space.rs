@@ -45,9 +45,10 @@
 //! an impossible scheduler setting, ...). Pruned candidates are counted by
 //! reason.
 
+use super::rank::Objective;
 use crate::catalog::{Catalog, ModelSpec};
 use crate::error::{Error, Result};
-use crate::scenario::{self, Scenario, validate};
+use crate::scenario::{self, ClusterMode, Scenario, validate};
 use crate::units::did_you_mean;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -71,9 +72,9 @@ pub struct SearchConfig {
     pub replicas: Vec<u32>,
     /// Scheduler settings to try (default: the base `[scheduler]`).
     pub schedulers: Vec<SchedulerChoice>,
-    /// Ranking: "per_dollar" (capacity per $/h, the default), "per_gpu",
-    /// "per_watt" or "capacity".
-    pub objective: String,
+    /// Ranking ([`Objective`]: "per_dollar", capacity per $/h, the
+    /// default; "per_gpu", "per_watt" or "capacity").
+    pub objective: Objective,
     /// When > 0 (requests/s): the best plan is the cheapest one (lowest $/h)
     /// whose capacity reaches this rate, instead of the best by `objective`.
     pub target_rate: f64,
@@ -102,7 +103,7 @@ impl Default for SearchConfig {
             pp: Vec::new(),
             replicas: Vec::new(),
             schedulers: Vec::new(),
-            objective: "per_dollar".into(),
+            objective: Objective::PerDollar,
             target_rate: 0.0,
             min_attainment: 0.0,
             top: 10,
@@ -167,9 +168,6 @@ impl Default for RateConfig {
         }
     }
 }
-
-/// Names of the ranking objectives (`search.objective`).
-pub const OBJECTIVES: &[&str] = &["per_dollar", "per_gpu", "per_watt", "capacity"];
 
 /// A search-space file, loaded: the base scenario and the search settings.
 #[derive(Debug, Clone)]
@@ -297,9 +295,10 @@ fn parse_search(text: &str, whole: &toml::Table, origin: &str, sets: &[String]) 
     };
     if sets.is_empty() {
         return toml::from_str::<Only>(text).map(|o| o.search).map_err(|e| {
+            let key = e.span().and_then(|s| scenario::load::key_at(text, s.start));
             Error::config(
                 origin,
-                format!("{}{}", line_of(text, e.span()), explain(e.message())),
+                format!("{}{}", line_of(text, e.span()), explain(e.message(), key)),
             )
         });
     }
@@ -312,16 +311,26 @@ fn parse_search(text: &str, whole: &toml::Table, origin: &str, sets: &[String]) 
             )
         })?;
     }
-    toml::Value::Table(table)
+    toml::Value::Table(table.clone())
         .try_into::<SearchConfig>()
-        .map_err(|e| Error::config(format!("{origin} with --set overrides"), explain(e.message())))
+        .map_err(|e| {
+            let key = scenario::load::failing_key::<SearchConfig>(&table).map(|k| format!("search.{k}"));
+            let context = scenario::load::set_by(key.as_deref(), sets)
+                .unwrap_or_else(|| format!("{origin} with --set overrides"));
+            Error::config(context, explain(e.message(), key))
+        })
 }
 
-/// serde's "unknown field `x`, expected one of `a`, `b`" → our wording with a hint.
-fn explain(message: &str) -> String {
+/// serde's "unknown field `x`, expected one of `a`, `b`" → our wording with
+/// a hint; another message is prefixed with the dotted key it is about
+/// (when known).
+fn explain(message: &str, key: Option<String>) -> String {
     let message = message.trim();
     let Some(rest) = message.strip_prefix("unknown field `") else {
-        return format!("in [search]: {message}");
+        return match key {
+            Some(k) => format!("key `{k}`: {message}"),
+            None => format!("in [search]: {message}"),
+        };
     };
     let Some(end) = rest.find('`') else {
         return message.to_string();
@@ -341,7 +350,6 @@ fn key_error(key: &str, message: impl Into<String>) -> Error {
 
 /// Checks values the schema cannot.
 fn check(s: &SearchConfig, base: &Scenario) -> Result<()> {
-    validate::check_name("search.objective", &s.objective, OBJECTIVES)?;
     for (key, list) in [("tp", &s.tp), ("pp", &s.pp), ("replicas", &s.replicas)] {
         if list.contains(&0) {
             return Err(key_error(key, "values must be at least 1, found 0"));
@@ -500,7 +508,7 @@ impl PlanParams {
         s.scheduler.max_num_batched_tokens = self.max_num_batched_tokens;
         s.scheduler.chunk_size = self.chunk_size;
         if self.prefill_replicas > 0 {
-            s.cluster.mode = "disaggregated".into();
+            s.cluster.mode = ClusterMode::Disaggregated;
             let pool = |replicas| crate::scenario::PoolConfig {
                 device: Some(self.device.clone()),
                 replicas,
@@ -877,7 +885,7 @@ mod tests {
             .find(|c| c.params.prefill_replicas == 1)
             .unwrap();
         let s = c.params.scenario(&sp.base);
-        assert_eq!(s.cluster.mode, "disaggregated");
+        assert_eq!(s.cluster.mode, ClusterMode::Disaggregated);
         assert_eq!(
             s.cluster.prefill.replicas + s.cluster.decode.replicas,
             c.params.replicas

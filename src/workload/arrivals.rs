@@ -1,19 +1,28 @@
-//! Arrival processes: the gaps between consecutive requests.
-//!
-//! - `poisson`: exponential gaps with mean `1/rate` (memoryless arrivals).
-//! - `gamma`: gamma-distributed gaps with mean `1/rate` and coefficient of
-//!   variation `cv` (shape `k = 1/cv²`, scale `1/(rate·k)`); `cv > 1` gives
-//!   bursts, `cv = 1` is Poisson, `cv < 1` is smoother than Poisson — the
-//!   bursty-arrival model used by e.g. AlpaServe and DistServe.
-//! - `constant`: every gap exactly `1/rate`.
-//! - `trace`: the trace's own timestamps, shifted so the first request
-//!   arrives at 0 and divided by `rate_scale`.
+//! Arrival processes: the gaps between consecutive requests
+//! (`workload.arrivals.kind`, one [`ArrivalKind`] each).
 
+use crate::scenario::kinds::kinds;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma};
 
-pub const KINDS: &[&str] = &["poisson", "gamma", "constant", "trace"];
+kinds! {
+    /// The arrival process (`workload.arrivals.kind`).
+    pub enum ArrivalKind {
+        /// Exponential gaps with mean `1/rate` (memoryless arrivals).
+        Poisson = "poisson",
+        /// Gamma-distributed gaps with mean `1/rate` and coefficient of
+        /// variation `cv` (shape `k = 1/cv²`, scale `1/(rate·k)`): `cv > 1`
+        /// gives bursts, `cv = 1` is Poisson, `cv < 1` is smoother — the
+        /// bursty-arrival model of e.g. AlpaServe and DistServe.
+        Gamma = "gamma",
+        /// Every gap exactly `1/rate`.
+        Constant = "constant",
+        /// The trace's own timestamps, shifted so the first request arrives
+        /// at 0 and divided by `rate_scale`.
+        Trace = "trace",
+    }
+}
 
 /// A synthetic arrival process (trace timestamps are handled by the source).
 #[derive(Debug, Clone)]

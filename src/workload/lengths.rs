@@ -1,21 +1,33 @@
-//! Token-length distributions for prompts and outputs.
-//!
-//! - `fixed`: always `value`.
-//! - `uniform`: integers in `min..=max`, equally likely.
-//! - `lognormal`: `round(median · e^(sigma·Z))`, Z standard normal, clamped
-//!   to `[min, max]` — request lengths of production traces are close to
-//!   lognormal (e.g. the Azure LLM inference traces, Patel et al. "Splitwise", ISCA'24).
-//! - `zipf`: `min + rank − 1` with rank ∈ 1..=(max−min+1) drawn with
-//!   P(rank) ∝ rank^−exponent: many short requests, a heavy tail.
-//! - `trace`: empirical — lengths of a trace row sampled uniformly with
-//!   replacement (handled by the source, which keeps prompt and output of
-//!   the same row together).
+//! Token-length distributions for prompts and outputs (one
+//! [`LengthKind`] each).
 
+use crate::scenario::kinds::kinds;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, Zipf};
 
-pub const KINDS: &[&str] = &["fixed", "uniform", "lognormal", "zipf", "trace"];
+kinds! {
+    /// A token-length distribution (`workload.prompt.kind`,
+    /// `workload.output.kind`, `workload.sessions.turns.kind`, …).
+    pub enum LengthKind {
+        /// Always `value`.
+        Fixed = "fixed",
+        /// Integers in `min..=max`, equally likely.
+        Uniform = "uniform",
+        /// `round(median · e^(sigma·Z))`, Z standard normal, clamped to
+        /// `[min, max]` — request lengths of production traces are close to
+        /// lognormal (e.g. the Azure LLM inference traces, Patel et al.
+        /// "Splitwise", ISCA'24).
+        LogNormal = "lognormal",
+        /// `min + rank − 1` with rank ∈ 1..=(max−min+1) drawn with
+        /// P(rank) ∝ rank^−exponent: many short requests, a heavy tail.
+        Zipf = "zipf",
+        /// Empirical: the lengths of a trace row sampled uniformly with
+        /// replacement (drawn by the source, which keeps a row's prompt and
+        /// output together).
+        Trace = "trace",
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum Lengths {

@@ -15,10 +15,11 @@ pub mod sessions;
 pub mod trace;
 
 use crate::error::{Error, Result};
+use crate::scenario::kinds::kinds;
 use crate::scenario::{LengthConfig, WorkloadConfig};
-use crate::units::{Nanos, did_you_mean, secs_to_nanos};
-use arrivals::Arrivals;
-use lengths::Lengths;
+use crate::units::{Nanos, secs_to_nanos};
+use arrivals::{ArrivalKind, Arrivals};
+use lengths::{LengthKind, Lengths};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Gamma, Zipf};
@@ -143,25 +144,7 @@ fn key_err(key: &str, msg: impl Into<String>) -> Error {
     Error::config(format!("key `workload.{key}`"), msg)
 }
 
-fn check_kind(key: &str, kind: &str, kinds: &[&str]) -> Result<()> {
-    if kinds.contains(&kind) {
-        Ok(())
-    } else {
-        Err(key_err(
-            key,
-            format!(
-                "unknown kind `{kind}`{}; expected one of: {}",
-                did_you_mean(kind, kinds.iter().copied()),
-                kinds.join(", ")
-            ),
-        ))
-    }
-}
-
 fn length_dist(key: &str, c: &LengthConfig, has_trace: bool) -> Result<Lengths> {
-    let default = if has_trace { "trace" } else { "lognormal" };
-    let kind = c.kind.as_deref().unwrap_or(default);
-    check_kind(&format!("{key}.kind"), kind, lengths::KINDS)?;
     let bounds = || -> Result<()> {
         if c.max < 1 || c.min > c.max {
             return Err(key_err(
@@ -174,8 +157,8 @@ fn length_dist(key: &str, c: &LengthConfig, has_trace: bool) -> Result<Lengths> 
         }
         Ok(())
     };
-    Ok(match kind {
-        "fixed" => {
+    Ok(match c.kind_or_default(has_trace) {
+        LengthKind::Fixed => {
             if c.value == 0 {
                 return Err(key_err(
                     &format!("{key}.value"),
@@ -184,14 +167,14 @@ fn length_dist(key: &str, c: &LengthConfig, has_trace: bool) -> Result<Lengths> 
             }
             Lengths::Fixed(c.value)
         }
-        "uniform" => {
+        LengthKind::Uniform => {
             bounds()?;
             Lengths::Uniform {
                 min: c.min.max(1),
                 max: c.max,
             }
         }
-        "lognormal" => {
+        LengthKind::LogNormal => {
             bounds()?;
             if !(c.median.is_finite() && c.median > 0.0) {
                 return Err(key_err(
@@ -212,7 +195,7 @@ fn length_dist(key: &str, c: &LengthConfig, has_trace: bool) -> Result<Lengths> 
                 max: c.max,
             }
         }
-        "zipf" => {
+        LengthKind::Zipf => {
             bounds()?;
             if !(c.exponent.is_finite() && c.exponent > 0.0) {
                 return Err(key_err(
@@ -226,7 +209,7 @@ fn length_dist(key: &str, c: &LengthConfig, has_trace: bool) -> Result<Lengths> 
                 .map_err(|e| key_err(key, format!("invalid zipf parameters: {e}")))?;
             Lengths::Zipf { min, dist }
         }
-        _ => {
+        LengthKind::Trace => {
             if !has_trace {
                 return Err(key_err(
                     &format!("{key}.kind"),
@@ -240,7 +223,7 @@ fn length_dist(key: &str, c: &LengthConfig, has_trace: bool) -> Result<Lengths> 
 
 /// A workload configuration checked and resolved (trace read).
 struct Resolved {
-    prefix: PrefixKind,
+    prefix: Sharing,
     /// Cumulative client weights (empty: one client) and per-client priorities.
     client_cdf: Vec<f64>,
     priorities: Vec<u32>,
@@ -253,18 +236,13 @@ struct Resolved {
 }
 
 fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
-    check_kind("trace_format", &cfg.trace_format, trace::FORMATS)?;
     let trace = match &cfg.trace {
-        Some(p) => Some(trace::read(p, &cfg.trace_format)?),
+        Some(p) => Some(trace::read(p, cfg.trace_format)?),
         None => None,
     };
     let has_trace = trace.is_some();
     let a = &cfg.arrivals;
-    let kind = a
-        .kind
-        .as_deref()
-        .unwrap_or(if has_trace { "trace" } else { "poisson" });
-    check_kind("arrivals.kind", kind, arrivals::KINDS)?;
+    let kind = a.kind_or_default(has_trace);
     if !(cfg.rate_scale.is_finite() && cfg.rate_scale > 0.0) {
         return Err(key_err(
             "rate_scale",
@@ -277,8 +255,19 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
             format!("must be ≥ 0 seconds, found {}", cfg.duration),
         ));
     }
-    let arrivals = if kind == "trace" {
-        match &trace {
+    // A synthetic process's rate, checked where one is used.
+    let rate = || {
+        if a.rate.is_finite() && a.rate > 0.0 {
+            Ok(a.rate)
+        } else {
+            Err(key_err(
+                "arrivals.rate",
+                format!("must be > 0 requests/s, found {}", a.rate),
+            ))
+        }
+    };
+    let arrivals = match kind {
+        ArrivalKind::Trace => match &trace {
             None => {
                 return Err(key_err(
                     "arrivals.kind",
@@ -295,27 +284,19 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
                 });
             }
             Some(_) => None,
-        }
-    } else {
-        if !(a.rate.is_finite() && a.rate > 0.0) {
-            return Err(key_err(
-                "arrivals.rate",
-                format!("must be > 0 requests/s, found {}", a.rate),
-            ));
-        }
-        Some(match kind {
-            "poisson" => Arrivals::Poisson { rate: a.rate },
-            "constant" => Arrivals::Constant { gap: 1.0 / a.rate },
-            _ => {
-                if !(a.cv.is_finite() && a.cv > 0.0) {
-                    return Err(key_err("arrivals.cv", format!("must be > 0, found {}", a.cv)));
-                }
-                let shape = 1.0 / (a.cv * a.cv);
-                let g = Gamma::new(shape, 1.0 / (a.rate * shape))
-                    .map_err(|e| key_err("arrivals", format!("invalid gamma parameters: {e}")))?;
-                Arrivals::Gamma(g)
+        },
+        ArrivalKind::Poisson => Some(Arrivals::Poisson { rate: rate()? }),
+        ArrivalKind::Constant => Some(Arrivals::Constant { gap: 1.0 / rate()? }),
+        ArrivalKind::Gamma => {
+            let rate = rate()?;
+            if !(a.cv.is_finite() && a.cv > 0.0) {
+                return Err(key_err("arrivals.cv", format!("must be > 0, found {}", a.cv)));
             }
-        })
+            let shape = 1.0 / (a.cv * a.cv);
+            let g = Gamma::new(shape, 1.0 / (rate * shape))
+                .map_err(|e| key_err("arrivals", format!("invalid gamma parameters: {e}")))?;
+            Some(Arrivals::Gamma(g))
+        }
     };
     let prompt = length_dist("prompt", &cfg.prompt, has_trace)?;
     let output = length_dist("output", &cfg.output, has_trace)?;
@@ -334,7 +315,7 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
         (c, false) => c,
     };
     let duration = (cfg.duration > 0.0).then(|| secs_to_nanos(cfg.duration));
-    let prefix = prefix_kind(cfg, trace.as_ref())?;
+    let prefix = sharing(cfg, trace.as_ref())?;
     let (client_cdf, priorities) = clients(cfg)?;
     Ok(Resolved {
         prefix,
@@ -349,26 +330,42 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
     })
 }
 
-/// How prompts share prefixes (see `PrefixConfig`).
+kinds! {
+    /// Which prompts share leading tokens (`workload.prefix.kind`).
+    pub enum PrefixKind {
+        /// The trace's `hash_ids` when it has them, else none.
+        Auto = "auto",
+        /// No prompt shares a prefix.
+        None = "none",
+        /// Every prompt starts with a `tokens`-token system prompt; a fraction
+        /// `share` of requests use one of `prompts` shared ones, the rest a
+        /// prompt of their own.
+        System = "system",
+        /// Open-loop multi-turn conversations of `turns` turns: turn k+1's
+        /// prompt is turn k's prompt + its output + new user tokens drawn
+        /// from `workload.prompt`; `sessions` conversations run interleaved.
+        Sessions = "sessions",
+        /// Mooncake `hash_ids` blocks of `unit_tokens` tokens.
+        Trace = "trace",
+    }
+}
+
+/// How prompts share prefixes, resolved (see `PrefixConfig`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum PrefixKind {
+enum Sharing {
     None,
     System { tokens: u32, share: f64, prompts: u32 },
     Sessions { turns: u32, sessions: u32 },
     Trace { unit_tokens: u32 },
 }
 
-/// Names accepted by `workload.prefix.kind`.
-pub const PREFIX_KINDS: &[&str] = &["auto", "none", "system", "sessions", "trace"];
-
-fn prefix_kind(cfg: &WorkloadConfig, trace: Option<&Trace>) -> Result<PrefixKind> {
+fn sharing(cfg: &WorkloadConfig, trace: Option<&Trace>) -> Result<Sharing> {
     let p = &cfg.prefix;
-    check_kind("prefix.kind", &p.kind, PREFIX_KINDS)?;
     let has_ids = trace.is_some_and(|t| t.has_prefix_ids());
-    Ok(match p.kind.as_str() {
-        "none" => PrefixKind::None,
-        "auto" if !has_ids => PrefixKind::None,
-        "auto" | "trace" => {
+    Ok(match p.kind {
+        PrefixKind::None => Sharing::None,
+        PrefixKind::Auto if !has_ids => Sharing::None,
+        PrefixKind::Auto | PrefixKind::Trace => {
             if !has_ids {
                 return Err(key_err(
                     "prefix.kind",
@@ -378,11 +375,11 @@ fn prefix_kind(cfg: &WorkloadConfig, trace: Option<&Trace>) -> Result<PrefixKind
             if p.unit_tokens == 0 {
                 return Err(key_err("prefix.unit_tokens", "must be at least 1 token, found 0"));
             }
-            PrefixKind::Trace {
+            Sharing::Trace {
                 unit_tokens: p.unit_tokens,
             }
         }
-        "system" => {
+        PrefixKind::System => {
             if p.tokens == 0 {
                 return Err(key_err("prefix.tokens", "must be at least 1 token, found 0"));
             }
@@ -395,20 +392,20 @@ fn prefix_kind(cfg: &WorkloadConfig, trace: Option<&Trace>) -> Result<PrefixKind
             if p.prompts == 0 {
                 return Err(key_err("prefix.prompts", "must be at least 1, found 0"));
             }
-            PrefixKind::System {
+            Sharing::System {
                 tokens: p.tokens,
                 share: p.share,
                 prompts: p.prompts,
             }
         }
-        _ => {
+        PrefixKind::Sessions => {
             if p.turns == 0 {
                 return Err(key_err("prefix.turns", "must be at least 1, found 0"));
             }
             if p.sessions == 0 {
                 return Err(key_err("prefix.sessions", "must be at least 1, found 0"));
             }
-            PrefixKind::Sessions {
+            Sharing::Sessions {
                 turns: p.turns,
                 sessions: p.sessions,
             }
@@ -485,7 +482,7 @@ pub fn validate(cfg: &WorkloadConfig) -> Result<()> {
 /// trace, or closed-loop clients (`workload.concurrency`).
 pub fn build(cfg: &WorkloadConfig) -> Result<Box<dyn feedback::Workload>> {
     if let Some(sc) = &cfg.sessions {
-        if cfg.prefix.kind == "sessions" {
+        if cfg.prefix.kind == PrefixKind::Sessions {
             return Err(key_err(
                 "prefix.kind",
                 "is \"sessions\" (open-loop turns) while [workload.sessions] asks for closed-loop ones; keep one",
@@ -624,12 +621,12 @@ impl RequestSource for Source {
         let mut prompt = prompt;
         let (mut session, mut parent) = (None, None);
         let prefix = match self.r.prefix {
-            PrefixKind::None => Prefix::None,
-            PrefixKind::Trace { unit_tokens } => match row.and_then(|r| r.hash_ids.clone()) {
+            Sharing::None => Prefix::None,
+            Sharing::Trace { unit_tokens } => match row.and_then(|r| r.hash_ids.clone()) {
                 Some(ids) => Prefix::Blocks { ids, unit_tokens },
                 None => Prefix::None,
             },
-            PrefixKind::System {
+            Sharing::System {
                 tokens,
                 share,
                 prompts,
@@ -641,7 +638,7 @@ impl RequestSource for Source {
                 let group = if shared { pick } else { mix64(u64::MAX - i) };
                 Prefix::Group { group, tokens }
             }
-            PrefixKind::Sessions { turns, sessions } => {
+            Sharing::Sessions { turns, sessions } => {
                 // Each request continues one of the conversations in
                 // progress, picked at random (so turn gaps vary, with mean
                 // `sessions` arrivals); a slot starts a new conversation

@@ -23,10 +23,9 @@
 use super::arrivals::Arrivals;
 use super::feedback::{Completion, Workload};
 use super::lengths::{Lengths, lognormal};
-use super::{
-    Prefix, RequestSpec, Resolved, cap_output, check_kind, key_err, length_dist, mix64, pick_client, stream,
-};
+use super::{Prefix, RequestSpec, Resolved, cap_output, key_err, length_dist, mix64, pick_client, stream};
 use crate::error::Result;
+use crate::scenario::kinds::kinds;
 use crate::scenario::{DelayConfig, SessionsConfig, WorkloadConfig};
 use crate::units::{Nanos, secs_to_nanos};
 use rand::RngExt;
@@ -34,8 +33,19 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-/// Names accepted by `workload.sessions.think_time.kind`.
-pub const DELAY_KINDS: &[&str] = &["fixed", "exponential", "uniform", "lognormal"];
+kinds! {
+    /// A distribution of delays in seconds (`workload.sessions.think_time.kind`).
+    pub enum DelayKind {
+        /// Always `value`.
+        Fixed = "fixed",
+        /// Exponential with mean `mean`.
+        Exponential = "exponential",
+        /// Uniform in `min..max`.
+        Uniform = "uniform",
+        /// `median · e^(sigma·Z)`, Z standard normal, clamped to `min..max`.
+        LogNormal = "lognormal",
+    }
+}
 
 /// A distribution of delays (seconds).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,7 +69,6 @@ pub enum Delay {
 impl Delay {
     /// Checks `c` (`key` names it in errors, e.g. `sessions.think_time`).
     pub fn new(key: &str, c: &DelayConfig) -> Result<Delay> {
-        check_kind(&format!("{key}.kind"), &c.kind, DELAY_KINDS)?;
         let nonneg = |name: &str, v: f64| {
             if v.is_finite() && v >= 0.0 {
                 Ok(v)
@@ -80,16 +89,16 @@ impl Delay {
             }
             Ok((min, max))
         };
-        Ok(match c.kind.as_str() {
-            "fixed" => Delay::Fixed(nonneg("value", c.value)?),
-            "exponential" => Delay::Exponential {
+        Ok(match c.kind {
+            DelayKind::Fixed => Delay::Fixed(nonneg("value", c.value)?),
+            DelayKind::Exponential => Delay::Exponential {
                 mean: nonneg("mean", c.mean)?,
             },
-            "uniform" => {
+            DelayKind::Uniform => {
                 let (min, max) = bounds()?;
                 Delay::Uniform { min, max }
             }
-            _ => {
+            DelayKind::LogNormal => {
                 let (min, max) = bounds()?;
                 if !(c.median.is_finite() && c.median > 0.0) {
                     return Err(key_err(
@@ -416,7 +425,7 @@ mod tests {
 
     fn cfg(kind: &str) -> DelayConfig {
         DelayConfig {
-            kind: kind.into(),
+            kind: crate::scenario::kinds::Kind::from_name(kind).unwrap(),
             value: 2.0,
             mean: 3.0,
             min: 1.0,
@@ -462,7 +471,6 @@ mod tests {
     #[test]
     fn bad_delays_name_their_key() {
         let err = |c: DelayConfig| Delay::new("sessions.think_time", &c).unwrap_err().to_string();
-        assert!(err(cfg("expo")).contains("workload.sessions.think_time.kind"));
         assert!(
             err(DelayConfig {
                 mean: f64::NAN,
@@ -504,14 +512,14 @@ mod order_tests {
             sessions: Some(SessionsConfig {
                 users: 2,
                 think_time: DelayConfig {
-                    kind: "fixed".into(),
+                    kind: DelayKind::Fixed,
                     value: 0.0,
                     ..DelayConfig::default()
                 },
                 ..SessionsConfig::default()
             }),
             prompt: LengthConfig {
-                kind: Some("fixed".into()),
+                kind: Some(crate::workload::lengths::LengthKind::Fixed),
                 value: 8,
                 ..LengthConfig::default()
             },
@@ -539,7 +547,7 @@ mod order_tests {
             count: 4000,
             sessions: Some(SessionsConfig {
                 turns: LengthConfig {
-                    kind: Some("fixed".into()),
+                    kind: Some(crate::workload::lengths::LengthKind::Fixed),
                     value: 1,
                     ..LengthConfig::default()
                 },

@@ -16,14 +16,31 @@
 //! token the prefill samples. A prompt of 0 tokens is an error.
 
 use crate::error::{Error, Result};
-use crate::units::did_you_mean;
+use crate::scenario::kinds::kinds;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Names accepted by `workload.trace_format`.
-pub const FORMATS: &[&str] = &["auto", "vidur", "apex", "azure", "mooncake", "burstgpt"];
+kinds! {
+    /// How a trace file is read (`workload.trace_format`): detected, or one
+    /// format forced (the table in the module docs).
+    pub enum TraceFormatChoice {
+        /// Detect the format from the header (CSV) or the first object's keys (JSONL).
+        Auto = "auto",
+        /// Vidur's processed traces (CSV).
+        Vidur = "vidur",
+        /// APEX+ request traces (JSONL).
+        Apex = "apex",
+        /// The Azure LLM inference trace 2023 (CSV).
+        Azure = "azure",
+        /// Mooncake's traces (JSONL, with prefix block ids).
+        Mooncake = "mooncake",
+        /// BurstGPT (CSV).
+        BurstGpt = "burstgpt",
+    }
+}
 
+/// The format a trace was read in (forced or detected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceFormat {
     Vidur,
@@ -31,6 +48,20 @@ pub enum TraceFormat {
     Azure,
     Mooncake,
     BurstGpt,
+}
+
+impl TraceFormatChoice {
+    /// The forced format, or `None` to detect it.
+    pub fn forced(self) -> Option<TraceFormat> {
+        match self {
+            TraceFormatChoice::Auto => None,
+            TraceFormatChoice::Vidur => Some(TraceFormat::Vidur),
+            TraceFormatChoice::Apex => Some(TraceFormat::Apex),
+            TraceFormatChoice::Azure => Some(TraceFormat::Azure),
+            TraceFormatChoice::Mooncake => Some(TraceFormat::Mooncake),
+            TraceFormatChoice::BurstGpt => Some(TraceFormat::BurstGpt),
+        }
+    }
 }
 
 /// One request of a trace.
@@ -71,27 +102,13 @@ fn trace_err(path: &Path, line: Option<u64>, message: impl Into<String>) -> Erro
     }
 }
 
-/// Reads and parses a trace; `format` is one of [`FORMATS`].
-pub fn read(path: &Path, format: &str) -> Result<Trace> {
-    if !FORMATS.contains(&format) {
-        return Err(Error::config(
-            "key `workload.trace_format`",
-            format!(
-                "unknown format `{format}`{}; expected one of: {}",
-                did_you_mean(format, FORMATS.iter().copied()),
-                FORMATS.join(", ")
-            ),
-        ));
-    }
+/// Reads and parses a trace in the `format` chosen (or detected).
+pub fn read(path: &Path, format: TraceFormatChoice) -> Result<Trace> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let fmt = match format {
-        "vidur" => TraceFormat::Vidur,
-        "apex" => TraceFormat::Apex,
-        "azure" => TraceFormat::Azure,
-        "mooncake" => TraceFormat::Mooncake,
-        "burstgpt" => TraceFormat::BurstGpt,
-        _ => detect(path, first)?,
+    let fmt = match format.forced() {
+        Some(f) => f,
+        None => detect(path, first)?,
     };
     let mut rows = match fmt {
         TraceFormat::Apex | TraceFormat::Mooncake => read_jsonl(path, &text, fmt)?,

@@ -24,7 +24,20 @@
 
 use super::{Policy, Scheduler, admit_whole_prompts, resume_swapped};
 use crate::replica::state::{ReplicaState, Slot};
+use crate::scenario::kinds::kinds;
 use crate::units::Nanos;
+
+kinds! {
+    /// The output length LightLLM's admission assumes for a request
+    /// (`scheduler.output_estimate`).
+    pub enum OutputEstimate {
+        /// The request's max_tokens (`workload.max_tokens`, or what fits in
+        /// max_model_len): what a client asks for, LightLLM's behaviour.
+        Max = "max",
+        /// The true length: an upper bound on what better prediction buys.
+        Oracle = "oracle",
+    }
+}
 
 pub struct LightLlm {
     p: Policy,
@@ -44,14 +57,13 @@ impl LightLlm {
 /// Remaining output tokens `p` assumes for a request.
 fn remaining(st: &ReplicaState, p: &Policy, slot: Slot) -> u64 {
     let v = st.view(slot);
-    let total = if p.oracle_output {
-        v.output_tokens
-    } else if p.max_tokens > 0 {
-        p.max_tokens.max(v.output_tokens)
-    } else {
-        p.max_model_len
+    let total = match p.output_estimate {
+        OutputEstimate::Oracle => v.output_tokens,
+        OutputEstimate::Max if p.max_tokens > 0 => p.max_tokens.max(v.output_tokens),
+        OutputEstimate::Max => p
+            .max_model_len
             .saturating_sub(v.prompt_tokens)
-            .max(v.output_tokens)
+            .max(v.output_tokens),
     };
     total.saturating_sub(v.generated) as u64
 }

@@ -31,7 +31,7 @@ mod vtc;
 pub use chunked::Chunked;
 pub use fastertransformer::FasterTransformer;
 pub use laps::Laps;
-pub use lightllm::LightLlm;
+pub use lightllm::{LightLlm, OutputEstimate};
 pub use orca::Orca;
 pub use vllm::Vllm;
 pub use vtc::Vtc;
@@ -71,7 +71,8 @@ pub struct Policy {
     pub max_tokens: u32,
     pub laps_threshold: u32,
     pub laps_window: Nanos,
-    pub oracle_output: bool,
+    /// lightllm: the output length admission assumes.
+    pub output_estimate: OutputEstimate,
     pub vtc_weights: (f64, f64),
 }
 
