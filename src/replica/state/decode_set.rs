@@ -316,6 +316,29 @@ mod tests {
         set.check(std::iter::empty()).unwrap();
     }
 
+    /// A block size that does not divide 2⁶⁴ and a member joining after
+    /// step 0: 6-token blocks, joins at step 5 with 7 KV entries. Its KV at
+    /// step S is 7 + S − 5, a multiple of 6 at S = 10 and 16 only.
+    #[test]
+    fn block_boundaries_follow_the_join_step_for_any_block_size() {
+        let mut m = metrics();
+        let mut set = DecodeSet::new(6);
+        for t in 1..=5 {
+            set.complete_step(t, &mut m);
+        }
+        assert_eq!(set.step(), 5);
+        set.join(0, 7, 0, 20, 5);
+        let mut needs = Vec::new();
+        for t in 6..=17 {
+            if set.blocks_needed() == 1 {
+                needs.push(set.step());
+            }
+            set.complete_step(t, &mut m);
+        }
+        assert_eq!(needs, vec![10, 16]);
+        set.check([Member { kv0: 7, step0: 5, client: 0 }].into_iter()).unwrap();
+    }
+
     #[test]
     fn one_gap_per_cohort_weighted_by_its_size() {
         let mut m = metrics();
