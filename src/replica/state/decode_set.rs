@@ -336,7 +336,15 @@ mod tests {
             set.complete_step(t, &mut m);
         }
         assert_eq!(needs, vec![10, 16]);
-        set.check([Member { kv0: 7, step0: 5, client: 0 }].into_iter()).unwrap();
+        set.check(
+            [Member {
+                kv0: 7,
+                step0: 5,
+                client: 0,
+            }]
+            .into_iter(),
+        )
+        .unwrap();
     }
 
     #[test]
