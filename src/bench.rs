@@ -297,6 +297,13 @@ pub struct RouterCost {
     pub wall_s: f64,
     /// Wall time per simulated request, microseconds.
     pub us_per_request: f64,
+    /// Iterations (forward passes, all replicas) per request: the
+    /// simulated work a request brings, which grows with the fleet when
+    /// ramp-up and drain are a larger share of a shorter run.
+    pub iterations_per_request: f64,
+    /// Wall time per event (an arrival or an iteration), microseconds:
+    /// the engine's cost with the simulated work factored out.
+    pub us_per_event: f64,
 }
 
 /// One router's costs at every fleet size asked for.
@@ -307,6 +314,8 @@ pub struct RouterRow {
     /// Cost per request at the largest fleet ÷ at the smallest (the first
     /// and last of `--replicas`); 1 with a single size.
     pub ratio: f64,
+    /// The same ratio of the cost per event.
+    pub event_ratio: f64,
 }
 
 /// The scenario overrides of [`router_scaling`]'s run of `router` on
@@ -358,20 +367,25 @@ pub fn router_scaling(routers: &[String], replicas: &[u32], requests: u64) -> Re
             let plan = validate::plan(&scenario::load(None, &router_sets(name, n, requests, rate))?)?;
             let (report, wall_s) = simulate(&plan)?;
             let done = report.summary.completed + report.summary.rejected;
+            let events = done + report.summary.iterations;
             cells.push(RouterCost {
                 router: name.clone(),
                 replicas: n,
                 requests: done,
                 wall_s,
                 us_per_request: wall_s * 1e6 / done.max(1) as f64,
+                iterations_per_request: report.summary.iterations as f64 / done.max(1) as f64,
+                us_per_event: wall_s * 1e6 / events.max(1) as f64,
             });
         }
         let (first, last) = (&cells[0], &cells[cells.len() - 1]);
         let ratio = last.us_per_request / first.us_per_request.max(1e-12);
+        let event_ratio = last.us_per_event / first.us_per_event.max(1e-12);
         rows.push(RouterRow {
             router: name.clone(),
             cells,
             ratio,
+            event_ratio,
         });
     }
     Ok(rows)
@@ -394,24 +408,36 @@ pub fn routers_to_table(rows: &[RouterRow]) -> String {
     let Some(first) = rows.first() else {
         return String::new();
     };
+    let sizes: Vec<u32> = first.cells.iter().map(|c| c.replicas).collect();
+    let ratio = format!("{}/{}", sizes[sizes.len() - 1], sizes[0]);
     let mut s = format!("{:<18}", "router");
-    for c in &first.cells {
-        s.push_str(&format!(" {:>16}", format!("us/req @{}", c.replicas)));
+    for group in ["us/req", "iter/req", "us/event"] {
+        for n in &sizes {
+            s.push_str(&format!(" {:>14}", format!("{group} @{n}")));
+        }
+        if group != "iter/req" {
+            s.push_str(&format!(" {ratio:>9}"));
+        }
     }
-    let (a, b) = (
-        first.cells[0].replicas,
-        first.cells[first.cells.len() - 1].replicas,
-    );
-    s.push_str(&format!(" {:>10}  {}\n", format!("{b}/{a}"), "requests"));
+    s.push('\n');
     for r in rows {
         s.push_str(&format!("{:<18}", r.router));
         for c in &r.cells {
-            s.push_str(&format!(" {:>16.3}", c.us_per_request));
+            s.push_str(&format!(" {:>14.3}", c.us_per_request));
         }
-        s.push_str(&format!(" {:>10.2}  {}\n", r.ratio, r.cells[0].requests));
+        s.push_str(&format!(" {:>9.2}", r.ratio));
+        for c in &r.cells {
+            s.push_str(&format!(" {:>14.2}", c.iterations_per_request));
+        }
+        for c in &r.cells {
+            s.push_str(&format!(" {:>14.3}", c.us_per_event));
+        }
+        s.push_str(&format!(" {:>9.2}\n", r.event_ratio));
     }
-    s.push_str(ROUTER_TARGET);
-    s.push('\n');
+    s.push_str(&format!(
+        "{} requests per run; an event is an arrival or an iteration\n{ROUTER_TARGET}\n",
+        first.cells[0].requests
+    ));
     s
 }
 
