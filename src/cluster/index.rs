@@ -7,6 +7,9 @@
 //!   the lowest index, exactly as a linear scan keeping the first strict
 //!   minimum ([`super::argmin`]) — so routing through it gives the same
 //!   replica, and the same simulation, as the scan did.
+//! - [`LazyTree`]: a `MinTree` whose keys are re-read on the next question
+//!   after being marked changed (the decode-replica choice of
+//!   disaggregated runs, whose measure is read from the replicas' state).
 //! - [`Board`]: the engine's copy of the [`Load`] of every replica the
 //!   router chooses among (the first pool), with indexes over them: fewest outstanding requests, least KV load, and the sum of
 //!   outstanding requests — those the router says it uses ([`Indexes`]:
@@ -114,6 +117,50 @@ impl MinTree {
         }
         assert_eq!(count, self.n, "set_all needs one key per leaf");
         self.rebuild();
+    }
+}
+
+/// A [`MinTree`] whose keys are read lazily: [`LazyTree::mark`] notes that
+/// a leaf's key may have changed, and [`LazyTree::argmin`] re-reads the
+/// marked leaves (each once) before answering — so the answer is the
+/// argmin of the keys at the time of the question, at a cost of one read
+/// per leaf changed since the last one rather than one per change.
+#[derive(Debug, Clone)]
+pub struct LazyTree {
+    tree: MinTree,
+    changed: Vec<u32>,
+    is_changed: Vec<bool>,
+}
+
+impl LazyTree {
+    /// A tree of `n` leaves, every one marked (read at the first question).
+    pub fn new(n: usize) -> LazyTree {
+        LazyTree {
+            tree: MinTree::new(std::iter::repeat_n(0, n)),
+            changed: (0..n as u32).collect(),
+            is_changed: vec![true; n],
+        }
+    }
+
+    /// Leaf `i`'s key may have changed.
+    #[inline]
+    pub fn mark(&mut self, i: usize) {
+        if !self.is_changed[i] {
+            self.is_changed[i] = true;
+            self.changed.push(i as u32);
+        }
+    }
+
+    /// The leaf of the smallest `key(leaf)`, the lowest among equal keys,
+    /// re-reading the marked leaves first (the others' keys must not have
+    /// changed since they were read).
+    pub fn argmin(&mut self, key: impl Fn(usize) -> u64) -> usize {
+        for &i in &self.changed {
+            self.is_changed[i as usize] = false;
+            self.tree.set(i as usize, key(i as usize));
+        }
+        self.changed.clear();
+        self.tree.argmin()
     }
 }
 

@@ -481,10 +481,15 @@ impl Simulation {
 
     /// Replica `i`'s state changed: when reports are exact and the router
     /// routes to it, its report is due for a refresh before the next
-    /// routing decision ([`Simulation::refresh_changed`]).
+    /// routing decision ([`Simulation::refresh_changed`]); a decode
+    /// replica's measure, before the next hand-off's choice.
     fn observe(&mut self, i: u32) {
         if self.staleness == 0 && (i as usize) < self.is_changed.len() {
             mark(&mut self.changed, &mut self.is_changed, i);
+        }
+        // Decode replicas are chosen on exact state (`Runtime::pick_decode`).
+        if let Some(pd) = self.pd.as_mut() {
+            pd.decode_changed(i as usize);
         }
     }
 

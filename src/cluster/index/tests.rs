@@ -195,3 +195,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_lazy_tree_reads_marked_keys_at_the_next_question_only() {
+    let mut keys = [5u64, 3, 4];
+    // Every leaf starts marked: 5 3 4 → 1.
+    let mut t = LazyTree::new(3);
+    assert_eq!(t.argmin(|i| keys[i]), 1);
+    // Leaf 2 drops to 1 but is not marked: the tree still answers 1.
+    keys[2] = 1;
+    assert_eq!(t.argmin(|i| keys[i]), 1);
+    // Marked (twice: read once): 5 3 1 → 2.
+    t.mark(2);
+    t.mark(2);
+    assert_eq!(t.argmin(|i| keys[i]), 2);
+    // Leaves 0 and 2 change, both marked: 1 3 1, a tie → 0.
+    keys[0] = 1;
+    t.mark(0);
+    assert_eq!(t.argmin(|i| keys[i]), 0);
+    let reads = std::cell::Cell::new(0);
+    let _ = t.argmin(|i| {
+        reads.set(reads.get() + 1);
+        keys[i]
+    });
+    assert_eq!(reads.get(), 0, "nothing marked, nothing read");
+}
