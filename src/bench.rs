@@ -19,8 +19,8 @@
 //!   {512, 1024, 2048}; 2,000 Poisson requests with conversation lengths per probe,
 //!   capacity to 2 %. Target < 2 min on 2 cores.
 //!
-//! - S7 (fleet scale): Llama-3-8B × 256 replicas, power-of-two router, vLLM, 1,000,000
-//!   requests at 90% of capacity (S4's per-replica capacity × 256).
+//! - S7 (fleet scale): Llama-3-8B × 1,024 replicas, power-of-two router, vLLM, 1,000,000
+//!   requests at 90% of capacity (S4's per-replica capacity × 1,024).
 //!
 //! - S8 (closed loop): Llama-3-8B × 16 replicas (least-outstanding), vLLM, 1,024
 //!   fixed-concurrency clients (64 per replica, vLLM's `--max-concurrency`), 1,000,000
@@ -28,6 +28,27 @@
 //!
 //! For S5/S6, `requests` counts every simulated request of every probe and
 //! `simulated_s` is the number of plans searched.
+//!
+//! **Router scaling** (`fleetsim bench --routers`, [`router_scaling`]): S7's shape
+//! (Llama-3-8B, vLLM, 1,000,000 requests at 90% of capacity, the rate scaled with the
+//! fleet) for every built-in router at 16 and 1,024 replicas (`--replicas`,
+//! `--requests` change them), printing the wall time per simulated request at each
+//! size and the ratio of the largest fleet's to the smallest's. Target (the Core v2
+//! issue): a ratio of at most 1.3 for every router — per-event work stays
+//! O(log replicas). `session-affinity` runs with one-turn sessions
+//! (`workload.prefix.kind = "sessions"`, `turns = 1`): S7's one client would pin
+//! every request to one replica, while one-turn sessions keep S7's lengths and
+//! capacity and send every request down its least-outstanding path.
+//!
+//! Instruction counts, which unlike wall time do not move with other load on the
+//! machine, come from callgrind with collection limited to the timed part:
+//!
+//! ```text
+//! valgrind --tool=callgrind --toggle-collect='*fleetsim::bench::simulate*' \
+//!     target/release/fleetsim bench --routers least-kv --replicas 1024 --requests 200000
+//! ```
+//!
+//! (instructions per request = the `Collected` total ÷ the requests printed).
 //!
 //! Peak memory is the process's high-water mark (Linux `VmHWM`), so run one
 //! scenario per process (`--only S4`) for an isolated figure.
@@ -92,10 +113,10 @@ fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
             ]),
         ),
         "S7" => (
-            "Llama-3-8B x 256 replicas, power-of-two, vLLM, 1,000,000 requests at 90% of capacity",
+            "Llama-3-8B x 1,024 replicas, power-of-two, vLLM, 1,000,000 requests at 90% of capacity",
             own(&[
                 "model.name=Llama-3-8B",
-                "cluster.replicas=256",
+                "cluster.replicas=1024",
                 "cluster.router=power-of-two",
                 "workload.count=1000000",
             ]),
@@ -233,14 +254,12 @@ pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
         }
         let (description, mut sets) = scenario_sets(name).expect("known benchmark");
         if name == "S4" || name == "S7" {
-            let replicas = if name == "S4" { 16.0 } else { 256.0 };
+            let replicas = if name == "S4" { 16.0 } else { 1024.0 };
             let rate = 0.9 * replicas * s4_capacity()?;
             sets.push(format!("workload.arrivals.rate={rate}"));
         }
         let plan = validate::plan(&scenario::load(None, &sets)?)?;
-        let started = Instant::now();
-        let report = crate::run_plan(&plan, &mut |_| {})?;
-        let wall_s = started.elapsed().as_secs_f64();
+        let (report, wall_s) = simulate(&plan)?;
         let requests = report.summary.completed + report.summary.rejected;
         out.push(BenchResult {
             name: name.to_string(),
@@ -253,6 +272,173 @@ pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
         });
     }
     Ok(out)
+}
+
+/// Runs one plan: the timed part of every simulation benchmark, and the
+/// function callgrind's `--toggle-collect` names (never inlined, so the
+/// symbol exists). Returns the report and the wall time, seconds.
+#[inline(never)]
+pub fn simulate(plan: &validate::Plan) -> Result<(crate::metrics::Report, f64)> {
+    let started = Instant::now();
+    let report = crate::run_plan(plan, &mut |_| {})?;
+    Ok((report, started.elapsed().as_secs_f64()))
+}
+
+/// The target of [`router_scaling`], stated with its table (never in a timed test).
+pub const ROUTER_TARGET: &str =
+    "target (Core v2): per-request cost at 1,024 replicas within 1.3x of 16 replicas, every router";
+
+/// One router at one fleet size.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterCost {
+    pub router: String,
+    pub replicas: u32,
+    pub requests: u64,
+    pub wall_s: f64,
+    /// Wall time per simulated request, microseconds.
+    pub us_per_request: f64,
+    /// Iterations (forward passes, all replicas) per request: the
+    /// simulated work a request brings, which grows with the fleet when
+    /// ramp-up and drain are a larger share of a shorter run.
+    pub iterations_per_request: f64,
+    /// Wall time per event (an arrival or an iteration), microseconds:
+    /// the engine's cost with the simulated work factored out.
+    pub us_per_event: f64,
+}
+
+/// One router's costs at every fleet size asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterRow {
+    pub router: String,
+    pub cells: Vec<RouterCost>,
+    /// Cost per request at the largest fleet ÷ at the smallest (the first
+    /// and last of `--replicas`); 1 with a single size.
+    pub ratio: f64,
+    /// The same ratio of the cost per event.
+    pub event_ratio: f64,
+}
+
+/// The scenario overrides of [`router_scaling`]'s run of `router` on
+/// `replicas` replicas (S7's shape at `rate` req/s).
+fn router_sets(router: &str, replicas: u32, requests: u64, rate: f64) -> Vec<String> {
+    let mut v = vec![
+        "model.name=Llama-3-8B".to_string(),
+        format!("cluster.replicas={replicas}"),
+        format!("cluster.router={router}"),
+        format!("workload.count={requests}"),
+        format!("workload.arrivals.rate={rate}"),
+    ];
+    if router == "session-affinity" {
+        // See the module doc: every request a new one-turn session.
+        v.push("workload.prefix.kind=sessions".to_string());
+        v.push("workload.prefix.turns=1".to_string());
+    }
+    v
+}
+
+/// Cost per simulated request of each router in `routers` (every built-in
+/// one when empty, in `cluster::builtin_routers` order) at each fleet size
+/// of `replicas`, S7's shape with `requests` requests (see the module doc).
+pub fn router_scaling(routers: &[String], replicas: &[u32], requests: u64) -> Result<Vec<RouterRow>> {
+    let names: Vec<String> = crate::cluster::builtin_routers()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    for r in routers {
+        if !names.contains(r) {
+            return Err(crate::Error::config(
+                "--routers",
+                format!("unknown router `{r}`; expected some of {}", names.join(", ")),
+            ));
+        }
+    }
+    if replicas.is_empty() || replicas.contains(&0) || requests == 0 {
+        return Err(crate::Error::config(
+            "--replicas",
+            "needs at least one fleet size, each and --requests at least 1",
+        ));
+    }
+    let capacity = s4_capacity()?;
+    let mut rows = Vec::new();
+    for name in names.iter().filter(|n| routers.is_empty() || routers.contains(n)) {
+        let mut cells = Vec::new();
+        for &n in replicas {
+            let rate = 0.9 * n as f64 * capacity;
+            let plan = validate::plan(&scenario::load(None, &router_sets(name, n, requests, rate))?)?;
+            let (report, wall_s) = simulate(&plan)?;
+            let done = report.summary.completed + report.summary.rejected;
+            let events = done + report.summary.iterations;
+            cells.push(RouterCost {
+                router: name.clone(),
+                replicas: n,
+                requests: done,
+                wall_s,
+                us_per_request: wall_s * 1e6 / done.max(1) as f64,
+                iterations_per_request: report.summary.iterations as f64 / done.max(1) as f64,
+                us_per_event: wall_s * 1e6 / events.max(1) as f64,
+            });
+        }
+        let (first, last) = (&cells[0], &cells[cells.len() - 1]);
+        let ratio = last.us_per_request / first.us_per_request.max(1e-12);
+        let event_ratio = last.us_per_event / first.us_per_event.max(1e-12);
+        rows.push(RouterRow {
+            router: name.clone(),
+            cells,
+            ratio,
+            event_ratio,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn routers_to_json(rows: &[RouterRow]) -> String {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        rows: &'a [RouterRow],
+        target: &'static str,
+    }
+    serde_json::to_string_pretty(&Out {
+        rows,
+        target: ROUTER_TARGET,
+    })
+    .expect("router rows serialize")
+}
+
+pub fn routers_to_table(rows: &[RouterRow]) -> String {
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let sizes: Vec<u32> = first.cells.iter().map(|c| c.replicas).collect();
+    let ratio = format!("{}/{}", sizes[sizes.len() - 1], sizes[0]);
+    let mut s = format!("{:<18}", "router");
+    for group in ["us/req", "iter/req", "us/event"] {
+        for n in &sizes {
+            s.push_str(&format!(" {:>14}", format!("{group} @{n}")));
+        }
+        if group != "iter/req" {
+            s.push_str(&format!(" {ratio:>9}"));
+        }
+    }
+    s.push('\n');
+    for r in rows {
+        s.push_str(&format!("{:<18}", r.router));
+        for c in &r.cells {
+            s.push_str(&format!(" {:>14.3}", c.us_per_request));
+        }
+        s.push_str(&format!(" {:>9.2}", r.ratio));
+        for c in &r.cells {
+            s.push_str(&format!(" {:>14.2}", c.iterations_per_request));
+        }
+        for c in &r.cells {
+            s.push_str(&format!(" {:>14.3}", c.us_per_event));
+        }
+        s.push_str(&format!(" {:>9.2}\n", r.event_ratio));
+    }
+    s.push_str(&format!(
+        "{} requests per run; an event is an arrival or an iteration\n{ROUTER_TARGET}\n",
+        first.cells[0].requests
+    ));
+    s
 }
 
 fn peak_rss_mb() -> f64 {

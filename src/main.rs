@@ -159,8 +159,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Run only these (comma-separated names, e.g. S1,S3).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', conflicts_with = "routers")]
         only: Vec<String>,
+        /// Instead: the wall time per simulated request of every built-in router (or
+        /// these, comma-separated) in S7's shape at each --replicas size, and the ratio
+        /// of the largest fleet's to the smallest's.
+        #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "ROUTER")]
+        routers: Option<Vec<String>>,
+        /// Fleet sizes of --routers (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [16, 1024], requires = "routers")]
+        replicas: Vec<u32>,
+        /// Requests per --routers run.
+        #[arg(long, default_value_t = 1_000_000, requires = "routers")]
+        requests: u64,
     },
 }
 
@@ -298,7 +309,21 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             quiet,
             report.as_deref(),
         ),
-        Command::Bench { format, only } => {
+        Command::Bench {
+            format,
+            routers: Some(routers),
+            replicas,
+            requests,
+            ..
+        } => {
+            let rows = bench::router_scaling(&routers, &replicas, requests)?;
+            match format {
+                Format::Json => outln!("{}", bench::routers_to_json(&rows)),
+                Format::Table => out!("{}", bench::routers_to_table(&rows)),
+            }
+            Ok(())
+        }
+        Command::Bench { format, only, .. } => {
             let results = bench::run(&only)?;
             match format {
                 Format::Json => outln!("{}", bench::to_json(&results)),

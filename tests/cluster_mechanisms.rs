@@ -1,7 +1,9 @@
 //! Cluster mechanisms on tiny hand-computed scenarios (exact times and
 //! routing decisions with constant-time models): the first token of
 //! disaggregated and semi-PD requests under async output processing, decode
-//! admission under `max_num_seqs`, and the refresh of stale load reports.
+//! admission under `max_num_seqs`, the refresh of stale load reports, exact
+//! reports that follow requests' ends and same-instant arrivals, and the
+//! decode-replica choice counting inbound hand-offs and ended requests.
 //! Each assertion fails when its mechanism is removed.
 
 mod common;
@@ -172,4 +174,76 @@ fn least_outstanding_sees_the_loads_of_the_last_refresh() {
     picks.sort_unstable();
     let picks: Vec<u32> = picks.into_iter().map(|x| x.1).collect();
     assert_eq!(picks, [0, 0, 1, 1, 1, 0]);
+}
+
+#[test]
+fn exact_least_outstanding_sees_requests_end_and_same_instant_arrivals() {
+    // Two replicas, exact reports, 10 ms iterations. A (1000 tokens to
+    // decode) and B (2 tokens) arrive at 0; C and D at 1 s.
+    //   A: (0, 0) → replica 0.   B: (1, 0) → 1.
+    //   B's last token comes ~20 ms later: at 1 s the reports are (1, 0).
+    //   C: (1, 0) → 1 — only if B's end reached the report (else a tie → 0).
+    //   D, the same instant: (1, 1), a tie → 0 — only if C's arrival did.
+    let p = plan(&["cluster.replicas=2", "cluster.router=least-outstanding"]);
+    let ms = 1_000_000;
+    let reqs = vec![
+        RequestSpec::new(0, 0, 16, 1000),
+        RequestSpec::new(1, 0, 16, 2),
+        RequestSpec::new(2, 1000 * ms, 16, 1000),
+        RequestSpec::new(3, 1000 * ms, 16, 1000),
+    ];
+    let mut sim = Simulation::with_source(
+        &p,
+        Box::new(common::ConstantTime(10 * ms)),
+        ListSource::boxed(reqs),
+    );
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    let mut picks: Vec<(u64, u32)> = r.requests.iter().map(|q| (q.id, q.replica)).collect();
+    picks.sort_unstable();
+    let picks: Vec<u32> = picks.into_iter().map(|x| x.1).collect();
+    assert_eq!(picks, [0, 1, 1, 0]);
+}
+
+#[test]
+fn decode_choice_counts_inbound_hand_offs_and_requests_that_ended() {
+    // One prefill replica (0), two decode replicas (1, 2), decode router
+    // least-outstanding (outstanding + hand-offs on their way), 10 ms
+    // iterations. A (2,000 tokens to generate) and B (50) arrive at 0 and
+    // are prefilled together; D (2) at 0.2 s; C (2) at 1 s.
+    //   A: (0, 0) → 1.  B, same instant: (0 + 1 inbound, 0) → 2 — only if
+    //   A's inbound hand-off counted.
+    //   D at ~0.21 s: A and B decode, (1, 1), a tie → 1; D ends at once.
+    //   B ends ~0.5 s. C at ~1.01 s: (1, 0) → 2 — only if B's end was seen
+    //   (as of D's choice replica 2 had 1: a tie would send C to 1).
+    let p = with(
+        &[
+            "cluster.mode=disaggregated",
+            "cluster.prefill.replicas=1",
+            "cluster.decode.replicas=2",
+        ],
+        &["cluster.decode_router=least-outstanding"],
+    );
+    let ms = 1_000_000;
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![
+        Box::new(common::ConstantTime(10 * ms)),
+        Box::new(common::ConstantTime(10 * ms)),
+    ];
+    let reqs = vec![
+        RequestSpec::new(0, 0, 100, 2000),
+        RequestSpec::new(1, 0, 100, 50),
+        RequestSpec::new(2, 200 * ms, 100, 2),
+        RequestSpec::new(3, 1000 * ms, 100, 2),
+    ];
+    let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    assert_eq!(r.summary.completed, 4);
+    let fin = |id: u64| r.requests.iter().find(|q| q.id == id).unwrap().finish;
+    let to: Vec<u32> = (0..4)
+        .map(|id| r.transfers.iter().find(|t| t.id == id).unwrap().to)
+        .collect();
+    assert_eq!(to, [1, 2, 1, 2]);
+    // The timeline the comment assumes.
+    assert!(fin(2) < fin(1) && fin(1) < 1000 * ms && fin(0) > 1100 * ms);
 }

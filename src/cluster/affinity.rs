@@ -4,7 +4,8 @@
 //! router-side approximate prefix index they and `predictive` use.
 
 use super::predictive::predict_ttft;
-use super::{Load, Router, View, argmin};
+use super::routers::LEAST_OUTSTANDING;
+use super::{Indexes, Router, View};
 use crate::workload::{RequestSpec, mix64};
 use std::collections::HashMap;
 
@@ -134,8 +135,12 @@ impl Router for PrefixAffinity {
     fn route(&mut self, req: &RequestSpec, view: &View) -> usize {
         match prefix_key(req, view.block_size) {
             Some(k) => self.ring.lookup(k),
-            None => argmin(view.loads, Load::outstanding),
+            None => view.least_outstanding(),
         }
+    }
+
+    fn indexes(&self) -> Indexes {
+        LEAST_OUTSTANDING
     }
 }
 
@@ -209,15 +214,22 @@ impl Router for DualMap {
         let floor = oa.min(ob) as f64;
         // Only compute the mean when the pair is loaded enough to be hot.
         if floor > HOTSPOT_FACTOR {
-            let mean = view.loads.iter().map(Load::outstanding).sum::<u64>() as f64 / view.loads.len() as f64;
+            let mean = view.total_outstanding() as f64 / view.loads.len() as f64;
             if floor > HOTSPOT_FACTOR * mean + 1.0 {
                 *self.salt.entry(key).or_insert(0) += 1;
                 if view.loads[pick].outstanding() as f64 > HOTSPOT_FACTOR * mean + 1.0 {
-                    pick = argmin(view.loads, Load::outstanding);
+                    pick = view.least_outstanding();
                 }
             }
         }
         self.index.record(req, pick as u32, view.block_size);
         pick
+    }
+
+    fn indexes(&self) -> Indexes {
+        Indexes {
+            total_outstanding: true,
+            ..LEAST_OUTSTANDING
+        }
     }
 }

@@ -50,6 +50,7 @@
 //! requests locally.
 
 use super::Load;
+use super::index::LazyTree;
 use super::link::{Fabric, LinkSpec};
 use super::predictive::predict_prefill_time;
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
@@ -57,7 +58,7 @@ use crate::error::Result;
 use crate::metrics::{Metrics, TransferRecord};
 use crate::replica::handoff::Handoff;
 use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
-use crate::replica::{Replica, scheduler::Limits};
+use crate::replica::{Replica, ReplicaState, scheduler::Limits};
 use crate::scenario::kinds::kinds;
 use crate::scenario::validate::{
     apply_interconnect, check_parallel, key_error, positive, resolve_calibration,
@@ -103,6 +104,20 @@ kinds! {
         IntraNode = "intra-node",
         /// Always the inter-node network.
         InterNode = "inter-node",
+    }
+}
+
+/// `Runtime::pick_decode`'s measure of decode replica `k` in state `s`.
+fn decode_key(
+    router: DecodeRouter,
+    inbound_tokens: &[u64],
+    inbound_reqs: &[u32],
+    k: usize,
+    s: &ReplicaState,
+) -> u64 {
+    match router {
+        DecodeRouter::LeastKv => s.kv().used() * s.block_size() as u64 + inbound_tokens[k],
+        DecodeRouter::LeastOutstanding => s.outstanding() as u64 + inbound_reqs[k] as u64,
     }
 }
 
@@ -403,6 +418,11 @@ pub struct Runtime {
     /// Per decode replica: tokens and requests chosen for it, not yet admitted.
     inbound_tokens: Vec<u64>,
     inbound_reqs: Vec<u32>,
+    /// The decode replicas by `pick_decode`'s measure: a replica is marked
+    /// when its state (the engine: [`Runtime::decode_changed`]) or its
+    /// inbound counts change, and re-read at the next choice — O(log
+    /// decode replicas) per hand-off instead of a scan.
+    decode_tree: LazyTree,
     /// Per decode replica: arrived hand-offs waiting for admission.
     landed: Vec<VecDeque<InFlight>>,
     heap: BinaryHeap<Reverse<(Nanos, u64, u32)>>,
@@ -485,6 +505,7 @@ impl Runtime {
             fabric: Fabric::new(np + nd),
             inbound_tokens: vec![0; nd],
             inbound_reqs: vec![0; nd],
+            decode_tree: LazyTree::new(nd),
             landed: (0..nd).map(|_| VecDeque::new()).collect(),
             heap: BinaryHeap::new(),
             slab: Vec::new(),
@@ -564,24 +585,47 @@ impl Runtime {
         replicas[self.decode_first].state.can_ever_hold(full_tokens)
     }
 
-    /// The decode replica for a hand-off from prefill replica `from`.
-    fn pick_decode(&self, from: usize, replicas: &[Replica]) -> usize {
+    /// `pick_decode`'s measure of decode replica `k`: KV held + KV on its
+    /// way (least-kv), or outstanding + inbound requests.
+    fn decode_key(&self, k: usize, replicas: &[Replica]) -> u64 {
+        decode_key(
+            self.decode_router,
+            &self.inbound_tokens,
+            &self.inbound_reqs,
+            k,
+            &replicas[self.decode_first + k].state,
+        )
+    }
+
+    /// Replica `i`'s state changed (the engine calls this after every
+    /// change): a decode replica's measure is re-read at the next choice.
+    #[inline]
+    pub fn decode_changed(&mut self, i: usize) {
+        if !self.semi_pd && i >= self.decode_first {
+            self.decode_tree.mark(i - self.decode_first);
+        }
+    }
+
+    /// The decode replica for a hand-off from prefill replica `from`: the
+    /// least by `decode_key`, the lowest index on ties.
+    fn pick_decode(&mut self, from: usize, replicas: &[Replica]) -> usize {
         if self.semi_pd {
             return from - self.prefill_first;
         }
-        let mut best = 0;
-        let mut best_v = u64::MAX;
-        for k in 0..self.decode_count {
-            let s = &replicas[self.decode_first + k].state;
-            let v = match self.decode_router {
-                DecodeRouter::LeastKv => s.kv().used() * s.block_size() as u64 + self.inbound_tokens[k],
-                DecodeRouter::LeastOutstanding => s.outstanding() as u64 + self.inbound_reqs[k] as u64,
-            };
-            if v < best_v {
-                best = k;
-                best_v = v;
-            }
-        }
+        let (router, first) = (self.decode_router, self.decode_first);
+        let (tokens, reqs) = (&self.inbound_tokens, &self.inbound_reqs);
+        let best = self
+            .decode_tree
+            .argmin(|k| decode_key(router, tokens, reqs, k, &replicas[first + k].state));
+        debug_assert_eq!(
+            best,
+            (0..self.decode_count)
+                .map(|k| self.decode_key(k, replicas))
+                .enumerate()
+                .fold((0, u64::MAX), |b, (k, v)| if v < b.1 { (k, v) } else { b })
+                .0,
+            "a decode replica's measure changed unmarked"
+        );
         best
     }
 
@@ -603,6 +647,7 @@ impl Runtime {
             self.bytes_sent += bytes;
             self.inbound_tokens[k] += h.kv_tokens() as u64;
             self.inbound_reqs[k] += 1;
+            self.decode_tree.mark(k);
             let id = h.id();
             let pending = h.first_token().is_none();
             let f = InFlight {
@@ -716,6 +761,7 @@ impl Runtime {
             self.inbound_tokens[k] -= f.h.kv_tokens() as u64;
             st.accept_handoff(f.h, now);
             self.inbound_reqs[k] -= 1;
+            self.decode_tree.mark(k);
             f.rec.admitted = now;
             metrics.record_transfer(f.rec);
             any = true;

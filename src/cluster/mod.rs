@@ -9,12 +9,21 @@
 //! itself (cache-aware routers keep an approximate prefix index of that,
 //! as SGLang's router does), and the simulator's time model for
 //! predictions — never the future or a replica's cache directly.
+//!
+//! Cost: a router that needs the least-loaded replica asks the [`View`]
+//! ([`View::least_outstanding`], [`View::least_kv_load`],
+//! [`View::total_outstanding`]), which the engine answers from indexes it
+//! keeps current as reports change ([`index`]: O(1) per question, O(log
+//! replicas) per changed report), with the same tie-breaking as a scan.
 
 pub mod affinity;
 pub mod disagg;
+pub mod index;
 pub mod link;
 pub mod predictive;
 pub mod routers;
+
+pub use index::{Indexes, LoadIndex};
 
 use crate::registry::RouterSpec;
 use crate::replica::ReplicaState;
@@ -74,6 +83,9 @@ pub struct View<'a> {
     pub now: Nanos,
     /// Reports of the replicas it routes among (index = its answer).
     pub loads: &'a [Load],
+    /// Indexes over exactly `loads` (the engine's); `None`: the methods
+    /// below scan `loads` instead (hand-made views), with the same answers.
+    pub index: Option<&'a LoadIndex>,
     /// The time model of those replicas (for TTFT predictions).
     pub model: &'a dyn TimeModel,
     pub limits: Limits,
@@ -83,9 +95,59 @@ pub struct View<'a> {
     pub slo_ttft: f64,
 }
 
+impl View<'_> {
+    /// The replica with the fewest waiting + running requests; ties go to
+    /// the lowest index.
+    #[inline]
+    pub fn least_outstanding(&self) -> usize {
+        match self.index.and_then(LoadIndex::least_outstanding) {
+            Some(i) => {
+                debug_assert_eq!(i, argmin(self.loads, Load::outstanding), "a stale index");
+                i
+            }
+            None => argmin(self.loads, Load::outstanding),
+        }
+    }
+
+    /// The replica with the least KV held + prompt tokens to prefill
+    /// ([`Load::kv_load`]); ties go to the lowest index.
+    #[inline]
+    pub fn least_kv_load(&self) -> usize {
+        match self.index.and_then(LoadIndex::least_kv_load) {
+            Some(i) => {
+                debug_assert_eq!(i, argmin(self.loads, Load::kv_load), "a stale index");
+                i
+            }
+            None => argmin(self.loads, Load::kv_load),
+        }
+    }
+
+    /// Σ outstanding requests over `loads`.
+    #[inline]
+    pub fn total_outstanding(&self) -> u64 {
+        let scan = || self.loads.iter().map(Load::outstanding).sum();
+        match self.index.and_then(LoadIndex::total_outstanding) {
+            Some(t) => {
+                debug_assert_eq!(t, scan(), "a stale index");
+                t
+            }
+            None => scan(),
+        }
+    }
+}
+
 /// Picks the replica (an index into `view.loads`) for a request.
 pub trait Router: Send {
     fn route(&mut self, req: &RequestSpec, view: &View) -> usize;
+
+    /// Which of the view's indexed questions ([`View::least_outstanding`],
+    /// [`View::least_kv_load`], [`View::total_outstanding`]) this router
+    /// asks, so that the engine keeps only those indexes current. Any
+    /// answer is correct (an unkept index is replaced by a scan); the
+    /// default, all of them, is the fast choice for a router that asks.
+    fn indexes(&self) -> Indexes {
+        Indexes::ALL
+    }
 }
 
 /// The built-in routers, in the order help texts list them (see
@@ -97,10 +159,10 @@ pub fn builtin_routers() -> Vec<RouterSpec> {
         RouterSpec::new("random", "uniformly at random", |a| Box::new(Random::new(a.seed))),
         RouterSpec::new("round-robin", "in turn", |_| Box::new(RoundRobin::default())),
         RouterSpec::new("least-outstanding", "fewest waiting + running requests", |_| {
-            Box::new(LeastBy(Load::outstanding))
+            Box::new(LeastBy(Measure::Outstanding))
         }),
         RouterSpec::new("least-kv", "least KV held plus prompt tokens to prefill", |_| {
-            Box::new(LeastBy(Load::kv_load))
+            Box::new(LeastBy(Measure::KvLoad))
         }),
         RouterSpec::new("power-of-two", "the less loaded of two random replicas", |a| {
             Box::new(PowerOfTwo::new(a.seed))
@@ -131,7 +193,8 @@ pub(crate) fn router_seed(seed: u64) -> u64 {
     mix64(seed ^ 0x524F_5554_4552_5321)
 }
 
-/// Index of the smallest `key` over the loads; ties go to the lowest index.
+/// Index of the smallest `key` over the loads; ties go to the lowest index
+/// (what [`index::MinTree`] answers without the scan).
 pub(crate) fn argmin(loads: &[Load], key: impl Fn(&Load) -> u64) -> usize {
     let mut best = 0;
     let mut best_v = u64::MAX;

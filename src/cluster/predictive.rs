@@ -5,7 +5,7 @@
 //! which predicts each instance's latency by simulating its queue).
 
 use super::affinity::PrefixIndex;
-use super::{Load, Router, View};
+use super::{Indexes, Load, Router, View};
 use crate::timing::{BatchShape, TimeModel};
 use crate::units::nanos_to_secs;
 use crate::workload::RequestSpec;
@@ -71,5 +71,9 @@ impl Router for Predictive {
         }
         self.index.record(req, best as u32, view.block_size);
         best
+    }
+
+    fn indexes(&self) -> Indexes {
+        Indexes::NONE
     }
 }

@@ -1,6 +1,6 @@
 //! Load-balancing routers that ignore request content.
 
-use super::{Load, Router, View, argmin, router_seed};
+use super::{Indexes, Router, View, router_seed};
 use crate::workload::RequestSpec;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,6 +25,10 @@ impl Router for Random {
     fn route(&mut self, _req: &RequestSpec, view: &View) -> usize {
         self.rng.random_range(0..view.loads.len())
     }
+
+    fn indexes(&self) -> Indexes {
+        Indexes::NONE
+    }
 }
 
 /// `round-robin`: replicas in turn, regardless of load (vLLM production
@@ -41,19 +45,50 @@ impl Router for RoundRobin {
         self.next = (i + 1) % n;
         i
     }
+
+    fn indexes(&self) -> Indexes {
+        Indexes::NONE
+    }
 }
 
 /// `least-outstanding` / `least-kv`: join-the-shortest-queue (Winston 1977;
 /// Gupta et al. 2007 for processor sharing) on a load measure: waiting +
 /// running requests, or KV tokens held + prompt tokens still to prefill.
-/// Ties go to the lowest index (deterministic).
-pub struct LeastBy(pub fn(&Load) -> u64);
+/// Ties go to the lowest index (deterministic). The view answers from the
+/// engine's index in O(1) (see [`super::index`]).
+pub struct LeastBy(pub Measure);
+
+/// The load measure a [`LeastBy`] router minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// [`super::Load::outstanding`]: waiting + running requests.
+    Outstanding,
+    /// [`super::Load::kv_load`]: KV tokens held + prompt tokens to prefill.
+    KvLoad,
+}
 
 impl Router for LeastBy {
     fn route(&mut self, _req: &RequestSpec, view: &View) -> usize {
-        argmin(view.loads, self.0)
+        match self.0 {
+            Measure::Outstanding => view.least_outstanding(),
+            Measure::KvLoad => view.least_kv_load(),
+        }
+    }
+
+    fn indexes(&self) -> Indexes {
+        Indexes {
+            least_outstanding: self.0 == Measure::Outstanding,
+            least_kv_load: self.0 == Measure::KvLoad,
+            ..Indexes::NONE
+        }
     }
 }
+
+/// Only [`View::least_outstanding`].
+pub(crate) const LEAST_OUTSTANDING: Indexes = Indexes {
+    least_outstanding: true,
+    ..Indexes::NONE
+};
 
 /// `power-of-two`: sample two distinct replicas uniformly, send to the one
 /// with fewer outstanding requests (Mitzenmacher, "The Power of Two Choices
@@ -86,6 +121,10 @@ impl Router for PowerOfTwo {
         let (la, lb) = (view.loads[a].outstanding(), view.loads[b].outstanding());
         if lb < la || (lb == la && b < a) { b } else { a }
     }
+
+    fn indexes(&self) -> Indexes {
+        Indexes::NONE
+    }
 }
 
 /// `session-affinity`: every request of a session goes to the replica its
@@ -112,7 +151,7 @@ impl Router for SessionAffinity {
             let home = *self
                 .conversations
                 .entry(s)
-                .or_insert_with(|| argmin(view.loads, Load::outstanding) as u32);
+                .or_insert_with(|| view.least_outstanding() as u32);
             return home as usize % n;
         }
         let c = req.client as usize;
@@ -121,11 +160,15 @@ impl Router for SessionAffinity {
         }
         match self.home[c] {
             0 => {
-                let i = argmin(view.loads, Load::outstanding);
+                let i = view.least_outstanding();
                 self.home[c] = i as u32 + 1;
                 i
             }
             h => (h - 1) as usize % n,
         }
+    }
+
+    fn indexes(&self) -> Indexes {
+        LEAST_OUTSTANDING
     }
 }

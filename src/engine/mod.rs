@@ -22,6 +22,7 @@
 //! its vectors have grown to the run's peak concurrency.
 
 use crate::cluster::disagg::{Partitioned, PoolPlan, Role, Runtime};
+use crate::cluster::index::Board;
 use crate::cluster::{Load, Router, View};
 use crate::error::Result;
 use crate::metrics::{Metrics, RejectReason, Report, RunInfo};
@@ -56,9 +57,18 @@ pub struct Simulation {
     pool_of: Vec<u8>,
     pools: Vec<Pool>,
     router: Box<dyn Router>,
-    /// What the router sees of each replica (refreshed every event when
-    /// exact, every `staleness` otherwise).
-    loads: Vec<Load>,
+    /// What the router sees of each replica of the first pool (exact:
+    /// refreshed before each routing decision; else every `staleness`),
+    /// indexed for the router's least-loaded questions (changed only
+    /// through the board, so the indexes match the reports).
+    board: Board,
+    /// Routed-to replicas whose state changed since their report was last
+    /// taken (exact reports only): their reports are refreshed just before
+    /// the next routing decision, so the router sees exactly the state an
+    /// update after every change would show it, at one refresh per replica
+    /// per arrival instead of one per change.
+    changed: Vec<u32>,
+    is_changed: Vec<bool>,
     staleness: Nanos,
     next_refresh: Nanos,
     pd: Option<Runtime>,
@@ -250,7 +260,14 @@ impl Simulation {
             virtual_engines: engines(&plan.pools[0]),
         };
         let entry = pools[0].count as usize;
-        let loads = replicas.iter().map(|r| Load::of(&r.state)).collect();
+        let router = plan.router.build(&RouterArgs {
+            seed: s.workload.seed,
+            replicas: entry,
+        });
+        let board = Board::new(
+            replicas[..entry].iter().map(|r| Load::of(&r.state)).collect(),
+            router.indexes(),
+        );
         let pd = Runtime::new(plan);
         let mut metrics = Metrics::new(n, &s.metrics, &s.slo);
         if pd.is_some() {
@@ -269,11 +286,10 @@ impl Simulation {
             replicas,
             pool_of,
             pools,
-            router: plan.router.build(&RouterArgs {
-                seed: s.workload.seed,
-                replicas: entry,
-            }),
-            loads,
+            router,
+            board,
+            changed: Vec::with_capacity(entry),
+            is_changed: vec![false; entry],
             staleness: secs_to_nanos(c.router_staleness),
             next_refresh: 0,
             pd,
@@ -353,9 +369,9 @@ impl Simulation {
             }
             now = t;
             if self.staleness > 0 && now >= self.next_refresh {
-                for (l, r) in self.loads.iter_mut().zip(&self.replicas) {
-                    *l = Load::of(&r.state);
-                }
+                let routed = self.is_changed.len();
+                self.board
+                    .set_all(self.replicas[..routed].iter().map(|r| Load::of(&r.state)));
                 self.next_refresh = (now / self.staleness + 1) * self.staleness;
             }
             if let Some(pd) = self.pd.as_mut() {
@@ -480,11 +496,30 @@ impl Simulation {
         end
     }
 
-    /// Refreshes the router's report of replica `i` when reports are exact.
+    /// Replica `i`'s state changed: when reports are exact and the router
+    /// routes to it, its report is due for a refresh before the next
+    /// routing decision ([`Simulation::refresh_changed`]); a decode
+    /// replica's measure, before the next hand-off's choice.
     fn observe(&mut self, i: u32) {
-        if self.staleness == 0 {
-            self.loads[i as usize] = Load::of(&self.replicas[i as usize].state);
+        if self.staleness == 0 && (i as usize) < self.is_changed.len() {
+            mark(&mut self.changed, &mut self.is_changed, i);
         }
+        // Decode replicas are chosen on exact state (`Runtime::pick_decode`).
+        if let Some(pd) = self.pd.as_mut() {
+            pd.decode_changed(i as usize);
+        }
+    }
+
+    /// Takes the reports of the replicas changed since the last routing
+    /// decision (in the order they changed; each report depends only on
+    /// its own replica, so the order does not matter).
+    fn refresh_changed(&mut self) {
+        for &i in &self.changed {
+            self.is_changed[i as usize] = false;
+            self.board
+                .set(i as usize, Load::of(&self.replicas[i as usize].state));
+        }
+        self.changed.clear();
     }
 
     fn check(&self, i: u32) {
@@ -496,17 +531,29 @@ impl Simulation {
     /// Routes an arrival to a replica of the first pool and hands it over;
     /// returns the replica index.
     fn admit(&mut self, req: RequestSpec, now: Nanos) -> u32 {
+        self.refresh_changed();
         let entry = &self.pools[0];
-        let (first, count) = (entry.first as usize, entry.count as usize);
+        // The entry pool comes first: replicas 0..count, what the board holds.
+        debug_assert_eq!(entry.first, 0);
+        let (loads, index) = self.board.view();
+        debug_assert!(
+            self.staleness > 0
+                || loads
+                    .iter()
+                    .zip(&self.replicas)
+                    .all(|(l, r)| *l == Load::of(&r.state)),
+            "an exact report that is not the replica's state"
+        );
         let view = View {
             now,
-            loads: &self.loads[first..first + count],
+            loads,
+            index: Some(index),
             model: entry.model.as_ref(),
             limits: self.limits,
             block_size: self.block_size,
             slo_ttft: self.slo_ttft,
         };
-        let i = first + self.router.route(&req, &view);
+        let i = self.router.route(&req, &view);
         self.routed[i] += 1;
         let full = req.prompt_tokens + req.output_tokens - 1;
         let decode_fits = req.output_tokens == 1
