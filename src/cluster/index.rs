@@ -5,7 +5,7 @@
 //!
 //! - [`MinTree`]: a tournament tree over `u64` keys; the winner of a tie is
 //!   the lowest index, exactly as a linear scan keeping the first strict
-//!   minimum ([`super::argmin`]) — so routing through it gives the same
+//!   minimum (`super::argmin`) — so routing through it gives the same
 //!   replica, and the same simulation, as the scan did.
 //! - [`LazyTree`]: a `MinTree` whose keys are re-read on the next question
 //!   after being marked changed (the decode-replica choice of
