@@ -7,13 +7,18 @@
 #   git stash; scripts/examples.sh /tmp/after; git stash pop
 #   diff -r /tmp/before /tmp/after
 #
-# Uses target/release/fleetsim (built first). Examples that read ../shared
-# are skipped when it is absent.
+# Uses target/release/fleetsim (built first), or the binary FLEETSIM names
+# (to run an older build's binary on today's examples). Examples that read
+# ../shared are skipped when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/examples.sh OUT}
-cargo build --release --quiet
-bin=target/release/fleetsim
+if [[ -n ${FLEETSIM:-} ]]; then
+    bin=$FLEETSIM
+else
+    cargo build --release --quiet
+    bin=target/release/fleetsim
+fi
 mkdir -p "$out"
 for f in examples/*.toml; do
     name=$(basename "$f" .toml)

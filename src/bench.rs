@@ -344,13 +344,9 @@ pub fn router_scaling(routers: &[String], replicas: &[u32], requests: u64) -> Re
         .into_iter()
         .map(|r| r.name)
         .collect();
-    for r in routers {
-        if !names.contains(r) {
-            return Err(crate::Error::config(
-                "--routers",
-                format!("unknown router `{r}`; expected some of {}", names.join(", ")),
-            ));
-        }
+    if let Some(r) = routers.iter().find(|r| !names.contains(r)) {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        return Err(crate::scenario::validate::unknown_name("--routers", r, &names));
     }
     if replicas.is_empty() || replicas.contains(&0) || requests == 0 {
         return Err(crate::Error::config(

@@ -553,3 +553,133 @@ fn the_workload_hears_every_first_token_before_its_end() {
         );
     }
 }
+
+/// What a router heard, in order: a routed request's session, or that a
+/// session is over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Heard {
+    Routed(Option<u64>),
+    Over(u64),
+}
+
+/// Sends everything to replica 0 and logs what it hears.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Heard>>>);
+
+impl fleetsim::cluster::Router for Recorder {
+    fn route(&mut self, req: &fleetsim::workload::RequestSpec, _v: &fleetsim::cluster::View) -> usize {
+        self.0.lock().unwrap().push(Heard::Routed(req.session));
+        0
+    }
+    fn session_over(&mut self, session: u64) {
+        self.0.lock().unwrap().push(Heard::Over(session));
+    }
+}
+
+/// Runs `sets` with cluster.router = a [`Recorder`]; what it heard.
+fn heard(sets: &[&str]) -> (Report, Vec<Heard>) {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut registry = fleetsim::registry::Registry::builtin();
+    let shared = log.clone();
+    registry
+        .register_router(fleetsim::registry::RouterSpec::new(
+            "recorder",
+            "logs",
+            move |_| Box::new(Recorder(shared.clone())),
+        ))
+        .unwrap();
+    let mut sets = sets.to_vec();
+    sets.push("cluster.router=recorder");
+    let p = fleetsim::scenario::validate::plan_with(&common::scenario(&sets), &registry).unwrap();
+    let w = workload::build(&p.scenario.workload).expect("workload builds");
+    let mut sim = Simulation::with_workload(&p, vec![Box::new(ConstantTime(5 * MS))], w);
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    let log = log.lock().unwrap().clone();
+    (r, log)
+}
+
+/// Routers are told once per session that it is over, after its last
+/// routed turn, so one that remembers sessions forgets each: closed-loop
+/// sessions of 1–6 turns whose prompts grow past max_model_len (2,048:
+/// 1,000-token first prompts, 200 new tokens and 100-token answers per
+/// turn: turn k needs 1,100 + 300·(k − 1) tokens, 2,000 at k = 4 and
+/// 2,300 at k = 5), so sessions of up to 4 turns end at their planned
+/// last turn and longer ones at their refused fifth.
+#[test]
+fn a_router_hears_once_per_session_that_it_is_over() {
+    let (r, log) = heard(&[
+        "workload.sessions.users=6",
+        "workload.sessions.turns.kind=uniform",
+        "workload.sessions.turns.min=1",
+        "workload.sessions.turns.max=6",
+        "workload.sessions.think_time.kind=fixed",
+        "workload.sessions.think_time.value=0.01",
+        "workload.sessions.new_tokens.kind=fixed",
+        "workload.sessions.new_tokens.value=200",
+        "workload.prompt.kind=fixed",
+        "workload.prompt.value=1000",
+        "workload.output.kind=fixed",
+        "workload.output.value=100",
+        "model.max_model_len=2048",
+        "workload.count=300",
+    ]);
+    let refused = r.requests.iter().filter(|q| !q.is_finished()).count();
+    assert!(refused > 0, "some sessions end at a refused turn");
+    let mut over = std::collections::BTreeMap::new();
+    for (at, h) in log.iter().enumerate() {
+        match *h {
+            Heard::Over(s) => assert!(over.insert(s, at).is_none(), "session {s} over twice"),
+            Heard::Routed(Some(s)) => assert!(!over.contains_key(&s), "session {s} routed after it was over"),
+            Heard::Routed(None) => panic!("a closed-loop turn without a session"),
+        }
+    }
+    let sessions: std::collections::BTreeSet<u64> = r.requests.iter().filter_map(|q| q.session).collect();
+    // Every session is over but those the count cut short (at most one in
+    // progress per user when the last turn was sent).
+    assert!(over.keys().all(|s| sessions.contains(s)));
+    assert!(
+        over.len() + 6 >= sessions.len(),
+        "{} of {} over",
+        over.len(),
+        sessions.len()
+    );
+}
+
+/// Open-loop sessions (`prefix.kind = "sessions"`, short enough that no
+/// turn is refused): each conversation is over once its last turn is
+/// routed, and no later turn has its id.
+#[test]
+fn open_loop_sessions_are_over_after_their_last_turn() {
+    let (_, log) = heard(&[
+        "workload.prefix.kind=sessions",
+        "workload.prefix.turns=3",
+        "workload.prefix.sessions=4",
+        "workload.prompt.kind=fixed",
+        "workload.prompt.value=100",
+        "workload.output.kind=fixed",
+        "workload.output.value=50",
+        "workload.count=200",
+    ]);
+    let mut routed = std::collections::BTreeMap::<u64, u32>::new();
+    let mut over = std::collections::BTreeSet::new();
+    for h in &log {
+        match *h {
+            Heard::Routed(Some(s)) => {
+                assert!(!over.contains(&s), "session {s} routed after it was over");
+                *routed.entry(s).or_default() += 1;
+            }
+            Heard::Over(s) => {
+                assert_eq!(routed.get(&s), Some(&3), "session {s} over after its 3rd turn");
+                assert!(over.insert(s), "session {s} over twice");
+            }
+            Heard::Routed(None) => panic!("a turn without a session"),
+        }
+    }
+    // All but the (at most 4) conversations in progress at the end.
+    assert!(
+        over.len() + 4 >= routed.len(),
+        "{} of {}",
+        over.len(),
+        routed.len()
+    );
+}

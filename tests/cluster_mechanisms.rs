@@ -140,6 +140,21 @@ fn decode_replica_admits_arrived_kv_only_while_its_batch_has_room() {
 
 // ---------- router load reports ----------
 
+/// Runs `reqs` under `p` with constant `iteration` ns iterations, the
+/// replica invariants checked after each; each request's replica, by id.
+fn replicas_by_id(p: &Plan, iteration: u64, reqs: Vec<RequestSpec>) -> Vec<u32> {
+    let mut sim = Simulation::with_source(
+        p,
+        Box::new(common::ConstantTime(iteration)),
+        ListSource::boxed(reqs),
+    );
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    let mut picks: Vec<(u64, u32)> = r.requests.iter().map(|q| (q.id, q.replica)).collect();
+    picks.sort_unstable();
+    picks.into_iter().map(|x| x.1).collect()
+}
+
 #[test]
 fn least_outstanding_sees_the_loads_of_the_last_refresh() {
     // Two replicas, reports refreshed every second, 10 ms iterations, each
@@ -163,16 +178,7 @@ fn least_outstanding_sees_the_loads_of_the_last_refresh() {
         .enumerate()
         .map(|(i, &t)| RequestSpec::new(i as u64, t * ms, 16, 1000))
         .collect();
-    let mut sim = Simulation::with_source(
-        &p,
-        Box::new(common::ConstantTime(10 * ms)),
-        ListSource::boxed(reqs),
-    );
-    sim.set_paranoid(true);
-    let r = sim.run(&mut |_| {});
-    let mut picks: Vec<(u64, u32)> = r.requests.iter().map(|q| (q.id, q.replica)).collect();
-    picks.sort_unstable();
-    let picks: Vec<u32> = picks.into_iter().map(|x| x.1).collect();
+    let picks = replicas_by_id(&p, 10 * ms, reqs);
     assert_eq!(picks, [0, 0, 1, 1, 1, 0]);
 }
 
@@ -192,16 +198,7 @@ fn exact_least_outstanding_sees_requests_end_and_same_instant_arrivals() {
         RequestSpec::new(2, 1000 * ms, 16, 1000),
         RequestSpec::new(3, 1000 * ms, 16, 1000),
     ];
-    let mut sim = Simulation::with_source(
-        &p,
-        Box::new(common::ConstantTime(10 * ms)),
-        ListSource::boxed(reqs),
-    );
-    sim.set_paranoid(true);
-    let r = sim.run(&mut |_| {});
-    let mut picks: Vec<(u64, u32)> = r.requests.iter().map(|q| (q.id, q.replica)).collect();
-    picks.sort_unstable();
-    let picks: Vec<u32> = picks.into_iter().map(|x| x.1).collect();
+    let picks = replicas_by_id(&p, 10 * ms, reqs);
     assert_eq!(picks, [0, 1, 1, 0]);
 }
 

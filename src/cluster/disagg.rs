@@ -585,18 +585,6 @@ impl Runtime {
         replicas[self.decode_first].state.can_ever_hold(full_tokens)
     }
 
-    /// `pick_decode`'s measure of decode replica `k`: KV held + KV on its
-    /// way (least-kv), or outstanding + inbound requests.
-    fn decode_key(&self, k: usize, replicas: &[Replica]) -> u64 {
-        decode_key(
-            self.decode_router,
-            &self.inbound_tokens,
-            &self.inbound_reqs,
-            k,
-            &replicas[self.decode_first + k].state,
-        )
-    }
-
     /// Replica `i`'s state changed (the engine calls this after every
     /// change): a decode replica's measure is re-read at the next choice.
     #[inline]
@@ -614,16 +602,11 @@ impl Runtime {
         }
         let (router, first) = (self.decode_router, self.decode_first);
         let (tokens, reqs) = (&self.inbound_tokens, &self.inbound_reqs);
-        let best = self
-            .decode_tree
-            .argmin(|k| decode_key(router, tokens, reqs, k, &replicas[first + k].state));
+        let key = |k: usize| decode_key(router, tokens, reqs, k, &replicas[first + k].state);
+        let best = self.decode_tree.argmin(key);
         debug_assert_eq!(
             best,
-            (0..self.decode_count)
-                .map(|k| self.decode_key(k, replicas))
-                .enumerate()
-                .fold((0, u64::MAX), |b, (k, v)| if v < b.1 { (k, v) } else { b })
-                .0,
+            super::argmin_by(self.decode_count, key),
             "a decode replica's measure changed unmarked"
         );
         best

@@ -11,9 +11,10 @@
 //!   after being marked changed (the decode-replica choice of
 //!   disaggregated runs, whose measure is read from the replicas' state).
 //! - [`Board`]: the engine's copy of the [`Load`] of every replica the
-//!   router chooses among (the first pool), with indexes over them: fewest outstanding requests, least KV load, and the sum of
-//!   outstanding requests — those the router says it uses ([`Indexes`]:
-//!   keeping an index it never reads would cost every event for nothing).
+//!   router chooses among (the first pool), with indexes over them: fewest
+//!   outstanding requests, least KV load, and the sum of outstanding
+//!   requests — those the router says it uses ([`Indexes`]: keeping an
+//!   index it never reads would cost every event for nothing).
 //!   Loads change only through the board, so the indexes cannot drift from
 //!   the reports (`View`'s methods check it in debug builds against a scan).
 //!

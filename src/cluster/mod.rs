@@ -100,25 +100,29 @@ impl View<'_> {
     /// the lowest index.
     #[inline]
     pub fn least_outstanding(&self) -> usize {
-        match self.index.and_then(LoadIndex::least_outstanding) {
-            Some(i) => {
-                debug_assert_eq!(i, argmin(self.loads, Load::outstanding), "a stale index");
-                i
-            }
-            None => argmin(self.loads, Load::outstanding),
-        }
+        self.checked_argmin(
+            self.index.and_then(LoadIndex::least_outstanding),
+            Load::outstanding,
+        )
     }
 
     /// The replica with the least KV held + prompt tokens to prefill
     /// ([`Load::kv_load`]); ties go to the lowest index.
     #[inline]
     pub fn least_kv_load(&self) -> usize {
-        match self.index.and_then(LoadIndex::least_kv_load) {
+        self.checked_argmin(self.index.and_then(LoadIndex::least_kv_load), Load::kv_load)
+    }
+
+    /// The index's answer when it keeps one (checked against a scan in
+    /// debug builds), else the scan's.
+    #[inline]
+    fn checked_argmin(&self, indexed: Option<usize>, key: fn(&Load) -> u64) -> usize {
+        match indexed {
             Some(i) => {
-                debug_assert_eq!(i, argmin(self.loads, Load::kv_load), "a stale index");
+                debug_assert_eq!(i, argmin(self.loads, key), "a stale index");
                 i
             }
-            None => argmin(self.loads, Load::kv_load),
+            None => argmin(self.loads, key),
         }
     }
 
@@ -148,6 +152,14 @@ pub trait Router: Send {
     fn indexes(&self) -> Indexes {
         Indexes::ALL
     }
+
+    /// No later request of `session` will be routed: its last turn was
+    /// routed (`RequestSpec::ends_session`) or one of its turns was refused
+    /// at arrival (a closed-loop session ends there; an open-loop one is
+    /// placed afresh at its next turn). A router that remembers sessions
+    /// forgets this one, so that its memory is bounded by the sessions in
+    /// progress, not by all sessions ever seen.
+    fn session_over(&mut self, _session: u64) {}
 }
 
 /// The built-in routers, in the order help texts list them (see
@@ -196,10 +208,15 @@ pub(crate) fn router_seed(seed: u64) -> u64 {
 /// Index of the smallest `key` over the loads; ties go to the lowest index
 /// (what [`index::MinTree`] answers without the scan).
 pub(crate) fn argmin(loads: &[Load], key: impl Fn(&Load) -> u64) -> usize {
+    argmin_by(loads.len(), |i| key(&loads[i]))
+}
+
+/// The `i < n` with the least `key(i)`, the lowest on ties (0 when `n` is 0).
+pub(crate) fn argmin_by(n: usize, key: impl Fn(usize) -> u64) -> usize {
     let mut best = 0;
     let mut best_v = u64::MAX;
-    for (i, l) in loads.iter().enumerate() {
-        let v = key(l);
+    for i in 0..n {
+        let v = key(i);
         if v < best_v {
             best = i;
             best_v = v;

@@ -171,4 +171,16 @@ impl Router for SessionAffinity {
     fn indexes(&self) -> Indexes {
         LEAST_OUTSTANDING
     }
+
+    fn session_over(&mut self, session: u64) {
+        self.conversations.remove(&session);
+    }
+}
+
+impl SessionAffinity {
+    /// Sessions it remembers (for tests of its memory bound).
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
+        self.conversations.len()
+    }
 }

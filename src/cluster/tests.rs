@@ -210,6 +210,30 @@ fn session_affinity_routes_a_session_by_its_id_and_the_rest_by_client() {
     assert_eq!(s.route(&req(6, Some(4)), &view(&loads)), 1, "client 0 sticks");
 }
 
+#[test]
+fn session_affinity_forgets_a_session_that_is_over() {
+    let mut loads = vec![Load::default(); 3];
+    let mut s = super::routers::SessionAffinity::default();
+    let mut turn = RequestSpec::new(0, 0, 1024, 10);
+    turn.session = Some(77);
+    assert_eq!(s.route(&turn, &view(&loads)), 0);
+    loads[0] = load(50, 0);
+    assert_eq!(s.route(&turn, &view(&loads)), 0, "remembered");
+    assert_eq!(s.remembered(), 1);
+    s.session_over(77);
+    assert_eq!(s.remembered(), 0);
+    // Forgotten: placed afresh by least-outstanding.
+    assert_eq!(s.route(&turn, &view(&loads)), 1);
+    // A thousand sessions, each over after its turns: nothing is kept.
+    for id in 1000..2000 {
+        turn.session = Some(id);
+        s.route(&turn, &view(&loads));
+        s.route(&turn, &view(&loads));
+        s.session_over(id);
+    }
+    assert_eq!(s.remembered(), 1, "only session 77, not over");
+}
+
 /// A step with given roofline figures: 1 ms host + max(compute, memory)
 /// on a device of 1e15 FLOP/s and 1e12 B/s.
 struct Roofline {

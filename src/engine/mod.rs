@@ -435,8 +435,9 @@ impl Simulation {
                 }
             }
             dirty.clear();
-            // The workload hears of this instant's completions after the
-            // batches were formed (see `workload::feedback`).
+            // The workload hears of this instant's first tokens, then its
+            // completions, after the batches were formed (see
+            // `workload::feedback`).
             if self.listening_first_tokens {
                 self.metrics.take_first_tokens(&mut self.first_tokens);
                 for t in &self.first_tokens {
@@ -562,14 +563,23 @@ impl Simulation {
                 .as_ref()
                 .is_none_or(|pd| pd.decode_can_hold(&self.replicas, full));
         let r = &mut self.replicas[i];
-        if req.prompt_tokens as u64 + req.output_tokens as u64 > self.max_model_len as u64 {
+        let (session, ends_session) = (req.session, req.ends_session);
+        let accepted = if req.prompt_tokens as u64 + req.output_tokens as u64 > self.max_model_len as u64 {
             r.state
                 .reject(req, now, RejectReason::ExceedsMaxModelLen, &mut self.metrics);
+            false
         } else if !decode_fits {
             r.state
                 .reject(req, now, RejectReason::ExceedsKvCapacity, &mut self.metrics);
+            false
         } else {
+            // `enqueue` refuses what this replica's pool can never hold.
+            let fits = r.state.can_ever_hold(full);
             r.enqueue(req, now, &mut self.metrics);
+            fits
+        };
+        if let Some(s) = session.filter(|_| ends_session || !accepted) {
+            self.router.session_over(s);
         }
         i as u32
     }

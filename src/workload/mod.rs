@@ -41,6 +41,9 @@ pub struct RequestSpec {
     pub client: u32,
     /// The conversation this request is a turn of (multi-turn sessions).
     pub session: Option<u64>,
+    /// This is its session's last turn: no later request has the same
+    /// `session` (routers that remember sessions forget it once routed).
+    pub ends_session: bool,
     /// The program (agent run) this request belongs to.
     pub program: Option<u64>,
     /// The request whose answer this one follows from (the previous turn of
@@ -62,6 +65,7 @@ impl RequestSpec {
             output_tokens,
             client: 0,
             session: None,
+            ends_session: false,
             program: None,
             parent: None,
             priority: 0,
@@ -619,7 +623,7 @@ impl RequestSource for Source {
         };
         let output = cap_output(output, self.max_tokens);
         let mut prompt = prompt;
-        let (mut session, mut parent) = (None, None);
+        let (mut session, mut parent, mut ends_session) = (None, None, false);
         let prefix = match self.r.prefix {
             Sharing::None => Prefix::None,
             Sharing::Trace { unit_tokens } => match row.and_then(|r| r.hash_ids.clone()) {
@@ -662,6 +666,7 @@ impl RequestSource for Source {
                 c.tokens = prompt.saturating_add(output);
                 c.turn += 1;
                 (session, parent) = (Some(c.id), c.last.replace(i));
+                ends_session = c.turn >= turns;
                 Prefix::Group {
                     group: mix64(c.id ^ 0xC0FF_EE00),
                     tokens: prompt,
@@ -677,6 +682,7 @@ impl RequestSource for Source {
             output_tokens: output,
             client,
             session,
+            ends_session,
             program: None,
             parent,
             priority: self.r.priorities.get(client as usize).copied().unwrap_or(0),

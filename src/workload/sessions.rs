@@ -351,6 +351,7 @@ impl ClosedSessions {
             output_tokens: output,
             client: s.client,
             session: Some(s.id),
+            ends_session: s.turn + 1 >= s.turns,
             program: None,
             parent,
             priority: self.priorities.get(s.client as usize).copied().unwrap_or(0),
