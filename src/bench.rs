@@ -35,7 +35,17 @@
 //! `--requests` change them), printing the wall time per simulated request at each
 //! size and the ratio of the largest fleet's to the smallest's. Target (the Core v2
 //! issue): a ratio of at most 1.3 for every router — per-event work stays
-//! O(log replicas). `session-affinity` runs with one-turn sessions
+//! O(log replicas). With a fixed request count the largest fleet serves
+//! fewer requests per replica, so ramp-up and drain (small batches, more
+//! iterations per request) are a larger share of its run: the table prints
+//! iterations per request and the cost per event beside the cost per request,
+//! and reruns the smallest fleet with as many requests per replica as the
+//! largest (`us/req @16*`, 15,625 requests by default), whose ratio to the
+//! largest fleet's cost per request is the simulator's own scaling. The
+//! `predictive` router predicts every replica's TTFT for each request, as Block
+//! does (its order depends on the request's prompt and prefix hits, so no
+//! index can answer it): O(replicas) per arrival by definition.
+//! `session-affinity` runs with one-turn sessions
 //! (`workload.prefix.kind = "sessions"`, `turns = 1`): S7's one client would pin
 //! every request to one replica, while one-turn sessions keep S7's lengths and
 //! capacity and send every request down its least-outstanding path.
@@ -316,6 +326,15 @@ pub struct RouterRow {
     pub ratio: f64,
     /// The same ratio of the cost per event.
     pub event_ratio: f64,
+    /// The smallest fleet again with as many requests per replica as the
+    /// largest fleet's run (requests × smallest ÷ largest), so that both
+    /// runs bring the same simulated work per request; `None` with a
+    /// single size.
+    pub same_load: Option<RouterCost>,
+    /// Cost per request at the largest fleet ÷ `same_load`'s: how the
+    /// simulator's cost grows with the fleet, the workload's shape factored
+    /// out (1 with a single size).
+    pub same_load_ratio: f64,
 }
 
 /// The scenario overrides of [`router_scaling`]'s run of `router` on
@@ -355,33 +374,49 @@ pub fn router_scaling(routers: &[String], replicas: &[u32], requests: u64) -> Re
         ));
     }
     let capacity = s4_capacity()?;
+    let measure = |name: &String, n: u32, requests: u64| -> Result<RouterCost> {
+        let rate = 0.9 * n as f64 * capacity;
+        let plan = validate::plan(&scenario::load(None, &router_sets(name, n, requests, rate))?)?;
+        let (report, wall_s) = simulate(&plan)?;
+        let done = report.summary.completed + report.summary.rejected;
+        let events = done + report.summary.iterations;
+        Ok(RouterCost {
+            router: name.clone(),
+            replicas: n,
+            requests: done,
+            wall_s,
+            us_per_request: wall_s * 1e6 / done.max(1) as f64,
+            iterations_per_request: report.summary.iterations as f64 / done.max(1) as f64,
+            us_per_event: wall_s * 1e6 / events.max(1) as f64,
+        })
+    };
+    let (smallest, largest) = (replicas[0], replicas[replicas.len() - 1]);
     let mut rows = Vec::new();
     for name in names.iter().filter(|n| routers.is_empty() || routers.contains(n)) {
-        let mut cells = Vec::new();
-        for &n in replicas {
-            let rate = 0.9 * n as f64 * capacity;
-            let plan = validate::plan(&scenario::load(None, &router_sets(name, n, requests, rate))?)?;
-            let (report, wall_s) = simulate(&plan)?;
-            let done = report.summary.completed + report.summary.rejected;
-            let events = done + report.summary.iterations;
-            cells.push(RouterCost {
-                router: name.clone(),
-                replicas: n,
-                requests: done,
-                wall_s,
-                us_per_request: wall_s * 1e6 / done.max(1) as f64,
-                iterations_per_request: report.summary.iterations as f64 / done.max(1) as f64,
-                us_per_event: wall_s * 1e6 / events.max(1) as f64,
-            });
-        }
+        let cells = replicas
+            .iter()
+            .map(|&n| measure(name, n, requests))
+            .collect::<Result<Vec<_>>>()?;
         let (first, last) = (&cells[0], &cells[cells.len() - 1]);
         let ratio = last.us_per_request / first.us_per_request.max(1e-12);
         let event_ratio = last.us_per_event / first.us_per_event.max(1e-12);
+        let same_load = if replicas.len() > 1 {
+            let per_replica = requests as f64 / largest as f64;
+            let n = (per_replica * smallest as f64).round().max(1.0) as u64;
+            Some(measure(name, smallest, n)?)
+        } else {
+            None
+        };
+        let same_load_ratio = same_load
+            .as_ref()
+            .map_or(1.0, |c| last.us_per_request / c.us_per_request.max(1e-12));
         rows.push(RouterRow {
             router: name.clone(),
             cells,
             ratio,
             event_ratio,
+            same_load,
+            same_load_ratio,
         });
     }
     Ok(rows)
@@ -415,6 +450,10 @@ pub fn routers_to_table(rows: &[RouterRow]) -> String {
             s.push_str(&format!(" {ratio:>9}"));
         }
     }
+    let same = rows.iter().find_map(|r| r.same_load.as_ref());
+    if let Some(c) = same {
+        s.push_str(&format!(" {:>14} {ratio:>9}", format!("us/req @{}*", c.replicas)));
+    }
     s.push('\n');
     for r in rows {
         s.push_str(&format!("{:<18}", r.router));
@@ -428,12 +467,24 @@ pub fn routers_to_table(rows: &[RouterRow]) -> String {
         for c in &r.cells {
             s.push_str(&format!(" {:>14.3}", c.us_per_event));
         }
-        s.push_str(&format!(" {:>9.2}\n", r.event_ratio));
+        s.push_str(&format!(" {:>9.2}", r.event_ratio));
+        if let Some(c) = &r.same_load {
+            s.push_str(&format!(" {:>14.3} {:>9.2}", c.us_per_request, r.same_load_ratio));
+        }
+        s.push('\n');
     }
     s.push_str(&format!(
-        "{} requests per run; an event is an arrival or an iteration\n{ROUTER_TARGET}\n",
+        "{} requests per run; an event is an arrival or an iteration\n",
         first.cells[0].requests
     ));
+    if let Some(c) = same {
+        s.push_str(&format!(
+            "* {} replicas with {} requests: as many per replica as the largest fleet's run, so the same simulated work per request\n",
+            c.replicas, c.requests
+        ));
+    }
+    s.push_str(ROUTER_TARGET);
+    s.push('\n');
     s
 }
 
