@@ -154,11 +154,11 @@ pub trait Router: Send {
     }
 
     /// No later request of `session` will be routed: its last turn was
-    /// routed (`RequestSpec::ends_session`) or one of its turns was refused
-    /// at arrival (a closed-loop session ends there; an open-loop one is
-    /// placed afresh at its next turn). A router that remembers sessions
-    /// forgets this one, so that its memory is bounded by the sessions in
-    /// progress, not by all sessions ever seen.
+    /// routed (`RequestSpec::ends_session`), or the workload ended it early
+    /// (`Workload::take_ended_session`: a closed-loop session whose turn
+    /// was refused). A router that remembers sessions forgets this one, so
+    /// that its memory is bounded by the sessions in progress, not by all
+    /// sessions ever seen.
     fn session_over(&mut self, _session: u64) {}
 }
 

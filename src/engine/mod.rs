@@ -449,6 +449,9 @@ impl Simulation {
                 for c in &self.completions {
                     debug_assert!(c.finish >= now, "a completion before the clock");
                     self.workload.on_complete(c);
+                    if let Some(s) = self.workload.take_ended_session() {
+                        self.router.session_over(s);
+                    }
                 }
             }
         }
@@ -563,22 +566,17 @@ impl Simulation {
                 .as_ref()
                 .is_none_or(|pd| pd.decode_can_hold(&self.replicas, full));
         let r = &mut self.replicas[i];
-        let (session, ends_session) = (req.session, req.ends_session);
-        let accepted = if req.prompt_tokens as u64 + req.output_tokens as u64 > self.max_model_len as u64 {
+        let over = req.session.filter(|_| req.ends_session);
+        if req.prompt_tokens as u64 + req.output_tokens as u64 > self.max_model_len as u64 {
             r.state
                 .reject(req, now, RejectReason::ExceedsMaxModelLen, &mut self.metrics);
-            false
         } else if !decode_fits {
             r.state
                 .reject(req, now, RejectReason::ExceedsKvCapacity, &mut self.metrics);
-            false
         } else {
-            // `enqueue` refuses what this replica's pool can never hold.
-            let fits = r.state.can_ever_hold(full);
             r.enqueue(req, now, &mut self.metrics);
-            fits
-        };
-        if let Some(s) = session.filter(|_| ends_session || !accepted) {
+        }
+        if let Some(s) = over {
             self.router.session_over(s);
         }
         i as u32

@@ -91,6 +91,13 @@ pub trait Workload {
     fn listens_first_tokens(&self) -> bool {
         false
     }
+    /// A session that the completion just delivered ended before its
+    /// planned last turn (`RequestSpec::ends_session` covers the planned
+    /// end): the engine asks after each completion and tells the router
+    /// (`Router::session_over`), which may forget the session.
+    fn take_ended_session(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// An open-loop [`RequestSource`] as a [`Workload`]: one request of look-ahead.

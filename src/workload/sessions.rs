@@ -175,6 +175,8 @@ pub struct ClosedSessions {
     duration: Option<Nanos>,
     sent: u64,
     next_session: u64,
+    /// A session the last completion ended before its planned last turn.
+    ended_early: Option<u64>,
     /// Turns ready to be sent: (time, order they became ready, session slot).
     ready: BinaryHeap<Reverse<(Nanos, u64, u32)>>,
     order: u64,
@@ -248,6 +250,7 @@ impl ClosedSessions {
             duration: r.duration,
             sent: 0,
             next_session: 0,
+            ended_early: None,
             ready: BinaryHeap::new(),
             order: 0,
             sessions: Vec::new(),
@@ -406,6 +409,11 @@ impl Workload for ClosedSessions {
         };
         let s = &mut self.sessions[slot as usize];
         if !c.finished || s.turn >= s.turns {
+            if s.turn < s.turns {
+                // Refused before its last turn: the router is told here
+                // (the planned last turn tells it when routed).
+                self.ended_early = Some(s.id);
+            }
             self.close_session(slot, c.finish);
             return;
         }
@@ -416,6 +424,10 @@ impl Workload for ClosedSessions {
 
     fn listens(&self) -> bool {
         true
+    }
+
+    fn take_ended_session(&mut self) -> Option<u64> {
+        self.ended_early.take()
     }
 }
 

@@ -248,6 +248,9 @@ impl DecodeSet {
                 self.len
             ));
         }
+        if let Some(c) = self.cohorts.iter().find(|c| c.1 == 0) {
+            return Err(format!("an empty cohort (last token at {})", c.0));
+        }
         let cohort_total: u32 = self.cohorts.iter().map(|c| c.1).sum();
         if cohort_total != self.len {
             return Err(format!(
@@ -387,6 +390,18 @@ mod tests {
         .unwrap();
         // After a step, a member's last token is the step's end.
         assert_eq!(set.last_token_of(0, 100), 200);
+    }
+
+    #[test]
+    fn a_step_with_nobody_decoding_leaves_no_cohort() {
+        let mut m = metrics();
+        let mut set = DecodeSet::new(16);
+        set.complete_step(100, &mut m);
+        set.check(std::iter::empty()).unwrap();
+        // A member joining after it is timed from its own entry (150).
+        set.join(0, 10, 0, 5, 150);
+        set.complete_step(200, &mut m);
+        assert_eq!(itl(&m), (1, 50));
     }
 
     #[test]
