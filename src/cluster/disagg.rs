@@ -379,6 +379,10 @@ impl TimeModel for Partitioned<'_> {
         c.duration = c.host + (gpu as f64 / self.share).round() as Nanos;
         c
     }
+    fn stage_times(&self, batch: &BatchShape, out: &mut Vec<f64>) {
+        self.inner.stage_times(batch, out);
+        out.iter_mut().for_each(|t| *t /= self.share);
+    }
     fn peak_rates(&self) -> (f64, f64) {
         self.inner.peak_rates()
     }

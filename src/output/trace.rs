@@ -20,9 +20,13 @@
 //!   formed), `resumed` (preempted requests readmitted into it), `host_us`
 //!   (the CPU scheduling/launch part at the start);
 //! - threads 10 + i "PP stage i" (only when `pp > 1`): the iteration's GPU
-//!   part (duration − host) split **equally** into `pp` consecutive stage
-//!   spans — the [`crate::timing::TimeModel`] prices a whole iteration, not
-//!   its stages, so this shows the pipeline's order, not measured stage times;
+//!   part (duration − host) split into `pp` consecutive stage spans in
+//!   proportion to the stages' times as the time model prices them
+//!   ([`crate::timing::TimeModel::stage_times`]: the analytical model's
+//!   layers per stage, the first stage's embedding, the last stage's LM
+//!   head and sampling, the hand-offs; the profile model likewise from its
+//!   measured operators); equal spans for a model that prices only whole
+//!   iterations;
 //! - counters (`C`): "KV blocks used" (`used`) and "queue" (`waiting`,
 //!   `running`), sampled at every iteration start and whenever the replica
 //!   goes idle, written only when a value changed;
@@ -53,7 +57,7 @@
 
 use crate::error::{Error, Result};
 use crate::metrics::{Outcome, ReplicaSample, Report, RequestRecord};
-use crate::timing::{BatchShape, IterationCost};
+use crate::timing::{BatchShape, IterationCost, TimeModel};
 use crate::units::{Nanos, secs_to_nanos};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -117,6 +121,29 @@ struct IterSpan {
     resumed: u32,
 }
 
+/// Splits `gpu` ns into `pp` consecutive spans in proportion to the
+/// stages' priced times `stages` (equal spans when the model prices no
+/// stages, or prices them all at 0), pushed onto `out`; they add up to
+/// `gpu` exactly (boundaries are rounded, not the spans).
+fn split_stages(gpu: Nanos, pp: usize, stages: &[f64], out: &mut Vec<Nanos>) {
+    let total: f64 = stages.iter().sum();
+    let priced = stages.len() == pp && total > 0.0 && total.is_finite();
+    let mut before = 0.0;
+    let mut edge = 0;
+    for i in 0..pp {
+        let next = if i + 1 == pp {
+            gpu
+        } else if priced {
+            before += stages.get(i).copied().unwrap_or(0.0);
+            ((gpu as f64 * before / total).round() as Nanos).min(gpu)
+        } else {
+            gpu / pp as u64 * (i as u64 + 1)
+        };
+        out.push(next - edge);
+        edge = next;
+    }
+}
+
 /// Counter values of one replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Level {
@@ -158,6 +185,10 @@ pub struct TraceRecorder {
     /// Every preemption and readmission of the run (rare; kept whole so that
     /// lifecycles crossing the window are complete).
     preemptions: Vec<PreemptEvent>,
+    /// `pp` stage spans per stored iteration (when `pp > 1`), in order.
+    stage_spans: Vec<Nanos>,
+    /// The time model's stage times of the iteration being recorded.
+    stage_scratch: Vec<f64>,
 }
 
 impl TraceRecorder {
@@ -181,13 +212,15 @@ impl TraceRecorder {
             seen: vec![None; n],
             emitted: vec![None; n],
             preemptions: Vec::new(),
+            stage_spans: Vec::new(),
+            stage_scratch: Vec::new(),
         }
     }
 
     /// `replica` started an iteration at `start` with batch `batch` priced
-    /// `cost`; `preempted` / `resumed` are the ids of the requests preempted
-    /// and readmitted while the batch was formed; `state` is the replica
-    /// right after scheduling.
+    /// `cost` by `model` (which also gives its stages' times); `preempted` /
+    /// `resumed` are the ids of the requests preempted and readmitted while
+    /// the batch was formed; `state` is the replica right after scheduling.
     #[allow(clippy::too_many_arguments)]
     pub fn iteration(
         &mut self,
@@ -195,6 +228,7 @@ impl TraceRecorder {
         start: Nanos,
         batch: &BatchShape,
         cost: &IterationCost,
+        model: &dyn TimeModel,
         preempted: &[u64],
         resumed: &[u64],
         state: &ReplicaSample,
@@ -202,6 +236,11 @@ impl TraceRecorder {
         self.preemptions(start, preempted, resumed);
         let dur = cost.duration.max(1);
         if start < self.end && start.saturating_add(dur) > self.start {
+            if self.pp > 1 {
+                model.stage_times(batch, &mut self.stage_scratch);
+                let gpu = dur - cost.host.min(dur);
+                split_stages(gpu, self.pp as usize, &self.stage_scratch, &mut self.stage_spans);
+            }
             self.iterations.push(IterSpan {
                 replica,
                 start,
@@ -447,7 +486,7 @@ pub fn render(report: &Report, w: &mut dyn Write) -> std::io::Result<()> {
         "{{\"displayTimeUnit\":\"ms\",\"otherData\":{{\"fleetsim\":{{\"scenario\":{},\"model\":{},\"device\":{},\
          \"replicas\":{},\"tp\":{},\"pp\":{},\"window_s\":[{},{}],\"requests_total\":{},\
          \"requests_in_window\":{},\"requests_kept\":{},\"request_sampling_step\":{},\"iterations_kept\":{},\
-         \"pp_stages\":\"equal split of each iteration's GPU time\"}}}},\"traceEvents\":[",
+         \"pp_stages\":\"each iteration's GPU time split in proportion to the time model's stage times (equally where it prices none)\"}}}},\"traceEvents\":[",
         json_str(&info.scenario),
         json_str(&info.model),
         json_str(&info.device),
@@ -501,6 +540,7 @@ pub fn render(report: &Report, w: &mut dyn Write) -> std::io::Result<()> {
     }
 
     // Iterations and PP stages.
+    let mut spans = rec.stage_spans.chunks(rec.pp as usize);
     for it in &rec.iterations {
         let pid = it.replica + 1;
         let name = match (it.prefill_seqs > 0, it.decode_seqs > 0) {
@@ -526,12 +566,8 @@ pub fn render(report: &Report, w: &mut dyn Write) -> std::io::Result<()> {
             Us(it.host),
         )?;
         if rec.pp > 1 {
-            let gpu = it.dur - it.host;
-            let pp = rec.pp as u64;
-            let (each, extra) = (gpu / pp, gpu % pp);
             let mut t = it.start + it.host;
-            for i in 0..pp {
-                let d = each + if i == pp - 1 { extra } else { 0 };
+            for (i, &d) in spans.next().into_iter().flatten().enumerate() {
                 if d > 0 {
                     sep(w)?;
                     write!(
@@ -664,6 +700,23 @@ pub fn render(report: &Report, w: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_spans_follow_the_priced_stages_and_tile_the_gpu_time() {
+        let split = |gpu, pp, stages: &[f64]| {
+            let mut v = Vec::new();
+            split_stages(gpu, pp, stages, &mut v);
+            v
+        };
+        // 1 : 2 of 10 ns: the boundary at round(10/3) = 3.
+        assert_eq!(split(10, 2, &[1.0, 2.0]), [3, 7]);
+        assert_eq!(split(1000, 3, &[1.0, 1.0, 2.0]), [250, 250, 500]);
+        // Unpriced (or priced for another stage count, or all zero): equal,
+        // the remainder in the last.
+        assert_eq!(split(10, 3, &[]), [3, 3, 4]);
+        assert_eq!(split(10, 3, &[1.0, 1.0]), [3, 3, 4]);
+        assert_eq!(split(10, 2, &[0.0, 0.0]), [5, 5]);
+    }
 
     fn rec(arrival: Nanos, sched: Nanos, first: Nanos, finish: Nanos) -> RequestRecord {
         RequestRecord {

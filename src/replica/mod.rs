@@ -97,6 +97,7 @@ impl Replica {
                 now,
                 &shape,
                 &self.cost,
+                model,
                 pre,
                 res,
                 &self.state.sample(),

@@ -231,6 +231,12 @@ pub struct Breakdown {
     /// throughput limit of a micro-batch-pipelined engine. Equals the GPU
     /// time without the CPU overhead when `pp = 1`.
     pub critical_stage: f64,
+    /// One decoder layer's time (every stage runs `count × per_layer` of
+    /// them), and the first and last stages' extras: embedding (+ its TP
+    /// all-reduce); final norm, LM head, logits gather and sampling.
+    pub per_layer: f64,
+    pub first_stage_extra: f64,
+    pub last_stage_extra: f64,
     /// Distinct experts whose weights each MoE layer reads (1 for dense models).
     pub active_experts: f64,
     /// Matmul + attention FLOPs summed over the replica's devices.
@@ -314,6 +320,10 @@ pub struct AnalyticalModel {
     layers: f64,
     /// Layer counts of the first stage, the last stage and the largest middle stage (0 if none).
     stage_layers: (f64, f64, f64),
+    /// Layer count of every stage, and each stage's hand-off to the next
+    /// as `per_row·T + fixed` seconds (the last stage has none).
+    stage_counts: Vec<u32>,
+    hops: Vec<(f64, f64)>,
     // Shared rates.
     inv_mem: f64,
     t_half: f64,
@@ -544,12 +554,14 @@ impl AnalyticalModel {
         // PP hops: stage i occupies devices [i·tp, (i+1)·tp).
         let hop_bytes_per_row = 2.0 * h * a;
         let (mut pp_per_row, mut pp_fixed) = (0.0, 0.0);
+        let mut hops = Vec::new();
         let dpn = par.devices_per_node as u64;
         for i in 0..par.pp.saturating_sub(1) as u64 {
             let lo = i * tp as u64;
             let hi = (i + 2) * tp as u64 - 1;
             let link = if lo / dpn == hi / dpn { intra } else { inter };
             // collectives::send_recv(T·hop_bytes_per_row, link), split into its linear form.
+            hops.push((hop_bytes_per_row / link.bandwidth, link.latency));
             pp_per_row += hop_bytes_per_row / link.bandwidth;
             pp_fixed += link.latency;
         }
@@ -559,6 +571,8 @@ impl AnalyticalModel {
             cal,
             layers: model.num_layers as f64,
             stage_layers: (first, last, mid),
+            stage_counts: counts,
+            hops,
             inv_mem: 1.0 / (bw * cal.memory_efficiency),
             t_half: cal.gemm_half_tokens,
             floor: cal.min_kernel_time,
@@ -649,6 +663,31 @@ impl AnalyticalModel {
             gpu = gpu.max(self.eager_launch_floor());
         }
         (gpu, critical_stage)
+    }
+
+    /// Each stage's GPU time, seconds, of an iteration of `tokens` tokens
+    /// broken down as `b` (this model's or a profile's): its layers × one
+    /// layer's time, the first stage's and the last stage's extras, and its
+    /// hand-off to the next stage — `b.pp_comm` shared over the hops as
+    /// this model prices them (a profile measures their sum). Empty when
+    /// `pp = 1` or the batch is empty.
+    pub fn stage_times_of(&self, b: &Breakdown, tokens: f64, out: &mut Vec<f64>) {
+        out.clear();
+        if self.par.pp <= 1 || b.total == 0.0 {
+            return;
+        }
+        let hop = |&(per_row, fixed): &(f64, f64)| per_row * tokens + fixed;
+        let priced: f64 = self.hops.iter().map(hop).sum();
+        let scale = if priced > 0.0 { b.pp_comm / priced } else { 0.0 };
+        let last = self.stage_counts.len() - 1;
+        out.extend(self.stage_counts.iter().enumerate().map(|(i, &n)| {
+            let extra = match i {
+                0 => b.first_stage_extra,
+                i if i == last => b.last_stage_extra,
+                _ => 0.0,
+            };
+            n as f64 * b.per_layer + extra + self.hops.get(i).map_or(0.0, |h| scale * hop(h))
+        }));
     }
 
     /// Lower bound of an eager (prefill) iteration's GPU time set by the host
@@ -815,6 +854,9 @@ impl AnalyticalModel {
             cpu_overhead: cpu,
             total: gpu + cpu,
             critical_stage,
+            per_layer: layer_time,
+            first_stage_extra: first_extra,
+            last_stage_extra: last_extra,
             active_experts: experts,
             flops: tpf * (layers * layer_flops + lm.flops),
             hbm_bytes: tpf * (layers * layer_bytes + embed_bytes + norm_bytes + lm.bytes),
@@ -826,6 +868,16 @@ impl TimeModel for AnalyticalModel {
     #[inline]
     fn iteration(&self, batch: &BatchShape) -> IterationCost {
         self.breakdown(batch).cost()
+    }
+
+    /// Stage `i`: its layers × one layer's time, the first stage's
+    /// embedding, the last stage's final norm, LM head and sampling, and
+    /// its hand-off to stage `i + 1`. They add up to the iteration's GPU
+    /// time, except that an eager prefill cannot end before the host's last
+    /// launch (`eager_launch_floor`), which the trace spreads over the
+    /// stages in proportion.
+    fn stage_times(&self, batch: &BatchShape, out: &mut Vec<f64>) {
+        self.stage_times_of(&self.breakdown(batch), batch.total_tokens() as f64, out);
     }
 
     fn peak_rates(&self) -> (f64, f64) {

@@ -84,6 +84,14 @@ pub struct IterationCost {
 pub trait TimeModel: Send + Sync {
     fn iteration(&self, batch: &BatchShape) -> IterationCost;
 
+    /// The GPU time of each pipeline stage for `batch`, seconds, in stage
+    /// order, written into `out`; left empty (the default) by a model that
+    /// prices whole iterations only. Read by the `--trace` PP stage tracks,
+    /// never by the simulation.
+    fn stage_times(&self, _batch: &BatchShape, out: &mut Vec<f64>) {
+        out.clear();
+    }
+
     /// Peak FLOP/s and memory bytes/s of the whole replica (all its devices),
     /// the denominators of MFU and memory-bandwidth utilisation.
     fn peak_rates(&self) -> (f64, f64);

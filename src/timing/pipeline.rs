@@ -44,6 +44,10 @@ impl TimeModel for Pipelined {
         c
     }
 
+    fn stage_times(&self, batch: &BatchShape, out: &mut Vec<f64>) {
+        self.inner.stage_times(batch, out);
+    }
+
     fn peak_rates(&self) -> (f64, f64) {
         self.inner.peak_rates()
     }

@@ -451,6 +451,37 @@ fn pipeline_stages_and_hops() {
     assert!(close(b1.critical_stage, b1.gpu(), 1e-12));
 }
 
+/// Llama-2-70B (80 layers) on two nodes of 8 A100s, tp 4 × pp 4: 20
+/// layers a stage; stage i's hand-off to i + 1 links devices
+/// [4i, 4i + 8): inside node 0, across the nodes, inside node 1.
+#[test]
+fn stage_times_split_an_iteration_by_layers_extras_and_hops() {
+    let (m, d) = (llama2_70b(), a100());
+    let tm = build(&m, &d, Dtype::Bf16, 4, 4);
+    let batch = decode(16, 1000);
+    let b = tm.breakdown(&batch);
+    let mut s = vec![1.0; 7];
+    tm.stage_times(&batch, &mut s);
+    assert_eq!(s.len(), 4);
+    // They add up to the GPU time (a decode step has no eager floor).
+    assert!(close(s.iter().sum(), b.gpu(), 1e-12), "{s:?} vs {}", b.gpu());
+    // Stages 1 and 2 run the same 20 layers with no extras: they differ by
+    // their hops, 1's across the nodes and 2's inside one.
+    let hop = |bw: f64, lat: f64| 2.0 * 16.0 * 8192.0 * 2.0 / (bw * 0.8) + lat;
+    let (inter, intra) = (
+        hop(d.inter_node_bandwidth, d.inter_node_latency),
+        hop(d.intra_node_bandwidth, d.intra_node_latency),
+    );
+    assert!(close(s[1] - s[2], inter - intra, 1e-6), "{s:?}");
+    // The first adds the embedding (and its all-reduce) to a middle stage's
+    // work; the last, without a hop, adds the 8,192 × 32,000 LM head,
+    // the logits gather and sampling: the slowest.
+    assert!(s[0] > s[2] && s[3] > s[0], "{s:?}");
+    // One stage: nothing to split.
+    build(&m, &d, Dtype::Bf16, 4, 1).stage_times(&batch, &mut s);
+    assert!(s.is_empty());
+}
+
 #[test]
 fn empty_batch_costs_nothing_and_tiny_batches_at_least_1ns() {
     let tm = build(&llama3_8b(), &h100(), Dtype::Bf16, 1, 1);

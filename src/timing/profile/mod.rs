@@ -462,6 +462,9 @@ impl ProfileModel {
             cpu_overhead: base.cpu_overhead,
             total: gpu + base.cpu_overhead,
             critical_stage,
+            per_layer: layer_time,
+            first_stage_extra: first_extra,
+            last_stage_extra: last_extra,
             active_experts: base.active_experts,
             flops: base.flops,
             hbm_bytes: base.hbm_bytes,
@@ -549,6 +552,11 @@ fn attention_tables(rows: &[&vidur::AttentionRow]) -> Result<AttentionTables, St
 impl TimeModel for ProfileModel {
     fn iteration(&self, batch: &BatchShape) -> IterationCost {
         self.breakdown(batch).cost()
+    }
+
+    fn stage_times(&self, batch: &BatchShape, out: &mut Vec<f64>) {
+        let b = self.breakdown(batch);
+        self.base.stage_times_of(&b, batch.total_tokens() as f64, out);
     }
 
     fn peak_rates(&self) -> (f64, f64) {

@@ -181,6 +181,33 @@ fn operator_times_are_the_tables_at_and_between_nodes() {
     }
 }
 
+/// Llama-3-70B's 80 layers over pp = 2 (tp 4, one node): 40 a stage, the
+/// first with the embedding and the hand-off, the second with the LM head
+/// and sampling; the stages add up to the profiled GPU time.
+#[test]
+fn profiled_stage_times_add_up_to_the_gpu_time() {
+    let (root, model, device) = setup();
+    let m = build(root.path(), &model, &device, 4, 2).unwrap();
+    let b = BatchShape {
+        decode_seqs: 24,
+        decode_kv_tokens: 24 * 256,
+        ..Default::default()
+    };
+    let br = m.breakdown(&b);
+    let mut s = Vec::new();
+    m.stage_times(&b, &mut s);
+    assert_eq!(s.len(), 2);
+    assert!(close(s[0] + s[1], br.gpu()), "{s:?} vs {}", br.gpu());
+    // Stage 0 − stage 1 = (embedding + its all-reduce + the hand-off) −
+    // (final norm + LM head + gather + sampling): the layers cancel.
+    let embedding = op_ms(op::EMB, 24.0) * 1e-3;
+    let first_minus_last = embedding + br.pp_comm - br.lm_head - br.sampling;
+    let rest = (s[0] - s[1]) - first_minus_last;
+    // What remains is the all-reduce of the embedding minus the final norm
+    // and the logits gather: small next to a stage.
+    assert!(rest.abs() < 0.01 * s[0], "{rest} of {}", s[0]);
+}
+
 #[test]
 fn decode_attention_is_bilinear_in_batch_and_context() {
     let (root, model, device) = setup();
