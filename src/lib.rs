@@ -83,14 +83,16 @@ pub mod bench;
 pub mod catalog;
 pub mod cluster;
 pub mod engine;
-pub mod error;
+mod error;
 #[doc(hidden)]
 pub mod fidelity;
 pub mod metrics;
+#[doc(hidden)]
 pub mod output;
 pub mod registry;
 pub mod replica;
 pub mod scenario;
+#[doc(hidden)]
 pub mod search;
 pub mod timing;
 pub mod units;
@@ -104,6 +106,7 @@ pub fn run_plan(plan: &scenario::validate::Plan, progress: &mut dyn FnMut(u64)) 
 }
 
 /// Like [`run_plan`], recording a trace (see [`output::trace`]) when `trace` is set.
+#[doc(hidden)]
 pub fn run_plan_traced(
     plan: &scenario::validate::Plan,
     trace: Option<&output::trace::TraceOptions>,

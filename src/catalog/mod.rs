@@ -14,6 +14,7 @@ mod listing;
 mod tests;
 
 pub use data::*;
+#[doc(hidden)]
 pub use listing::{render_devices, render_models};
 
 use serde::{Deserialize, Serialize};

@@ -14,7 +14,7 @@
 //!   off; the decode replica is chosen by `cluster.decode_router` among the
 //!   decode pool, counting KV already on its way there; the prompt's KV
 //!   (`prompt × model.kv_bytes_per_token`) crosses the link
-//!   ([`super::link`]: NVLink-class intra-node link when both replicas sit in
+//!   (`super::link`: NVLink-class intra-node link when both replicas sit in
 //!   one node, else the inter-node NIC; per-port FIFO contention). The
 //!   decode replica admits the request into its decoding set when the KV
 //!   has arrived, it is between iterations, and it has free blocks above
@@ -26,7 +26,7 @@
 //!   Phase-Wise Disaggregated Computation and Unified Storage", 2025): each
 //!   of `cluster.replicas` instances runs a prefill worker and a decode
 //!   worker at the same time on the same devices, with a fraction `f` of
-//!   the SMs for prefill and `1 − f` for decode ([`Partitioned`]: each
+//!   the SMs for prefill and `1 − f` for decode (`Partitioned`: each
 //!   worker also gets its SM share of the HBM bandwidth, so the two never
 //!   use more than the device's peak together); memory is unified, so the
 //!   hand-off moves no bytes and takes no time. The unified
@@ -42,7 +42,7 @@
 //! becomes visible by the co-located rule: with async output processing
 //! (vLLM ≥ 0.6) when the prefill replica's next iteration has been
 //! scheduled and launched (its start + host time), or at once when it
-//! idles ([`Runtime::reveal_first_tokens`]); the KV transfer starts at the
+//! idles (`Runtime::reveal_first_tokens`); the KV transfer starts at the
 //! iteration's end either way.
 //!
 //! Simplifications: a prefill replica frees the request's KV at hand-off
@@ -153,7 +153,7 @@ impl PoolPlan {
 }
 
 /// Devices of all pools.
-pub fn total_devices(pools: &[PoolPlan]) -> u32 {
+pub(crate) fn total_devices(pools: &[PoolPlan]) -> u32 {
     pools
         .iter()
         .filter(|p| !p.shares_devices)
@@ -162,7 +162,7 @@ pub fn total_devices(pools: &[PoolPlan]) -> u32 {
 }
 
 /// What the scenario's top level already resolved (pool 0 reuses it).
-pub struct PoolInputs<'a> {
+pub(crate) struct PoolInputs<'a> {
     pub model: &'a ModelSpec,
     pub device: &'a DeviceSpec,
     pub weight_dtype: Dtype,
@@ -177,7 +177,7 @@ pub struct PoolInputs<'a> {
 /// In disaggregated mode the top-level device, TP, PP and replica count
 /// describe the prefill pool: returns the scenario with them filled in
 /// (after checking the prefill pool's counts), or `None` in other modes.
-pub fn top_level(s: &Scenario) -> Result<Option<Scenario>> {
+pub(crate) fn top_level(s: &Scenario) -> Result<Option<Scenario>> {
     if s.cluster.mode != ClusterMode::Disaggregated {
         return Ok(None);
     }
@@ -197,7 +197,7 @@ pub fn top_level(s: &Scenario) -> Result<Option<Scenario>> {
 
 /// Resolves and checks the pools of a scenario (and the cluster keys that
 /// only matter with pools).
-pub fn plan_pools(s: &Scenario, catalog: &Catalog, base: &PoolInputs) -> Result<Vec<PoolPlan>> {
+pub(crate) fn plan_pools(s: &Scenario, catalog: &Catalog, base: &PoolInputs) -> Result<Vec<PoolPlan>> {
     let c = &s.cluster;
     if !(c.router_staleness.is_finite() && c.router_staleness >= 0.0) {
         return Err(key_error(
@@ -367,7 +367,7 @@ fn plan_pool(
 /// bandwidth and the two workers' shares sum to 1 — the device never
 /// delivers more than its peak bandwidth in total. (A worker whose partner
 /// is idle could draw more; the model takes the loaded case.)
-pub struct Partitioned<'a> {
+pub(crate) struct Partitioned<'a> {
     pub inner: &'a dyn TimeModel,
     pub share: f64,
 }
@@ -407,7 +407,7 @@ struct InFlight {
 }
 
 /// The engine's state for disaggregated and semi-PD runs.
-pub struct Runtime {
+pub(crate) struct Runtime {
     semi_pd: bool,
     prefill_first: usize,
     decode_first: usize,
@@ -541,11 +541,6 @@ impl Runtime {
         } else {
             1.0 - self.fraction[i - self.decode_first]
         })
-    }
-
-    /// The current prefill fractions of the semi-PD instances.
-    pub fn fractions(&self) -> &[f64] {
-        &self.fraction
     }
 
     /// Notes the duration of an iteration a decode worker started.

@@ -67,10 +67,7 @@ impl MinTree {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -83,6 +80,7 @@ impl MinTree {
     }
 
     /// The key of leaf `i`.
+    #[cfg(test)]
     pub fn key(&self, i: usize) -> u64 {
         assert!(i < self.n, "MinTree index {i} out of range (len {})", self.n);
         self.nodes[self.size + i].0
@@ -191,7 +189,7 @@ impl Indexes {
     };
 }
 
-/// What the indexes of a [`Board`] answer, over the replicas the router
+/// What the indexes of a `Board` answer, over the replicas the router
 /// chooses among (what `View::loads` holds); `None` for an index not kept.
 #[derive(Debug, Clone)]
 pub struct LoadIndex {

@@ -1,7 +1,7 @@
 //! Cluster level: the router that sends each arriving request to one
-//! replica ([`routers`], [`affinity`], [`predictive`]), prefill/decode
+//! replica (`routers`, `affinity`, `predictive`), prefill/decode
 //! disaggregation and semi-PD ([`disagg`]) and the KV-transfer link model
-//! ([`link`]).
+//! (`link`).
 //!
 //! A router sees only what a real one could: each replica's queue length,
 //! prefill backlog and KV use as *reported* ([`Load`], refreshed every
@@ -13,15 +13,15 @@
 //! Cost: a router that needs the least-loaded replica asks the [`View`]
 //! ([`View::least_outstanding`], [`View::least_kv_load`],
 //! [`View::total_outstanding`]), which the engine answers from indexes it
-//! keeps current as reports change ([`index`]: O(1) per question, O(log
+//! keeps current as reports change (`index`: O(1) per question, O(log
 //! replicas) per changed report), with the same tie-breaking as a scan.
 
-pub mod affinity;
+pub(crate) mod affinity;
 pub mod disagg;
-pub mod index;
-pub mod link;
-pub mod predictive;
-pub mod routers;
+pub(crate) mod index;
+pub(crate) mod link;
+pub(crate) mod predictive;
+pub(crate) mod routers;
 
 pub use index::{Indexes, LoadIndex};
 
@@ -165,7 +165,7 @@ pub trait Router: Send {
 /// The built-in routers, in the order help texts list them (see
 /// [`crate::registry`]). Randomised routers draw from their own ChaCha
 /// stream derived from `workload.seed`.
-pub fn builtin_routers() -> Vec<RouterSpec> {
+pub(crate) fn builtin_routers() -> Vec<RouterSpec> {
     use routers::*;
     vec![
         RouterSpec::new("random", "uniformly at random", |a| Box::new(Random::new(a.seed))),

@@ -101,13 +101,13 @@ pub fn time_model(plan: &Plan) -> Result<Box<dyn TimeModel>> {
 
 /// Builds the iteration time model of one pool of a plan (the one
 /// `hardware.time_model` names, from the plan's registry entry).
-pub fn pool_time_model(plan: &Plan, pool: &PoolPlan) -> Result<Box<dyn TimeModel>> {
+pub(crate) fn pool_time_model(plan: &Plan, pool: &PoolPlan) -> Result<Box<dyn TimeModel>> {
     plan.time_model.build(plan, pool)
 }
 
 /// The analytical (roofline) model of one pool: what `"analytical"` builds,
 /// and a base a library user's own time model can wrap.
-pub fn analytical_model(plan: &Plan, pool: &PoolPlan) -> Result<AnalyticalModel> {
+pub(crate) fn analytical_model(plan: &Plan, pool: &PoolPlan) -> Result<AnalyticalModel> {
     AnalyticalModel::new(
         &plan.model,
         &pool.device,
@@ -123,7 +123,7 @@ pub fn analytical_model(plan: &Plan, pool: &PoolPlan) -> Result<AnalyticalModel>
 }
 
 /// The built-in time models (see [`crate::registry`]).
-pub fn builtin_time_models() -> Vec<TimeModelSpec> {
+pub(crate) fn builtin_time_models() -> Vec<TimeModelSpec> {
     vec![
         TimeModelSpec::new(
             "analytical",
@@ -315,6 +315,7 @@ impl Simulation {
     }
 
     /// Records a trace of the run (see [`crate::output::trace`]); off by default.
+    #[doc(hidden)]
     pub fn enable_trace(&mut self, opts: &TraceOptions) {
         let rec = TraceRecorder::new(opts, self.info.replicas, self.info.pp);
         self.metrics.set_trace(rec);

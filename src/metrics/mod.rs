@@ -2,16 +2,16 @@
 //! writers of `summary.json`, `requests.csv`, `timeseries.csv` and the
 //! summary table.
 //!
-//! The engine feeds a [`Metrics`] collector during the run and calls
-//! [`Metrics::finish`] once at the end, which returns a [`Report`]:
+//! The engine feeds a `Metrics` collector during the run and calls
+//! `Metrics::finish` once at the end, which returns a [`Report`]:
 //!
-//! - [`Metrics::record_request`]: one [`RequestRecord`] per finished or
+//! - `Metrics::record_request`: one [`RequestRecord`] per finished or
 //!   rejected request (kept, for `requests.csv` and exact percentiles);
-//! - [`Metrics::record_itl`]: inter-token gaps, into a log-bucketed
+//! - `Metrics::record_itl`: inter-token gaps, into a log-bucketed
 //!   [`LogHistogram`] (never stored one by one);
-//! - [`Metrics::record_iteration`]: per-iteration time, FLOPs, bytes and
+//! - `Metrics::record_iteration`: per-iteration time, FLOPs, bytes and
 //!   batch size, into O(1) accumulators;
-//! - [`Metrics::record_sample`]: periodic replica snapshots (`timeseries.csv`).
+//! - `Metrics::record_sample`: periodic replica snapshots (`timeseries.csv`).
 //!
 //! Module layout: [`histogram`] (the ITL histogram and its error bound),
 //! [`summary`] (every metric's definition), `writers` (`summary.json` and
@@ -24,9 +24,10 @@
 //! identical inputs give byte-identical files.
 
 pub mod histogram;
+#[doc(hidden)]
 pub mod summary;
 mod table;
-pub mod transfer;
+mod transfer;
 mod writers;
 
 pub use histogram::LogHistogram;
@@ -186,7 +187,7 @@ pub struct RunInfo {
 /// The run's metrics collector. All `record_*` methods are O(1) and
 /// allocate only through amortised pushes of request records and samples.
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     slo: SloConfig,
     sample_interval_s: f64,
     records: Vec<RequestRecord>,
@@ -411,6 +412,7 @@ pub struct Report {
     /// KV hand-offs (disaggregated / semi-PD runs), sorted by request id.
     pub transfers: Vec<TransferRecord>,
     /// What the trace recorder collected (runs with tracing on only).
+    #[doc(hidden)]
     pub trace: Option<Box<TraceRecorder>>,
 }
 

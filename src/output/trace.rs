@@ -1,7 +1,7 @@
 //! The Chrome trace-event / Perfetto JSON trace (`fleetsim run --trace FILE.json`).
 //!
 //! This module owns the optional [`TraceRecorder`] that the engine feeds
-//! while it runs (held by [`crate::metrics::Metrics`] as an
+//! while it runs (held by `crate::metrics::Metrics` as an
 //! `Option<Box<_>>`, `None` unless tracing was asked for, so a normal run
 //! pays one `if let` per iteration and nothing else) and the writer that
 //! turns it, with the run's request records, into a trace-event file that

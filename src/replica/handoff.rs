@@ -59,10 +59,6 @@ impl Handoff {
             metrics.record_first_token(self.request.meta.id, self.request.meta.client, t);
         }
     }
-    /// Prompt + output − 1: the most KV entries it will hold.
-    pub fn full_tokens(&self) -> u32 {
-        self.request.meta.prompt_tokens + self.request.meta.output_tokens - 1
-    }
 }
 
 impl ReplicaState {
@@ -70,7 +66,7 @@ impl ReplicaState {
     /// ended (at `now`) and appends them to `out`. Call right after the
     /// iteration's completion. Their prompt prefix stays in this replica's
     /// prefix cache (if on); their own blocks are freed.
-    pub fn take_handoffs(&mut self, now: Nanos, out: &mut Vec<Handoff>) {
+    pub(crate) fn take_handoffs(&mut self, now: Nanos, out: &mut Vec<Handoff>) {
         for i in 0..self.batch_prefill_count() {
             let Some(slot) = self.just_prefilled(i, now) else {
                 continue;
@@ -89,21 +85,21 @@ impl ReplicaState {
     }
 
     /// KV blocks a hand-off needs on arrival.
-    pub fn handoff_blocks(&self, h: &Handoff) -> u64 {
+    pub(crate) fn handoff_blocks(&self, h: &Handoff) -> u64 {
         self.blocks_on_arrival(h.request.kv_tokens)
     }
 
     /// Whether this replica can take `h` into its decoding set now: not in
     /// the middle of an iteration, and enough free (or evictable cached)
     /// blocks above the watermark.
-    pub fn can_accept_handoff(&self, h: &Handoff) -> bool {
+    pub(crate) fn can_accept_handoff(&self, h: &Handoff) -> bool {
         self.can_take(self.handoff_blocks(h))
     }
 
     /// Admits a hand-off straight into the decoding set at `now` (the caller
     /// checked [`ReplicaState::can_accept_handoff`]). Its last token is its
     /// first token, so the next inter-token gap spans the transfer.
-    pub fn accept_handoff(&mut self, h: Handoff, now: Nanos) {
+    pub(crate) fn accept_handoff(&mut self, h: Handoff, now: Nanos) {
         debug_assert!(self.can_accept_handoff(&h));
         debug_assert!(h.request.meta.output_tokens > h.request.generated && h.produced <= now);
         self.attach_decoding(h.request, h.produced);
@@ -113,7 +109,7 @@ impl ReplicaState {
     /// instant, visible at `t` (semi-PD hand-offs land at once, before
     /// their prefill worker launches its next iteration). No-op if `id` is
     /// not pending here.
-    pub fn set_handoff_first_token(&mut self, id: u64, t: Nanos, metrics: &mut Metrics) {
+    pub(crate) fn set_handoff_first_token(&mut self, id: u64, t: Nanos, metrics: &mut Metrics) {
         if let Some(client) = self.set_first_token_of(id, t) {
             metrics.record_first_token(id, client, t);
         }

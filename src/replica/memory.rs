@@ -18,11 +18,11 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// Fixed per-device memory outside weights, KV and activations: CUDA context
 /// (~0.5 GiB), NCCL buffers and CUDA-graph pools. 1 GiB is a typical figure
 /// for vLLM on Hopper; the fidelity work calibrates it.
-pub const RUNTIME_OVERHEAD_BYTES: f64 = GIB;
+pub(crate) const RUNTIME_OVERHEAD_BYTES: f64 = GIB;
 
 /// Inputs of the capacity computation.
 #[derive(Debug, Clone, Copy)]
-pub struct MemoryInputs<'a> {
+pub(crate) struct MemoryInputs<'a> {
     pub model: &'a ModelSpec,
     pub device: &'a DeviceSpec,
     pub weight_dtype: Dtype,
@@ -55,17 +55,17 @@ pub struct MemoryPlan {
 
 /// KV heads one device holds: vLLM shards KV heads across TP ranks and
 /// replicates them when tp > num_kv_heads (each rank keeps one).
-pub fn kv_heads_per_device(model: &ModelSpec, tp: u32) -> u32 {
+pub(crate) fn kv_heads_per_device(model: &ModelSpec, tp: u32) -> u32 {
     (model.num_kv_heads / tp).max(1)
 }
 
 /// Layers on the most loaded pipeline stage (vLLM gives stages ⌈L/pp⌉ or ⌊L/pp⌋ layers).
-pub fn max_layers_per_stage(model: &ModelSpec, pp: u32) -> u32 {
+pub(crate) fn max_layers_per_stage(model: &ModelSpec, pp: u32) -> u32 {
     model.num_layers.div_ceil(pp)
 }
 
 /// Computes the memory plan, or explains with numbers why the model does not fit.
-pub fn plan(m: &MemoryInputs) -> Result<MemoryPlan> {
+pub(crate) fn plan(m: &MemoryInputs) -> Result<MemoryPlan> {
     let model = m.model;
     let tp = m.tp as f64;
     let layers = max_layers_per_stage(model, m.pp) as f64;
@@ -140,7 +140,7 @@ pub fn plan(m: &MemoryInputs) -> Result<MemoryPlan> {
 /// gated MLP, MoE: top-k experts' worth) plus the residual stream and
 /// attention projections (`hidden + (q+2kv)/tp` per token), in bf16, plus
 /// fp32 logits for every sampled sequence (`vocab/tp` each).
-pub fn activation_estimate(m: &MemoryInputs) -> f64 {
+pub(crate) fn activation_estimate(m: &MemoryInputs) -> f64 {
     let model = m.model;
     let tp = m.tp as f64;
     let t = m.max_batch_tokens as f64;
@@ -163,7 +163,7 @@ pub struct KvPool {
 }
 
 impl KvPool {
-    pub fn new(total: u64, watermark_fraction: f64) -> Self {
+    pub(crate) fn new(total: u64, watermark_fraction: f64) -> Self {
         KvPool {
             total,
             used: 0,
@@ -197,12 +197,12 @@ impl KvPool {
     }
 
     /// Allocates `blocks`; the caller has checked there is room.
-    pub fn allocate(&mut self, blocks: u64) {
+    pub(crate) fn allocate(&mut self, blocks: u64) {
         debug_assert!(blocks <= self.free(), "KV over-allocation");
         self.used += blocks;
     }
 
-    pub fn release(&mut self, blocks: u64) {
+    pub(crate) fn release(&mut self, blocks: u64) {
         debug_assert!(blocks <= self.used, "KV double free");
         self.used -= blocks;
     }

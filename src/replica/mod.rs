@@ -2,19 +2,19 @@
 //! queues, its KV-cache pool and a pluggable [`scheduler::Scheduler`] that
 //! forms each iteration's batch.
 //!
-//! The replica runs one iteration at a time. [`Replica::start_iteration`]
+//! The replica runs one iteration at a time. `Replica::start_iteration`
 //! asks the scheduler for a batch and prices it with the time model;
-//! [`Replica::finish_iteration`] applies its effects (prefill progress,
+//! `Replica::finish_iteration` applies its effects (prefill progress,
 //! emitted tokens, finished requests) when the engine reaches its end time.
 //!
 //! Cost per iteration is independent of the batch size (see [`state`]):
 //! decoding sequences advance together, so the replica keeps a decode step
 //! counter and running sums instead of touching every sequence each step.
 
-pub mod handoff;
+pub(crate) mod handoff;
 pub mod memory;
-pub mod prefix_cache;
-pub mod queue;
+pub(crate) mod prefix_cache;
+pub(crate) mod queue;
 pub mod scheduler;
 pub mod state;
 pub mod swap;
@@ -27,7 +27,7 @@ use scheduler::Scheduler;
 pub use state::ReplicaState;
 
 /// A replica and its scheduling policy.
-pub struct Replica {
+pub(crate) struct Replica {
     pub state: ReplicaState,
     scheduler: Box<dyn Scheduler>,
     /// Cost of the iteration in flight (valid while `state.busy()`).

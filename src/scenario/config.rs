@@ -594,7 +594,7 @@ impl LengthConfig {
 
     /// Prompt lengths resembling the Azure 2023 conversation trace
     /// (lognormal, median 1020, sigma 1.0; clamped to 4..6144).
-    pub fn conversation_prompt() -> Self {
+    pub(crate) fn conversation_prompt() -> Self {
         LengthConfig {
             kind: None,
             value: 1024,
@@ -608,7 +608,7 @@ impl LengthConfig {
 
     /// Output lengths resembling the Azure 2023 conversation trace
     /// (lognormal, median 129, sigma 1.0; clamped to 1..2048).
-    pub fn conversation_output() -> Self {
+    pub(crate) fn conversation_output() -> Self {
         LengthConfig {
             kind: None,
             value: 128,

@@ -63,7 +63,7 @@ pub trait Kind: Copy + Eq + fmt::Debug + 'static {
 /// Deserializes a [`Kind`] from its name; an unknown name is an error in the
 /// scenario's usual wording (`validate::unknown_value`: the value, the
 /// closest name, every name), to which the loader adds where it was.
-pub fn deserialize<'de, K: Kind, D: Deserializer<'de>>(d: D) -> Result<K, D::Error> {
+pub(crate) fn deserialize<'de, K: Kind, D: Deserializer<'de>>(d: D) -> Result<K, D::Error> {
     struct Names<K>(PhantomData<K>);
     impl<K: Kind> Visitor<'_> for Names<K> {
         type Value = K;

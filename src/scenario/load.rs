@@ -44,7 +44,12 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario> {
 /// [`parse_text`]) from `origin`, a file in folder `dir`: relative paths are
 /// made relative to `dir`, then the overrides are applied. `fleetsim search`
 /// uses it for the scenario part of a search-space file.
-pub fn load_table(mut table: Table, origin: &str, dir: &Path, overrides: &[String]) -> Result<Scenario> {
+pub(crate) fn load_table(
+    mut table: Table,
+    origin: &str,
+    dir: &Path,
+    overrides: &[String],
+) -> Result<Scenario> {
     resolve_paths(&mut table, dir);
     with_overrides(table, origin, overrides)
 }
@@ -57,7 +62,7 @@ fn with_overrides(mut table: Table, origin: &str, overrides: &[String]) -> Resul
 }
 
 /// Parses scenario text (no overrides); `origin` names it in errors.
-pub fn parse_text(text: &str, origin: &str) -> Result<Table> {
+pub(crate) fn parse_text(text: &str, origin: &str) -> Result<Table> {
     let table: Table = toml::from_str(text).map_err(|e| {
         Error::config(
             origin,
@@ -215,7 +220,7 @@ fn lookup_mut<'a>(table: &'a mut Table, dotted: &str) -> Option<&'a mut Value> {
 /// Applies one `key=value` override. The value is read as a TOML value
 /// (`4`, `0.9`, `true`, `"x"`, `[1, 2]`); anything that is not valid TOML
 /// is taken as a string, so `--set scheduler.kind=sarathi` works unquoted.
-pub fn apply_override(table: &mut Table, assignment: &str) -> Result<()> {
+pub(crate) fn apply_override(table: &mut Table, assignment: &str) -> Result<()> {
     let context = format!("--set {assignment}");
     let Some((key, raw)) = assignment.split_once('=') else {
         return Err(Error::config(

@@ -59,14 +59,14 @@ pub(crate) fn key_error(key: &str, message: impl Into<String>) -> Error {
 }
 
 /// The error for `value` at `key` not being one of `names`, with the closest suggested.
-pub fn unknown_name(key: &str, value: &str, names: &[&str]) -> Error {
+pub(crate) fn unknown_name(key: &str, value: &str, names: &[&str]) -> Error {
     key_error(key, unknown_value(value, names))
 }
 
 /// "unknown value `x` (did you mean `y`?); expected one of: a, b": the
 /// message of [`unknown_name`] without the key, also used by the enums of
 /// `scenario::kinds` (the loader adds where the value was).
-pub fn unknown_value(value: &str, names: &[&str]) -> String {
+pub(crate) fn unknown_value(value: &str, names: &[&str]) -> String {
     format!(
         "unknown value `{value}`{}; expected one of: {}",
         did_you_mean(value, names.iter().copied()),
@@ -459,6 +459,7 @@ fn replica_policy(
 
 /// The device's catalog calibration (or the generic default) with the
 /// scenario's overrides applied key by key.
+#[doc(hidden)]
 pub fn resolve_calibration(device: &DeviceSpec, overrides: &toml::Table) -> Result<Calibration> {
     let base = device.calibration.unwrap_or_default();
     let mut table = toml::Table::try_from(base).expect("a calibration serializes to a table");

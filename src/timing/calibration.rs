@@ -14,7 +14,7 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// Tunable constants of [`AnalyticalModel`](super::analytical::AnalyticalModel).
+/// Tunable constants of `AnalyticalModel`.
 /// See the module documentation of `timing::analytical` for where each one
 /// enters the formulas.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -141,7 +141,7 @@ impl Default for Calibration {
 
 impl Calibration {
     /// Checks that efficiencies are in (0, 1] and times/sizes are finite and ≥ 0.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let fractions = [
             ("gemm_efficiency", self.gemm_efficiency),
             ("memory_efficiency", self.memory_efficiency),

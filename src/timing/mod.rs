@@ -4,18 +4,20 @@
 //! the batch that the replica keeps as running sums, so pricing an iteration
 //! is O(1) whatever the batch size — and asks a [`TimeModel`] for its
 //! [`IterationCost`]. Implementations:
-//! - [`analytical::AnalyticalModel`]: operator-level roofline with calibrated
+//! - `analytical::AnalyticalModel`: operator-level roofline with calibrated
 //!   efficiencies (time model v1).
 //! - [`profile::ProfileModel`]: operator times interpolated from measured
 //!   profile tables (Vidur, APEX+), the analytical model for the rest.
 
-pub mod analytical;
-pub mod calibration;
+pub(crate) mod analytical;
+pub(crate) mod calibration;
+#[doc(hidden)]
 pub mod collectives;
-pub mod pipeline;
+pub(crate) mod pipeline;
+#[doc(hidden)]
 pub mod profile;
 
-pub use analytical::{AnalyticalModel, Breakdown, ParallelConfig};
+pub(crate) use analytical::{AnalyticalModel, ParallelConfig};
 pub use calibration::Calibration;
 
 use crate::units::Nanos;

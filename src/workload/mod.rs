@@ -1,18 +1,18 @@
 //! Workloads: where requests come from. Synthetic arrival processes
-//! ([`arrivals`]) and length distributions ([`lengths`]), and readers for
-//! public traces ([`trace`]), behind one [`RequestSource`] interface that
+//! (`arrivals`) and length distributions (`lengths`), and readers for
+//! public traces (`trace`), behind one [`RequestSource`] interface that
 //! yields requests lazily in arrival order.
 //!
 //! Every random purpose has its own stream derived from `workload.seed`
 //! (arrival gaps, prompt lengths, output lengths, trace-row sampling), so
 //! changing the length distribution leaves arrival times unchanged.
 
-pub mod arrivals;
-pub mod concurrency;
+pub(crate) mod arrivals;
+pub(crate) mod concurrency;
 pub mod feedback;
-pub mod lengths;
-pub mod sessions;
-pub mod trace;
+pub(crate) mod lengths;
+pub(crate) mod sessions;
+pub(crate) mod trace;
 
 use crate::error::{Error, Result};
 use crate::scenario::kinds::kinds;
@@ -92,7 +92,7 @@ pub enum Prefix {
 }
 
 /// SplitMix64 finaliser: a well-mixed 64-bit hash of `x`.
-pub fn mix64(mut x: u64) -> u64 {
+pub(crate) fn mix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -478,6 +478,7 @@ fn cap_output(output: u32, max_tokens: u32) -> u32 {
 }
 
 /// Checks a workload configuration (reading its trace) without generating requests.
+#[doc(hidden)]
 pub fn validate(cfg: &WorkloadConfig) -> Result<()> {
     build(cfg).map(|_| ())
 }

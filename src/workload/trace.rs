@@ -52,7 +52,7 @@ pub enum TraceFormat {
 
 impl TraceFormatChoice {
     /// The forced format, or `None` to detect it.
-    pub fn forced(self) -> Option<TraceFormat> {
+    pub(crate) fn forced(self) -> Option<TraceFormat> {
         match self {
             TraceFormatChoice::Auto => None,
             TraceFormatChoice::Vidur => Some(TraceFormat::Vidur),
@@ -79,6 +79,8 @@ pub struct TraceRow {
 #[derive(Debug, Clone)]
 pub struct Trace {
     pub path: PathBuf,
+    /// The detected (or forced) format; the detection tests read it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub format: TraceFormat,
     pub rows: Vec<TraceRow>,
 }

@@ -1,6 +1,6 @@
 //! Replica schedulers: the policy that forms each iteration's batch from a
 //! replica's waiting queue and running set. Each policy is one file; adding
-//! one touches its file and its entry in [`builtin`] (name, defaults,
+//! one touches its file and its entry in `builtin` (name, defaults,
 //! constructor; see [`crate::registry`]). A library user registers their
 //! own with [`crate::registry::Registry::register_scheduler`].
 //!
@@ -28,13 +28,14 @@ mod sglang;
 mod vllm;
 mod vtc;
 
-pub use chunked::Chunked;
-pub use fastertransformer::FasterTransformer;
-pub use laps::Laps;
-pub use lightllm::{LightLlm, OutputEstimate};
-pub use orca::Orca;
-pub use vllm::Vllm;
-pub use vtc::Vtc;
+pub(crate) use chunked::Chunked;
+pub(crate) use fastertransformer::FasterTransformer;
+pub(crate) use laps::Laps;
+pub(crate) use lightllm::LightLlm;
+pub use lightllm::OutputEstimate;
+pub(crate) use orca::Orca;
+pub(crate) use vllm::Vllm;
+pub(crate) use vtc::Vtc;
 
 use super::state::{ReplicaState, Slot};
 use crate::registry::{Batching, Caching, DefaultBudget, KvLayout, SchedulerSpec};
@@ -78,7 +79,7 @@ pub struct Policy {
 
 /// The built-in schedulers, in the order help texts list them (see
 /// [`crate::registry`]): each one's name, defaults and constructor.
-pub fn builtin() -> Vec<SchedulerSpec> {
+pub(crate) fn builtin() -> Vec<SchedulerSpec> {
     let chunked = |name: &str, summary: &str, order: Order| {
         SchedulerSpec::new(name, summary, move |p| Box::new(Chunked::new(p.clone(), order)))
     };
@@ -144,7 +145,7 @@ pub fn builtin() -> Vec<SchedulerSpec> {
 
 /// Which waiting request a chunked policy admits next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
+pub(crate) enum Order {
     /// First come, first served (or by priority with `scheduler.priority`).
     Fcfs,
     /// Most prompt tokens already in the prefix cache first (SGLang).

@@ -109,12 +109,12 @@ impl ReplicaState {
     /// token's timestamp is the next iteration's start plus its host part
     /// (scheduling and launch) — or the end of its own iteration when no
     /// iteration follows (the replica flushes when it idles).
-    pub fn flush_outputs(&mut self, now: Nanos, metrics: &mut Metrics) {
+    pub(crate) fn flush_outputs(&mut self, now: Nanos, metrics: &mut Metrics) {
         self.outputs.flush(now, &mut self.slab, metrics);
     }
 
     /// Whether outputs of a finished iteration still wait to be made visible.
-    pub fn has_pending_outputs(&self) -> bool {
+    pub(crate) fn has_pending_outputs(&self) -> bool {
         self.outputs.has_pending()
     }
 

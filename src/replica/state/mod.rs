@@ -42,7 +42,7 @@
 //! - `slab`: the request slots (hot per-request state; prefix and ids
 //!   kept cold beside it);
 //! - the queues: waiting (per-client and per-priority facades,
-//!   [`super::queue`]), swapped, running and prefilling, in admission order;
+//!   `super::queue`), swapped, running and prefilling, in admission order;
 //! - `kv_ledger`: the device pool, the prefix cache's blocks and the host
 //!   swap space;
 //! - `decode_set`: the decoding set and its running sums;
@@ -207,7 +207,7 @@ pub struct ReplicaState {
 }
 
 impl ReplicaState {
-    pub fn new(id: u32, kv_blocks: u64, opts: StateOptions) -> Self {
+    pub(crate) fn new(id: u32, kv_blocks: u64, opts: StateOptions) -> Self {
         ReplicaState {
             id,
             opts,
@@ -345,7 +345,7 @@ impl ReplicaState {
         (self.kv.pool().total() * b, self.kv.admittable() * b)
     }
 
-    pub fn sample(&self) -> ReplicaSample {
+    pub(crate) fn sample(&self) -> ReplicaSample {
         ReplicaSample {
             queued: self.num_waiting() as u32,
             running: self.running.len() as u32,
@@ -373,7 +373,7 @@ impl ReplicaState {
 
     /// Queues a request, or rejects it if its full sequence can never fit in
     /// this replica's KV cache.
-    pub fn enqueue(&mut self, spec: RequestSpec, now: Nanos, metrics: &mut Metrics) {
+    pub(crate) fn enqueue(&mut self, spec: RequestSpec, now: Nanos, metrics: &mut Metrics) {
         let full = spec.prompt_tokens + spec.output_tokens - 1;
         if !self.can_ever_hold(full) {
             self.reject(spec, now, RejectReason::ExceedsKvCapacity, metrics);
@@ -387,14 +387,20 @@ impl ReplicaState {
     }
 
     /// Whether a request of `full_tokens` KV entries could ever fit here.
-    pub fn can_ever_hold(&self, full_tokens: u32) -> bool {
+    pub(crate) fn can_ever_hold(&self, full_tokens: u32) -> bool {
         self.kv
             .pool()
             .can_ever_admit(self.kv.reserved_blocks(full_tokens))
     }
 
     /// Records a rejection decided outside the replica's memory (e.g. max_model_len).
-    pub fn reject(&mut self, spec: RequestSpec, now: Nanos, reason: RejectReason, metrics: &mut Metrics) {
+    pub(crate) fn reject(
+        &mut self,
+        spec: RequestSpec,
+        now: Nanos,
+        reason: RejectReason,
+        metrics: &mut Metrics,
+    ) {
         self.done += 1;
         metrics.record_request(RequestRecord {
             id: spec.id,
@@ -421,7 +427,7 @@ impl ReplicaState {
     /// against the running requests', and the pool's used blocks against
     /// what requests, the cache and the padding hold (O(requests + cache);
     /// for tests and debug builds).
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
         self.slab.check()?;
         self.outputs.check(&self.slab)?;
         let mut blocks = 0u64;
@@ -493,7 +499,7 @@ impl ReplicaState {
     /// Blocks in use that no request, cache entry or padding accounts for
     /// once the replica is idle (0 when everything was freed). The prefix
     /// cache keeps blocks after the run; they are not a leak.
-    pub fn leaked_blocks(&self) -> u64 {
+    pub(crate) fn leaked_blocks(&self) -> u64 {
         self.kv.pool().used() - self.cache_blocks()
     }
 }

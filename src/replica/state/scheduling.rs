@@ -18,12 +18,12 @@ impl ReplicaState {
 
     /// Ids of the requests preempted, and of those readmitted after a
     /// preemption, while the current batch was formed (in that order of events).
-    pub fn batch_preemptions(&self) -> (&[u64], &[u64]) {
+    pub(crate) fn batch_preemptions(&self) -> (&[u64], &[u64]) {
         (&self.batch.preempted, &self.batch.resumed)
     }
 
     /// Swap I/O time (seconds) the current batch's scheduling caused.
-    pub fn batch_swap_secs(&self) -> f64 {
+    pub(crate) fn batch_swap_secs(&self) -> f64 {
         self.batch.swap_secs
     }
 

@@ -3,7 +3,7 @@
 //!
 //! # What is fitted to what
 //!
-//! The predictor is the analytical model itself ([`AnalyticalModel`]), built
+//! The predictor is the analytical model itself (`AnalyticalModel`), built
 //! for each profiled architecture and TP degree with a candidate calibration,
 //! so the fitted constants mean exactly what they mean at run time. Each
 //! group of constants is fitted to the measurements that isolate it,
