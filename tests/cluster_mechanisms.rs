@@ -244,3 +244,41 @@ fn decode_choice_counts_inbound_hand_offs_and_requests_that_ended() {
     // The timeline the comment assumes.
     assert!(fin(2) < fin(1) && fin(1) < 1000 * ms && fin(0) > 1100 * ms);
 }
+
+#[test]
+fn least_kv_decode_choice_weighs_held_blocks_in_tokens() {
+    // One prefill replica (0), two decode replicas (1, 2), decode router
+    // least-kv (KV tokens held, in whole 16-token blocks, + KV on its way),
+    // 10 ms iterations. A (150-token prompt, 1,000 to generate) at 0 goes
+    // to 1 (both empty). B (100) at 0.5 s: replica 1 holds A's ~200 tokens
+    // (13 blocks = 208 tokens), replica 2 nothing → 2 (counting blocks
+    // rather than tokens would still say 13 against 0, but 13 / 16 would
+    // be a tie → 1). C (10) at 0.6 s: 1 holds ~14 blocks (224 tokens),
+    // 2 holds B's 7 (112) → 2; least-outstanding would see a tie (1, 1).
+    let p = with(
+        &[
+            "cluster.mode=disaggregated",
+            "cluster.prefill.replicas=1",
+            "cluster.decode.replicas=2",
+        ],
+        &["cluster.decode_router=least-kv"],
+    );
+    let ms = 1_000_000;
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![
+        Box::new(common::ConstantTime(10 * ms)),
+        Box::new(common::ConstantTime(10 * ms)),
+    ];
+    let reqs = vec![
+        RequestSpec::new(0, 0, 150, 1000),
+        RequestSpec::new(1, 500 * ms, 100, 1000),
+        RequestSpec::new(2, 600 * ms, 10, 50),
+    ];
+    let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    assert_eq!(r.summary.completed, 3);
+    let to: Vec<u32> = (0..3)
+        .map(|id| r.transfers.iter().find(|t| t.id == id).unwrap().to)
+        .collect();
+    assert_eq!(to, [1, 2, 2]);
+}

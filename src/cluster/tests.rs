@@ -148,6 +148,26 @@ fn dualmap_uses_two_candidates_and_prefers_the_cached_one() {
 }
 
 #[test]
+fn dualmap_leaves_its_pair_only_when_the_pair_is_hot_against_the_mean() {
+    let mut d = affinity::DualMap::new(8);
+    let r = req(0, Some(5));
+    let (a, b) = d.candidates(affinity::prefix_key(&r, 16).unwrap());
+    let spare = (0..8).find(|&i| i != a && i != b).unwrap();
+    // Every replica holds 10 requests, `spare` 9: the mean is 9.875 and the
+    // pair's 10 is not over 2 · 9.875 + 1, so the request stays on the pair
+    // (the least-outstanding replica would be `spare`).
+    let mut even = vec![load(10, 0); 8];
+    even[spare] = load(9, 0);
+    let pick = d.route(&r, &view(&even));
+    assert!(pick == a || pick == b, "{pick} left the pair {a}, {b}");
+    // The pair at 30 each, the rest at 1 and `spare` idle: mean 65 / 8 =
+    // 8.125, 30 > 2 · 8.125 + 1: a hotspot, so the least-outstanding replica.
+    let mut hot = vec![load(1, 0); 8];
+    (hot[a], hot[b], hot[spare]) = (load(30, 0), load(30, 0), load(0, 0));
+    assert_eq!(d.route(&req(1, Some(5)), &view(&hot)), spare);
+}
+
+#[test]
 fn dualmap_falls_back_when_both_candidates_miss_the_slo() {
     let mut loads = vec![load(1, 20_000); 8];
     loads[6] = Load::default();

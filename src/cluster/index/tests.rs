@@ -144,6 +144,10 @@ fn a_board_keeps_only_the_indexes_asked_for() {
     b.set(0, load(3, 0, 0, 0));
     assert_eq!(b.view().0[0], load(3, 0, 0, 0));
     assert_eq!(answers(b.view().1), (None, None, None));
+    // The index covers every replica on the board.
+    assert_eq!((b.view().1.len(), b.view().1.is_empty()), (1, false));
+    let empty = Board::new(Vec::new(), Indexes::ALL);
+    assert_eq!((empty.view().1.len(), empty.view().1.is_empty()), (0, true));
 }
 
 proptest! {
