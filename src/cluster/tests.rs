@@ -153,11 +153,11 @@ fn dualmap_leaves_its_pair_only_when_the_pair_is_hot_against_the_mean() {
     let r = req(0, Some(5));
     let (a, b) = d.candidates(affinity::prefix_key(&r, 16).unwrap());
     let spare = (0..8).find(|&i| i != a && i != b).unwrap();
-    // Every replica holds 10 requests, `spare` 9: the mean is 9.875 and the
-    // pair's 10 is not over 2 · 9.875 + 1, so the request stays on the pair
-    // (the least-outstanding replica would be `spare`).
+    // Every replica holds 10 requests, `spare` 2: the mean is 72 / 8 = 9
+    // and the pair's 10 is not over 2 · 9 + 1, so the request stays on the
+    // pair (the least-outstanding replica would be `spare`).
     let mut even = vec![load(10, 0); 8];
-    even[spare] = load(9, 0);
+    even[spare] = load(2, 0);
     let pick = d.route(&r, &view(&even));
     assert!(pick == a || pick == b, "{pick} left the pair {a}, {b}");
     // The pair at 30 each, the rest at 1 and `spare` idle: mean 65 / 8 =
@@ -165,6 +165,31 @@ fn dualmap_leaves_its_pair_only_when_the_pair_is_hot_against_the_mean() {
     let mut hot = vec![load(1, 0); 8];
     (hot[a], hot[b], hot[spare]) = (load(30, 0), load(30, 0), load(0, 0));
     assert_eq!(d.route(&req(1, Some(5)), &view(&hot)), spare);
+}
+
+#[test]
+fn dualmap_never_calls_a_pair_of_two_requests_a_hotspot() {
+    // 16 replicas, all idle but the pair: with 2 requests each the mean
+    // is 0.25 and 2 > 2 · 0.25 + 1, but a pair holding at most
+    // HOTSPOT_FACTOR = 2 requests is never hot: the request stays. With 3
+    // each (mean 0.375, 3 > 1.75) it moves to the first idle replica.
+    for (held, stays) in [(2, true), (3, false)] {
+        let mut d = affinity::DualMap::new(16);
+        let r = req(0, Some(5));
+        let (a, b) = d.candidates(affinity::prefix_key(&r, 16).unwrap());
+        let mut loads = vec![Load::default(); 16];
+        (loads[a], loads[b]) = (load(held, 0), load(held, 0));
+        let idle = (0..16).find(|&i| i != a && i != b).unwrap();
+        let pick = d.route(&r, &view(&loads));
+        if stays {
+            assert!(
+                pick == a || pick == b,
+                "{held} each: {pick} left the pair {a}, {b}"
+            );
+        } else {
+            assert_eq!(pick, idle, "{held} each");
+        }
+    }
 }
 
 #[test]

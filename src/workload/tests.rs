@@ -150,6 +150,12 @@ fn bad_parameters_name_their_key() {
         assert!(e.contains(key), "`{e}` should name {key}");
     };
     check(cfg("poisson", -1.0, 1.0, 10), "workload.arrivals.rate");
+    // 0 requests/s is no process at all (the boundary of `rate > 0`).
+    let e = validate(&cfg("poisson", 0.0, 1.0, 10)).unwrap_err().to_string();
+    assert!(
+        e.contains("workload.arrivals.rate") && e.contains("must be > 0 requests/s, found 0"),
+        "{e}"
+    );
     check(cfg("gamma", 1.0, 0.0, 10), "workload.arrivals.cv");
     check(cfg("poisson", 1.0, 1.0, 0), "workload.count");
     let mut c = cfg("poisson", 1.0, 1.0, 10);
