@@ -49,6 +49,11 @@ impl fleetsim::timing::TimeModel for HostTime {
 /// TTFTs (ns, by request id) of A (arrives at 0) and B (at 5 ms), both
 /// prompt 100, output 3, with 10 ms iterations of which 2 ms host.
 fn two_request_ttfts(p: &Plan) -> Vec<u64> {
+    two_request_ttfts_of(p, 100)
+}
+
+/// [`two_request_ttfts`] with prompts of `prompt` tokens.
+fn two_request_ttfts_of(p: &Plan, prompt: u32) -> Vec<u64> {
     const MS: u64 = 1_000_000;
     let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = p
         .pools
@@ -56,8 +61,8 @@ fn two_request_ttfts(p: &Plan) -> Vec<u64> {
         .map(|_| Box::new(HostTime(10 * MS, 2 * MS)) as Box<dyn fleetsim::timing::TimeModel>)
         .collect();
     let reqs = vec![
-        RequestSpec::new(0, 0, 100, 3),
-        RequestSpec::new(1, 5 * MS, 100, 3),
+        RequestSpec::new(0, 0, prompt, 3),
+        RequestSpec::new(1, 5 * MS, prompt, 3),
     ];
     let mut sim = Simulation::with_models(p, models, ListSource::boxed(reqs));
     sim.set_paranoid(true);
@@ -84,8 +89,15 @@ fn prefill_pool_first_token_follows_the_async_output_rule_of_colocated() {
     // once the one after (both decodes) is, at 22 ms: TTFT 17 ms.
     let colo = two_request_ttfts(&plan(&[]));
     assert_eq!(colo, [12 * MS, 17 * MS], "co-located");
-    let dis = two_request_ttfts(&with(DISAGG_1P1D, &["cluster.kv_link=inter-node"]));
+    let inter = with(DISAGG_1P1D, &["cluster.kv_link=inter-node"]);
+    let dis = two_request_ttfts(&inter);
     assert_eq!(dis, [12 * MS, 15 * MS], "disaggregated");
+    // The same with 4,000-token prompts, whose 0.5 GB of KV (Llama-3-8B:
+    // 128 KiB a token) takes over 2 ms on the inter-node link: each first
+    // token becomes visible while its KV is still on its way, at the same
+    // times.
+    let long = two_request_ttfts_of(&inter, 4000);
+    assert_eq!(long, [12 * MS, 15 * MS], "disaggregated, KV in flight");
     // Without async output processing a token shows at its iteration's end.
     let sync = two_request_ttfts(&with(DISAGG_1P1D, &["scheduler.async_output=false"]));
     assert_eq!(sync, [10 * MS, 15 * MS], "disaggregated, synchronous output");
@@ -250,11 +262,12 @@ fn least_kv_decode_choice_weighs_held_blocks_in_tokens() {
     // One prefill replica (0), two decode replicas (1, 2), decode router
     // least-kv (KV tokens held, in whole 16-token blocks, + KV on its way),
     // 10 ms iterations. A (150-token prompt, 1,000 to generate) at 0 goes
-    // to 1 (both empty). B (100) at 0.5 s: replica 1 holds A's ~200 tokens
-    // (13 blocks = 208 tokens), replica 2 nothing → 2 (counting blocks
-    // rather than tokens would still say 13 against 0, but 13 / 16 would
-    // be a tie → 1). C (10) at 0.6 s: 1 holds ~14 blocks (224 tokens),
-    // 2 holds B's 7 (112) → 2; least-outstanding would see a tie (1, 1).
+    // to 1 (both empty). B (100 tokens) and C (10) arrive at 0.5 s and are
+    // prefilled together, then handed off one after the other:
+    //   B: replica 1 holds A's ~200 tokens (13 blocks = 208), 2 nothing → 2.
+    //   C: 1 holds 208, 2 holds nothing but B's 101 tokens on their way:
+    //   101 < 208 → 2. (Blocks not weighed in tokens, 13 or 13 + 16,
+    //   would be less than 101 → 1.)
     let p = with(
         &[
             "cluster.mode=disaggregated",
@@ -271,7 +284,7 @@ fn least_kv_decode_choice_weighs_held_blocks_in_tokens() {
     let reqs = vec![
         RequestSpec::new(0, 0, 150, 1000),
         RequestSpec::new(1, 500 * ms, 100, 1000),
-        RequestSpec::new(2, 600 * ms, 10, 50),
+        RequestSpec::new(2, 500 * ms, 10, 50),
     ];
     let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
     sim.set_paranoid(true);
@@ -281,4 +294,14 @@ fn least_kv_decode_choice_weighs_held_blocks_in_tokens() {
         .map(|id| r.transfers.iter().find(|t| t.id == id).unwrap().to)
         .collect();
     assert_eq!(to, [1, 2, 2]);
+}
+
+#[test]
+fn an_infinite_router_staleness_is_an_error_naming_the_key() {
+    let s = common::scenario(&["cluster.router_staleness=inf"]);
+    let e = fleetsim::scenario::validate::plan(&s).unwrap_err().to_string();
+    assert!(
+        e.contains("cluster.router_staleness") && e.contains("found inf"),
+        "{e}"
+    );
 }

@@ -347,6 +347,32 @@ fn semi_pd_workers_split_hbm_bandwidth_by_their_sm_shares() {
 }
 
 #[test]
+fn a_semi_pd_workers_stages_slow_down_by_its_sm_share() {
+    /// Two stages of 3 ms and 1 ms.
+    struct TwoStages;
+    impl TimeModel for TwoStages {
+        fn iteration(&self, _b: &BatchShape) -> IterationCost {
+            IterationCost::default()
+        }
+        fn stage_times(&self, _b: &BatchShape, out: &mut Vec<f64>) {
+            out.clear();
+            out.extend([3e-3, 1e-3]);
+        }
+        fn peak_rates(&self) -> (f64, f64) {
+            (1.0, 1.0)
+        }
+    }
+    let mut out = Vec::new();
+    let worker = disagg::Partitioned {
+        inner: &TwoStages,
+        share: 0.25,
+    };
+    worker.stage_times(&BatchShape::default(), &mut out);
+    // A quarter of the SMs: each stage 4 times as long.
+    assert_eq!(out, [12e-3, 4e-3]);
+}
+
+#[test]
 fn predictive_counts_the_prefix_it_believes_each_replica_holds() {
     // PerToken: an iteration of n tokens takes 1000 + 100 n ns; budget
     // 2048, so every prediction here is one iteration. Requests: 1024-token
