@@ -368,3 +368,53 @@ fn disaggregated_requests_show_their_kv_transfer() {
         assert!(d.abs() <= 1000, "request {}: span off by {d} ns", t.id);
     }
 }
+
+/// A time model whose first stage takes all of each 10 ms iteration's
+/// GPU part (2 ms host) and whose second stage is priced at nothing; its
+/// busiest stage (4 ms of GPU) lets pp = 2 virtual engines keep the
+/// 10 ms period.
+struct FrontLoaded;
+
+impl fleetsim::timing::TimeModel for FrontLoaded {
+    fn iteration(&self, _b: &fleetsim::timing::BatchShape) -> fleetsim::timing::IterationCost {
+        fleetsim::timing::IterationCost {
+            duration: 10_000_000,
+            host: 2_000_000,
+            stage: 6_000_000,
+            ..Default::default()
+        }
+    }
+    fn stage_times(&self, _b: &fleetsim::timing::BatchShape, out: &mut Vec<f64>) {
+        out.clear();
+        out.extend([8e-3, 0.0]);
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+#[test]
+fn stage_spans_follow_the_models_stage_times_and_skip_empty_stages() {
+    let p = plan(&["cluster.pp=2", "workload.count=5"]);
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![Box::new(FrontLoaded)];
+    let mut sim = Simulation::with_models(
+        &p,
+        models,
+        fleetsim::workload::build_source(&p.scenario.workload).unwrap(),
+    );
+    sim.enable_trace(&TraceOptions::default());
+    let report = sim.run(&mut |_| {});
+    let v: Value = serde_json::from_str(&trace_json(&report)).unwrap();
+    let events = validate(&v);
+    let iters = events.iter().filter(|e| e["cat"] == "iteration").count();
+    let stages: Vec<&Value> = events.iter().filter(|e| e["cat"] == "pp-stage").collect();
+    // Stage 0 holds each iteration's whole 8 ms GPU part; stage 1, priced
+    // at 0, has no span at all (no zero-length events).
+    assert!(iters > 0);
+    assert_eq!(stages.len(), iters);
+    assert!(
+        stages
+            .iter()
+            .all(|s| s["name"] == "stage 0" && ns(&s["dur"]) == 8_000_000)
+    );
+}
