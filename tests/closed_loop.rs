@@ -683,3 +683,13 @@ fn open_loop_sessions_are_over_after_their_last_turn() {
         routed.len()
     );
 }
+
+/// Workloads without sessions (fixed-concurrency clients, which listen to
+/// completions) never tell the router a session is over.
+#[test]
+fn sessionless_workloads_report_no_session_over() {
+    let (r, log) = heard(&["workload.concurrency=4", "workload.count=20"]);
+    assert_eq!(r.summary.completed, 20);
+    assert_eq!(log.len(), 20);
+    assert!(log.iter().all(|h| *h == Heard::Routed(None)), "{log:?}");
+}
