@@ -305,3 +305,35 @@ fn an_infinite_router_staleness_is_an_error_naming_the_key() {
         "{e}"
     );
 }
+
+#[test]
+fn a_first_token_is_revealed_while_its_kv_waits_for_room_at_the_decode_replica() {
+    const MS: u64 = 1_000_000;
+    // max_num_seqs = 1; iterations of 10 ms, 2 ms of them host. A (50
+    // tokens to generate) is prefilled 0–10 ms and then holds the decode
+    // replica's only seat for ~0.5 s. B (at 20 ms) is prefilled 20–30 ms;
+    // its KV lands at once but waits for the seat. C (at 25 ms) is
+    // prefilled from 30 ms, and as that iteration launches B's token is
+    // processed: visible at 32 ms, TTFT 12 ms, while B still waits. C's
+    // prefill ends at 40 ms with nothing after it: visible then, TTFT 15 ms.
+    let p = with(DISAGG_1P1D, &["scheduler.max_num_seqs=1"]);
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = p
+        .pools
+        .iter()
+        .map(|_| Box::new(HostTime(10 * MS, 2 * MS)) as Box<dyn fleetsim::timing::TimeModel>)
+        .collect();
+    let reqs = vec![
+        RequestSpec::new(0, 0, 100, 50),
+        RequestSpec::new(1, 20 * MS, 100, 3),
+        RequestSpec::new(2, 25 * MS, 100, 3),
+    ];
+    let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    assert_eq!(r.summary.completed, 3);
+    let rec = |id: u64| *r.requests.iter().find(|q| q.id == id).unwrap();
+    let admitted = |id: u64| r.transfers.iter().find(|t| t.id == id).unwrap().admitted;
+    assert!(admitted(1) > 40 * MS, "B waited for the seat past both reveals");
+    assert_eq!(rec(1).first_token - rec(1).arrival, 12 * MS);
+    assert_eq!(rec(2).first_token - rec(2).arrival, 15 * MS);
+}
