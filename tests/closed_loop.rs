@@ -637,6 +637,14 @@ fn a_router_hears_once_per_session_that_it_is_over() {
     // Every session is over but those the count cut short (at most one in
     // progress per user when the last turn was sent).
     assert!(over.keys().all(|s| sessions.contains(s)));
+    // A refused turn ends its session, which the router hears of.
+    for q in r.requests.iter().filter(|q| !q.is_finished()) {
+        let s = q.session.unwrap();
+        assert!(
+            over.contains_key(&s),
+            "session {s} ended at a refused turn unheard"
+        );
+    }
     assert!(
         over.len() + 6 >= sessions.len(),
         "{} of {} over",

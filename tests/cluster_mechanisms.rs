@@ -214,6 +214,38 @@ fn exact_least_outstanding_sees_requests_end_and_same_instant_arrivals() {
     assert_eq!(picks, [0, 1, 1, 0]);
 }
 
+/// Runs `reqs` on one prefill replica (0) and two decode replicas (1, 2)
+/// with `decode_router`, 10 ms iterations everywhere, invariants checked;
+/// the report and the decode replica each request was handed to, by id.
+fn one_prefill_two_decode(
+    decode_router: &str,
+    reqs: Vec<RequestSpec>,
+) -> (fleetsim::metrics::Report, Vec<u32>) {
+    let n = reqs.len() as u64;
+    let router = format!("cluster.decode_router={decode_router}");
+    let p = with(
+        &[
+            "cluster.mode=disaggregated",
+            "cluster.prefill.replicas=1",
+            "cluster.decode.replicas=2",
+        ],
+        &[&router],
+    );
+    let ms = 1_000_000;
+    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![
+        Box::new(common::ConstantTime(10 * ms)),
+        Box::new(common::ConstantTime(10 * ms)),
+    ];
+    let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
+    sim.set_paranoid(true);
+    let r = sim.run(&mut |_| {});
+    assert_eq!(r.summary.completed, n);
+    let to = (0..n)
+        .map(|id| r.transfers.iter().find(|t| t.id == id).unwrap().to)
+        .collect();
+    (r, to)
+}
+
 #[test]
 fn decode_choice_counts_inbound_hand_offs_and_requests_that_ended() {
     // One prefill replica (0), two decode replicas (1, 2), decode router
@@ -225,33 +257,15 @@ fn decode_choice_counts_inbound_hand_offs_and_requests_that_ended() {
     //   D at ~0.21 s: A and B decode, (1, 1), a tie → 1; D ends at once.
     //   B ends ~0.5 s. C at ~1.01 s: (1, 0) → 2 — only if B's end was seen
     //   (as of D's choice replica 2 had 1: a tie would send C to 1).
-    let p = with(
-        &[
-            "cluster.mode=disaggregated",
-            "cluster.prefill.replicas=1",
-            "cluster.decode.replicas=2",
-        ],
-        &["cluster.decode_router=least-outstanding"],
-    );
     let ms = 1_000_000;
-    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![
-        Box::new(common::ConstantTime(10 * ms)),
-        Box::new(common::ConstantTime(10 * ms)),
-    ];
     let reqs = vec![
         RequestSpec::new(0, 0, 100, 2000),
         RequestSpec::new(1, 0, 100, 50),
         RequestSpec::new(2, 200 * ms, 100, 2),
         RequestSpec::new(3, 1000 * ms, 100, 2),
     ];
-    let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
-    sim.set_paranoid(true);
-    let r = sim.run(&mut |_| {});
-    assert_eq!(r.summary.completed, 4);
+    let (r, to) = one_prefill_two_decode("least-outstanding", reqs);
     let fin = |id: u64| r.requests.iter().find(|q| q.id == id).unwrap().finish;
-    let to: Vec<u32> = (0..4)
-        .map(|id| r.transfers.iter().find(|t| t.id == id).unwrap().to)
-        .collect();
     assert_eq!(to, [1, 2, 1, 2]);
     // The timeline the comment assumes.
     assert!(fin(2) < fin(1) && fin(1) < 1000 * ms && fin(0) > 1100 * ms);
@@ -268,31 +282,13 @@ fn least_kv_decode_choice_weighs_held_blocks_in_tokens() {
     //   C: 1 holds 208, 2 holds nothing but B's 101 tokens on their way:
     //   101 < 208 → 2. (Blocks not weighed in tokens, 13 or 13 + 16,
     //   would be less than 101 → 1.)
-    let p = with(
-        &[
-            "cluster.mode=disaggregated",
-            "cluster.prefill.replicas=1",
-            "cluster.decode.replicas=2",
-        ],
-        &["cluster.decode_router=least-kv"],
-    );
     let ms = 1_000_000;
-    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = vec![
-        Box::new(common::ConstantTime(10 * ms)),
-        Box::new(common::ConstantTime(10 * ms)),
-    ];
     let reqs = vec![
         RequestSpec::new(0, 0, 150, 1000),
         RequestSpec::new(1, 500 * ms, 100, 1000),
         RequestSpec::new(2, 500 * ms, 10, 50),
     ];
-    let mut sim = Simulation::with_models(&p, models, ListSource::boxed(reqs));
-    sim.set_paranoid(true);
-    let r = sim.run(&mut |_| {});
-    assert_eq!(r.summary.completed, 3);
-    let to: Vec<u32> = (0..3)
-        .map(|id| r.transfers.iter().find(|t| t.id == id).unwrap().to)
-        .collect();
+    let (_, to) = one_prefill_two_decode("least-kv", reqs);
     assert_eq!(to, [1, 2, 2]);
 }
 
