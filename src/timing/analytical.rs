@@ -321,7 +321,10 @@ pub struct AnalyticalModel {
     /// Layer counts of the first stage, the last stage and the largest middle stage (0 if none).
     stage_layers: (f64, f64, f64),
     /// Layer count of every stage, and each stage's hand-off to the next
-    /// as `per_row·T + fixed` seconds (the last stage has none).
+    /// as `per_row·T + fixed` seconds (the last stage has none). Read only
+    /// by `stage_times` (tracing); `stage_layers` and `pp_per_row` /
+    /// `pp_fixed` are their summaries, kept so that pricing an iteration
+    /// does not walk the stages.
     stage_counts: Vec<u32>,
     hops: Vec<(f64, f64)>,
     // Shared rates.
