@@ -103,11 +103,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },
-    /// Replay measured serving runs (a folder with cases.csv) and print predicted vs measured latency.
+    /// Replay measured serving runs (a folder with cases.csv: open-loop runs, and/or
+    /// points.csv: fixed-concurrency benchmark points) and print predicted vs measured latency.
     Fidelity {
         /// Case folder, e.g. ../shared/ground-truth/vllm-h100.
         folder: PathBuf,
-        /// Catalog device the cases ran on (default: inferred from the folder name).
+        /// Catalog device the cases ran on (default: a point's `device` column, else
+        /// inferred from the folder name).
         #[arg(long)]
         device: Option<String>,
         /// Override a key of every case's scenario, e.g. --set hardware.time_model=profile.

@@ -1,81 +1,90 @@
 //! The fidelity harness: replays real measured serving runs and compares
 //! fleetsim's predictions with what the real engine reported.
 //!
-//! A case folder holds `cases.csv` (one row per engine instance: model,
-//! dtypes, TP, `gpu_memory_utilization`, `max_model_len`, the measured mean
-//! TTFT / inter-token latency / E2E, and the path of the exact requests it
-//! served) and the served traces (APEX+ JSONL). Each case is simulated as a
-//! single replica with that TP, configured as the engine configured itself
-//! ([`vllm_defaults`]), replaying its served requests at their arrival times.
-//! The harness reports, per case and aggregated by model, trace and TP, the
-//! absolute percentage error of each metric, and says which cases it skipped
-//! and what it does not model.
+//! A folder holds one or both of:
+//! - `cases.csv` ([`cases`]): open-loop runs, one engine instance per row,
+//!   with the exact requests it served (APEX+ JSONL), replayed at their
+//!   arrival times and compared on mean TTFT, inter-token latency and E2E;
+//! - `points.csv` ([`points`], the InferenceX form): fixed-concurrency
+//!   benchmark points, replayed with closed-loop clients and compared on
+//!   mean TTFT and mean TPOT (per request, then averaged: the benchmark's
+//!   definition).
+//!
+//! Each row is simulated as a single replica with its TP, configured as its
+//! engine configured itself. The harness reports, per row and grouped by
+//! model, length mix (trace), TP and load, the absolute percentage error of
+//! each metric the row measured; it says which rows it skipped and why, and
+//! what it does not model. Rows whose clients' sequences cannot all be
+//! resident in the simulated KV pool at once are flagged `kv_bound` and
+//! summarised apart as well (they test the memory model as much as the time
+//! model). It is an error when no row could be simulated.
 
+pub mod cases;
+pub mod points;
+mod table;
 pub mod vllm_defaults;
+
+pub use cases::{Case, case_overrides, load_cases};
+pub use points::{Point, load_points, point_overrides};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::scenario;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// One measured case (a row of `cases.csv`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Case {
-    pub case: String,
-    pub engine: String,
-    pub model: String,
-    pub weight_dtype: String,
-    pub kv_dtype: String,
-    pub trace: String,
-    pub arrival_rate: f64,
-    pub tp: u32,
-    pub gpu_memory_utilization: f64,
-    /// `max_model_len` as the engine ran (the default resolved to a number).
-    pub max_model_len: u32,
-    pub n_requests: u64,
-    pub ttft_mean_s: f64,
-    pub itl_mean_s: f64,
-    pub e2e_mean_s: f64,
-    pub served_trace: PathBuf,
-}
-
-/// Predicted vs measured for one case. Errors are absolute percentages.
+/// Predicted vs measured for one row. Errors are absolute percentages; a
+/// metric the row did not measure has no measured value and no error.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
     pub case: String,
     pub model: String,
+    /// The trace's name (open-loop cases) or the `isl/osl` mix (points).
     pub trace: String,
-    pub arrival_rate: f64,
+    /// `"0.25 req/s"` or `"c=16"`.
+    pub load: String,
+    pub arrival_rate: Option<f64>,
+    pub concurrency: Option<u32>,
     pub tp: u32,
     pub scheduler: String,
     pub requests: u64,
     pub measured_ttft_s: f64,
     pub predicted_ttft_s: f64,
     pub ttft_ape: f64,
-    pub measured_itl_s: f64,
+    pub measured_itl_s: Option<f64>,
     pub predicted_itl_s: f64,
-    pub itl_ape: f64,
-    pub measured_e2e_s: f64,
+    pub itl_ape: Option<f64>,
+    pub measured_tpot_s: Option<f64>,
+    pub predicted_tpot_s: f64,
+    pub tpot_ape: Option<f64>,
+    pub measured_e2e_s: Option<f64>,
     pub predicted_e2e_s: f64,
-    pub e2e_ape: f64,
+    pub e2e_ape: Option<f64>,
+    /// Every client's longest sequence at once needs more KV tokens than
+    /// the simulated pool holds (`peak_kv_tokens > kv_capacity_tokens`).
+    pub kv_bound: bool,
+    pub peak_kv_tokens: Option<u64>,
+    pub kv_capacity_tokens: u64,
     pub preemptions: u64,
     pub rejected: u64,
 }
 
-/// Mean and max absolute percentage error of a group of cases.
+/// Mean and max absolute percentage error of a group of rows, per metric
+/// (`None` when no row of the group measured it).
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupStats {
-    /// "model", "trace", "tp" or "all".
+    /// "model", "trace", "tp", "load", "all" or "not-kv-bound".
     pub by: String,
     pub value: String,
     pub cases: usize,
     pub ttft_mape: f64,
     pub ttft_max_ape: f64,
-    pub itl_mape: f64,
-    pub itl_max_ape: f64,
-    pub e2e_mape: f64,
-    pub e2e_max_ape: f64,
+    pub itl_mape: Option<f64>,
+    pub itl_max_ape: Option<f64>,
+    pub tpot_mape: Option<f64>,
+    pub tpot_max_ape: Option<f64>,
+    pub e2e_mape: Option<f64>,
+    pub e2e_max_ape: Option<f64>,
 }
 
 /// A case the harness could not simulate, and why.
@@ -93,8 +102,10 @@ pub struct FidelityReport {
     pub time_model: String,
     pub cases: Vec<CaseResult>,
     pub groups: Vec<GroupStats>,
-    /// Over all simulated cases: `itl_mape`, `e2e_mape`, `ttft_mape` (percent) and maxima.
+    /// Over all simulated rows.
     pub aggregate: GroupStats,
+    /// Over the rows not flagged `kv_bound` (`None` when none is flagged).
+    pub aggregate_not_kv_bound: Option<GroupStats>,
     pub skipped: Vec<Skipped>,
     /// What the simulation leaves out, so the remaining error can be read.
     pub not_modelled: Vec<String>,
@@ -113,8 +124,42 @@ const NOT_MODELLED: &[&str] = &[
     "tokenisation, detokenisation and HTTP/API-server time outside the engine loop (TTFT is measured inside the engine)",
     "CUDA-graph capture limits are folded into the calibrated per-step CPU overhead, not modelled separately (asynchronous output processing is modelled: `scheduler.async_output`)",
     "run-to-run variation of the real system (kernel autotuning, clock boost, NCCL timing noise)",
-    "requests stop at end-of-sequence: the replay uses the tokens actually generated, so output lengths are exact rather than predicted",
+    "open-loop cases stop at end-of-sequence: the replay uses the tokens actually generated, so output lengths are exact rather than predicted",
+    "closed-loop points draw their request lengths afresh from the benchmark's distribution: the same distribution, not the same draws",
 ];
+
+/// What a row measured (seconds; `None` = not measured).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measured {
+    pub ttft_s: f64,
+    pub itl_s: Option<f64>,
+    pub tpot_s: Option<f64>,
+    pub e2e_s: Option<f64>,
+}
+
+/// A row made ready to simulate: its scenario and what to compare.
+pub(crate) struct Replay {
+    pub case: String,
+    pub model: String,
+    pub lengths: String,
+    pub load: String,
+    pub arrival_rate: Option<f64>,
+    pub concurrency: Option<u32>,
+    pub tp: u32,
+    pub sets: Vec<String>,
+    pub measured: Measured,
+    /// KV tokens the row's clients need when every sequence is at its longest.
+    pub peak_tokens: Option<u64>,
+}
+
+/// The catalog model a row names ("Mistral-Large-Instruct-2407 (123B dense)" → its catalog entry).
+fn model_name(model: &str) -> &str {
+    model.split(" (").next().unwrap_or(model).trim()
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
 
 fn infer_device(folder: &Path, catalog: &Catalog) -> Result<String> {
     let name = folder
@@ -141,141 +186,6 @@ fn infer_device(folder: &Path, catalog: &Catalog) -> Result<String> {
     ))
 }
 
-/// Reads `cases.csv` of a case folder.
-pub fn load_cases(folder: &Path) -> Result<Vec<Case>> {
-    let path = folder.join("cases.csv");
-    let mut rdr = csv::Reader::from_path(&path).map_err(|e| Error::Trace {
-        path: path.clone(),
-        line: None,
-        message: e.to_string(),
-    })?;
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::Trace {
-            path: path.clone(),
-            line: Some(1),
-            message: e.to_string(),
-        })?
-        .clone();
-    let col = |name: &str| -> Result<usize> {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::Trace {
-                path: path.clone(),
-                line: Some(1),
-                message: format!(
-                    "missing column `{name}` (found: {})",
-                    headers.iter().collect::<Vec<_>>().join(",")
-                ),
-            })
-    };
-    let names = [
-        "case",
-        "engine",
-        "model",
-        "weight_dtype",
-        "kv_dtype",
-        "trace",
-        "arrival_rate",
-        "tp",
-        "gpu_memory_utilization",
-        "max_model_len",
-        "n_requests",
-        "ttft_mean_s",
-        "itl_mean_s",
-        "e2e_mean_s",
-        "served_trace",
-    ];
-    let idx: Vec<usize> = names.iter().map(|n| col(n)).collect::<Result<_>>()?;
-    let mut cases = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = rec.map_err(|e| Error::Trace {
-            path: path.clone(),
-            line: Some(line),
-            message: e.to_string(),
-        })?;
-        let field = |k: usize| rec.get(idx[k]).unwrap_or("").trim().to_string();
-        let bad = |k: usize, what: &str| Error::Trace {
-            path: path.clone(),
-            line: Some(line),
-            message: format!("column `{}`: expected {what}, found `{}`", names[k], field(k)),
-        };
-        let num = |k: usize| field(k).parse::<f64>().map_err(|_| bad(k, "a number"));
-        let max_model_len = {
-            let raw = field(9);
-            let digits = raw
-                .strip_prefix("default(")
-                .and_then(|r| r.strip_suffix(')'))
-                .unwrap_or(&raw);
-            digits
-                .parse::<u32>()
-                .map_err(|_| bad(9, "a token count or default(N)"))?
-        };
-        cases.push(Case {
-            case: field(0),
-            engine: field(1),
-            model: field(2),
-            weight_dtype: field(3),
-            kv_dtype: field(4),
-            trace: field(5),
-            arrival_rate: num(6)?,
-            tp: field(7).parse().map_err(|_| bad(7, "a whole number"))?,
-            gpu_memory_utilization: num(8)?,
-            max_model_len,
-            n_requests: field(10).parse().map_err(|_| bad(10, "a whole number"))?,
-            ttft_mean_s: num(11)?,
-            itl_mean_s: num(12)?,
-            e2e_mean_s: num(13)?,
-            served_trace: folder.join(field(14)),
-        });
-    }
-    if cases.is_empty() {
-        return Err(Error::Trace {
-            path,
-            line: None,
-            message: "no cases".into(),
-        });
-    }
-    Ok(cases)
-}
-
-/// The catalog model a case names ("Mistral-Large-Instruct-2407 (123B dense)" → its catalog entry).
-fn model_name(case: &Case) -> &str {
-    case.model.split(" (").next().unwrap_or(&case.model).trim()
-}
-
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// The `--set` assignments that configure a case's scenario.
-pub fn case_overrides(case: &Case, device: &str) -> Vec<String> {
-    let d = vllm_defaults::vllm_060(case.max_model_len);
-    vec![
-        format!("name={}", quote(&case.case)),
-        format!("model.name={}", quote(model_name(case))),
-        format!("model.dtype={}", quote(&case.weight_dtype.to_ascii_lowercase())),
-        format!("model.kv_dtype={}", quote(&case.kv_dtype.to_ascii_lowercase())),
-        format!("model.max_model_len={}", case.max_model_len),
-        format!("hardware.device={}", quote(device)),
-        "cluster.replicas=1".into(),
-        format!("cluster.tp={}", case.tp),
-        format!("scheduler.kind={}", quote(d.scheduler)),
-        format!("scheduler.max_num_batched_tokens={}", d.max_num_batched_tokens),
-        format!("scheduler.chunk_size={}", d.max_num_batched_tokens),
-        format!("scheduler.max_num_seqs={}", d.max_num_seqs),
-        format!("scheduler.block_size={}", d.block_size),
-        format!("scheduler.gpu_memory_utilization={}", case.gpu_memory_utilization),
-        format!(
-            "workload.trace={}",
-            quote(&case.served_trace.display().to_string())
-        ),
-        "workload.count=0".into(),
-    ]
-}
-
 fn ape(pred: f64, meas: f64) -> f64 {
     if meas == 0.0 {
         0.0
@@ -284,90 +194,190 @@ fn ape(pred: f64, meas: f64) -> f64 {
     }
 }
 
-fn simulate(case: &Case, device: &str, opts: &Options) -> Result<CaseResult> {
-    if !case.engine.starts_with("vllm-0.6") {
-        return Err(Error::Infeasible(format!(
-            "engine `{}` is not modelled (only vLLM 0.6.x defaults are)",
-            case.engine
-        )));
-    }
-    let mut sets = case_overrides(case, device);
+fn simulate(r: &Replay, opts: &Options) -> Result<CaseResult> {
+    let mut sets = r.sets.clone();
     sets.extend(opts.overrides.iter().cloned());
     let s = scenario::load(None, &sets)?;
     let plan = scenario::validate::plan(&s)?;
     let report = crate::run_plan(&plan, &mut |_| {})?;
     let sm = &report.summary;
-    let (ttft, itl, e2e) = (sm.ttft.mean / 1e3, sm.itl.mean / 1e3, sm.e2el.mean / 1e3);
+    if sm.completed == 0 {
+        return Err(Error::Infeasible(format!(
+            "no request completed ({} rejected)",
+            sm.rejected
+        )));
+    }
+    let (ttft, itl, tpot, e2e) = (
+        sm.ttft.mean / 1e3,
+        sm.itl.mean / 1e3,
+        sm.tpot.mean / 1e3,
+        sm.e2el.mean / 1e3,
+    );
+    let m = r.measured;
+    let capacity = plan.memory.num_blocks * plan.replica_options.block_size as u64;
     Ok(CaseResult {
-        case: case.case.clone(),
-        model: model_name(case).to_string(),
-        trace: case.trace.clone(),
-        arrival_rate: case.arrival_rate,
-        tp: case.tp,
+        case: r.case.clone(),
+        model: r.model.clone(),
+        trace: r.lengths.clone(),
+        load: r.load.clone(),
+        arrival_rate: r.arrival_rate,
+        concurrency: r.concurrency,
+        tp: r.tp,
         scheduler: plan.scenario.scheduler.kind.clone(),
         requests: sm.completed,
-        measured_ttft_s: case.ttft_mean_s,
+        measured_ttft_s: m.ttft_s,
         predicted_ttft_s: ttft,
-        ttft_ape: ape(ttft, case.ttft_mean_s),
-        measured_itl_s: case.itl_mean_s,
+        ttft_ape: ape(ttft, m.ttft_s),
+        measured_itl_s: m.itl_s,
         predicted_itl_s: itl,
-        itl_ape: ape(itl, case.itl_mean_s),
-        measured_e2e_s: case.e2e_mean_s,
+        itl_ape: m.itl_s.map(|v| ape(itl, v)),
+        measured_tpot_s: m.tpot_s,
+        predicted_tpot_s: tpot,
+        tpot_ape: m.tpot_s.map(|v| ape(tpot, v)),
+        measured_e2e_s: m.e2e_s,
         predicted_e2e_s: e2e,
-        e2e_ape: ape(e2e, case.e2e_mean_s),
+        e2e_ape: m.e2e_s.map(|v| ape(e2e, v)),
+        kv_bound: r.peak_tokens.is_some_and(|p| p > capacity),
+        peak_kv_tokens: r.peak_tokens,
+        kv_capacity_tokens: capacity,
         preemptions: sm.preemptions,
         rejected: sm.rejected,
     })
 }
 
+/// Mean and maximum of the errors the rows have (`None` when none has one).
+fn mean_max(errors: impl Iterator<Item = Option<f64>>) -> (Option<f64>, Option<f64>) {
+    let v: Vec<f64> = errors.flatten().collect();
+    if v.is_empty() {
+        return (None, None);
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    (Some(mean), Some(v.iter().copied().fold(0.0, f64::max)))
+}
+
 fn group(by: &str, value: &str, rs: &[&CaseResult]) -> GroupStats {
-    let n = rs.len().max(1) as f64;
-    let mean = |f: fn(&CaseResult) -> f64| rs.iter().map(|r| f(r)).sum::<f64>() / n;
-    let max = |f: fn(&CaseResult) -> f64| rs.iter().map(|r| f(r)).fold(0.0, f64::max);
+    let (ttft, ttft_max) = mean_max(rs.iter().map(|r| Some(r.ttft_ape)));
+    let (itl, itl_max) = mean_max(rs.iter().map(|r| r.itl_ape));
+    let (tpot, tpot_max) = mean_max(rs.iter().map(|r| r.tpot_ape));
+    let (e2e, e2e_max) = mean_max(rs.iter().map(|r| r.e2e_ape));
     GroupStats {
         by: by.into(),
         value: value.into(),
         cases: rs.len(),
-        ttft_mape: mean(|r| r.ttft_ape),
-        ttft_max_ape: max(|r| r.ttft_ape),
-        itl_mape: mean(|r| r.itl_ape),
-        itl_max_ape: max(|r| r.itl_ape),
-        e2e_mape: mean(|r| r.e2e_ape),
-        e2e_max_ape: max(|r| r.e2e_ape),
+        ttft_mape: ttft.unwrap_or(0.0),
+        ttft_max_ape: ttft_max.unwrap_or(0.0),
+        itl_mape: itl,
+        itl_max_ape: itl_max,
+        tpot_mape: tpot,
+        tpot_max_ape: tpot_max,
+        e2e_mape: e2e,
+        e2e_max_ape: e2e_max,
     }
 }
 
-/// Replays every case of `folder` and compares.
+/// Orders group values by their first number when both have one ("c=4"
+/// before "c=16", "0.25 req/s" before "0.5 req/s"), else as text.
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn leading_number(s: &str) -> Option<f64> {
+        let start = s.find(|c: char| c.is_ascii_digit())?;
+        let digits: String = s[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        digits.parse().ok()
+    }
+    match (leading_number(a), leading_number(b)) {
+        (Some(x), Some(y)) if x != y => x.total_cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Replays every row of `folder` (`cases.csv` and/or `points.csv`) and compares.
 pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
     let catalog = Catalog::builtin();
-    let device = match &opts.device {
-        Some(d) => catalog.device(d)?.name.clone(),
-        None => infer_device(folder, &catalog)?,
+    // --device wins; else a point's own `device`; else the folder's name.
+    let forced = match &opts.device {
+        Some(d) => Some(catalog.device(d)?.name.clone()),
+        None => None,
     };
-    let cases = load_cases(folder)?;
+    let (has_cases, has_points) = (
+        folder.join("cases.csv").is_file(),
+        folder.join("points.csv").is_file(),
+    );
+    if !has_cases && !has_points {
+        return Err(Error::config(
+            folder.display().to_string(),
+            "holds neither cases.csv (open-loop cases) nor points.csv (fixed-concurrency points)",
+        ));
+    }
+    let mut devices: Vec<String> = Vec::new();
+    let mut device_for = |own: Option<&str>| -> Result<String> {
+        let d = match (&forced, own) {
+            (Some(d), _) => d.clone(),
+            (None, Some(own)) => catalog.device(own)?.name.clone(),
+            (None, None) => infer_device(folder, &catalog)?,
+        };
+        if !devices.contains(&d) {
+            devices.push(d.clone());
+        }
+        Ok(d)
+    };
+    let mut replays: Vec<std::result::Result<Replay, (String, String)>> = Vec::new();
+    if has_cases {
+        for c in load_cases(folder)? {
+            let device = device_for(None)?;
+            replays.push(cases::replay(&c, &device).map_err(|e| (c.case.clone(), e)));
+        }
+    }
+    if has_points {
+        for p in load_points(folder)? {
+            let device = device_for(p.device.as_deref())?;
+            replays.push(points::replay(&p, &device).map_err(|e| (p.case.clone(), e)));
+        }
+    }
+    let device = devices.join(", ");
     let mut results = Vec::new();
     let mut skipped = Vec::new();
-    for case in &cases {
-        match simulate(case, &device, opts) {
-            Ok(r) => results.push(r),
+    for replay in replays {
+        let r = match replay {
+            Ok(r) => r,
+            Err((case, reason)) => {
+                skipped.push(Skipped { case, reason });
+                continue;
+            }
+        };
+        match simulate(&r, opts) {
+            Ok(res) => results.push(res),
             // A bad override is the user's error for every case: stop.
             Err(e @ Error::Config { .. }) if !opts.overrides.is_empty() => return Err(e),
             Err(e) => skipped.push(Skipped {
-                case: case.case.clone(),
+                case: r.case.clone(),
                 reason: e.to_string(),
             }),
         }
     }
+    if results.is_empty() {
+        let reasons: Vec<String> = skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.case, s.reason))
+            .collect();
+        return Err(Error::Infeasible(format!(
+            "no row of {} could be simulated:\n  {}",
+            folder.display(),
+            reasons.join("\n  ")
+        )));
+    }
     let mut groups = Vec::new();
     type Key = fn(&CaseResult) -> String;
-    let keys: [(&str, Key); 3] = [
+    let keys: [(&str, Key); 4] = [
         ("model", |r| r.model.clone()),
         ("trace", |r| r.trace.clone()),
         ("tp", |r| r.tp.to_string()),
+        ("load", |r| r.load.clone()),
     ];
     for (by, key) in keys {
         let mut values: Vec<String> = results.iter().map(key).collect();
-        values.sort();
+        values.sort_by(|a, b| natural_order(a, b));
         values.dedup();
         for v in values {
             let members: Vec<&CaseResult> = results.iter().filter(|r| key(r) == v).collect();
@@ -375,6 +385,9 @@ pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
         }
     }
     let all: Vec<&CaseResult> = results.iter().collect();
+    let resident: Vec<&CaseResult> = results.iter().filter(|r| !r.kv_bound).collect();
+    let aggregate_not_kv_bound =
+        (resident.len() < all.len()).then(|| group("not-kv-bound", "all", &resident));
     let time_model = opts
         .overrides
         .iter()
@@ -388,6 +401,7 @@ pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
         device,
         time_model,
         aggregate: group("all", "all", &all),
+        aggregate_not_kv_bound,
         cases: results,
         groups,
         skipped,
@@ -411,54 +425,93 @@ impl FidelityReport {
             self.cases.len(),
             self.skipped.len()
         ));
-        s.push_str(&format!(
-            "{:<46} {:>4} {:>8} | {:>8} {:>8} {:>6} | {:>7} {:>7} {:>6} | {:>7} {:>7} {:>6}\n",
-            "case",
-            "TP",
-            "sched",
-            "TTFT ms",
-            "pred",
-            "err%",
-            "ITL ms",
-            "pred",
-            "err%",
-            "E2E s",
-            "pred",
-            "err%"
-        ));
+        // One column per metric some row measured.
+        let has = |f: fn(&CaseResult) -> bool| self.cases.iter().any(f);
+        let (itl, tpot, e2e) = (
+            has(|r| r.measured_itl_s.is_some()),
+            has(|r| r.measured_tpot_s.is_some()),
+            has(|r| r.measured_e2e_s.is_some()),
+        );
+        let cell = |m: Option<f64>, p: f64, e: Option<f64>, scale: f64, digits: usize| match (m, e) {
+            (Some(m), Some(e)) => format!(
+                " | {:>8.d$} {:>8.d$} {:>6.1}",
+                m * scale,
+                p * scale,
+                e,
+                d = digits
+            ),
+            _ => format!(" | {:>8} {:>8.d$} {:>6}", "-", p * scale, "-", d = digits),
+        };
+        let head = |name: &str| format!(" | {name:>8} {:>8} {:>6}", "pred", "err%");
+        s.push_str(&format!("{:<46} {:>4} {:>8} {:>5}", "case", "TP", "sched", "KV"));
+        s.push_str(&head("TTFT ms"));
+        if itl {
+            s.push_str(&head("ITL ms"));
+        }
+        if tpot {
+            s.push_str(&head("TPOT ms"));
+        }
+        if e2e {
+            s.push_str(&head("E2E s"));
+        }
+        s.push('\n');
         for r in &self.cases {
             s.push_str(&format!(
-                "{:<46} {:>4} {:>8} | {:>8.1} {:>8.1} {:>6.1} | {:>7.2} {:>7.2} {:>6.1} | {:>7.3} {:>7.3} {:>6.1}\n",
+                "{:<46} {:>4} {:>8} {:>5}",
                 r.case,
                 r.tp,
                 r.scheduler,
-                r.measured_ttft_s * 1e3,
-                r.predicted_ttft_s * 1e3,
-                r.ttft_ape,
-                r.measured_itl_s * 1e3,
-                r.predicted_itl_s * 1e3,
-                r.itl_ape,
-                r.measured_e2e_s,
-                r.predicted_e2e_s,
-                r.e2e_ape
+                if r.kv_bound { "bound" } else { "" }
             ));
+            s.push_str(&cell(
+                Some(r.measured_ttft_s),
+                r.predicted_ttft_s,
+                Some(r.ttft_ape),
+                1e3,
+                1,
+            ));
+            if itl {
+                s.push_str(&cell(r.measured_itl_s, r.predicted_itl_s, r.itl_ape, 1e3, 2));
+            }
+            if tpot {
+                s.push_str(&cell(r.measured_tpot_s, r.predicted_tpot_s, r.tpot_ape, 1e3, 2));
+            }
+            if e2e {
+                s.push_str(&cell(r.measured_e2e_s, r.predicted_e2e_s, r.e2e_ape, 1.0, 3));
+            }
+            s.push('\n');
         }
-        s.push_str(&format!(
-            "\n{:<34} {:>5} | {:>9} {:>8} | {:>9} {:>8} | {:>9} {:>8}\n",
-            "group (absolute % error)", "cases", "TTFT mean", "max", "ITL mean", "max", "E2E mean", "max"
-        ));
-        for g in self.groups.iter().chain(std::iter::once(&self.aggregate)) {
-            s.push_str(&format!(
-                "{:<34} {:>5} | {:>9.2} {:>8.2} | {:>9.2} {:>8.2} | {:>9.2} {:>8.2}\n",
-                format!("{}={}", g.by, g.value),
-                g.cases,
-                g.ttft_mape,
-                g.ttft_max_ape,
-                g.itl_mape,
-                g.itl_max_ape,
-                g.e2e_mape,
-                g.e2e_max_ape
-            ));
+        let pair = |name: &str| format!(" | {:>9} {:>8}", format!("{name} mean"), "max");
+        s.push_str(&format!("\n{:<34} {:>5}", "group (absolute % error)", "cases"));
+        s.push_str(&pair("TTFT"));
+        if itl {
+            s.push_str(&pair("ITL"));
+        }
+        if tpot {
+            s.push_str(&pair("TPOT"));
+        }
+        if e2e {
+            s.push_str(&pair("E2E"));
+        }
+        s.push('\n');
+        let stat = |m: Option<f64>, x: Option<f64>| match (m, x) {
+            (Some(m), Some(x)) => format!(" | {m:>9.2} {x:>8.2}"),
+            _ => format!(" | {:>9} {:>8}", "-", "-"),
+        };
+        let groups = self.groups.iter().chain(std::iter::once(&self.aggregate));
+        for g in groups.chain(self.aggregate_not_kv_bound.iter()) {
+            s.push_str(&format!("{:<34} {:>5}", format!("{}={}", g.by, g.value), g.cases));
+            s.push_str(&stat(Some(g.ttft_mape), Some(g.ttft_max_ape)));
+            if itl {
+                s.push_str(&stat(g.itl_mape, g.itl_max_ape));
+            }
+            if tpot {
+                s.push_str(&stat(g.tpot_mape, g.tpot_max_ape));
+            }
+            if e2e {
+                s.push_str(&stat(g.e2e_mape, g.e2e_max_ape));
+            }
+            s.push('\n');
         }
         if !self.skipped.is_empty() {
             s.push_str("\nSkipped:\n");
@@ -471,5 +524,30 @@ impl FidelityReport {
             s.push_str(&format!("- {n}\n"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn group_values_sort_by_their_numbers() {
+        assert_eq!(natural_order("c=4", "c=16"), Less);
+        assert_eq!(natural_order("0.5 req/s", "0.25 req/s"), Greater);
+        assert_eq!(natural_order("1024/1024", "8192/1024"), Less);
+        assert_eq!(natural_order("lmsys", "summarization"), Less);
+        assert_eq!(natural_order("c=8", "c=8"), Equal);
+        assert_eq!(natural_order("a1", "b1"), Less, "equal numbers fall back to text");
+    }
+
+    #[test]
+    fn a_group_has_no_error_for_a_metric_none_of_its_rows_measured() {
+        assert_eq!(
+            mean_max([Some(2.0), None, Some(4.0)].into_iter()),
+            (Some(3.0), Some(4.0))
+        );
+        assert_eq!(mean_max([None, None].into_iter()), (None, None));
     }
 }

@@ -1,0 +1,216 @@
+//! Closed-loop points (`points.csv`, the InferenceX form): a benchmark
+//! client keeping a fixed number of requests in flight against one engine
+//! instance, each point reporting mean TTFT and mean TPOT.
+//!
+//! A point is replayed as its client ran (vLLM's `benchmark_serving.py`
+//! random dataset, as the InferenceX fork draws it): `concurrency` clients
+//! start at 0, each sending its next request the moment its previous one
+//! completes (`--max-concurrency`, `--request-rate inf`), `num_prompts`
+//! requests in all; input lengths uniform on `[⌊r·isl⌋, isl]` and output
+//! lengths on `[⌊r·osl⌋, osl]` with `r = random_range_ratio`, every request
+//! generating exactly its output length (`--ignore-eos`).
+//!
+//! Columns read: `case, engine, model, weight_dtype, kv_dtype, tp, isl, osl,
+//! random_range_ratio, concurrency, num_prompts, max_num_seqs,
+//! max_num_batched_tokens, prefix_caching, mean_ttft_s, mean_tpot_s`;
+//! optional `device`, `gpu_memory_utilization` and `max_model_len` (absent:
+//! the harness's device, and the engine's own defaults — vLLM's 0.9 and the
+//! model's context length).
+
+use super::table::{Row, Table};
+use super::{Measured, Replay, model_name, quote};
+use crate::error::Result;
+use std::path::Path;
+
+/// One measured closed-loop point (a row of `points.csv`).
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub case: String,
+    pub engine: String,
+    pub model: String,
+    pub weight_dtype: String,
+    pub kv_dtype: String,
+    /// The catalog device the point ran on, when the file says (the
+    /// harness's `--device` overrides it).
+    pub device: Option<String>,
+    pub tp: u32,
+    pub isl: u32,
+    pub osl: u32,
+    pub random_range_ratio: f64,
+    pub concurrency: u32,
+    pub num_prompts: u64,
+    pub max_num_seqs: u32,
+    pub max_num_batched_tokens: u32,
+    pub prefix_caching: bool,
+    pub gpu_memory_utilization: Option<f64>,
+    pub max_model_len: Option<u32>,
+    pub mean_ttft_s: f64,
+    pub mean_tpot_s: f64,
+}
+
+const COLUMNS: &[&str] = &[
+    "case",
+    "engine",
+    "model",
+    "weight_dtype",
+    "kv_dtype",
+    "tp",
+    "isl",
+    "osl",
+    "random_range_ratio",
+    "concurrency",
+    "num_prompts",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "prefix_caching",
+    "mean_ttft_s",
+    "mean_tpot_s",
+];
+
+/// Reads `points.csv` of a folder.
+pub fn load_points(folder: &Path) -> Result<Vec<Point>> {
+    let table = Table::read(&folder.join("points.csv"), COLUMNS)?;
+    table.rows().map(|row| point_of(&row)).collect()
+}
+
+fn point_of(row: &Row) -> Result<Point> {
+    let whole = |c: &str| row.parse::<u32>(c, "a whole number");
+    let positive = |c: &str| match whole(c)? {
+        0 => Err(row.bad(c, "a whole number ≥ 1")),
+        n => Ok(n),
+    };
+    let ratio = row.non_negative("random_range_ratio")?;
+    if ratio > 1.0 {
+        return Err(row.bad("random_range_ratio", "a number in [0, 1]"));
+    }
+    Ok(Point {
+        case: row.text("case"),
+        engine: row.text("engine"),
+        model: row.text("model"),
+        weight_dtype: row.text("weight_dtype"),
+        kv_dtype: row.text("kv_dtype"),
+        device: row.get("device").filter(|d| !d.is_empty()).map(str::to_string),
+        tp: positive("tp")?,
+        isl: positive("isl")?,
+        osl: positive("osl")?,
+        random_range_ratio: ratio,
+        concurrency: positive("concurrency")?,
+        num_prompts: row.parse("num_prompts", "a whole number")?,
+        max_num_seqs: positive("max_num_seqs")?,
+        max_num_batched_tokens: positive("max_num_batched_tokens")?,
+        prefix_caching: row.flag("prefix_caching")?,
+        gpu_memory_utilization: row.optional("gpu_memory_utilization", "a number")?,
+        max_model_len: row.optional("max_model_len", "a token count")?,
+        mean_ttft_s: row.non_negative("mean_ttft_s")?,
+        mean_tpot_s: row.non_negative("mean_tpot_s")?,
+    })
+}
+
+/// The fleetsim scheduler of an engine named like `vllm-0.10.2 (V1, ...)`:
+/// vLLM from 0.8 on runs the V1 engine by default; SGLang is its own.
+fn scheduler_of(engine: &str) -> Option<&'static str> {
+    let name = engine
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if name.starts_with("sglang") {
+        return Some("sglang");
+    }
+    let version = name.strip_prefix("vllm-")?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next()??, parts.next().flatten().unwrap_or(0));
+    (major >= 1 || minor >= 8).then_some("vllm-v1")
+}
+
+/// The lower end of a random-dataset length draw (`⌊r·len⌋`, at least 1).
+fn low_end(len: u32, ratio: f64) -> u32 {
+    ((ratio * len as f64).floor() as u32).clamp(1, len)
+}
+
+/// The `--set` assignments that configure a point's scenario.
+pub fn point_overrides(p: &Point, device: &str, scheduler: &str) -> Vec<String> {
+    let mut sets = vec![
+        format!("name={}", quote(&p.case)),
+        format!("model.name={}", quote(model_name(&p.model))),
+        format!("model.dtype={}", quote(&p.weight_dtype.to_ascii_lowercase())),
+        format!("model.kv_dtype={}", quote(&p.kv_dtype.to_ascii_lowercase())),
+        format!("hardware.device={}", quote(device)),
+        "cluster.replicas=1".into(),
+        format!("cluster.tp={}", p.tp),
+        format!("scheduler.kind={}", quote(scheduler)),
+        format!("scheduler.max_num_batched_tokens={}", p.max_num_batched_tokens),
+        format!("scheduler.chunk_size={}", p.max_num_batched_tokens),
+        format!("scheduler.max_num_seqs={}", p.max_num_seqs),
+        format!("scheduler.prefix_caching={}", p.prefix_caching),
+        format!("workload.concurrency={}", p.concurrency),
+        format!("workload.count={}", p.num_prompts),
+        "workload.prompt.kind=\"uniform\"".into(),
+        format!("workload.prompt.min={}", low_end(p.isl, p.random_range_ratio)),
+        format!("workload.prompt.max={}", p.isl),
+        "workload.output.kind=\"uniform\"".into(),
+        format!("workload.output.min={}", low_end(p.osl, p.random_range_ratio)),
+        format!("workload.output.max={}", p.osl),
+    ];
+    if let Some(m) = p.max_model_len {
+        sets.push(format!("model.max_model_len={m}"));
+    }
+    if let Some(g) = p.gpu_memory_utilization {
+        sets.push(format!("scheduler.gpu_memory_utilization={g}"));
+    }
+    sets
+}
+
+/// The replay of a point on `device`, or why it cannot be replayed.
+pub(super) fn replay(p: &Point, device: &str) -> std::result::Result<Replay, String> {
+    let Some(scheduler) = scheduler_of(&p.engine) else {
+        return Err(format!(
+            "engine `{}` is not modelled for closed-loop points (vLLM ≥ 0.8 and SGLang are)",
+            p.engine
+        ));
+    };
+    Ok(Replay {
+        case: p.case.clone(),
+        model: model_name(&p.model).to_string(),
+        lengths: format!("{}/{}", p.isl, p.osl),
+        load: format!("c={}", p.concurrency),
+        arrival_rate: None,
+        concurrency: Some(p.concurrency),
+        tp: p.tp,
+        sets: point_overrides(p, device, scheduler),
+        measured: Measured {
+            ttft_s: p.mean_ttft_s,
+            itl_s: None,
+            tpot_s: Some(p.mean_tpot_s),
+            e2e_s: None,
+        },
+        peak_tokens: Some(p.concurrency as u64 * (p.isl as u64 + p.osl as u64)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_map_to_their_schedulers() {
+        assert_eq!(
+            scheduler_of("vllm-0.10.2 (V1, async scheduling)"),
+            Some("vllm-v1")
+        );
+        assert_eq!(scheduler_of("vllm-0.8.0"), Some("vllm-v1"));
+        assert_eq!(scheduler_of("vllm-1.0"), Some("vllm-v1"));
+        assert_eq!(scheduler_of("vllm-0.7.3"), None, "V0 by default before 0.8");
+        assert_eq!(scheduler_of("sglang-0.4.6"), Some("sglang"));
+        assert_eq!(scheduler_of("tensorrt-llm"), None);
+        assert_eq!(scheduler_of("vllm-x"), None);
+    }
+
+    #[test]
+    fn the_random_dataset_draws_from_ratio_times_length_up_to_length() {
+        assert_eq!(low_end(1024, 0.8), 819);
+        assert_eq!(low_end(8192, 0.8), 6553);
+        assert_eq!(low_end(100, 0.0), 1);
+        assert_eq!(low_end(100, 1.0), 100);
+    }
+}
