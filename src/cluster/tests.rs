@@ -220,6 +220,52 @@ fn predictive_picks_the_lowest_predicted_ttft() {
     );
 }
 
+/// Prices every part of a batch differently, so a prediction that drops or
+/// doubles a part shows: 1 µs per iteration, 100 ns per prefill token,
+/// 10 ns per decoding sequence, 1 ns per decode KV token.
+struct ByPart;
+impl TimeModel for ByPart {
+    fn iteration(&self, b: &BatchShape) -> IterationCost {
+        IterationCost {
+            duration: 1_000 + 100 * b.prefill_tokens + 10 * b.decode_seqs as u64 + b.decode_kv_tokens,
+            ..Default::default()
+        }
+    }
+    fn peak_rates(&self) -> (f64, f64) {
+        (1.0, 1.0)
+    }
+}
+
+#[test]
+fn a_prefill_prediction_is_whole_budget_chunks_then_the_rest_each_with_the_decodes() {
+    let decoding = Load {
+        decoding: 4,
+        kv_tokens: 500,
+        prefill_backlog: 3_000,
+        ..Default::default()
+    };
+    let secs =
+        |load: &Load, new: u64| (predictive::predict_prefill_time(load, new, &ByPart, 2048) * 1e9).round();
+    // 4,096 tokens: two chunks of 2,048, each 1,000 + 204,800 + 40 + 500 ns.
+    assert_eq!(secs(&decoding, 1_096), 412_680.0);
+    // 5,000 tokens: the two chunks and a rest of 904 (1,000 + 90,400 + 540).
+    assert_eq!(secs(&decoding, 2_000), 504_620.0);
+    // KV held by prefilling requests only: no decode step, its KV unpriced.
+    let prefilling = Load {
+        decoding: 0,
+        kv_tokens: 700,
+        ..Default::default()
+    };
+    assert_eq!(secs(&prefilling, 100), 11_000.0);
+    assert_eq!(secs(&Load::default(), 0), 0.0, "nothing to prefill takes no time");
+}
+
+#[test]
+fn predictive_breaks_ties_toward_the_lowest_index() {
+    let loads = vec![load(2, 700); 3];
+    assert_eq!(build("predictive", 0, 3).route(&req(0, None), &view(&loads)), 0);
+}
+
 #[test]
 fn session_affinity_keeps_a_client_on_its_first_replica() {
     let mut loads = vec![Load::default(); 3];

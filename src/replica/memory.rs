@@ -207,3 +207,103 @@ impl KvPool {
         self.used -= blocks;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Exact capacities of Llama-3-8B (8,030,261,248 parameters on its model
+    //! card: 32 layers of 218,112,000, embedding and LM head of 128,256 ×
+    //! 4,096 each, one final norm of 4,096 that the plan leaves out; KV of
+    //! 2 × 32 layers × 8 heads × 128 × 2 bytes = 128 KiB per bf16 token).
+    use super::*;
+    use crate::catalog::Catalog;
+
+    const LAYER_PARAMS: f64 = 218_112_000.0;
+    const VOCAB_MATRIX: f64 = 128_256.0 * 4_096.0;
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    fn plan_of(tp: u32, pp: u32, memory_gib: f64, reserve: Option<f64>) -> Result<MemoryPlan> {
+        let catalog = Catalog::builtin();
+        let model = catalog.model("Llama-3-8B").unwrap().clone();
+        let mut device = catalog.device("H100-SXM").unwrap().clone();
+        device.memory_bytes = memory_gib * GIB;
+        plan(&MemoryInputs {
+            model: &model,
+            device: &device,
+            weight_dtype: Dtype::Bf16,
+            kv_dtype: Dtype::Bf16,
+            tp,
+            pp,
+            block_size: 16,
+            gpu_memory_utilization: 0.5,
+            max_batch_tokens: 2048,
+            max_batch_seqs: 256,
+            activation_reserve: reserve,
+        })
+    }
+
+    #[test]
+    fn one_device_holds_every_weight_and_what_is_left_is_kv() {
+        let p = plan_of(1, 1, 40.0, Some(GIB)).unwrap();
+        assert_eq!(p.weights, (8_030_261_248.0 - 4_096.0) * 2.0);
+        assert_eq!(p.budget, 20.0 * GIB);
+        assert_eq!(p.runtime_overhead, GIB);
+        assert_eq!(p.activations, GIB, "an explicit reserve replaces the estimate");
+        assert_eq!(p.block_bytes, 2.0 * MIB, "16 tokens × 128 KiB");
+        // 20 GiB − 16,060,514,304 B of weights − 1 GiB reserve − 1 GiB overhead
+        // = 3,266,838,528 B = 1,557.75 blocks of 2 MiB.
+        assert_eq!(p.kv_bytes, 3_266_838_528.0);
+        assert_eq!(p.num_blocks, 1_557);
+    }
+
+    #[test]
+    fn tensor_parallelism_shards_weights_and_kv_heads() {
+        let p = plan_of(2, 1, 40.0, Some(GIB)).unwrap();
+        assert_eq!(p.weights, (8_030_261_248.0 - 4_096.0));
+        assert_eq!(p.block_bytes, MIB, "4 of the 8 KV heads per device");
+        // (20 − 2) GiB − 8,030,257,152 B = 11,297,099,776 B → 10,773.75 MiB blocks.
+        assert_eq!(p.num_blocks, 10_773);
+        // More devices than KV heads: each keeps one head (vLLM replicates).
+        let p16 = plan_of(16, 1, 40.0, Some(GIB)).unwrap();
+        assert_eq!(p16.block_bytes, 2.0 * 32.0 * 128.0 * 2.0 * 16.0);
+    }
+
+    #[test]
+    fn a_pipeline_stage_holds_its_layers_and_one_vocabulary_matrix() {
+        let p = plan_of(1, 2, 40.0, Some(GIB)).unwrap();
+        assert_eq!(p.weights, (16.0 * LAYER_PARAMS + VOCAB_MATRIX) * 2.0);
+        assert_eq!(p.block_bytes, MIB, "16 layers per stage");
+        // Three stages of 11, 11 and 10 layers: the most loaded sets it.
+        let p3 = plan_of(1, 3, 40.0, Some(GIB)).unwrap();
+        assert_eq!(p3.weights, (11.0 * LAYER_PARAMS + VOCAB_MATRIX) * 2.0);
+        assert_eq!(p3.block_bytes, 2.0 * 11.0 * 8.0 * 128.0 * 2.0 * 16.0);
+    }
+
+    #[test]
+    fn the_activation_estimate_is_the_mlp_and_projections_of_the_largest_pass_plus_logits() {
+        let p = plan_of(1, 1, 40.0, None).unwrap();
+        // Per token, bf16: 2 × 4,096 (residual) + 48 × 128 (q, k, v) +
+        // 2 × 14,336 (gate, up) = 43,008 values = 86,016 B; 2,048 tokens,
+        // plus fp32 logits of 256 sequences × 128,256.
+        assert_eq!(p.activations, 2_048.0 * 86_016.0 + 256.0 * 128_256.0 * 4.0);
+    }
+
+    #[test]
+    fn a_model_that_leaves_no_kv_room_is_refused_with_its_numbers() {
+        let e = plan_of(1, 1, 30.0, Some(GIB)).err().unwrap().to_string();
+        // 15 GiB may be used, 15.0 GiB of weights alone.
+        assert!(e.contains("does not fit") && e.contains("15.0 GiB"), "{e}");
+        assert!(plan_of(1, 1, 36.0, Some(GIB)).is_ok(), "18 GiB leaves room");
+    }
+
+    #[test]
+    fn the_pool_keeps_its_watermark_free_for_admissions() {
+        let mut pool = KvPool::new(100, 0.05);
+        assert_eq!((pool.total(), pool.free(), pool.watermark()), (100, 100, 5));
+        assert!(pool.can_ever_admit(95) && !pool.can_ever_admit(96));
+        pool.allocate(90);
+        assert_eq!((pool.used(), pool.free()), (90, 10));
+        assert!(pool.can_admit(5) && !pool.can_admit(6));
+        pool.release(40);
+        assert_eq!(pool.free(), 50);
+    }
+}
