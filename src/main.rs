@@ -118,6 +118,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Fit time-model constants end to end to measured serving runs (fidelity
+    /// folders), printing the fitted `[hardware.calibration]` snippet, the errors
+    /// before and after, and with --holdout the leave-one-group-out errors.
+    Fit {
+        /// Fidelity folders (cases.csv and/or points.csv), e.g. ../shared/ground-truth/vllm-h100.
+        #[arg(required = true)]
+        folders: Vec<PathBuf>,
+        /// A `[hardware.calibration]` key to fit, optionally with its start
+        /// (`--param cpu_overhead_base` or `--param cpu_overhead_per_seq=1e-5`); repeatable.
+        #[arg(long = "param", value_name = "NAME[=START]", required = true)]
+        params: Vec<String>,
+        /// Catalog device the rows ran on (default: as `fleetsim fidelity` infers it).
+        #[arg(long)]
+        device: Option<String>,
+        /// Override a key of every row's scenario before fitting.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Refit once per value of this key without its rows and score them
+        /// with those constants: model, trace, tp, load or folder.
+        #[arg(long, value_name = "KEY")]
+        holdout: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Fit a device's time-model constants to operator profiles (a folder laid
     /// out like ../shared/profiles); prints a catalog `[device.calibration]` snippet.
     Calibrate {
@@ -288,6 +312,36 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Fit {
+            folders,
+            params,
+            device,
+            sets,
+            holdout,
+            format,
+        } => {
+            let options = fidelity::Options {
+                device,
+                overrides: Vec::new(),
+            };
+            let prepared = folders
+                .iter()
+                .map(|f| fidelity::prepare(f, &options))
+                .collect::<Result<Vec<_>, _>>()?;
+            let report = fidelity::fit::fit(
+                &prepared,
+                &fidelity::fit::FitOptions {
+                    params,
+                    overrides: sets,
+                    holdout,
+                },
+            )?;
+            match format {
+                Format::Json => outln!("{}", report.to_json()),
+                Format::Table => outln!("{}", report.to_table()),
+            }
+            Ok(())
+        }
         Command::Calibrate {
             profile_dir,
             device,
@@ -365,7 +419,7 @@ fn calibrate(dir: &Path, device: Option<String>, file: Option<PathBuf>, format: 
     }
     let mut fits = Vec::new();
     for d in &devices {
-        let start = validate::resolve_calibration(d, &Default::default())?;
+        let start = validate::resolve_calibration(d, fleetsim::registry::BASE_ENGINE, &Default::default())?;
         fits.push(fit::calibrate(dir, d, start)?);
     }
     match format {

@@ -97,8 +97,17 @@ pub struct SchedulerSpec {
     /// Static request-level batches whose members return when the batch ends.
     pub static_batch: bool,
     pub caching: Caching,
+    /// The serving engine whose host-side costs apply (a key of a catalog
+    /// device's `[device.engines.*]` tables; see
+    /// [`crate::timing::Calibration`]'s host keys). Default
+    /// [`BASE_ENGINE`]: the device's own calibration.
+    pub engine: String,
     build: Arc<BuildScheduler>,
 }
+
+/// The engine a device's base `[device.calibration]` was fitted with
+/// (vLLM 0.6, V0 engine, for the fitted devices).
+pub const BASE_ENGINE: &str = "vllm-v0";
 
 impl SchedulerSpec {
     /// A paged, chunked scheduler with an 8,192-token default budget and
@@ -115,6 +124,7 @@ impl SchedulerSpec {
             kv: KvLayout::Paged,
             static_batch: false,
             caching: Caching::Off,
+            engine: BASE_ENGINE.to_string(),
             build: Arc::new(build),
         }
     }
@@ -134,6 +144,12 @@ impl SchedulerSpec {
     /// With this prefix-caching default.
     pub fn caching(mut self, c: Caching) -> Self {
         self.caching = c;
+        self
+    }
+
+    /// Run on this engine's host costs (see [`SchedulerSpec::engine`]).
+    pub fn engine(mut self, name: &str) -> Self {
+        self.engine = name.to_string();
         self
     }
 
@@ -157,6 +173,7 @@ impl fmt::Debug for SchedulerSpec {
             .field("kv", &self.kv)
             .field("static_batch", &self.static_batch)
             .field("caching", &self.caching)
+            .field("engine", &self.engine)
             .finish_non_exhaustive()
     }
 }

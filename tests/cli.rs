@@ -390,3 +390,28 @@ fn closed_loop_workload_errors_name_the_key() {
         &["workload.concurrency", "capacity search"],
     );
 }
+
+#[test]
+fn fit_errors_name_the_folder_or_the_parameter() {
+    let d = tempfile::tempdir().unwrap();
+    let empty = d.path().display().to_string();
+    expect_error(
+        &["fit", &empty, "--param", "cpu_overhead_base", "--device", "H100-SXM"],
+        &["neither cases.csv", "points.csv"],
+    );
+    let dir = d.path().join("pts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("points.csv"),
+        "case,engine,model,weight_dtype,kv_dtype,device,tp,isl,osl,random_range_ratio,concurrency,\
+num_prompts,max_num_seqs,max_num_batched_tokens,prefix_caching,mean_ttft_s,mean_tpot_s\n\
+p,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,100,10,0.8,1,2,1,8192,false,0.02,0.007\n",
+    )
+    .unwrap();
+    let dir = dir.display().to_string();
+    expect_error(&["fit", &dir, "--param", "gemm_eficiency"], &["--param", "gemm_efficiency"]);
+    expect_error(
+        &["fit", &dir, "--param", "cpu_overhead_base", "--holdout", "tp"],
+        &["--holdout", "nothing to hold out"],
+    );
+}

@@ -289,3 +289,148 @@ fn a_bad_point_names_its_file_line_and_column() {
         "{e}"
     );
 }
+
+/// A points folder whose "measurements" are fleetsim's own predictions
+/// with a known `cpu_overhead_base`: the fit must find that value again.
+fn synthetic_points(true_cpu: f64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let rows = "a,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,300,40,0.8,2,6,2,8192,false,0,0\n\
+b,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,2,300,40,0.8,4,12,4,8192,false,0,0\n\
+c,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,600,20,0.8,3,9,3,8192,false,0,0\n";
+    let (d, dir) = points_folder(rows);
+    let opts = Options {
+        device: None,
+        overrides: vec![format!("hardware.calibration.cpu_overhead_base={true_cpu}")],
+    };
+    let truth = fidelity::run(&dir, &opts).unwrap();
+    let measured: String = truth
+        .cases
+        .iter()
+        .zip(rows.lines())
+        .map(|(c, row)| {
+            let cells: Vec<&str> = row.split(',').collect();
+            format!(
+                "{},{},{}\n",
+                cells[..cells.len() - 2].join(","),
+                c.predicted_ttft_s,
+                c.predicted_tpot_s
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("points.csv"), format!("{POINTS_HEADER}{measured}")).unwrap();
+    (d, dir)
+}
+
+#[test]
+fn the_end_to_end_fit_recovers_a_known_constant_and_holds_out_groups() {
+    use fidelity::fit::{FitOptions, fit};
+    let (_d, dir) = synthetic_points(2e-3);
+    let prepared = vec![fidelity::prepare(&dir, &Options::default()).unwrap()];
+    let opts = FitOptions {
+        params: vec!["cpu_overhead_base=1e-3".into()],
+        overrides: vec![],
+        holdout: Some("tp".into()),
+    };
+    let r = fit(&prepared, &opts).unwrap();
+    let p = &r.params[0];
+    assert_eq!((p.name.as_str(), p.start), ("cpu_overhead_base", 1e-3));
+    assert!((p.value / 2e-3 - 1.0).abs() < 0.02, "fitted {}", p.value);
+    assert!(
+        r.after.objective < 0.5 && r.before.objective > 5.0,
+        "{:?} {:?}",
+        r.before,
+        r.after
+    );
+    // Held out by TP: each fold (TP 1 rows, TP 2 row) recovers it too.
+    assert_eq!(r.holdout.len(), 2);
+    assert_eq!(
+        r.holdout
+            .iter()
+            .map(|h| (h.value.as_str(), h.fitted_rows))
+            .collect::<Vec<_>>(),
+        [("1", 1), ("2", 2)]
+    );
+    for h in &r.holdout {
+        assert!((h.params[0].value / 2e-3 - 1.0).abs() < 0.03, "{h:?}");
+        assert!(h.held_out.stats.tpot_mape.unwrap() < 1.0, "{h:?}");
+    }
+    let table = r.to_table();
+    assert!(
+        table.contains("[hardware.calibration]\ncpu_overhead_base = 2.0"),
+        "{table}"
+    );
+    assert!(table.contains("leave-one-tp-out"), "{table}");
+    // Deterministic: the same fit twice gives the same report.
+    assert_eq!(fit(&prepared, &opts).unwrap().to_json(), r.to_json());
+}
+
+#[test]
+fn a_fit_refuses_what_it_cannot_do_with_a_clear_message() {
+    use fidelity::fit::{FitOptions, fit};
+    let (_d, dir) = synthetic_points(2e-3);
+    let prepared = vec![fidelity::prepare(&dir, &Options::default()).unwrap()];
+    let attempt = |params: &[&str], holdout: Option<&str>| {
+        fit(
+            &prepared,
+            &FitOptions {
+                params: params.iter().map(|p| p.to_string()).collect(),
+                overrides: vec![],
+                holdout: holdout.map(str::to_string),
+            },
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+    };
+    let e = attempt(&["cpu_overhead_bse"], None);
+    assert!(
+        e.contains("cpu_overhead_bse") && e.contains("cpu_overhead_base"),
+        "{e}"
+    );
+    let e = attempt(&["layer_overhead=0"], None);
+    assert!(
+        e.contains("starts at 0") && e.contains("--param layer_overhead=VALUE"),
+        "{e}"
+    );
+    let e = attempt(&["cpu_overhead_base=x"], None);
+    assert!(e.contains("expected a number"), "{e}");
+    let e = attempt(&["cpu_overhead_base", "cpu_overhead_base"], None);
+    assert!(e.contains("twice"), "{e}");
+    let e = attempt(&["cpu_overhead_base"], Some("gpu"));
+    assert!(e.contains("--holdout") && e.contains("tp"), "{e}");
+    let e = attempt(&["cpu_overhead_base"], Some("model"));
+    assert!(e.contains("nothing to hold out"), "{e}");
+    assert!(attempt(&[], None).contains("at least one"));
+}
+
+/// The H100 `[device.engines.vllm-v1]` constants are what the command in
+/// `catalog/devices.toml` fits (to the 4 significant digits written there):
+/// anyone can regenerate them.
+#[test]
+fn the_shipped_vllm_v1_constants_are_regenerated_by_their_command() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    use fidelity::fit::{FitOptions, fit};
+    let prepared =
+        vec![fidelity::prepare(&shared.join("ground-truth/inferencex-h100"), &Options::default()).unwrap()];
+    let opts = FitOptions {
+        params: vec![
+            "cpu_overhead_base=2.775e-3".into(),
+            "cpu_overhead_per_seq=2.5e-5".into(),
+            "layer_overhead=3.44e-5".into(),
+        ],
+        overrides: vec!["hardware.calibration.quantized_layer_overhead=0".into()],
+        holdout: None,
+    };
+    let r = fit(&prepared, &opts).unwrap();
+    let h100 = fleetsim::catalog::Catalog::builtin()
+        .device("H100-SXM")
+        .unwrap()
+        .clone();
+    let shipped = &h100.engines["vllm-v1"];
+    for p in &r.params {
+        let value = shipped[&p.name].as_float().unwrap();
+        assert_eq!(format!("{:.4e}", p.value), format!("{value:.4e}"), "{}", p.name);
+    }
+    assert_eq!(shipped["quantized_layer_overhead"].as_float(), Some(0.0));
+}

@@ -18,6 +18,7 @@ pub use data::*;
 pub use listing::{render_devices, render_models};
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Numeric format of weights or KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
@@ -205,6 +206,14 @@ pub struct DeviceSpec {
     /// the engine it was measured with); `None` uses the generic defaults.
     #[serde(default)]
     pub calibration: Option<crate::timing::Calibration>,
+    /// Host-side constants of other serving engines on this device
+    /// (`[device.engines.vllm-v1]`): each table overrides only the
+    /// engine's host keys ([`crate::timing::Calibration::HOST_KEYS`]) of
+    /// `calibration`, which was fitted with the base engine
+    /// ([`crate::registry::BASE_ENGINE`]). An engine without a table runs on
+    /// the base engine's host costs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub engines: BTreeMap<String, toml::Table>,
     /// Folder names of this device in public profile collections, used by the
     /// profile time model and `fleetsim calibrate` to find its tables.
     #[serde(default)]

@@ -170,6 +170,8 @@ pub(crate) struct PoolInputs<'a> {
     pub devices_per_node: u32,
     pub memory: MemoryPlan,
     pub calibration: Calibration,
+    /// The scheduler's engine (whose host costs a pool's device applies).
+    pub engine: &'a str,
     pub token_budget: u32,
     pub max_model_len: u32,
 }
@@ -325,7 +327,7 @@ fn plan_pool(
         max_batch_seqs: sc.max_num_seqs,
         activation_reserve: sc.activation_reserve_gib.map(|g| g * 1024.0 * 1024.0 * 1024.0),
     })?;
-    let calibration = resolve_calibration(&device, &s.hardware.calibration)?;
+    let calibration = resolve_calibration(&device, base.engine, &s.hardware.calibration)?;
     let devices_per_node = s.hardware.devices_per_node.unwrap_or(device.devices_per_node);
     AnalyticalModel::new(
         base.model,

@@ -20,6 +20,7 @@
 //! model). It is an error when no row could be simulated.
 
 pub mod cases;
+pub mod fit;
 pub mod points;
 mod table;
 pub mod vllm_defaults;
@@ -292,8 +293,28 @@ fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// Replays every row of `folder` (`cases.csv` and/or `points.csv`) and compares.
-pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
+/// The rows of a folder made ready to simulate, and those that cannot be.
+pub struct Prepared {
+    pub folder: String,
+    /// The devices the rows run on, in first-seen order, joined by ", ".
+    pub device: String,
+    pub(crate) replays: Vec<Replay>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Prepared {
+    /// Number of rows ready to simulate.
+    pub fn len(&self) -> usize {
+        self.replays.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.replays.is_empty()
+    }
+}
+
+/// Reads `folder` (`cases.csv` and/or `points.csv`) into replays.
+pub fn prepare(folder: &Path, opts: &Options) -> Result<Prepared> {
     let catalog = Catalog::builtin();
     // --device wins; else a point's own `device`; else the folder's name.
     let forced = match &opts.device {
@@ -322,40 +343,109 @@ pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
         }
         Ok(d)
     };
-    let mut replays: Vec<std::result::Result<Replay, (String, String)>> = Vec::new();
+    let mut replays = Vec::new();
+    let mut skipped = Vec::new();
+    let mut push = |r: std::result::Result<Replay, String>, case: &str| match r {
+        Ok(r) => replays.push(r),
+        Err(reason) => skipped.push(Skipped {
+            case: case.to_string(),
+            reason,
+        }),
+    };
     if has_cases {
         for c in load_cases(folder)? {
             let device = device_for(None)?;
-            replays.push(cases::replay(&c, &device).map_err(|e| (c.case.clone(), e)));
+            push(cases::replay(&c, &device), &c.case);
         }
     }
     if has_points {
         for p in load_points(folder)? {
             let device = device_for(p.device.as_deref())?;
-            replays.push(points::replay(&p, &device).map_err(|e| (p.case.clone(), e)));
+            push(points::replay(&p, &device), &p.case);
         }
     }
-    let device = devices.join(", ");
+    Ok(Prepared {
+        folder: folder.display().to_string(),
+        device: devices.join(", "),
+        replays,
+        skipped,
+    })
+}
+
+/// Simulates the rows of `prepared` that `keep` selects (in parallel; the
+/// results keep the rows' order), each with `overrides` after its own
+/// settings. A row that cannot run is returned as skipped; a bad override
+/// (a configuration error while `overrides` is not empty) is the caller's
+/// error for every row, and stops.
+pub fn evaluate(
+    prepared: &Prepared,
+    overrides: &[String],
+    keep: &(dyn Fn(usize) -> bool + Sync),
+) -> Result<(Vec<CaseResult>, Vec<Skipped>)> {
+    use rayon::prelude::*;
+    let opts = Options {
+        device: None,
+        overrides: overrides.to_vec(),
+    };
+    let outcomes: Vec<(usize, Result<CaseResult>)> = prepared
+        .replays
+        .par_iter()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(i, r)| (i, simulate(r, &opts)))
+        .collect();
     let mut results = Vec::new();
     let mut skipped = Vec::new();
-    for replay in replays {
-        let r = match replay {
-            Ok(r) => r,
-            Err((case, reason)) => {
-                skipped.push(Skipped { case, reason });
-                continue;
-            }
-        };
-        match simulate(&r, opts) {
+    for (i, outcome) in outcomes {
+        match outcome {
             Ok(res) => results.push(res),
-            // A bad override is the user's error for every case: stop.
-            Err(e @ Error::Config { .. }) if !opts.overrides.is_empty() => return Err(e),
+            Err(e @ Error::Config { .. }) if !overrides.is_empty() => return Err(e),
             Err(e) => skipped.push(Skipped {
-                case: r.case.clone(),
+                case: prepared.replays[i].case.clone(),
                 reason: e.to_string(),
             }),
         }
     }
+    Ok((results, skipped))
+}
+
+/// The groups of `results` by model, trace, TP and load, each in natural order.
+pub fn groups_of(results: &[CaseResult]) -> Vec<GroupStats> {
+    let mut groups = Vec::new();
+    for (by, key) in GROUP_KEYS {
+        let mut values: Vec<String> = results.iter().map(key).collect();
+        values.sort_by(|a, b| natural_order(a, b));
+        values.dedup();
+        for v in values {
+            let members: Vec<&CaseResult> = results.iter().filter(|r| key(r) == v).collect();
+            groups.push(group(by, &v, &members));
+        }
+    }
+    groups
+}
+
+type GroupKey = fn(&CaseResult) -> String;
+
+/// What rows are grouped by (and what a fit may hold out).
+pub const GROUP_KEYS: [(&str, GroupKey); 4] = [
+    ("model", |r| r.model.clone()),
+    ("trace", |r| r.trace.clone()),
+    ("tp", |r| r.tp.to_string()),
+    ("load", |r| r.load.clone()),
+];
+
+/// Mean and max errors over `results` (`by`/`value` name the set).
+pub fn summarise(by: &str, value: &str, results: &[CaseResult]) -> GroupStats {
+    let all: Vec<&CaseResult> = results.iter().collect();
+    group(by, value, &all)
+}
+
+/// Replays every row of `folder` (`cases.csv` and/or `points.csv`) and compares.
+pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
+    let prepared = prepare(folder, opts)?;
+    let (results, mut failed) = evaluate(&prepared, &opts.overrides, &|_| true)?;
+    let mut skipped = prepared.skipped.clone();
+    skipped.append(&mut failed);
     if results.is_empty() {
         let reasons: Vec<String> = skipped
             .iter()
@@ -367,27 +457,10 @@ pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
             reasons.join("\n  ")
         )));
     }
-    let mut groups = Vec::new();
-    type Key = fn(&CaseResult) -> String;
-    let keys: [(&str, Key); 4] = [
-        ("model", |r| r.model.clone()),
-        ("trace", |r| r.trace.clone()),
-        ("tp", |r| r.tp.to_string()),
-        ("load", |r| r.load.clone()),
-    ];
-    for (by, key) in keys {
-        let mut values: Vec<String> = results.iter().map(key).collect();
-        values.sort_by(|a, b| natural_order(a, b));
-        values.dedup();
-        for v in values {
-            let members: Vec<&CaseResult> = results.iter().filter(|r| key(r) == v).collect();
-            groups.push(group(by, &v, &members));
-        }
-    }
-    let all: Vec<&CaseResult> = results.iter().collect();
-    let resident: Vec<&CaseResult> = results.iter().filter(|r| !r.kv_bound).collect();
+    let groups = groups_of(&results);
+    let resident: Vec<CaseResult> = results.iter().filter(|r| !r.kv_bound).cloned().collect();
     let aggregate_not_kv_bound =
-        (resident.len() < all.len()).then(|| group("not-kv-bound", "all", &resident));
+        (resident.len() < results.len()).then(|| summarise("not-kv-bound", "all", &resident));
     let time_model = opts
         .overrides
         .iter()
@@ -397,10 +470,10 @@ pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
         .trim_matches('"')
         .to_string();
     Ok(FidelityReport {
-        folder: folder.display().to_string(),
-        device,
+        folder: prepared.folder,
+        device: prepared.device,
         time_model,
-        aggregate: group("all", "all", &all),
+        aggregate: summarise("all", "all", &results),
         aggregate_not_kv_bound,
         cases: results,
         groups,

@@ -247,8 +247,8 @@ pub struct SchedulerConfig {
     /// The batching policy: "vllm" (v0: prefill-prioritising, no chunking),
     /// "sarathi" (Sarathi-Serve: decode-first, chunked prefill within a
     /// token budget), "vllm-v1" (a preset of the sarathi policy with vLLM
-    /// V1's defaults — 8,192-token budget, prefix caching on — not a model
-    /// of V1's engine), "orca" (iteration-level
+    /// V1's defaults — 8,192-token budget, prefix caching on — and V1's
+    /// host costs where the device states them; not V1's scheduler), "orca" (iteration-level
     /// batching, maximum length reserved per request), "fastertransformer"
     /// (static request-level batching), "lightllm" (admission by an estimate
     /// of future KV use), "sglang" (the sarathi loop admitting the longest

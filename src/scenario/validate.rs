@@ -263,7 +263,7 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
     let (policy, replica_options) =
         replica_policy(s, &spec, &memory, &device, &model, max_model_len, token_budget)?;
 
-    let calibration = resolve_calibration(&device, &s.hardware.calibration)?;
+    let calibration = resolve_calibration(&device, &spec.engine, &s.hardware.calibration)?;
     // The time model checks what it needs (TP dividing the MLP width).
     AnalyticalModel::new(
         &model,
@@ -293,6 +293,7 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
             devices_per_node,
             memory,
             calibration,
+            engine: &spec.engine,
             token_budget,
             max_model_len,
         },
@@ -457,12 +458,31 @@ fn replica_policy(
     Ok((policy, options))
 }
 
-/// The device's catalog calibration (or the generic default) with the
-/// scenario's overrides applied key by key.
+/// The device's catalog calibration (or the generic default), with the
+/// host keys of `engine`'s table of the device applied (when it has one),
+/// then the scenario's overrides, key by key.
 #[doc(hidden)]
-pub fn resolve_calibration(device: &DeviceSpec, overrides: &toml::Table) -> Result<Calibration> {
+pub fn resolve_calibration(
+    device: &DeviceSpec,
+    engine: &str,
+    overrides: &toml::Table,
+) -> Result<Calibration> {
     let base = device.calibration.unwrap_or_default();
     let mut table = toml::Table::try_from(base).expect("a calibration serializes to a table");
+    if let Some(host) = device.engines.get(engine) {
+        for (k, v) in host {
+            if !Calibration::HOST_KEYS.contains(&k.as_str()) {
+                return Err(key_error(
+                    &format!("device `{}` engines.{engine}.{k}", device.name),
+                    format!(
+                        "an engine table sets only host-side constants ({}); GPU efficiencies belong to the device",
+                        Calibration::HOST_KEYS.join(", ")
+                    ),
+                ));
+            }
+            table.insert(k.clone(), as_float(v));
+        }
+    }
     for (k, v) in overrides {
         if !table.contains_key(k) {
             return Err(key_error(
@@ -474,17 +494,21 @@ pub fn resolve_calibration(device: &DeviceSpec, overrides: &toml::Table) -> Resu
                 ),
             ));
         }
-        let v = match v {
-            toml::Value::Integer(i) => toml::Value::Float(*i as f64),
-            other => other.clone(),
-        };
-        table.insert(k.clone(), v);
+        table.insert(k.clone(), as_float(v));
     }
     let cal: Calibration = toml::Value::Table(table)
         .try_into()
         .map_err(|e: toml::de::Error| key_error("hardware.calibration", e.message().to_string()))?;
     cal.validate()?;
     Ok(cal)
+}
+
+/// TOML integers read as floats (`cpu_overhead_base = 0`).
+fn as_float(v: &toml::Value) -> toml::Value {
+    match v {
+        toml::Value::Integer(i) => toml::Value::Float(*i as f64),
+        other => other.clone(),
+    }
 }
 
 /// Applies `[hardware.interconnect]` overrides to a device's link numbers.

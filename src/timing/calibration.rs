@@ -113,6 +113,23 @@ pub struct Calibration {
     pub collective_latency: f64,
 }
 
+impl Calibration {
+    /// The constants an engine's host side sets (scheduling, input
+    /// preparation, kernel launches, the gaps between a layer's kernels
+    /// that its graph capture and kernel fusion decide), as opposed to the
+    /// device's GPU efficiencies: a catalog device's `[device.engines.*]`
+    /// tables may set only these.
+    pub const HOST_KEYS: &'static [&'static str] = &[
+        "cpu_overhead_base",
+        "cpu_overhead_per_seq",
+        "layer_overhead",
+        "eager_layer_overhead",
+        "eager_launch_per_layer",
+        "quantized_launch_per_layer",
+        "quantized_layer_overhead",
+    ];
+}
+
 impl Default for Calibration {
     fn default() -> Self {
         Calibration {

@@ -7,7 +7,7 @@
 //! | `scheduler.kind` | policy | file |
 //! |---|---|---|
 //! | `vllm` | vLLM v0: prefills first, whole prompts | `vllm.rs` |
-//! | `sarathi`, `vllm-v1` | decode-first chunked prefill in a token budget (`vllm-v1` is this policy with V1's defaults, not a model of V1's engine) | `chunked.rs` |
+//! | `sarathi`, `vllm-v1` | decode-first chunked prefill in a token budget (`vllm-v1` is this policy with V1's defaults and V1's host costs, not V1's scheduler) | `chunked.rs` |
 //! | `orca` | iteration-level batching, max length reserved | `orca.rs` |
 //! | `fastertransformer` | static request-level batching | `fastertransformer.rs` |
 //! | `lightllm` | admission by estimated future KV use | `lightllm.rs` |
@@ -99,11 +99,12 @@ pub(crate) fn builtin() -> Vec<SchedulerSpec> {
         .batching(Batching::Chunked(DefaultBudget::ChunkSize)),
         chunked(
             "vllm-v1",
-            "the sarathi policy with vLLM V1's defaults (not a model of V1's engine)",
+            "the sarathi policy with vLLM V1's defaults and V1's host costs (not yet V1's scheduler)",
             Order::Fcfs,
         )
         .batching(v1_budget)
-        .caching(Caching::On),
+        .caching(Caching::On)
+        .engine("vllm-v1"),
         SchedulerSpec::new(
             "orca",
             "Orca: iteration-level batching, maximum length reserved",
@@ -131,7 +132,8 @@ pub(crate) fn builtin() -> Vec<SchedulerSpec> {
             Order::LongestPrefix,
         )
         .batching(v1_budget)
-        .caching(Caching::Required),
+        .caching(Caching::Required)
+        .engine("sglang"),
         SchedulerSpec::new("laps", "short prefills ahead of long ones", |p| {
             Box::new(Laps::new(p.clone()))
         })

@@ -63,6 +63,7 @@ fn device(name: &str, bw: f64, bf16: f64, fp8: f64, intra: f64) -> DeviceSpec {
         power_watts: 400.0,
         price_per_hour: 0.0,
         calibration: None,
+        engines: Default::default(),
         profile_names: Default::default(),
     }
 }
