@@ -396,7 +396,14 @@ fn fit_errors_name_the_folder_or_the_parameter() {
     let d = tempfile::tempdir().unwrap();
     let empty = d.path().display().to_string();
     expect_error(
-        &["fit", &empty, "--param", "cpu_overhead_base", "--device", "H100-SXM"],
+        &[
+            "fit",
+            &empty,
+            "--param",
+            "cpu_overhead_base",
+            "--device",
+            "H100-SXM",
+        ],
         &["neither cases.csv", "points.csv"],
     );
     let dir = d.path().join("pts");
@@ -409,7 +416,10 @@ p,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,100,10,0.8,1,2,1,8192,false,0.02
     )
     .unwrap();
     let dir = dir.display().to_string();
-    expect_error(&["fit", &dir, "--param", "gemm_eficiency"], &["--param", "gemm_efficiency"]);
+    expect_error(
+        &["fit", &dir, "--param", "gemm_eficiency"],
+        &["--param", "gemm_efficiency"],
+    );
     expect_error(
         &["fit", &dir, "--param", "cpu_overhead_base", "--holdout", "tp"],
         &["--holdout", "nothing to hold out"],

@@ -436,3 +436,59 @@ impl FitReport {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(ttft_ape: f64, tpot_ape: Option<f64>, e2e_ape: Option<f64>, kv_bound: bool) -> CaseResult {
+        CaseResult {
+            case: "r".into(),
+            model: "m".into(),
+            trace: "t".into(),
+            load: "c=1".into(),
+            arrival_rate: None,
+            concurrency: Some(1),
+            tp: 1,
+            scheduler: "vllm-v1".into(),
+            requests: 1,
+            measured_ttft_s: 1.0,
+            predicted_ttft_s: 1.0,
+            ttft_ape,
+            measured_itl_s: None,
+            predicted_itl_s: 0.0,
+            itl_ape: None,
+            measured_tpot_s: tpot_ape.map(|_| 1.0),
+            predicted_tpot_s: 0.0,
+            tpot_ape,
+            measured_e2e_s: e2e_ape.map(|_| 1.0),
+            predicted_e2e_s: 0.0,
+            e2e_ape,
+            kv_bound,
+            peak_kv_tokens: None,
+            kv_capacity_tokens: 0,
+            preemptions: 0,
+            rejected: 0,
+        }
+    }
+
+    #[test]
+    fn the_objective_is_half_the_ttft_error_plus_the_others_over_resident_rows() {
+        let rows = [
+            row(10.0, Some(4.0), None, false), // 5 + 4
+            row(2.0, None, Some(3.0), false),  // 1 + 3
+            row(90.0, Some(50.0), None, true), // KV-bound: left out
+        ];
+        assert_eq!(objective_of(&rows), (9.0 + 4.0) / 2.0);
+        assert_eq!(objective_of(&rows[2..]), f64::INFINITY, "nothing to fit");
+    }
+
+    #[test]
+    fn parameters_are_set_as_calibration_overrides() {
+        assert_eq!(
+            assignment("cpu_overhead_base", 7.5e-4),
+            "hardware.calibration.cpu_overhead_base=7.5e-4"
+        );
+        assert_eq!(sig(7.738_26e-4), "7.7383e-4");
+    }
+}

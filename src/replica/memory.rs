@@ -222,8 +222,18 @@ mod tests {
     const MIB: f64 = 1024.0 * 1024.0;
 
     fn plan_of(tp: u32, pp: u32, memory_gib: f64, reserve: Option<f64>) -> Result<MemoryPlan> {
+        plan_of_model("Llama-3-8B", tp, pp, memory_gib, reserve)
+    }
+
+    fn plan_of_model(
+        name: &str,
+        tp: u32,
+        pp: u32,
+        memory_gib: f64,
+        reserve: Option<f64>,
+    ) -> Result<MemoryPlan> {
         let catalog = Catalog::builtin();
-        let model = catalog.model("Llama-3-8B").unwrap().clone();
+        let model = catalog.model(name).unwrap().clone();
         let mut device = catalog.device("H100-SXM").unwrap().clone();
         device.memory_bytes = memory_gib * GIB;
         plan(&MemoryInputs {
@@ -285,6 +295,20 @@ mod tests {
         // 2 × 14,336 (gate, up) = 43,008 values = 86,016 B; 2,048 tokens,
         // plus fp32 logits of 256 sequences × 128,256.
         assert_eq!(p.activations, 2_048.0 * 86_016.0 + 256.0 * 128_256.0 * 4.0);
+    }
+
+    #[test]
+    fn a_moe_model_holds_every_expert_and_its_router_and_activates_top_k() {
+        // Mixtral-8x7B: 46,702,792,704 parameters on its model card (per
+        // layer: attention 41,943,040, eight experts of 176,160,768, a
+        // 4,096 × 8 router and two norms), the final norm left out.
+        let p = plan_of_model("Mixtral-8x7B", 1, 1, 200.0, Some(GIB)).unwrap();
+        assert_eq!(p.weights, (46_702_792_704.0 - 4_096.0) * 2.0);
+        // TP 2: per token, bf16: 2 × 4,096 + 48 × 128 / 2 + 2 × 14,336 × 2
+        // experts / 2 = 39,936 values = 79,872 B for 2,048 tokens, plus
+        // fp32 logits of 256 sequences × 32,000 / 2.
+        let p2 = plan_of_model("Mixtral-8x7B", 2, 1, 200.0, None).unwrap();
+        assert_eq!(p2.activations, 2_048.0 * 79_872.0 + 256.0 * 16_000.0 * 4.0);
     }
 
     #[test]
