@@ -224,4 +224,20 @@ mod tests {
         assert_eq!((c.blocks(), c.evictable_blocks(), c.evicted_blocks), (0, 0, 4));
         c.check().unwrap();
     }
+
+    #[test]
+    fn the_check_catches_each_counter_drifting_alone() {
+        let mut c = PrefixCache::new();
+        c.insert(1, 3);
+        c.insert(2, 2);
+        c.release(2);
+        c.check().unwrap();
+        c.blocks += 1;
+        assert!(c.check().is_err(), "blocks alone");
+        c.blocks -= 1;
+        c.evictable -= 1;
+        assert!(c.check().is_err(), "evictable alone");
+        c.evictable += 1;
+        c.check().unwrap();
+    }
 }
