@@ -434,3 +434,64 @@ fn the_shipped_vllm_v1_constants_are_regenerated_by_their_command() {
     }
     assert_eq!(shipped["quantized_layer_overhead"].as_float(), Some(0.0));
 }
+
+#[test]
+fn a_case_may_state_the_engine_settings_it_ran_with() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("vllm-h100-settings");
+    std::fs::create_dir_all(dir.join("served")).unwrap();
+    // Two requests at once: one sequence at a time makes the second wait.
+    std::fs::write(
+        dir.join("served/t.jsonl"),
+        "{\"StartTimeOffset\": 0, \"ContextTokens\": 100, \"GeneratedTokens\": 50}\n\
+         {\"StartTimeOffset\": 0, \"ContextTokens\": 100, \"GeneratedTokens\": 50}\n",
+    )
+    .unwrap();
+    let header = "case,engine,model,weight_dtype,kv_dtype,trace,arrival_rate,tp,gpu_memory_utilization,\
+max_model_len,n_requests,ttft_mean_s,itl_mean_s,e2e_mean_s,served_trace,max_num_seqs,prefix_caching\n";
+    let row = |name: &str, seqs: &str, caching: &str| {
+        format!(
+            "{name},vllm-0.6.0,Llama-3.1-8B,bf16,bf16,x,1,1,0.9,8192,2,0.05,0.02,0.7,served/t.jsonl,{seqs},{caching}\n"
+        )
+    };
+    std::fs::write(
+        dir.join("cases.csv"),
+        format!(
+            "{header}{}{}",
+            row("default", "", ""),
+            row("one-seq", "1", "true")
+        ),
+    )
+    .unwrap();
+    let r = fidelity::run(&dir, &Options::default()).unwrap();
+    let (default, one) = (&r.cases[0], &r.cases[1]);
+    assert!(
+        one.predicted_ttft_s > 1.5 * default.predicted_ttft_s,
+        "max_num_seqs = 1: {} vs {} s",
+        one.predicted_ttft_s,
+        default.predicted_ttft_s
+    );
+    let cases = fidelity::load_cases(&dir).unwrap();
+    assert_eq!((cases[0].max_num_seqs, cases[0].prefix_caching), (None, None));
+    assert_eq!(
+        (cases[1].max_num_seqs, cases[1].prefix_caching),
+        (Some(1), Some(true))
+    );
+    assert!(
+        fidelity::case_overrides(&cases[1], "H100-SXM")
+            .contains(&"scheduler.prefix_caching=true".to_string())
+    );
+    std::fs::write(
+        dir.join("cases.csv"),
+        format!("{header}{}", row("bad", "many", "")),
+    )
+    .unwrap();
+    let e = fidelity::run(&dir, &Options::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("`max_num_seqs`") && e.contains("`many`") && e.contains("line 2"),
+        "{e}"
+    );
+}

@@ -5,7 +5,9 @@
 //! Columns read: `case, engine, model, weight_dtype, kv_dtype, trace,
 //! arrival_rate, tp, gpu_memory_utilization, max_model_len` (a number or
 //! `default(N)`), `n_requests, ttft_mean_s, itl_mean_s, e2e_mean_s,
-//! served_trace` (a path relative to the folder). Other columns are ignored.
+//! served_trace` (a path relative to the folder); optional engine settings
+//! `max_num_seqs`, `max_num_batched_tokens` and `prefix_caching` (empty or
+//! absent: what vLLM 0.6 picks by itself). Other columns are ignored.
 
 use super::table::{Row, Table};
 use super::vllm_defaults;
@@ -32,6 +34,10 @@ pub struct Case {
     pub itl_mean_s: f64,
     pub e2e_mean_s: f64,
     pub served_trace: PathBuf,
+    /// Engine settings the run set (`None`: the engine's default).
+    pub max_num_seqs: Option<u32>,
+    pub max_num_batched_tokens: Option<u32>,
+    pub prefix_caching: Option<bool>,
 }
 
 const COLUMNS: &[&str] = &[
@@ -85,13 +91,20 @@ fn case_of(row: &Row, folder: &Path) -> Result<Case> {
         itl_mean_s: row.non_negative("itl_mean_s")?,
         e2e_mean_s: row.non_negative("e2e_mean_s")?,
         served_trace: folder.join(row.text("served_trace")),
+        max_num_seqs: row.optional("max_num_seqs", "a whole number")?,
+        max_num_batched_tokens: row.optional("max_num_batched_tokens", "a whole number")?,
+        prefix_caching: match row.get("prefix_caching") {
+            None | Some("") => None,
+            Some(_) => Some(row.flag("prefix_caching")?),
+        },
     })
 }
 
 /// The `--set` assignments that configure a case's scenario.
 pub fn case_overrides(case: &Case, device: &str) -> Vec<String> {
     let d = vllm_defaults::vllm_060(case.max_model_len);
-    vec![
+    let budget = case.max_num_batched_tokens.unwrap_or(d.max_num_batched_tokens);
+    let mut sets = vec![
         format!("name={}", quote(&case.case)),
         format!("model.name={}", quote(model_name(&case.model))),
         format!("model.dtype={}", quote(&case.weight_dtype.to_ascii_lowercase())),
@@ -101,9 +114,12 @@ pub fn case_overrides(case: &Case, device: &str) -> Vec<String> {
         "cluster.replicas=1".into(),
         format!("cluster.tp={}", case.tp),
         format!("scheduler.kind={}", quote(d.scheduler)),
-        format!("scheduler.max_num_batched_tokens={}", d.max_num_batched_tokens),
-        format!("scheduler.chunk_size={}", d.max_num_batched_tokens),
-        format!("scheduler.max_num_seqs={}", d.max_num_seqs),
+        format!("scheduler.max_num_batched_tokens={budget}"),
+        format!("scheduler.chunk_size={budget}"),
+        format!(
+            "scheduler.max_num_seqs={}",
+            case.max_num_seqs.unwrap_or(d.max_num_seqs)
+        ),
         format!("scheduler.block_size={}", d.block_size),
         format!("scheduler.gpu_memory_utilization={}", case.gpu_memory_utilization),
         format!(
@@ -111,7 +127,11 @@ pub fn case_overrides(case: &Case, device: &str) -> Vec<String> {
             quote(&case.served_trace.display().to_string())
         ),
         "workload.count=0".into(),
-    ]
+    ];
+    if let Some(on) = case.prefix_caching {
+        sets.push(format!("scheduler.prefix_caching={on}"));
+    }
+    sets
 }
 
 /// The replay of a case, or why it cannot be replayed.
