@@ -232,6 +232,7 @@ mod tests {
         c.insert(2, 2);
         c.release(2);
         c.check().unwrap();
+        assert_eq!((c.refs(1), c.refs(2), c.refs(9)), (Some(1), Some(0), None));
         c.blocks += 1;
         assert!(c.check().is_err(), "blocks alone");
         c.blocks -= 1;
