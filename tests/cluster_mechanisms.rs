@@ -52,14 +52,19 @@ fn two_request_ttfts(p: &Plan) -> Vec<u64> {
     two_request_ttfts_of(p, 100)
 }
 
+/// One [`HostTime`] model per pool: 10 ms iterations, 2 ms of them host.
+fn ten_ms_iterations(p: &Plan) -> Vec<Box<dyn fleetsim::timing::TimeModel>> {
+    const MS: u64 = 1_000_000;
+    p.pools
+        .iter()
+        .map(|_| Box::new(HostTime(10 * MS, 2 * MS)) as Box<dyn fleetsim::timing::TimeModel>)
+        .collect()
+}
+
 /// [`two_request_ttfts`] with prompts of `prompt` tokens.
 fn two_request_ttfts_of(p: &Plan, prompt: u32) -> Vec<u64> {
     const MS: u64 = 1_000_000;
-    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = p
-        .pools
-        .iter()
-        .map(|_| Box::new(HostTime(10 * MS, 2 * MS)) as Box<dyn fleetsim::timing::TimeModel>)
-        .collect();
+    let models = ten_ms_iterations(p);
     let reqs = vec![
         RequestSpec::new(0, 0, prompt, 3),
         RequestSpec::new(1, 5 * MS, prompt, 3),
@@ -313,11 +318,7 @@ fn a_first_token_is_revealed_while_its_kv_waits_for_room_at_the_decode_replica()
     // processed: visible at 32 ms, TTFT 12 ms, while B still waits. C's
     // prefill ends at 40 ms with nothing after it: visible then, TTFT 15 ms.
     let p = with(DISAGG_1P1D, &["scheduler.max_num_seqs=1"]);
-    let models: Vec<Box<dyn fleetsim::timing::TimeModel>> = p
-        .pools
-        .iter()
-        .map(|_| Box::new(HostTime(10 * MS, 2 * MS)) as Box<dyn fleetsim::timing::TimeModel>)
-        .collect();
+    let models = ten_ms_iterations(&p);
     let reqs = vec![
         RequestSpec::new(0, 0, 100, 50),
         RequestSpec::new(1, 20 * MS, 100, 3),

@@ -80,45 +80,54 @@ fn one_decoding_request_pays_its_engines_host_cost_per_step() {
     );
 }
 
-#[test]
-fn an_engine_table_that_sets_a_gpu_efficiency_is_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let catalog = d.path().join("mine.toml");
-    let h100 = Catalog::builtin().device("H100-SXM").unwrap().clone();
-    let mut dev = h100.clone();
+/// A user catalog holding H100 as `My-H100` with `engines.vllm-v1` = `table`.
+fn catalog_with_engine_table(dir: &std::path::Path, table: toml::Table) -> std::path::PathBuf {
+    let mut dev = Catalog::builtin().device("H100-SXM").unwrap().clone();
     dev.name = "My-H100".into();
     dev.aliases.clear();
-    let mut table = toml::Table::new();
-    table.insert("gemm_efficiency".into(), toml::Value::Float(0.5));
     dev.engines.insert("vllm-v1".into(), table);
     #[derive(serde::Serialize)]
     struct Doc {
         device: Vec<fleetsim::catalog::DeviceSpec>,
     }
-    std::fs::write(&catalog, toml::to_string(&Doc { device: vec![dev] }).unwrap()).unwrap();
+    let path = dir.join("mine.toml");
+    std::fs::write(&path, toml::to_string(&Doc { device: vec![dev] }).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn an_engine_table_that_sets_a_gpu_efficiency_or_a_bad_value_is_refused_at_load() {
+    let d = tempfile::tempdir().unwrap();
+    let mut gpu = toml::Table::new();
+    gpu.insert("gemm_efficiency".into(), toml::Value::Float(0.5));
+    let path = catalog_with_engine_table(d.path(), gpu);
+    let e = Catalog::builtin().merge_file(&path).err().unwrap().to_string();
+    assert!(
+        e.contains("mine.toml") && e.contains("My-H100") && e.contains("engines.vllm-v1.gemm_efficiency"),
+        "{e}"
+    );
+    assert!(e.contains("host-side"), "{e}");
+    let mut negative = toml::Table::new();
+    negative.insert("cpu_overhead_base".into(), toml::Value::Float(-1e-3));
+    let path = catalog_with_engine_table(d.path(), negative);
+    let e = Catalog::builtin().merge_file(&path).err().unwrap().to_string();
+    assert!(
+        e.contains("engines.vllm-v1.cpu_overhead_base") && e.contains("≥ 0"),
+        "{e}"
+    );
+    // A valid table of a user's device is what its V1 scenarios run on.
+    let mut host = toml::Table::new();
+    host.insert("cpu_overhead_base".into(), toml::Value::Integer(0));
+    let path = catalog_with_engine_table(d.path(), host);
     let s = fleetsim::scenario::load(
         None,
         &[
-            format!("catalog=\"{}\"", catalog.display()),
+            format!("catalog=\"{}\"", path.display()),
             "hardware.device=My-H100".into(),
             "scheduler.kind=vllm-v1".into(),
         ],
     )
     .unwrap();
-    let e = fleetsim::scenario::validate::plan(&s).err().unwrap().to_string();
-    assert!(
-        e.contains("My-H100") && e.contains("gemm_efficiency") && e.contains("host-side"),
-        "{e}"
-    );
-    // The base engine never reads the table.
-    let s = fleetsim::scenario::load(
-        None,
-        &[
-            format!("catalog=\"{}\"", catalog.display()),
-            "hardware.device=My-H100".into(),
-            "scheduler.kind=sarathi".into(),
-        ],
-    )
-    .unwrap();
-    assert!(fleetsim::scenario::validate::plan(&s).is_ok());
+    let plan = fleetsim::scenario::validate::plan(&s).unwrap();
+    assert_eq!(plan.calibration.cpu_overhead_base, 0.0);
 }

@@ -52,7 +52,7 @@ fn profile_model_errors_never_get_worse() {
     };
     let report = fidelity::run(&shared.join("ground-truth/vllm-h100"), &opts).unwrap();
     assert_eq!(report.time_model, "profile");
-    assert!(report.cases.iter().all(|c| c.model.starts_with("Llama")));
+    assert!(report.cases.iter().all(|c| c.labels.model.starts_with("Llama")));
     assert_eq!(report.cases.len(), 32);
     assert!(
         report.skipped.iter().all(|s| s.reason.contains("FP16")),
@@ -75,7 +75,7 @@ fn closed_loop_v1_points_errors_never_get_worse() {
     assert!(report.skipped.is_empty(), "points skipped: {:?}", report.skipped);
     assert_eq!(report.cases.len(), 45);
     for c in &report.cases {
-        let clients = c.concurrency.expect("a closed-loop point");
+        let clients = c.labels.concurrency.expect("a closed-loop point");
         assert_eq!(
             c.requests,
             10 * clients as u64,
@@ -191,9 +191,9 @@ p3,tensorrt-llm,Llama-3.1-8B,bf16,bf16,H100-SXM,1,200,50,0.8,4,12,4,8192,false,0
     assert_eq!(r.cases.len(), 2);
     let (c4, c1) = (&r.cases[0], &r.cases[1]);
     assert_eq!((c4.requests, c1.requests), (12, 3), "num_prompts requests each");
-    assert_eq!(c4.concurrency, Some(4));
-    assert_eq!(c4.load, "c=4");
-    assert_eq!(c4.trace, "200/50");
+    assert_eq!(c4.labels.concurrency, Some(4));
+    assert_eq!(c4.labels.load(), "c=4");
+    assert_eq!(c4.labels.trace, "200/50");
     assert_eq!(c4.scheduler, "vllm-v1");
     // One client never queues behind another: its TTFT is one prefill,
     // shorter than with four clients whose prefills share steps.
@@ -288,14 +288,23 @@ fn a_bad_point_names_its_file_line_and_column() {
             && e.contains("`four`"),
         "{e}"
     );
+    // A measured 0 would make every error 0% (or undefined): refused.
+    let (_d0, dir0) = points_folder(
+        "p,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,200,50,0.8,4,12,4,8192,false,0,0.008\n",
+    );
+    let e = fidelity::run(&dir0, &Options::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("`mean_ttft_s`") && e.contains("above 0"), "{e}");
 }
 
 /// A points folder whose "measurements" are fleetsim's own predictions
 /// with a known `cpu_overhead_base`: the fit must find that value again.
 fn synthetic_points(true_cpu: f64) -> (tempfile::TempDir, std::path::PathBuf) {
-    let rows = "a,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,300,40,0.8,2,6,2,8192,false,0,0\n\
-b,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,2,300,40,0.8,4,12,4,8192,false,0,0\n\
-c,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,600,20,0.8,3,9,3,8192,false,0,0\n";
+    let rows = "a,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,300,40,0.8,2,6,2,8192,false,1,1\n\
+b,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,2,300,40,0.8,4,12,4,8192,false,1,1\n\
+c,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,600,20,0.8,3,9,3,8192,false,1,1\n";
     let (d, dir) = points_folder(rows);
     let opts = Options {
         device: None,
@@ -403,7 +412,7 @@ fn a_fit_refuses_what_it_cannot_do_with_a_clear_message() {
 }
 
 /// The H100 `[device.engines.vllm-v1]` constants are what the command in
-/// `catalog/devices.toml` fits (to the 4 significant digits written there):
+/// `catalog/devices.toml` fits (to the 5 significant digits written there):
 /// anyone can regenerate them.
 #[test]
 fn the_shipped_vllm_v1_constants_are_regenerated_by_their_command() {

@@ -174,5 +174,28 @@ fn validate_device(d: &DeviceSpec) -> Result<(), String> {
             d.name
         ));
     }
+    let host_keys = crate::timing::Calibration::HOST_KEYS;
+    for (engine, table) in &d.engines {
+        for (key, v) in table {
+            if !host_keys.contains(&key.as_str()) {
+                return Err(format!(
+                    "device `{}`: `engines.{engine}.{key}`: an engine table sets only host-side \
+                     constants ({}); GPU efficiencies belong to `[device.calibration]`",
+                    d.name,
+                    host_keys.join(", ")
+                ));
+            }
+            if !v
+                .as_float()
+                .or(v.as_integer().map(|i| i as f64))
+                .is_some_and(|x| x.is_finite() && x >= 0.0)
+            {
+                return Err(format!(
+                    "device `{}`: `engines.{engine}.{key}` must be a number of seconds ≥ 0, found {v}",
+                    d.name
+                ));
+            }
+        }
+    }
     Ok(())
 }

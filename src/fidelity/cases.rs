@@ -11,7 +11,7 @@
 
 use super::table::{Row, Table};
 use super::vllm_defaults;
-use super::{Measured, Replay, model_name, quote};
+use super::{Labels, Measured, Replay, model_name, quote};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
 
@@ -87,9 +87,9 @@ fn case_of(row: &Row, folder: &Path) -> Result<Case> {
         gpu_memory_utilization: row.non_negative("gpu_memory_utilization")?,
         max_model_len,
         n_requests: row.parse("n_requests", "a whole number")?,
-        ttft_mean_s: row.non_negative("ttft_mean_s")?,
-        itl_mean_s: row.non_negative("itl_mean_s")?,
-        e2e_mean_s: row.non_negative("e2e_mean_s")?,
+        ttft_mean_s: row.measured_time("ttft_mean_s")?,
+        itl_mean_s: row.measured_time("itl_mean_s")?,
+        e2e_mean_s: row.measured_time("e2e_mean_s")?,
         served_trace: folder.join(row.text("served_trace")),
         max_num_seqs: row.optional("max_num_seqs", "a whole number")?,
         max_num_batched_tokens: row.optional("max_num_batched_tokens", "a whole number")?,
@@ -144,12 +144,13 @@ pub(super) fn replay(case: &Case, device: &str) -> std::result::Result<Replay, S
     }
     Ok(Replay {
         case: case.case.clone(),
-        model: model_name(&case.model).to_string(),
-        lengths: case.trace.clone(),
-        load: format!("{} req/s", case.arrival_rate),
-        arrival_rate: Some(case.arrival_rate),
-        concurrency: None,
-        tp: case.tp,
+        labels: Labels {
+            model: model_name(&case.model).to_string(),
+            trace: case.trace.clone(),
+            tp: case.tp,
+            arrival_rate: Some(case.arrival_rate),
+            concurrency: None,
+        },
         sets: case_overrides(case, device),
         measured: Measured {
             ttft_s: case.ttft_mean_s,

@@ -19,9 +19,10 @@
 //! repeated once per value of KEY on the rows without that value, and the
 //! held-out rows are scored with the constants fitted without them.
 
-use super::{CaseResult, GroupStats, Prepared, Replay, evaluate, summarise};
+use super::{CaseResult, Evaluated, GroupStats, Prepared, evaluate, summarise};
 use crate::error::{Error, Result};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// What to fit.
 #[derive(Debug, Clone, Default)]
@@ -81,20 +82,10 @@ pub struct FitReport {
 const HOLDOUT_KEYS: &[&str] = &["model", "trace", "tp", "load", "folder"];
 
 /// A row, by folder and index within it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct RowId {
     folder: usize,
     row: usize,
-}
-
-fn key_of(by: &str, folder: &Prepared, r: &Replay) -> String {
-    match by {
-        "model" => r.model.clone(),
-        "trace" => r.lengths.clone(),
-        "tp" => r.tp.to_string(),
-        "load" => r.load.clone(),
-        _ => folder.folder.clone(),
-    }
 }
 
 /// Weighted mean error of rows (see the module doc).
@@ -132,8 +123,9 @@ impl Problem<'_> {
         sets.extend(self.names.iter().zip(values).map(|(n, v)| assignment(n, *v)));
         let mut all = Vec::new();
         for (f, prepared) in self.folders.iter().enumerate() {
-            let (mut results, skipped) = evaluate(prepared, &sets, &|row| keep(RowId { folder: f, row }))?;
-            if !skipped.is_empty() {
+            let Evaluated { mut results, failed } =
+                evaluate(prepared, &sets, &|row| keep(RowId { folder: f, row }))?;
+            if !failed.is_empty() {
                 return Ok(None);
             }
             all.append(&mut results);
@@ -142,24 +134,21 @@ impl Problem<'_> {
     }
 
     fn score(&self, values: &[f64], keep: &(dyn Fn(RowId) -> bool + Sync)) -> Result<Scored> {
-        Ok(match self.results(values, keep)? {
-            Some(results) => Scored {
-                objective: objective_of(&results),
-                stats: summarise("fit", "rows", &results),
-            },
-            None => Scored {
-                objective: f64::INFINITY,
-                stats: summarise("fit", "rows", &[]),
-            },
-        })
+        Ok(scored(self.results(values, keep)?.as_deref()))
     }
 
-    /// Coordinate descent from `start` (module doc); returns the values and
-    /// the number of evaluations.
-    fn descend(&self, start: &[f64], keep: &(dyn Fn(RowId) -> bool + Sync)) -> Result<(Vec<f64>, usize)> {
+    /// Coordinate descent (module doc) from `start`, whose score is
+    /// `at_start`; returns the values, their score and the number of
+    /// evaluations.
+    fn descend(
+        &self,
+        start: &[f64],
+        at_start: Scored,
+        keep: &(dyn Fn(RowId) -> bool + Sync),
+    ) -> Result<(Vec<f64>, Scored, usize)> {
         let mut values = start.to_vec();
-        let mut best = self.score(&values, keep)?.objective;
-        let mut evaluations = 1;
+        let mut best = at_start;
+        let mut evaluations = 0;
         let mut step = 0.4;
         while step >= 0.01 {
             let mut improved = false;
@@ -167,9 +156,9 @@ impl Problem<'_> {
                 for factor in [1.0 + step, 1.0 / (1.0 + step)] {
                     let mut trial = values.clone();
                     trial[i] = (trial[i] * factor).clamp(start[i] / 1e3, start[i] * 1e3);
-                    let s = self.score(&trial, keep)?.objective;
+                    let s = self.score(&trial, keep)?;
                     evaluations += 1;
-                    if s < best - 1e-9 {
+                    if s.objective < best.objective - 1e-9 {
                         best = s;
                         values = trial;
                         improved = true;
@@ -180,7 +169,22 @@ impl Problem<'_> {
                 step /= 2.0;
             }
         }
-        Ok((values, evaluations))
+        Ok((values, best, evaluations))
+    }
+}
+
+/// The score of simulated rows (`None`: a row could not run, an infinitely
+/// bad trial).
+fn scored(results: Option<&[CaseResult]>) -> Scored {
+    match results {
+        Some(results) => Scored {
+            objective: objective_of(results),
+            stats: summarise("fit", "rows", results),
+        },
+        None => Scored {
+            objective: f64::INFINITY,
+            stats: summarise("fit", "rows", &[]),
+        },
     }
 }
 
@@ -254,34 +258,30 @@ pub fn fit(folders: &[Prepared], opts: &FitOptions) -> Result<FitReport> {
         overrides: &opts.overrides,
         names: names.clone(),
     };
-    // The rows that run with the start values are the rows of the fit.
-    let mut runnable: Vec<RowId> = Vec::new();
-    let mut skipped: Vec<super::Skipped> = Vec::new();
+    // The rows that run with the start values are the rows of the fit;
+    // their results are the score before it.
     let mut sets = opts.overrides.clone();
     sets.extend(names.iter().zip(&start).map(|(n, v)| assignment(n, *v)));
+    let mut runnable: BTreeMap<RowId, &super::Labels> = BTreeMap::new();
+    let mut at_start: Vec<CaseResult> = Vec::new();
+    let mut skipped: Vec<super::Skipped> = Vec::new();
     for (f, prepared) in folders.iter().enumerate() {
-        let (results, mut failed) = evaluate(prepared, &sets, &|_| true)?;
-        let failed_names: Vec<&str> = failed.iter().map(|s| s.case.as_str()).collect();
+        let Evaluated { mut results, failed } = evaluate(prepared, &sets, &|_| true)?;
         for (row, r) in prepared.replays.iter().enumerate() {
-            if !failed_names.contains(&r.case.as_str()) {
-                runnable.push(RowId { folder: f, row });
+            if !failed.iter().any(|(i, _)| *i == row) {
+                runnable.insert(RowId { folder: f, row }, &r.labels);
             }
         }
-        drop(results);
+        at_start.append(&mut results);
         skipped.extend(prepared.skipped.iter().cloned());
-        skipped.append(&mut failed);
+        skipped.extend(failed.into_iter().map(|(_, s)| s));
     }
     if runnable.is_empty() {
         return Err(Error::Infeasible("no row to fit: every row was skipped".into()));
     }
-    let everything = |id: RowId| runnable.contains(&id);
-    let before = problem.score(&start, &everything)?;
-    let (values, evaluations) = problem.descend(&start, &everything)?;
-    let after_rows = problem.results(&values, &everything)?.unwrap_or_default();
-    let after = Scored {
-        objective: objective_of(&after_rows),
-        stats: summarise("fit", "rows", &after_rows),
-    };
+    let everything = |id: RowId| runnable.contains_key(&id);
+    let before = scored(Some(&at_start));
+    let (values, after, evaluations) = problem.descend(&start, before.clone(), &everything)?;
     let named = |values: &[f64]| -> Vec<Fitted> {
         names
             .iter()
@@ -295,12 +295,17 @@ pub fn fit(folders: &[Prepared], opts: &FitOptions) -> Result<FitReport> {
     };
     let mut holdout = Vec::new();
     if let Some(by) = &opts.holdout {
-        let mut keys: Vec<(RowId, String)> = Vec::new();
-        for &id in &runnable {
-            let prepared = &folders[id.folder];
-            keys.push((id, key_of(by, prepared, &prepared.replays[id.row])));
-        }
-        let mut values_of_key: Vec<String> = keys.iter().map(|(_, k)| k.clone()).collect();
+        let keys: BTreeMap<RowId, String> = runnable
+            .iter()
+            .map(|(&id, labels)| {
+                let key = match by.as_str() {
+                    "folder" => folders[id.folder].folder.clone(),
+                    by => labels.key(by),
+                };
+                (id, key)
+            })
+            .collect();
+        let mut values_of_key: Vec<&String> = keys.values().collect();
         values_of_key.sort_by(|a, b| super::natural_order(a, b));
         values_of_key.dedup();
         if values_of_key.len() < 2 {
@@ -310,15 +315,16 @@ pub fn fit(folders: &[Prepared], opts: &FitOptions) -> Result<FitReport> {
             ));
         }
         for v in values_of_key {
-            let inside = |id: RowId| keys.iter().any(|(k, key)| *k == id && key != &v);
-            let outside = |id: RowId| keys.iter().any(|(k, key)| *k == id && key == &v);
-            let (fold, _) = problem.descend(&start, &inside)?;
-            let fitted_rows = keys.iter().filter(|(_, key)| key != &v).count();
+            let inside = |id: RowId| keys.get(&id).is_some_and(|key| key != v);
+            let outside = |id: RowId| keys.get(&id) == Some(v);
+            let fold_start = problem.score(&start, &inside)?;
+            let (fold, _, _) = problem.descend(&start, fold_start, &inside)?;
+            let fitted_rows = keys.values().filter(|key| *key != v).count();
             let mut held_out = problem.score(&fold, &outside)?;
             held_out.stats.by = by.clone();
             held_out.stats.value = v.clone();
             holdout.push(HeldOut {
-                value: v,
+                value: v.clone(),
                 fitted_rows,
                 params: named(&fold),
                 held_out,
@@ -327,8 +333,8 @@ pub fn fit(folders: &[Prepared], opts: &FitOptions) -> Result<FitReport> {
     }
     Ok(FitReport {
         folders: folders.iter().map(|f| f.folder.clone()).collect(),
-        rows: after_rows.len(),
-        kv_bound: after_rows.iter().filter(|r| r.kv_bound).count(),
+        rows: at_start.len(),
+        kv_bound: at_start.iter().filter(|r| r.kv_bound).count(),
         params: named(&values),
         before,
         after,
@@ -339,7 +345,7 @@ pub fn fit(folders: &[Prepared], opts: &FitOptions) -> Result<FitReport> {
     })
 }
 
-/// Four significant digits, as the catalog writes constants.
+/// Five significant digits, as the catalog writes fitted constants.
 fn sig(v: f64) -> String {
     format!("{v:.4e}")
 }
@@ -444,12 +450,13 @@ mod tests {
     fn row(ttft_ape: f64, tpot_ape: Option<f64>, e2e_ape: Option<f64>, kv_bound: bool) -> CaseResult {
         CaseResult {
             case: "r".into(),
-            model: "m".into(),
-            trace: "t".into(),
-            load: "c=1".into(),
-            arrival_rate: None,
-            concurrency: Some(1),
-            tp: 1,
+            labels: crate::fidelity::Labels {
+                model: "m".into(),
+                trace: "t".into(),
+                tp: 1,
+                arrival_rate: None,
+                concurrency: Some(1),
+            },
             scheduler: "vllm-v1".into(),
             requests: 1,
             measured_ttft_s: 1.0,

@@ -26,7 +26,7 @@ mod table;
 pub mod vllm_defaults;
 
 pub use cases::{Case, case_overrides, load_cases};
-pub use points::{Point, load_points, point_overrides};
+pub use points::{Point, load_points};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
@@ -34,19 +34,52 @@ use crate::scenario;
 use serde::Serialize;
 use std::path::Path;
 
+/// What a row is grouped (and held out) by: the model, the lengths, the
+/// TP and the load it ran at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Labels {
+    pub model: String,
+    /// The trace's name (open-loop cases) or the `isl/osl` mix (points).
+    pub trace: String,
+    pub tp: u32,
+    /// Open-loop cases: their arrival rate, req/s.
+    pub arrival_rate: Option<f64>,
+    /// Closed-loop points: their client concurrency.
+    pub concurrency: Option<u32>,
+}
+
+/// What rows are grouped by, in report order ([`Labels::key`]).
+const GROUP_BY: [&str; 4] = ["model", "trace", "tp", "load"];
+
+impl Labels {
+    /// `"c=16"` for a point, `"0.25 req/s"` for a case.
+    pub fn load(&self) -> String {
+        match (self.concurrency, self.arrival_rate) {
+            (Some(c), _) => format!("c={c}"),
+            (None, Some(rate)) => format!("{rate} req/s"),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The value of one of [`GROUP_BY`]'s keys.
+    fn key(&self, by: &str) -> String {
+        match by {
+            "model" => self.model.clone(),
+            "trace" => self.trace.clone(),
+            "tp" => self.tp.to_string(),
+            "load" => self.load(),
+            other => unreachable!("not a group key: {other}"),
+        }
+    }
+}
+
 /// Predicted vs measured for one row. Errors are absolute percentages; a
 /// metric the row did not measure has no measured value and no error.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
     pub case: String,
-    pub model: String,
-    /// The trace's name (open-loop cases) or the `isl/osl` mix (points).
-    pub trace: String,
-    /// `"0.25 req/s"` or `"c=16"`.
-    pub load: String,
-    pub arrival_rate: Option<f64>,
-    pub concurrency: Option<u32>,
-    pub tp: u32,
+    #[serde(flatten)]
+    pub labels: Labels,
     pub scheduler: String,
     pub requests: u64,
     pub measured_ttft_s: f64,
@@ -129,7 +162,7 @@ const NOT_MODELLED: &[&str] = &[
     "closed-loop points draw their request lengths afresh from the benchmark's distribution: the same distribution, not the same draws",
 ];
 
-/// What a row measured (seconds; `None` = not measured).
+/// What a row measured (seconds, each > 0; `None` = not measured).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Measured {
     pub ttft_s: f64,
@@ -141,12 +174,7 @@ pub(crate) struct Measured {
 /// A row made ready to simulate: its scenario and what to compare.
 pub(crate) struct Replay {
     pub case: String,
-    pub model: String,
-    pub lengths: String,
-    pub load: String,
-    pub arrival_rate: Option<f64>,
-    pub concurrency: Option<u32>,
-    pub tp: u32,
+    pub labels: Labels,
     pub sets: Vec<String>,
     pub measured: Measured,
     /// KV tokens the row's clients need when every sequence is at its longest.
@@ -187,17 +215,14 @@ fn infer_device(folder: &Path, catalog: &Catalog) -> Result<String> {
     ))
 }
 
+/// Absolute percentage error; `meas` > 0 (the tables refuse anything else).
 fn ape(pred: f64, meas: f64) -> f64 {
-    if meas == 0.0 {
-        0.0
-    } else {
-        100.0 * (pred - meas).abs() / meas
-    }
+    100.0 * (pred - meas).abs() / meas
 }
 
-fn simulate(r: &Replay, opts: &Options) -> Result<CaseResult> {
+fn simulate(r: &Replay, overrides: &[String]) -> Result<CaseResult> {
     let mut sets = r.sets.clone();
-    sets.extend(opts.overrides.iter().cloned());
+    sets.extend(overrides.iter().cloned());
     let s = scenario::load(None, &sets)?;
     let plan = scenario::validate::plan(&s)?;
     let report = crate::run_plan(&plan, &mut |_| {})?;
@@ -218,12 +243,7 @@ fn simulate(r: &Replay, opts: &Options) -> Result<CaseResult> {
     let capacity = plan.memory.num_blocks * plan.replica_options.block_size as u64;
     Ok(CaseResult {
         case: r.case.clone(),
-        model: r.model.clone(),
-        trace: r.lengths.clone(),
-        load: r.load.clone(),
-        arrival_rate: r.arrival_rate,
-        concurrency: r.concurrency,
-        tp: r.tp,
+        labels: r.labels.clone(),
         scheduler: plan.scenario.scheduler.kind.clone(),
         requests: sm.completed,
         measured_ttft_s: m.ttft_s,
@@ -302,17 +322,6 @@ pub struct Prepared {
     pub skipped: Vec<Skipped>,
 }
 
-impl Prepared {
-    /// Number of rows ready to simulate.
-    pub fn len(&self) -> usize {
-        self.replays.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.replays.is_empty()
-    }
-}
-
 /// Reads `folder` (`cases.csv` and/or `points.csv`) into replays.
 pub fn prepare(folder: &Path, opts: &Options) -> Result<Prepared> {
     let catalog = Catalog::builtin();
@@ -372,67 +381,64 @@ pub fn prepare(folder: &Path, opts: &Options) -> Result<Prepared> {
     })
 }
 
+/// What [`evaluate`] found: the rows that ran, and those that could not
+/// (by their index in [`Prepared`], with why), both in row order.
+pub struct Evaluated {
+    pub results: Vec<CaseResult>,
+    pub failed: Vec<(usize, Skipped)>,
+}
+
 /// Simulates the rows of `prepared` that `keep` selects (in parallel; the
 /// results keep the rows' order), each with `overrides` after its own
-/// settings. A row that cannot run is returned as skipped; a bad override
-/// (a configuration error while `overrides` is not empty) is the caller's
-/// error for every row, and stops.
+/// settings. A bad override (a configuration error while `overrides` is
+/// not empty) is the caller's error for every row, and stops.
 pub fn evaluate(
     prepared: &Prepared,
     overrides: &[String],
     keep: &(dyn Fn(usize) -> bool + Sync),
-) -> Result<(Vec<CaseResult>, Vec<Skipped>)> {
+) -> Result<Evaluated> {
     use rayon::prelude::*;
-    let opts = Options {
-        device: None,
-        overrides: overrides.to_vec(),
-    };
     let outcomes: Vec<(usize, Result<CaseResult>)> = prepared
         .replays
         .par_iter()
         .enumerate()
         .filter(|(i, _)| keep(*i))
-        .map(|(i, r)| (i, simulate(r, &opts)))
+        .map(|(i, r)| (i, simulate(r, overrides)))
         .collect();
-    let mut results = Vec::new();
-    let mut skipped = Vec::new();
+    let mut done = Evaluated {
+        results: Vec::new(),
+        failed: Vec::new(),
+    };
     for (i, outcome) in outcomes {
         match outcome {
-            Ok(res) => results.push(res),
+            Ok(res) => done.results.push(res),
             Err(e @ Error::Config { .. }) if !overrides.is_empty() => return Err(e),
-            Err(e) => skipped.push(Skipped {
-                case: prepared.replays[i].case.clone(),
-                reason: e.to_string(),
-            }),
+            Err(e) => done.failed.push((
+                i,
+                Skipped {
+                    case: prepared.replays[i].case.clone(),
+                    reason: e.to_string(),
+                },
+            )),
         }
     }
-    Ok((results, skipped))
+    Ok(done)
 }
 
-/// The groups of `results` by model, trace, TP and load, each in natural order.
-pub fn groups_of(results: &[CaseResult]) -> Vec<GroupStats> {
+/// The groups of `results` by each of [`GROUP_BY`], each in natural order.
+fn groups_of(results: &[CaseResult]) -> Vec<GroupStats> {
     let mut groups = Vec::new();
-    for (by, key) in GROUP_KEYS {
-        let mut values: Vec<String> = results.iter().map(key).collect();
+    for by in GROUP_BY {
+        let mut values: Vec<String> = results.iter().map(|r| r.labels.key(by)).collect();
         values.sort_by(|a, b| natural_order(a, b));
         values.dedup();
         for v in values {
-            let members: Vec<&CaseResult> = results.iter().filter(|r| key(r) == v).collect();
+            let members: Vec<&CaseResult> = results.iter().filter(|r| r.labels.key(by) == v).collect();
             groups.push(group(by, &v, &members));
         }
     }
     groups
 }
-
-type GroupKey = fn(&CaseResult) -> String;
-
-/// What rows are grouped by (and what a fit may hold out).
-pub const GROUP_KEYS: [(&str, GroupKey); 4] = [
-    ("model", |r| r.model.clone()),
-    ("trace", |r| r.trace.clone()),
-    ("tp", |r| r.tp.to_string()),
-    ("load", |r| r.load.clone()),
-];
 
 /// Mean and max errors over `results` (`by`/`value` name the set).
 pub fn summarise(by: &str, value: &str, results: &[CaseResult]) -> GroupStats {
@@ -443,9 +449,9 @@ pub fn summarise(by: &str, value: &str, results: &[CaseResult]) -> GroupStats {
 /// Replays every row of `folder` (`cases.csv` and/or `points.csv`) and compares.
 pub fn run(folder: &Path, opts: &Options) -> Result<FidelityReport> {
     let prepared = prepare(folder, opts)?;
-    let (results, mut failed) = evaluate(&prepared, &opts.overrides, &|_| true)?;
+    let Evaluated { results, failed } = evaluate(&prepared, &opts.overrides, &|_| true)?;
     let mut skipped = prepared.skipped.clone();
-    skipped.append(&mut failed);
+    skipped.extend(failed.into_iter().map(|(_, s)| s));
     if results.is_empty() {
         let reasons: Vec<String> = skipped
             .iter()
@@ -532,7 +538,7 @@ impl FidelityReport {
             s.push_str(&format!(
                 "{:<46} {:>4} {:>8} {:>5}",
                 r.case,
-                r.tp,
+                r.labels.tp,
                 r.scheduler,
                 if r.kv_bound { "bound" } else { "" }
             ));

@@ -18,7 +18,7 @@
 //! model's context length).
 
 use super::table::{Row, Table};
-use super::{Measured, Replay, model_name, quote};
+use super::{Labels, Measured, Replay, model_name, quote};
 use crate::error::Result;
 use std::path::Path;
 
@@ -101,13 +101,15 @@ fn point_of(row: &Row) -> Result<Point> {
         prefix_caching: row.flag("prefix_caching")?,
         gpu_memory_utilization: row.optional("gpu_memory_utilization", "a number")?,
         max_model_len: row.optional("max_model_len", "a token count")?,
-        mean_ttft_s: row.non_negative("mean_ttft_s")?,
-        mean_tpot_s: row.non_negative("mean_tpot_s")?,
+        mean_ttft_s: row.measured_time("mean_ttft_s")?,
+        mean_tpot_s: row.measured_time("mean_tpot_s")?,
     })
 }
 
 /// The fleetsim scheduler of an engine named like `vllm-0.10.2 (V1, ...)`:
-/// vLLM from 0.8 on runs the V1 engine by default; SGLang is its own.
+/// vLLM from 0.8 on runs the V1 engine by default (vLLM v0.8.0 release
+/// notes, March 2025: "V1 is now enabled by default"; `VLLM_USE_V1=0`
+/// selects V0); SGLang is its own.
 fn scheduler_of(engine: &str) -> Option<&'static str> {
     let name = engine
         .split_whitespace()
@@ -123,13 +125,16 @@ fn scheduler_of(engine: &str) -> Option<&'static str> {
     (major >= 1 || minor >= 8).then_some("vllm-v1")
 }
 
-/// The lower end of a random-dataset length draw (`⌊r·len⌋`, at least 1).
+/// The lower end of a random-dataset length draw (`⌊r·len⌋`, at least 1):
+/// the InferenceX fork of `benchmark_serving.py` draws lengths uniformly on
+/// `[r·len, len]` (`../shared/ground-truth/inferencex-h100/README.md`), where
+/// upstream vLLM draws on `[(1−r)·len, (1+r)·len]`.
 fn low_end(len: u32, ratio: f64) -> u32 {
     ((ratio * len as f64).floor() as u32).clamp(1, len)
 }
 
 /// The `--set` assignments that configure a point's scenario.
-pub fn point_overrides(p: &Point, device: &str, scheduler: &str) -> Vec<String> {
+fn point_overrides(p: &Point, device: &str, scheduler: &str) -> Vec<String> {
     let mut sets = vec![
         format!("name={}", quote(&p.case)),
         format!("model.name={}", quote(model_name(&p.model))),
@@ -171,12 +176,13 @@ pub(super) fn replay(p: &Point, device: &str) -> std::result::Result<Replay, Str
     };
     Ok(Replay {
         case: p.case.clone(),
-        model: model_name(&p.model).to_string(),
-        lengths: format!("{}/{}", p.isl, p.osl),
-        load: format!("c={}", p.concurrency),
-        arrival_rate: None,
-        concurrency: Some(p.concurrency),
-        tp: p.tp,
+        labels: Labels {
+            model: model_name(&p.model).to_string(),
+            trace: format!("{}/{}", p.isl, p.osl),
+            tp: p.tp,
+            arrival_rate: None,
+            concurrency: Some(p.concurrency),
+        },
         sets: point_overrides(p, device, scheduler),
         measured: Measured {
             ttft_s: p.mean_ttft_s,

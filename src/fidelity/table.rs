@@ -110,6 +110,17 @@ impl Row<'_> {
         }
     }
 
+    /// A measured time, seconds: finite and above 0 (a 0 would make every
+    /// prediction's percentage error undefined).
+    pub fn measured_time(&self, column: &str) -> Result<f64> {
+        let v: f64 = self.parse(column, "a time in seconds above 0")?;
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(self.bad(column, "a time in seconds above 0"))
+        }
+    }
+
     /// An optional column: `None` when absent from the header or empty.
     pub fn optional<T: std::str::FromStr>(&self, column: &str, expected: &str) -> Result<Option<T>> {
         match self.get(column) {
@@ -180,6 +191,12 @@ mod tests {
         assert!(rows[0].non_negative("a").is_ok());
         let neg = table("a\n-1\n", &["a"]).unwrap();
         assert!(neg.rows().next().unwrap().non_negative("a").is_err());
+        let times = table("t\n0\n0.02\ninf\n", &["t"]).unwrap();
+        let times: Vec<Row> = times.rows().collect();
+        let e = times[0].measured_time("t").err().unwrap().to_string();
+        assert!(e.contains("above 0") && e.contains("line 2"), "{e}");
+        assert_eq!(times[1].measured_time("t").unwrap(), 0.02);
+        assert!(times[2].measured_time("t").is_err(), "not finite");
     }
 
     #[test]

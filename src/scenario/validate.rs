@@ -469,17 +469,9 @@ pub fn resolve_calibration(
 ) -> Result<Calibration> {
     let base = device.calibration.unwrap_or_default();
     let mut table = toml::Table::try_from(base).expect("a calibration serializes to a table");
+    // Catalog loading checked that an engine table holds host keys only.
     if let Some(host) = device.engines.get(engine) {
         for (k, v) in host {
-            if !Calibration::HOST_KEYS.contains(&k.as_str()) {
-                return Err(key_error(
-                    &format!("device `{}` engines.{engine}.{k}", device.name),
-                    format!(
-                        "an engine table sets only host-side constants ({}); GPU efficiencies belong to the device",
-                        Calibration::HOST_KEYS.join(", ")
-                    ),
-                ));
-            }
             table.insert(k.clone(), as_float(v));
         }
     }
