@@ -504,3 +504,46 @@ max_model_len,n_requests,ttft_mean_s,itl_mean_s,e2e_mean_s,served_trace,max_num_
         "{e}"
     );
 }
+
+#[test]
+fn a_row_naming_an_unknown_model_is_skipped_with_the_reason_and_the_rest_run() {
+    let (_d, dir) = points_folder(
+        "good,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,200,50,0.8,2,4,2,8192,false,0.03,0.008\n\
+bad,vllm-0.10.2,No-Such-Model-9B,bf16,bf16,H100-SXM,1,200,50,0.8,2,4,2,8192,false,0.03,0.008\n",
+    );
+    let r = fidelity::run(&dir, &Options::default()).unwrap();
+    assert_eq!(r.cases.len(), 1);
+    assert_eq!(r.skipped.len(), 1);
+    assert_eq!(r.skipped[0].case, "bad");
+    assert!(
+        r.skipped[0].reason.contains("No-Such-Model-9B"),
+        "{:?}",
+        r.skipped
+    );
+}
+
+#[test]
+fn a_point_is_kv_bound_only_when_its_peak_exceeds_the_pool() {
+    // Two clients whose sequences together end exactly at the simulated
+    // pool's capacity (a multiple of the 16-token block) fit; one token
+    // more each does not.
+    let row = |isl: u64| {
+        format!(
+            "p,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,{isl},16,1.0,2,2,2,8192,false,1.0,0.01,0.3\n"
+        )
+    };
+    let header = format!("{},gpu_memory_utilization\n", POINTS_HEADER.trim_end());
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("bench-points");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |isl: u64| {
+        std::fs::write(dir.join("points.csv"), format!("{header}{}", row(isl))).unwrap();
+        fidelity::run(&dir, &Options::default()).unwrap().cases.remove(0)
+    };
+    let capacity = run(100).kv_capacity_tokens;
+    assert!(capacity > 1_000 && capacity % 2 == 0, "{capacity}");
+    let exact = run(capacity / 2 - 16);
+    assert_eq!(exact.peak_kv_tokens, Some(capacity));
+    assert!(!exact.kv_bound, "a peak equal to the pool fits");
+    assert!(run(capacity / 2 - 15).kv_bound, "one token more each does not");
+}

@@ -619,6 +619,11 @@ mod tests {
         assert_eq!(natural_order("lmsys", "summarization"), Less);
         assert_eq!(natural_order("c=8", "c=8"), Equal);
         assert_eq!(natural_order("a1", "b1"), Less, "equal numbers fall back to text");
+        assert_eq!(
+            natural_order("2.5 req/s", "10 req/s"),
+            Less,
+            "decimals read whole"
+        );
     }
 
     #[test]
