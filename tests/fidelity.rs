@@ -217,6 +217,16 @@ p3,tensorrt-llm,Llama-3.1-8B,bf16,bf16,H100-SXM,1,200,50,0.8,4,12,4,8192,false,0
         .map(|g| g.value.as_str())
         .collect();
     assert_eq!(loads, ["c=1", "c=4"]);
+    // Each group holds exactly its own rows.
+    for g in r.groups.iter().filter(|g| g.by == "load") {
+        let own = r.cases.iter().find(|c| c.labels.load() == g.value).unwrap();
+        assert_eq!(
+            (g.cases, g.ttft_mape, g.tpot_mape),
+            (1, own.ttft_ape, own.tpot_ape),
+            "{g:?}"
+        );
+    }
+    assert_ne!(c1.ttft_ape, c4.ttft_ape, "the two rows tell their groups apart");
 }
 
 #[test]
@@ -546,4 +556,17 @@ fn a_point_is_kv_bound_only_when_its_peak_exceeds_the_pool() {
     assert_eq!(exact.peak_kv_tokens, Some(capacity));
     assert!(!exact.kv_bound, "a peak equal to the pool fits");
     assert!(run(capacity / 2 - 15).kv_bound, "one token more each does not");
+}
+
+#[test]
+fn a_bad_override_stops_the_harness_for_every_row() {
+    let (_d, dir) = points_folder(
+        "p,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,200,50,0.8,2,4,2,8192,false,0.03,0.008\n",
+    );
+    let opts = Options {
+        device: None,
+        overrides: vec!["hardware.calibration.no_such_constant=1".into()],
+    };
+    let e = fidelity::run(&dir, &opts).err().unwrap().to_string();
+    assert!(e.contains("no_such_constant") && !e.contains("no row"), "{e}");
 }
