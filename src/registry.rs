@@ -70,6 +70,10 @@ pub enum KvLayout {
     Paged,
     /// The maximum length reserved per request up front (Orca, FasterTransformer).
     ReserveMaxLen,
+    /// Paged, with blocks allocated for each scheduled chunk rather than
+    /// for the whole prompt at admission, and no admission watermark (vLLM
+    /// V1's `KVCacheManager.allocate_slots`).
+    PagedPerChunk,
 }
 
 /// Whether prefix caching is on when `scheduler.prefix_caching` is unset,
@@ -102,6 +106,9 @@ pub struct SchedulerSpec {
     /// [`crate::timing::Calibration`]'s host keys). Default
     /// [`BASE_ENGINE`]: the device's own calibration.
     pub engine: String,
+    /// Whether the engine can preempt by swapping to host memory
+    /// (`scheduler.preemption = "swap"`); vLLM V1 and SGLang only recompute.
+    pub can_swap: bool,
     build: Arc<BuildScheduler>,
 }
 
@@ -125,6 +132,7 @@ impl SchedulerSpec {
             static_batch: false,
             caching: Caching::Off,
             engine: BASE_ENGINE.to_string(),
+            can_swap: true,
             build: Arc::new(build),
         }
     }
@@ -153,6 +161,12 @@ impl SchedulerSpec {
         self
     }
 
+    /// Preemption by recompute only (see [`SchedulerSpec::can_swap`]).
+    pub fn recompute_only(mut self) -> Self {
+        self.can_swap = false;
+        self
+    }
+
     /// Static request-level batches (responses return when the batch ends).
     pub fn static_batches(mut self) -> Self {
         self.static_batch = true;
@@ -174,6 +188,7 @@ impl fmt::Debug for SchedulerSpec {
             .field("static_batch", &self.static_batch)
             .field("caching", &self.caching)
             .field("engine", &self.engine)
+            .field("can_swap", &self.can_swap)
             .finish_non_exhaustive()
     }
 }

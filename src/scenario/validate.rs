@@ -379,6 +379,14 @@ fn replica_policy(
         }
     }
     let swap = match sc.preemption {
+        Preemption::Swap if !spec.can_swap => {
+            return Err(key_error(
+                "scheduler.preemption",
+                format!(
+                    "{kind} preempts by recompute only (its engine has no swap space); use \"recompute\""
+                ),
+            ));
+        }
         Preemption::Swap => {
             if !(sc.swap_space_gib.is_finite() && sc.swap_space_gib > 0.0) {
                 return Err(key_error(
@@ -441,11 +449,12 @@ fn replica_policy(
         watermark: sc.watermark,
         async_output: sc.async_output,
         kv_mode: match spec.kv {
-            KvLayout::Paged => KvMode::Paged,
+            KvLayout::Paged | KvLayout::PagedPerChunk => KvMode::Paged,
             KvLayout::ReserveMaxLen => KvMode::Reserve {
                 tokens: max_model_len,
             },
         },
+        blocks_per_chunk: spec.kv == KvLayout::PagedPerChunk,
         prefix_caching: caching,
         swap,
         static_batch: spec.static_batch,

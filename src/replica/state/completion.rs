@@ -38,6 +38,9 @@ impl ReplicaState {
         let r = self.slab.get_mut(slot);
         r.prefilled += chunk;
         if r.prefilled < r.prefill_target {
+            if self.opts.blocks_per_chunk {
+                self.publish_prefix(slot);
+            }
             return;
         }
         // Prefill complete: it emits a token.

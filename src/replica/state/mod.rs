@@ -27,8 +27,9 @@
 //! evictable) + blocks of finished requests kept as padding by a static
 //! batch. A running request owns:
 //! - paged mode: `⌈kv / B⌉ − shared` (shared = its cached prefix units'
-//!   blocks), allocated for the whole prefill at admission and one block at
-//!   a time while decoding;
+//!   blocks), allocated for the whole prefill at admission (or, with
+//!   `blocks_per_chunk`, for the tokens computed so far plus the scheduled
+//!   chunk) and one block at a time while decoding;
 //! - reserved mode (Orca, FasterTransformer): `⌈max_model_len / B⌉` from
 //!   admission to the end, never growing.
 //!
@@ -108,6 +109,11 @@ pub struct StateOptions {
     /// Tokens become visible one iteration late (vLLM ≥ 0.6 async output processing).
     pub async_output: bool,
     pub kv_mode: KvMode,
+    /// Paged blocks are allocated for each scheduled chunk, without the
+    /// admission watermark, and full prompt units join the prefix cache as
+    /// each chunk completes (vLLM V1), instead of blocks for the whole
+    /// prefill at admission and the prompt cached when it completes (V0).
+    pub blocks_per_chunk: bool,
     pub prefix_caching: bool,
     /// Preempt by swapping to host (else by recompute).
     pub swap: Option<SwapModel>,
@@ -340,6 +346,12 @@ impl ReplicaState {
     }
     /// KV capacity in tokens, and tokens that could be allocated now
     /// (free blocks plus evictable cached blocks, minus the watermark).
+    /// KV tokens that could be allocated now without preempting anyone:
+    /// free blocks plus unreferenced cached ones, no watermark kept.
+    pub fn free_kv_tokens(&self) -> u64 {
+        (self.kv.pool().free() + self.kv.evictable()) * self.block_size as u64
+    }
+
     pub fn kv_tokens(&self) -> (u64, u64) {
         let b = self.block_size as u64;
         (self.kv.pool().total() * b, self.kv.admittable() * b)

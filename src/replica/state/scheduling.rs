@@ -105,35 +105,43 @@ impl ReplicaState {
         let shape = self.kv.prefix_shape(self.slab.prefix(slot), r.spec.prompt_tokens);
         let hit = self.cache_hit_units(slot);
         let shared_blocks = hit * shape.unit_blocks;
+        let hit_tokens = hit * shape.unit_tokens;
+        let chunk = max_chunk.min(r.prefill_target - hit_tokens);
         let need = match self.opts.kv_mode {
             KvMode::Reserve { .. } => self.kv.reserved_blocks(r.prefill_target),
+            KvMode::Paged if self.opts.blocks_per_chunk => {
+                self.kv.blocks_for(hit_tokens + chunk) - shared_blocks as u64
+            }
             KvMode::Paged => self.kv.blocks_for(r.prefill_target) - shared_blocks as u64,
         };
         // Reference the hits first so that making room cannot evict them.
         self.kv.acquire(self.slab.prefix(slot), hit);
-        if !self.kv.make_free_for_admission(need) {
+        let room = if self.opts.blocks_per_chunk {
+            self.kv.make_free(need, 0)
+        } else {
+            self.kv.make_free_for_admission(need)
+        };
+        if !room {
             self.kv.release_units(self.slab.prefix(slot), hit);
             return Admit::Later;
         }
         self.waiting.remove(slot);
         self.kv.allocate(need);
         let first = r.scheduled == NONE;
-        self.kv
-            .count_lookup(r.spec.prompt_tokens, hit * shape.unit_tokens);
+        self.kv.count_lookup(r.spec.prompt_tokens, hit_tokens);
         self.waiting_prompt_tokens -= r.spec.prompt_tokens as u64;
         let q = self.slab.get_mut(slot);
         q.blocks = need as u32;
         q.shared_units = hit;
         q.shared_blocks = shared_blocks;
-        q.prefilled = hit * shape.unit_tokens;
+        q.prefilled = hit_tokens;
         q.phase = Phase::Prefilling;
         if first {
             q.scheduled = now;
-            q.cached_tokens = hit * shape.unit_tokens;
+            q.cached_tokens = hit_tokens;
         } else {
             self.batch.resumed.push(q.spec.id);
         }
-        let chunk = max_chunk.min(q.prefill_target - q.prefilled);
         self.running.push(slot);
         self.prefilling.push(slot);
         self.add_chunk(slot, chunk);
@@ -149,12 +157,16 @@ impl ReplicaState {
         r.shared_blocks = 0;
     }
 
-    /// Hands a request's computed prompt units to the prefix cache (its
+    /// Hands a request's computed prompt units to the prefix cache: the
+    /// units wholly within its `prefilled` tokens (all of them when its
     /// prefill just completed); the blocks move from the request to the cache.
     pub(super) fn publish_prefix(&mut self, slot: Slot) {
         let r = *self.slab.get(slot);
         let prefix = self.slab.prefix(slot);
-        let shape = self.kv.prefix_shape(prefix, r.spec.prompt_tokens);
+        let mut shape = self.kv.prefix_shape(prefix, r.spec.prompt_tokens);
+        if let Some(done) = r.prefilled.checked_div(shape.unit_tokens) {
+            shape.units = shape.units.min(done);
+        }
         let moved = self.kv.publish_prompt(prefix, shape, r.shared_units);
         if moved > 0 {
             let q = self.slab.get_mut(slot);
@@ -174,6 +186,33 @@ impl ReplicaState {
         let r = self.slab.get(slot);
         debug_assert!(chunk >= 1 && chunk <= r.prefill_target - r.prefilled);
         self.batch.add_prefill(slot, r.prefilled, chunk);
+    }
+
+    /// New blocks a prefilling request needs to compute `chunk` more
+    /// tokens (0 unless its blocks are allocated per chunk).
+    pub fn chunk_blocks_needed(&self, slot: Slot, chunk: u32) -> u64 {
+        let r = self.slab.get(slot);
+        if !self.opts.blocks_per_chunk || !self.kv.paged() {
+            return 0;
+        }
+        let held = r.blocks as u64 + r.shared_blocks as u64;
+        self.kv.blocks_for(r.prefilled + chunk).saturating_sub(held)
+    }
+
+    /// Adds a chunk of a prefilling request to the batch after allocating
+    /// the blocks it needs (evicting unreferenced cached prefixes if it
+    /// must). Returns false, adding nothing, when they cannot be had.
+    pub fn try_add_chunk(&mut self, slot: Slot, chunk: u32) -> bool {
+        let need = self.chunk_blocks_needed(slot, chunk);
+        if need > 0 {
+            if !self.kv.make_free(need, 0) {
+                return false;
+            }
+            self.kv.allocate(need);
+            self.slab.get_mut(slot).blocks += need as u32;
+        }
+        self.add_chunk(slot, chunk);
+        true
     }
 
     /// New KV blocks the decoding set needs for its next step.
