@@ -137,7 +137,7 @@ fn static_vs_iteration_level(base: &[&str]) {
 /// requests sharing a 2k-token system prompt, TTFT drops by far more than 2×
 /// (for each of three seeds: 90% of requests skip 2,048 of at most 4,048
 /// prompt tokens, and queueing behind prefills shrinks with them); with no
-/// sharing it changes nothing.
+/// sharing only recomputed requests hit (their own prompt blocks).
 #[test]
 fn prefix_caching_cuts_ttft_with_reuse_and_changes_nothing_without() {
     for seed in SEEDS {
@@ -167,9 +167,19 @@ fn prefix_caching_case(seed: u64) {
     assert!(r.requests.iter().filter(|x| x.cached_tokens > 0).count() > 400);
     let (off0, _, a) = ttft("workload.prefix.share=0", "scheduler.prefix_caching=false");
     let (on0, hit0, b) = ttft("workload.prefix.share=0", "scheduler.prefix_caching=true");
-    assert_eq!(hit0, 0.0);
-    assert_eq!(off0, on0, "no reuse: caching changes nothing");
-    assert_eq!(a.summary.e2el.mean, b.summary.e2el.mean);
+    // No prompt is shared: the only hits are preempted requests finding
+    // their own prompt blocks (V1 caches them chunk by chunk) when they
+    // are recomputed; without preemptions caching changes nothing.
+    assert!(
+        b.requests
+            .iter()
+            .all(|x| x.cached_tokens == 0 || x.preemptions > 0)
+    );
+    if b.requests.iter().all(|x| x.preemptions == 0) {
+        assert_eq!(hit0, 0.0);
+        assert_eq!(off0, on0, "no reuse: caching changes nothing");
+        assert_eq!(a.summary.e2el.mean, b.summary.e2el.mean);
+    }
 }
 
 /// SGLang's longest-prefix-match ordering serves requests whose prefix is
@@ -196,12 +206,9 @@ fn sglang_case(seed: u64) {
         "workload.count=800",
         "workload.arrivals.rate=12",
     ];
-    // The FCFS baseline runs the same chunked loop on the same engine's host
-    // costs as `sglang` (the base engine's), with its 8,192-token budget.
-    let fcfs = run(&with(
-        &base,
-        &["scheduler.kind=sarathi", "scheduler.chunk_size=8192"],
-    ));
+    // The FCFS baseline is SGLang itself with a prefix-matching window of
+    // one request (its `fcfs` policy: the window is where LPM applies).
+    let fcfs = run(&with(&base, &["scheduler.kind=sglang", "scheduler.window=1"]));
     let lpm = run(&with(&base, &["scheduler.kind=sglang"]));
     let (f, l) = (
         fcfs.summary.memory.prefix_cache_hit_rate,
@@ -517,7 +524,8 @@ proptest! {
         ];
         let caching = kind == "sglang" || (!reserved && memory & 1 == 1);
         sets.push(format!("scheduler.prefix_caching={caching}"));
-        if memory & 2 == 2 {
+        // vLLM V1 and SGLang have no swap space (validation refuses it).
+        if memory & 2 == 2 && !matches!(kind.as_str(), "vllm-v1" | "sglang") {
             sets.push("scheduler.preemption=swap".into());
             sets.push("scheduler.swap_space_gib=1".into());
             if seed % 2 == 0 {

@@ -1,12 +1,7 @@
 //! Decode-first scheduling with chunked prefill inside one token budget per
 //! iteration: Sarathi-Serve (Agrawal et al., OSDI'24 "Taming
 //! Throughput-Latency Tradeoff in LLM Inference with Sarathi-Serve"), as
-//! vLLM's chunked-prefill scheduler implements it; vLLM v1's scheduler
-//! (vLLM ≥ 0.8 `v1/core/sched/scheduler.py`: running requests first, then
-//! waiting ones, all sharing `max_num_batched_tokens`, chunked prefill and
-//! prefix caching on by default); and SGLang's scheduler (Zheng et al. 2024
-//! "SGLang: Efficient Execution of Structured Language Model Programs"),
-//! which orders the waiting queue by longest prefix match.
+//! vLLM 0.6's chunked-prefill scheduler (V0 engine) implements it.
 //!
 //! Each iteration has a token budget:
 //! 1. swapped-out requests resume first, then every decoding request takes
@@ -17,24 +12,22 @@
 //!    chunk of what budget is left;
 //! 3. waiting requests are admitted with a first chunk of the remaining
 //!    budget, while `max_num_seqs` and the KV watermark allow (blocks for the
-//!    whole prompt are allocated on admission, as vLLM's block manager does),
-//!    in FCFS / priority order, or (`sglang`) longest cached prefix first
-//!    among the first `scheduler.window` waiting requests — SGLang falls back
-//!    to FCFS when more than 128 wait, and so does this policy when the queue
-//!    is longer than the window.
+//!    whole prompt are allocated on admission, as vLLM's V0 block manager
+//!    does), in FCFS / priority order.
+//!
+//! vLLM V1 (`vllm_v1.rs`) and SGLang (`sglang.rs`) are their own policies.
 
-use super::{Order, Policy, Scheduler, choose_next, resume_swapped, sglang};
+use super::{Policy, Scheduler, choose_next, resume_swapped};
 use crate::replica::state::{Admit, ReplicaState};
 use crate::units::Nanos;
 
 pub struct Chunked {
     p: Policy,
-    order: Order,
 }
 
 impl Chunked {
-    pub fn new(p: Policy, order: Order) -> Self {
-        Chunked { p, order }
+    pub fn new(p: Policy) -> Self {
+        Chunked { p }
     }
 }
 
@@ -73,10 +66,7 @@ impl Scheduler for Chunked {
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         let mut budget = decode_and_continue(st, &self.p);
         loop {
-            match self.order {
-                Order::Fcfs => choose_next(st, &self.p),
-                Order::LongestPrefix => sglang::longest_prefix_first(st, &self.p),
-            }
+            choose_next(st, &self.p);
             match admit_chunk(st, &self.p, budget, now) {
                 Some(left) => budget = left,
                 None => break,

@@ -22,7 +22,7 @@
 //! LightLLM's token granularity); the check rounds each request up to whole
 //! blocks.
 
-use super::{Policy, Scheduler, admit_whole_prompts, resume_swapped};
+use super::{Policy, Scheduler, admit_whole_prompts, requested_output, resume_swapped};
 use crate::replica::state::{ReplicaState, Slot};
 use crate::scenario::kinds::kinds;
 use crate::units::Nanos;
@@ -59,11 +59,7 @@ fn remaining(st: &ReplicaState, p: &Policy, slot: Slot) -> u64 {
     let v = st.view(slot);
     let total = match p.output_estimate {
         OutputEstimate::Oracle => v.output_tokens,
-        OutputEstimate::Max if p.max_tokens > 0 => p.max_tokens.max(v.output_tokens),
-        OutputEstimate::Max => p
-            .max_model_len
-            .saturating_sub(v.prompt_tokens)
-            .max(v.output_tokens),
+        OutputEstimate::Max => requested_output(&v, p),
     };
     total.saturating_sub(v.generated) as u64
 }

@@ -7,11 +7,12 @@
 //! | `scheduler.kind` | policy | file |
 //! |---|---|---|
 //! | `vllm` | vLLM v0: prefills first, whole prompts | `vllm.rs` |
-//! | `sarathi`, `vllm-v1` | decode-first chunked prefill in a token budget (`vllm-v1` is this policy with V1's defaults and V1's host costs, not V1's scheduler) | `chunked.rs` |
+//! | `sarathi` | decode-first chunked prefill in a token budget, blocks for the whole prompt at admission | `chunked.rs` |
+//! | `vllm-v1` | vLLM V1: running first in one token budget, blocks allocated per chunk, recompute only, prompt blocks cached as chunks complete | `vllm_v1.rs` |
 //! | `orca` | iteration-level batching, max length reserved | `orca.rs` |
 //! | `fastertransformer` | static request-level batching | `fastertransformer.rs` |
 //! | `lightllm` | admission by estimated future KV use | `lightllm.rs` |
-//! | `sglang` | the chunked loop, longest cached prefix admitted first (SGLang's order, not its runtime) | `chunked.rs` (ordering in `sglang.rs`) |
+//! | `sglang` | SGLang: prefill-first unmixed batches, admission reserving future decode tokens (`new_token_ratio`), retraction, longest cached prefix first | `sglang.rs` |
 //! | `laps` | short prefills ahead of long ones | `laps.rs` |
 //! | `vtc` | Virtual Token Counter fairness | `vtc.rs` |
 //!
@@ -26,6 +27,7 @@ mod lightllm;
 mod orca;
 mod sglang;
 mod vllm;
+mod vllm_v1;
 mod vtc;
 
 pub(crate) use chunked::Chunked;
@@ -34,10 +36,12 @@ pub(crate) use laps::Laps;
 pub(crate) use lightllm::LightLlm;
 pub use lightllm::OutputEstimate;
 pub(crate) use orca::Orca;
+pub(crate) use sglang::Sglang;
 pub(crate) use vllm::Vllm;
+pub(crate) use vllm_v1::VllmV1;
 pub(crate) use vtc::Vtc;
 
-use super::state::{ReplicaState, Slot};
+use super::state::{ReplicaState, RequestView, Slot};
 use crate::registry::{Batching, Caching, DefaultBudget, KvLayout, SchedulerSpec};
 use crate::units::Nanos;
 
@@ -80,9 +84,6 @@ pub struct Policy {
 /// The built-in schedulers, in the order help texts list them (see
 /// [`crate::registry`]): each one's name, defaults and constructor.
 pub(crate) fn builtin() -> Vec<SchedulerSpec> {
-    let chunked = |name: &str, summary: &str, order: Order| {
-        SchedulerSpec::new(name, summary, move |p| Box::new(Chunked::new(p.clone(), order)))
-    };
     // vLLM V1's default budget for online serving (EngineArgs, 8192);
     // SGLang's default chunked_prefill_size is the same.
     let v1_budget = Batching::Chunked(DefaultBudget::Tokens(8192));
@@ -91,19 +92,21 @@ pub(crate) fn builtin() -> Vec<SchedulerSpec> {
             Box::new(Vllm::new(p.clone()))
         })
         .batching(Batching::WholePrompt),
-        chunked(
+        SchedulerSpec::new(
             "sarathi",
             "Sarathi-Serve: decode-first chunked prefill in a token budget",
-            Order::Fcfs,
+            |p| Box::new(Chunked::new(p.clone())),
         )
         .batching(Batching::Chunked(DefaultBudget::ChunkSize)),
-        chunked(
+        SchedulerSpec::new(
             "vllm-v1",
-            "the sarathi policy with vLLM V1's defaults and V1's host costs (not yet V1's scheduler)",
-            Order::Fcfs,
+            "vLLM V1: running requests first in one token budget, blocks per chunk, recompute only",
+            |p| Box::new(VllmV1::new(p.clone())),
         )
         .batching(v1_budget)
+        .kv(KvLayout::PagedPerChunk)
         .caching(Caching::On)
+        .recompute_only()
         .engine("vllm-v1"),
         SchedulerSpec::new(
             "orca",
@@ -126,13 +129,15 @@ pub(crate) fn builtin() -> Vec<SchedulerSpec> {
             |p| Box::new(LightLlm::new(p.clone())),
         )
         .batching(Batching::WholePrompt),
-        chunked(
+        SchedulerSpec::new(
             "sglang",
-            "the sarathi loop admitting the longest cached prefix first (SGLang's order)",
-            Order::LongestPrefix,
+            "SGLang: prefill-first batches, admission reserving future decode tokens, retraction",
+            |p| Box::new(Sglang::new(p.clone())),
         )
         .batching(v1_budget)
+        .kv(KvLayout::PagedPerChunk)
         .caching(Caching::Required)
+        .recompute_only()
         .engine("sglang"),
         SchedulerSpec::new("laps", "short prefills ahead of long ones", |p| {
             Box::new(Laps::new(p.clone()))
@@ -145,13 +150,17 @@ pub(crate) fn builtin() -> Vec<SchedulerSpec> {
     ]
 }
 
-/// Which waiting request a chunked policy admits next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Order {
-    /// First come, first served (or by priority with `scheduler.priority`).
-    Fcfs,
-    /// Most prompt tokens already in the prefix cache first (SGLang).
-    LongestPrefix,
+/// The most output tokens a request asks for: `workload.max_tokens` when
+/// set, else what fits in `max_model_len` after its prompt — never fewer
+/// than it generates (the true length stands in for an unknown one that
+/// is longer). What an engine that plans memory by `max_tokens` assumes.
+pub fn requested_output(v: &RequestView, p: &Policy) -> u32 {
+    let asked = if p.max_tokens > 0 {
+        p.max_tokens
+    } else {
+        p.max_model_len.saturating_sub(v.prompt_tokens)
+    };
+    asked.max(v.output_tokens)
 }
 
 /// Moves the waiting request that minimises `key` among the first `window`

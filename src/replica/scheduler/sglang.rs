@@ -1,15 +1,201 @@
-//! SGLang's waiting-queue order (Zheng et al. 2024, "SGLang: Efficient
-//! Execution of Structured Language Model Programs", §3 RadixAttention
-//! scheduling; `python/sglang/srt/managers/schedule_policy.py`): the request
-//! with the longest prefix already in the radix cache goes first, which
-//! raises the hit rate because requests sharing a prefix run while it is
-//! still cached. SGLang computes prefix matches only while at most 128
-//! requests wait (beyond that it uses FCFS, as matching every request each
-//! step costs too much); the window here is `scheduler.window`.
+//! SGLang's scheduler (Zheng et al. 2024, "SGLang: Efficient Execution of
+//! Structured Language Model Programs"; `python/sglang/srt/managers/`
+//! `scheduler.py` `get_next_batch_to_run` / `update_running_batch`,
+//! `schedule_policy.py` `PrefillAdder`, `schedule_batch.py`
+//! `retract_decode`), with its default settings (no mixed chunks, LPM order).
+//!
+//! 1. **Prefill first, not mixed.** Each step is a prefill batch whenever
+//!    there is prefill work it can take — the request part-way through its
+//!    prompt (chunked prefill) continues first, then waiting requests are
+//!    admitted — and the decodes wait that step; otherwise it is one decode
+//!    step of every running request. Prefill batches share one token budget
+//!    (`chunked_prefill_size`, `scheduler.max_num_batched_tokens`).
+//! 2. **Admission reserves future decode tokens.** A waiting request is
+//!    admitted only if the free and evictable KV tokens, less what the
+//!    running requests are expected to still write — each one's remaining
+//!    `max_new_tokens` (clipped at 4,096) times `new_token_ratio` — and less
+//!    what this batch already admitted, cover its uncached prompt plus its
+//!    clipped `max_new_tokens` in full. `max_new_tokens` is what the client
+//!    asks for (`workload.max_tokens`, else what fits in `max_model_len`).
+//!    The first request that does not fit stops admission; KV is then
+//!    allocated only for the tokens each chunk computes.
+//! 3. **`new_token_ratio` learns from retractions.** It starts at 0.7 and
+//!    falls by (0.7 − 0.7 × 0.14) / 600 per decode step down to 0.7 × 0.14
+//!    (`SGLANG_INIT_NEW_TOKEN_RATIO`, `…_MIN_NEW_TOKEN_RATIO_FACTOR`,
+//!    `…_NEW_TOKEN_RATIO_DECAY_STEPS`): admission grows bolder while
+//!    nothing is retracted.
+//! 4. **Retraction.** When a decode step's KV does not fit, running
+//!    requests are retracted (recompute; SGLang has no swap) — the one
+//!    with the fewest generated tokens first, the longest prompt among
+//!    equals — until the free KV covers 20 more steps of those left
+//!    (`retract_decode_steps`); the ratio is then reset to (tokens they
+//!    generated + 20 per request) / their `max_new_tokens`, at most 1.
+//! 5. **Waiting order.** The request with the longest prefix in the radix
+//!    cache goes first (LPM), while at most `scheduler.window` (SGLang: 128)
+//!    wait; beyond that, FCFS (matching every request costs too much).
+//!    Prompt blocks join the cache as chunks complete, generated ones when
+//!    a request ends (the radix tree holds both).
+//!
+//! Not modelled: CPU/GPU overlap scheduling (it lives in the engine's host
+//! costs, and no SGLang host table is fitted yet), `max_prefill_tokens`
+//! (16,384 by default, above the default chunk budget), in-batch prefix
+//! deprioritisation, and page sizes other than `scheduler.block_size`.
+//! The reservation sums over the running requests once per step, as
+//! SGLang's own `PrefillAdder` does: O(running) per step.
 
-use super::{Policy, promote_min_by};
-use crate::replica::state::ReplicaState;
+use super::{Policy, Scheduler, choose_next, promote_min_by, requested_output};
+use crate::replica::state::{Admit, ReplicaState, Slot};
+use crate::units::Nanos;
 use std::cmp::Reverse;
+
+/// `new_token_ratio` at start (`SGLANG_INIT_NEW_TOKEN_RATIO` × conservativeness 1).
+const INIT_RATIO: f64 = 0.7;
+/// Its floor: `SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR` of the start.
+const MIN_RATIO: f64 = INIT_RATIO * 0.14;
+/// Decode steps over which it falls from start to floor.
+const DECAY_STEPS: f64 = 600.0;
+/// Most remaining output tokens one request is charged for
+/// (`SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION`).
+const CLIP_MAX_NEW_TOKENS: u32 = 4096;
+/// Decode steps of headroom a retraction restores (`retract_decode_steps`).
+const RETRACT_DECODE_STEPS: u64 = 20;
+
+pub struct Sglang {
+    p: Policy,
+    new_token_ratio: f64,
+}
+
+impl Sglang {
+    pub fn new(p: Policy) -> Self {
+        Sglang {
+            p,
+            new_token_ratio: INIT_RATIO,
+        }
+    }
+
+    /// A request's `max_new_tokens` as SGLang holds it: what the client
+    /// asks for, cut so that prompt and output fit in the KV pool
+    /// (`max_req_len`), so that any request fits an empty replica.
+    fn max_new_tokens(&self, st: &ReplicaState, slot: Slot) -> u32 {
+        let v = st.view(slot);
+        let (pool, _) = st.kv_tokens();
+        let fits = pool
+            .saturating_sub(v.prompt_tokens as u64 + 1)
+            .min(u32::MAX as u64) as u32;
+        requested_output(&v, &self.p).min(fits.max(v.output_tokens))
+    }
+
+    /// Tokens a request may still write, clipped as SGLang's estimate is.
+    fn max_new_left(&self, st: &ReplicaState, slot: Slot) -> u32 {
+        let left = self
+            .max_new_tokens(st, slot)
+            .saturating_sub(st.view(slot).generated);
+        left.min(CLIP_MAX_NEW_TOKENS)
+    }
+
+    /// Tokens a running request is expected to still write.
+    fn running_reserve(&self, st: &ReplicaState, slot: Slot) -> f64 {
+        self.max_new_left(st, slot) as f64 * self.new_token_ratio
+    }
+
+    /// A prefill batch: the chunk in progress, then admissions. Returns
+    /// whether it scheduled anything.
+    fn prefill(&mut self, st: &mut ReplicaState, now: Nanos) -> bool {
+        let mut budget = self.p.limits.token_budget as u64;
+        let mut i = 0;
+        while budget > 0 && i < st.prefilling().len() {
+            let slot = st.prefilling()[i];
+            let chunk = (st.prefill_remaining(slot) as u64).min(budget) as u32;
+            if !st.try_add_chunk(slot, chunk) {
+                break;
+            }
+            budget -= chunk as u64;
+            i += 1;
+        }
+        let reserved: f64 = st.running().iter().map(|&s| self.running_reserve(st, s)).sum();
+        let mut left = st.free_kv_tokens() as f64 - reserved;
+        let block = st.block_size() as u64;
+        loop {
+            if budget == 0 || st.num_running() as u32 >= self.p.limits.max_num_seqs {
+                break;
+            }
+            if self.p.priority {
+                choose_next(st, &self.p);
+            } else {
+                longest_prefix_first(st, &self.p);
+            }
+            let Some(head) = st.peek_waiting() else { break };
+            let uncached = st.prefill_remaining(head) as u64;
+            let extend = uncached.div_ceil(block) * block;
+            let need = extend + self.max_new_left(st, head) as u64;
+            if need as f64 > left {
+                break;
+            }
+            let whole = uncached <= budget;
+            match st.admit_head(budget.min(u32::MAX as u64) as u32, now) {
+                Admit::Admitted(n) => {
+                    budget -= n as u64;
+                    // A truncated (chunked) admission reserves only its chunk.
+                    left -= if whole { need } else { n as u64 } as f64;
+                }
+                Admit::Later => break,
+            }
+        }
+        st.batch_tokens() > 0
+    }
+
+    /// A decode step of every running request, retracting first if its KV
+    /// does not fit; updates `new_token_ratio`.
+    fn decode(&mut self, st: &mut ReplicaState) {
+        if st.num_decoding() == 0 {
+            return;
+        }
+        if st.decode_fits() {
+            self.new_token_ratio =
+                (self.new_token_ratio - (INIT_RATIO - MIN_RATIO) / DECAY_STEPS).max(MIN_RATIO);
+        } else {
+            while st.num_decoding() > 1
+                && (!st.decode_fits()
+                    || st.free_kv_tokens() < RETRACT_DECODE_STEPS * st.num_decoding() as u64)
+            {
+                let victim = self.retraction_victim(st);
+                st.preempt(victim);
+            }
+            let (mut generated, mut asked) = (0u64, 0u64);
+            for &s in st.running() {
+                generated += st.view(s).generated as u64;
+                asked += self.max_new_tokens(st, s) as u64;
+            }
+            let n = st.num_running() as u64;
+            self.new_token_ratio =
+                ((generated + RETRACT_DECODE_STEPS * n) as f64 / asked.max(1) as f64).min(1.0);
+        }
+        st.make_room_for_decode();
+        st.add_decode_step();
+    }
+
+    /// The running request SGLang retracts first: fewest generated tokens,
+    /// then the longest prompt, then the newest.
+    fn retraction_victim(&self, st: &ReplicaState) -> Slot {
+        let mut best: Option<(Slot, (u32, Reverse<u32>))> = None;
+        for &s in st.running().iter().rev() {
+            let v = st.view(s);
+            let key = (v.generated, Reverse(v.prompt_tokens));
+            if best.as_ref().is_none_or(|(_, b)| key < *b) {
+                best = Some((s, key));
+            }
+        }
+        best.expect("retracting with nothing running").0
+    }
+}
+
+impl Scheduler for Sglang {
+    fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
+        if !self.prefill(st, now) {
+            self.decode(st);
+        }
+    }
+}
 
 /// Moves the waiting request with the most cached prompt tokens (ties: the
 /// earliest) to the head, when the queue is within the window.

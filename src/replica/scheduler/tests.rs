@@ -4,6 +4,7 @@
 //! policy's definition (the comment above each assertion says how).
 //! Memory mechanisms (preemption, swapping) are in `tests/memory.rs`.
 
+mod engines;
 mod memory;
 
 use crate::engine::Simulation;

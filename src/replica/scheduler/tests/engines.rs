@@ -1,0 +1,218 @@
+//! What tells vLLM V1's and SGLang's schedulers apart from Sarathi's (the
+//! V0 chunked loop) and from each other on the same token budget. V1:
+//! blocks per chunk instead of per prompt, no admission in a step that
+//! preempted, prompt blocks cached as chunks complete, recompute only.
+//! SGLang: prefill batches without decodes, admission reserving future
+//! decode tokens scaled by `new_token_ratio`, retraction of the request
+//! with the fewest generated tokens (longest prompt among equals). Block
+//! size 16, every iteration 10 ms, no watermark, answers worked out by
+//! hand from `vllm_v1.rs`'s and `sglang.rs`'s rules.
+
+use super::*;
+
+/// Both policies with a 32-token budget (Sarathi's chunk size too).
+fn budget32(kind: &str, blocks: u64) -> Plan {
+    plan(
+        &[
+            &format!("scheduler.kind={kind}"),
+            "scheduler.chunk_size=32",
+            "scheduler.max_num_batched_tokens=32",
+            "scheduler.prefix_caching=true",
+            "scheduler.max_num_seqs=8",
+        ],
+        blocks,
+    )
+}
+
+/// A (32-token prompt, 3 tokens) and B (128-token prompt, 1 token) at 0,
+/// 9 blocks. Step 1 prefills A (2 blocks). At 10 ms A decodes (3 blocks),
+/// leaving 6 free and 31 tokens of budget:
+/// - V1 admits B with a 31-token chunk (2 blocks) and goes on chunk by
+///   chunk (31, 31 while A decodes; A ends at 30 ms; then 32, 32, 2): B is
+///   scheduled at 10 ms and its prefill ends at 60 ms.
+/// - Sarathi needs B's 8 blocks at admission: it waits until A ends at
+///   30 ms, then prefills 32 a step: scheduled at 30, done at 70 ms.
+#[test]
+fn v1_admits_a_prompt_whose_first_chunk_fits_before_the_whole_prompt_would() {
+    let reqs = || vec![req(0, 0, 32, 3), req(1, 0, 128, 1)];
+    let v1 = run(&budget32("vllm-v1", 9), 10 * MS, reqs());
+    assert_eq!((v1.rec(1).scheduled, v1.rec(1).finish), (10 * MS, 60 * MS));
+    assert_eq!(v1.rec(0).finish, 30 * MS);
+    let sarathi = run(&budget32("sarathi", 9), 10 * MS, reqs());
+    assert_eq!(
+        (sarathi.rec(1).scheduled, sarathi.rec(1).finish),
+        (30 * MS, 70 * MS)
+    );
+    // Neither preempted anyone: V1's chunks always fitted.
+    assert_eq!((v1.rec(1).preemptions, sarathi.rec(1).preemptions), (0, 0));
+}
+
+/// A and B share a 64-token prefix (80-token prompts, 1 token each); A at
+/// 0, B at 15 ms; a roomy pool. A prefills 32 + 32 + 16 (done at 30 ms).
+/// At 20 ms B is admitted beside A's last chunk:
+/// - V1 cached A's first 64 tokens (4 full blocks) as its chunks ended,
+///   so B hits 64 tokens and computes 16: done at 30 ms.
+/// - Sarathi caches A's prompt only when its prefill completes (30 ms):
+///   B hits nothing and prefills 16 + 32 + 32: done at 50 ms.
+#[test]
+fn v1_caches_prompt_blocks_as_each_chunk_completes() {
+    let shared = |r: RequestSpec| RequestSpec {
+        prefix: Prefix::Group { group: 7, tokens: 64 },
+        ..r
+    };
+    let reqs = || vec![shared(req(0, 0, 80, 1)), shared(req(1, 15 * MS, 80, 1))];
+    let v1 = run(&budget32("vllm-v1", 64), 10 * MS, reqs());
+    assert_eq!((v1.rec(1).cached_tokens, v1.rec(1).finish), (64, 30 * MS));
+    let sarathi = run(&budget32("sarathi", 64), 10 * MS, reqs());
+    assert_eq!(
+        (sarathi.rec(1).cached_tokens, sarathi.rec(1).finish),
+        (0, 50 * MS)
+    );
+}
+
+/// V1 admits nothing in a step that preempted. Budget 17, 4 blocks; A and
+/// B: 16-token prompts at 0, A 19 tokens, B 40. Step 1 prefills A (16) and
+/// 1 token of B; step 2 decodes A and finishes B's prompt; from step 3
+/// both decode, each in 2 blocks (pool full). In step 18 (170 ms) A's
+/// KV reaches 33 entries and needs a third block: B, the newest, is
+/// preempted (freeing 2). The budget left (16 tokens, 1 block) would
+/// readmit B's first chunk, but V1 does not admit in that step: the batch
+/// is A's decode alone, and B comes back at 180 ms beside A's last step.
+#[test]
+fn v1_admits_nothing_in_a_step_that_preempted() {
+    let p = plan(
+        &[
+            "scheduler.kind=vllm-v1",
+            "scheduler.max_num_batched_tokens=17",
+            "scheduler.max_num_seqs=8",
+            "model.max_model_len=64",
+        ],
+        4,
+    );
+    let r = run(&p, 10 * MS, vec![req(0, 0, 16, 19), req(1, 0, 16, 40)]);
+    let step18 = r.shapes[17];
+    assert_eq!((step18.decode_seqs, step18.prefill_tokens), (1, 0));
+    let step19 = r.shapes[18];
+    assert_eq!((step19.decode_seqs, step19.prefill_tokens), (1, 16));
+    assert_eq!(r.rec(0).finish, 190 * MS);
+    assert_eq!(r.rec(1).preemptions, 1);
+}
+
+/// V1 and SGLang have no swap space: asking them to swap is refused, naming
+/// the key; Sarathi (V0) may swap.
+#[test]
+fn recompute_only_engines_refuse_swap_preemption() {
+    for kind in ["vllm-v1", "sglang"] {
+        let s = crate::scenario::load(
+            None,
+            &[
+                format!("scheduler.kind={kind}"),
+                "scheduler.preemption=swap".to_string(),
+            ],
+        )
+        .expect("loads");
+        let err = validate::plan(&s).expect_err("swap refused").to_string();
+        assert!(
+            err.contains("scheduler.preemption") && err.contains("recompute"),
+            "{err}"
+        );
+    }
+    let s = crate::scenario::load(
+        None,
+        &[
+            "scheduler.kind=sarathi".to_string(),
+            "scheduler.preemption=swap".to_string(),
+        ],
+    )
+    .expect("loads");
+    assert!(validate::plan(&s).is_ok());
+}
+
+fn sglang(blocks: u64, sets: &[&str]) -> Plan {
+    let mut all = vec![
+        "scheduler.kind=sglang",
+        "scheduler.max_num_batched_tokens=64",
+        "scheduler.max_num_seqs=8",
+    ];
+    all.extend_from_slice(sets);
+    plan(&all, blocks)
+}
+
+/// SGLang does not mix: a step with prefill work is a prefill batch and the
+/// decodes wait. A (16-token prompt, 5 tokens) at 0, B (16, 1) at 15 ms, a
+/// roomy pool. A's tokens come at 10 and 20 ms; the step at 20 ms
+/// prefills B alone (no decode), so A's last three come at 40, 50, 60 ms.
+/// Sarathi and V1 decode A beside B's prefill: A done at 50 ms.
+#[test]
+fn sglang_runs_prefill_batches_without_decodes() {
+    let reqs = || vec![req(0, 0, 16, 5), req(1, 15 * MS, 16, 1)];
+    let sg = run(&sglang(64, &["workload.max_tokens=8"]), 10 * MS, reqs());
+    assert_eq!((sg.shapes[2].decode_seqs, sg.shapes[2].prefill_tokens), (0, 16));
+    assert_eq!(sg.rec(0).finish, 60 * MS);
+    for kind in ["sarathi", "vllm-v1"] {
+        let r = run(&budget32(kind, 64), 10 * MS, reqs());
+        assert_eq!(
+            (r.shapes[2].decode_seqs, r.shapes[2].prefill_tokens),
+            (1, 16),
+            "{kind}"
+        );
+        assert_eq!(r.rec(0).finish, 50 * MS, "{kind}");
+    }
+}
+
+/// SGLang admits B only if the free KV, less A's expected remaining output
+/// (max_new_tokens − generated, × new_token_ratio), covers B's prompt and
+/// its max_new_tokens. max_tokens = 100; A (16, 100) at 0, B (16, 1) at
+/// 5 ms. At 10 ms A holds 1 block and has 99 tokens to go: reserve
+/// 99 × 0.7 = 69.3; B needs 16 + 100 = 116.
+/// - 13 blocks (208 tokens): 192 free − 69.3 = 122.7 ≥ 116: B at 10 ms
+///   (with a ratio of 1 it would not be: 192 − 99 = 93).
+/// - 10 blocks (160): 144 − 69.3 = 74.7 < 116, and A's growing KV keeps it
+///   so: B waits until A ends at 1,000 ms (1 prefill + 99 decode steps).
+///   V1, which reserves nothing, admits B at 10 ms.
+#[test]
+fn sglang_admission_reserves_the_running_requests_future_tokens() {
+    let reqs = || vec![req(0, 0, 16, 100), req(1, 5 * MS, 16, 1)];
+    let max = ["workload.max_tokens=100"];
+    assert_eq!(run(&sglang(13, &max), 10 * MS, reqs()).rec(1).scheduled, 10 * MS);
+    let tight = run(&sglang(10, &max), 10 * MS, reqs());
+    assert_eq!(
+        (tight.rec(0).finish, tight.rec(1).scheduled),
+        (1000 * MS, 1000 * MS)
+    );
+    let v1 = run(&budget32("vllm-v1", 10), 10 * MS, reqs());
+    assert_eq!(v1.rec(1).scheduled, 10 * MS);
+}
+
+/// SGLang retracts the request with the fewest generated tokens, the
+/// longest prompt among equals — here the older one, where V1 and Sarathi
+/// preempt the newest. 9 blocks (144 tokens), each asking for its true 40
+/// tokens (max_tokens = 1 < 40). A (48-token prompt) needs 48 + 40 = 88
+/// of 144, B (16) 16 + 40 = 56 of the 56 left: both prefill at 0. At
+/// 330 ms, with 33 tokens each, both cross a block boundary (A 80 → 81
+/// entries, B 48 → 49) and 1 block is free for 2: A is retracted. It
+/// cannot come back while B runs (81 tokens to recompute + 7 to go >
+/// what is free), so B ends at 400 ms and A recomputes at 400 and 410
+/// (64 + 17 tokens), then decodes its last 6: done at 480 ms.
+#[test]
+fn sglang_retracts_the_fewest_generated_then_the_longest_prompt() {
+    let reqs = || vec![req(0, 0, 48, 40), req(1, 0, 16, 40)];
+    let r = run(&sglang(9, &["workload.max_tokens=1"]), 10 * MS, reqs());
+    assert_eq!((r.rec(0).preemptions, r.rec(1).preemptions), (1, 0));
+    assert_eq!((r.rec(0).finish, r.rec(1).finish), (480 * MS, 400 * MS));
+}
+
+/// SGLang's new_token_ratio falls by (0.7 − 0.098) / 600 per decode step
+/// while nothing is retracted, so admission grows bolder. 400 blocks
+/// (6,400 tokens), max_tokens = 5,000; A (16, 1,000) at 0, B (16, 1) at
+/// 5 ms. B needs 16 + 4,096 (clipped) = 4,112; A is charged
+/// 4,096 × ratio. At step s (s ≥ 2) A has s − 1 tokens and the ratio is
+/// 0.7 − (s − 2) × 0.602 / 600. At step 193 (1,920 ms) A holds 13 blocks:
+/// 6,192 − 4,096 × 0.50836 = 4,109.8 < 4,112; at step 194 (1,930 ms)
+/// 6,192 − 4,096 × 0.50736 = 4,113.9: B is admitted then.
+#[test]
+fn sglang_new_token_ratio_decays_per_decode_step() {
+    let reqs = vec![req(0, 0, 16, 1000), req(1, 5 * MS, 16, 1)];
+    let r = run(&sglang(400, &["workload.max_tokens=5000"]), 10 * MS, reqs);
+    assert_eq!(r.rec(1).scheduled, 1930 * MS);
+}
