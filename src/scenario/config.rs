@@ -246,14 +246,14 @@ impl Default for SemiPdConfig {
 pub struct SchedulerConfig {
     /// The batching policy: "vllm" (v0: prefill-prioritising, no chunking),
     /// "sarathi" (Sarathi-Serve: decode-first, chunked prefill within a
-    /// token budget), "vllm-v1" (a preset of the sarathi policy with vLLM
-    /// V1's defaults — 8,192-token budget, prefix caching on — and V1's
-    /// host costs where the device states them; not V1's scheduler), "orca" (iteration-level
+    /// token budget), "vllm-v1" (vLLM V1's scheduler: one 8,192-token
+    /// budget, blocks allocated per chunk, recompute only, prefix caching on,
+    /// V1's host costs where the device states them), "orca" (iteration-level
     /// batching, maximum length reserved per request), "fastertransformer"
     /// (static request-level batching), "lightllm" (admission by an estimate
-    /// of future KV use), "sglang" (the sarathi loop admitting the longest
-    /// cached prefix first, SGLang's order; not a model of SGLang's
-    /// runtime), "laps" (short prefills ahead of long ones), "vtc" (Virtual
+    /// of future KV use), "sglang" (SGLang's scheduler: prefill-first
+    /// unmixed batches, admission reserving future decode tokens, retraction,
+    /// longest cached prefix first), "laps" (short prefills ahead of long ones), "vtc" (Virtual
     /// Token Counter fair sharing between clients).
     pub kind: String,
     /// Most sequences in one batch (vLLM max_num_seqs).
