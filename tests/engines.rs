@@ -131,3 +131,17 @@ fn an_engine_table_that_sets_a_gpu_efficiency_or_a_bad_value_is_refused_at_load(
     let plan = fleetsim::scenario::validate::plan(&s).unwrap();
     assert_eq!(plan.calibration.cpu_overhead_base, 0.0);
 }
+
+#[test]
+fn h200_runs_each_engine_on_the_h100_fit_it_inherits() {
+    // H200 has no served measurements; it inherits the H100-SXM's
+    // calibration and engine tables (`calibration_from`), not the generic
+    // defaults.
+    for kind in ["sarathi", "vllm-v1"] {
+        let sched = format!("scheduler.kind={kind}");
+        let h100 = common::plan(&[&sched, "hardware.device=H100-SXM"]).calibration;
+        let h200 = common::plan(&[&sched, "hardware.device=H200"]).calibration;
+        assert_eq!(h200, h100, "{kind}");
+        assert_ne!(h200, Calibration::default(), "{kind}");
+    }
+}

@@ -20,10 +20,17 @@ struct CatalogFile {
 }
 
 /// Models and devices known to a run, in file order (listing order is stable).
+///
+/// Invariant: `devices` is `stated` with every `calibration_from` resolved
+/// (the inheriting device's `calibration` and `engines` filled from its
+/// family's), recomputed after each merge, so a user file that refits
+/// H100-SXM also changes what H200 inherits.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub models: Vec<ModelSpec>,
     pub devices: Vec<DeviceSpec>,
+    /// The devices as their files wrote them (inheritance not applied).
+    stated: Vec<DeviceSpec>,
 }
 
 impl Catalog {
@@ -61,14 +68,15 @@ impl Catalog {
         for d in file.device {
             validate_device(&d).map_err(|msg| Error::config(origin, msg))?;
             match self
-                .devices
+                .stated
                 .iter_mut()
                 .find(|x| x.name.eq_ignore_ascii_case(&d.name))
             {
                 Some(slot) => *slot = d,
-                None => self.devices.push(d),
+                None => self.stated.push(d),
             }
         }
+        self.devices = resolve_inheritance(&self.stated).map_err(|msg| Error::config(origin, msg))?;
         Ok(())
     }
 
@@ -105,6 +113,57 @@ impl Catalog {
                 )
             })
     }
+}
+
+/// Every device with its `calibration_from` chain applied: the family's
+/// calibration, and its engine tables with the device's own keys on top.
+fn resolve_inheritance(stated: &[DeviceSpec]) -> Result<Vec<DeviceSpec>, String> {
+    stated
+        .iter()
+        .map(|d| {
+            let mut resolved = d.clone();
+            let mut chain = vec![d.name.as_str()];
+            let mut current = d;
+            while let Some(parent_name) = &current.calibration_from {
+                if current.calibration.is_some() {
+                    return Err(format!(
+                        "device `{}`: `calibration_from = \"{parent_name}\"` and `[device.calibration]` \
+                         are both given; a device either has its own fit or inherits its family's",
+                        current.name
+                    ));
+                }
+                let parent = stated
+                    .iter()
+                    .find(|p| matches_name(&p.name, &p.aliases, parent_name))
+                    .ok_or_else(|| {
+                        format!(
+                            "device `{}`: `calibration_from` names unknown device `{parent_name}`{}",
+                            current.name,
+                            did_you_mean(parent_name, stated.iter().map(|p| p.name.as_str()))
+                        )
+                    })?;
+                if chain.iter().any(|n| n.eq_ignore_ascii_case(&parent.name)) {
+                    chain.push(&parent.name);
+                    return Err(format!(
+                        "device `{}`: `calibration_from` goes round in a circle ({})",
+                        d.name,
+                        chain.join(" -> ")
+                    ));
+                }
+                chain.push(&parent.name);
+                // Nearer devices' engine keys win: only keys not yet set are taken.
+                for (engine, table) in &parent.engines {
+                    let own = resolved.engines.entry(engine.clone()).or_default();
+                    for (k, v) in table {
+                        own.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                resolved.calibration = parent.calibration;
+                current = parent;
+            }
+            Ok(resolved)
+        })
+        .collect()
 }
 
 fn matches_name(canonical: &str, aliases: &[String], wanted: &str) -> bool {

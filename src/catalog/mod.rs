@@ -203,9 +203,19 @@ pub struct DeviceSpec {
     #[serde(default)]
     pub price_per_hour: f64,
     /// Fitted constants of the analytical time model for this device (and
-    /// the engine it was measured with); `None` uses the generic defaults.
+    /// the engine it was measured with); `None` uses the generic defaults,
+    /// unless `calibration_from` names a device to inherit them from.
     #[serde(default)]
     pub calibration: Option<crate::timing::Calibration>,
+    /// A device of the same architecture family whose `calibration` and
+    /// engine tables this one inherits when it has no fit of its own (H200
+    /// from H100-SXM). The constants are efficiencies (fractions of this
+    /// device's own datasheet peaks) and host times, so inheriting them
+    /// scales the modelled rates by this device's bandwidth and FLOP/s.
+    /// Resolved when the catalog loads (see [`Catalog`]): after loading,
+    /// `calibration` and `engines` hold the inherited values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_from: Option<String>,
     /// Host-side constants of other serving engines on this device
     /// (`[device.engines.vllm-v1]`): each table overrides only the
     /// engine's host keys ([`crate::timing::Calibration::HOST_KEYS`]) of

@@ -342,3 +342,97 @@ fn unknown_names_suggest_a_close_match() {
     assert!(!err.contains("did you mean"), "{err}");
     assert!(err.contains("fleetsim catalog devices"), "{err}");
 }
+
+#[test]
+fn h200_inherits_the_h100_fit_and_follows_a_refit() {
+    let mut c = builtin();
+    let h100 = c.device("H100-SXM").unwrap().clone();
+    let h200 = c.device("H200").unwrap().clone();
+    assert!(h100.calibration.is_some());
+    assert_eq!(h200.calibration, h100.calibration);
+    assert_eq!(h200.engines, h100.engines);
+    // Its own datasheet numbers stay its own.
+    assert_eq!(h200.memory_bandwidth, 4.8e12);
+    // A user file refitting the H100 changes what the H200 inherits.
+    let refit = r#"
+        [[device]]
+        name = "H100-SXM"
+        memory_bytes = 80e9
+        memory_bandwidth = 3.35e12
+        flops_bf16 = 989.5e12
+        intra_node_bandwidth = 450e9
+        intra_node_latency = 2e-6
+        inter_node_bandwidth = 50e9
+        inter_node_latency = 5e-6
+        host_link_bandwidth = 64e9
+        devices_per_node = 8
+        power_watts = 700
+        [device.calibration]
+        gemm_efficiency = 0.5
+        [device.engines.vllm-v1]
+        cpu_overhead_base = 1e-3
+    "#;
+    c.merge_str(refit, "user.toml").unwrap();
+    let h200 = c.device("H200").unwrap();
+    assert_eq!(h200.calibration.unwrap().gemm_efficiency, 0.5);
+    assert_eq!(
+        h200.engines["vllm-v1"]["cpu_overhead_base"].as_float(),
+        Some(1e-3)
+    );
+}
+
+/// A user device: `extra` is appended to its table.
+fn user_device(name: &str, extra: &str) -> String {
+    format!(
+        "[[device]]\nname = \"{name}\"\nmemory_bytes = 80e9\nmemory_bandwidth = 2e12\nflops_bf16 = 5e14\n\
+         intra_node_bandwidth = 1e11\nintra_node_latency = 2e-6\ninter_node_bandwidth = 5e10\n\
+         inter_node_latency = 5e-6\nhost_link_bandwidth = 3e10\ndevices_per_node = 8\npower_watts = 500\n{extra}\n"
+    )
+}
+
+#[test]
+fn inherited_engine_tables_keep_the_devices_own_keys() {
+    let mut c = builtin();
+    let text = user_device(
+        "my-gpu",
+        "calibration_from = \"H200\"\n[device.engines.vllm-v1]\ncpu_overhead_base = 2e-3\n",
+    );
+    c.merge_str(&text, "user.toml").unwrap();
+    let mine = c.device("my-gpu").unwrap();
+    let h100 = c.device("H100-SXM").unwrap();
+    // Through H200 to H100-SXM: the chain is followed to the fit.
+    assert_eq!(mine.calibration, h100.calibration);
+    let v1 = &mine.engines["vllm-v1"];
+    assert_eq!(v1["cpu_overhead_base"].as_float(), Some(2e-3), "own key wins");
+    assert_eq!(
+        v1["cpu_overhead_per_seq"],
+        h100.engines["vllm-v1"]["cpu_overhead_per_seq"]
+    );
+}
+
+#[test]
+fn bad_calibration_from_is_an_error_naming_the_device() {
+    let cases = [
+        (
+            user_device("a", "calibration_from = \"H100-SMX\""),
+            "`a`: `calibration_from` names unknown device `H100-SMX` (did you mean `H100-SXM`?)",
+        ),
+        (
+            user_device("a", "calibration_from = \"b\"") + &user_device("b", "calibration_from = \"A\""),
+            "`calibration_from` goes round in a circle (a -> b -> a)",
+        ),
+        (user_device("a", "calibration_from = \"a\""), "circle (a -> a)"),
+        (
+            user_device(
+                "a",
+                "calibration_from = \"H100\"\n[device.calibration]\ngemm_efficiency = 0.6",
+            ),
+            "device `a`: `calibration_from = \"H100\"` and `[device.calibration]` are both given",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = builtin().merge_str(&text, "user.toml").unwrap_err().to_string();
+        assert!(err.starts_with("user.toml"), "{err}");
+        assert!(err.contains(expected), "{err}\nexpected: {expected}");
+    }
+}

@@ -64,6 +64,7 @@ fn device(name: &str, bw: f64, bf16: f64, fp8: f64, intra: f64) -> DeviceSpec {
         price_per_hour: 0.0,
         calibration: None,
         engines: Default::default(),
+        calibration_from: None,
         profile_names: Default::default(),
     }
 }
