@@ -312,13 +312,18 @@ fn a_bad_point_names_its_file_line_and_column() {
 /// A points folder whose "measurements" are fleetsim's own predictions
 /// with a known `cpu_overhead_base`: the fit must find that value again.
 fn synthetic_points(true_cpu: f64) -> (tempfile::TempDir, std::path::PathBuf) {
+    synthetic_points_where(&format!("hardware.calibration.cpu_overhead_base={true_cpu}"))
+}
+
+/// Three points "measured" by fleetsim itself with `truth` set.
+fn synthetic_points_where(truth: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let rows = "a,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,300,40,0.8,2,6,2,8192,false,1,1\n\
 b,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,2,300,40,0.8,4,12,4,8192,false,1,1\n\
 c,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,600,20,0.8,3,9,3,8192,false,1,1\n";
     let (d, dir) = points_folder(rows);
     let opts = Options {
         device: None,
-        overrides: vec![format!("hardware.calibration.cpu_overhead_base={true_cpu}")],
+        overrides: vec![truth.to_string()],
     };
     let truth = fidelity::run(&dir, &opts).unwrap();
     let measured: String = truth
@@ -380,6 +385,30 @@ fn the_end_to_end_fit_recovers_a_known_constant_and_holds_out_groups() {
     assert!(table.contains("leave-one-tp-out"), "{table}");
     // Deterministic: the same fit twice gives the same report.
     assert_eq!(fit(&prepared, &opts).unwrap().to_json(), r.to_json());
+}
+
+/// A fraction is fitted within (0, 1]: measured with the memory
+/// efficiency at 1, a fit from 0.9 stops at 1 instead of trying an
+/// impossible 1.26 (which the scenario would refuse, ending the fit).
+#[test]
+fn a_fitted_fraction_stays_at_or_below_one() {
+    use fidelity::fit::{FitOptions, fit};
+    let (_d, dir) = synthetic_points_where("hardware.calibration.memory_efficiency=1");
+    let prepared = vec![fidelity::prepare(&dir, &Options::default()).unwrap()];
+    let opts = FitOptions {
+        params: vec!["memory_efficiency=0.9".into()],
+        overrides: vec![],
+        holdout: None,
+    };
+    let r = fit(&prepared, &opts).unwrap();
+    assert_eq!(r.params[0].value, 1.0, "{:?}", r.params);
+    assert!(r.after.objective < 0.01, "{:?}", r.after);
+    let too_big = FitOptions {
+        params: vec!["eager_launch_overlap=1.5".into()],
+        ..opts
+    };
+    let e = fit(&prepared, &too_big).unwrap_err().to_string();
+    assert!(e.contains("above its largest value 1"), "{e}");
 }
 
 #[test]

@@ -155,7 +155,11 @@ impl Problem<'_> {
             for i in 0..values.len() {
                 for factor in [1.0 + step, 1.0 / (1.0 + step)] {
                     let mut trial = values.clone();
-                    trial[i] = (trial[i] * factor).clamp(start[i] / 1e3, start[i] * 1e3);
+                    let top = (start[i] * 1e3).min(crate::timing::Calibration::upper_bound(&self.names[i]));
+                    trial[i] = (trial[i] * factor).clamp(start[i] / 1e3, top);
+                    if trial[i] == values[i] {
+                        continue; // at its bound: nothing to try
+                    }
                     let s = self.score(&trial, keep)?;
                     evaluations += 1;
                     if s.objective < best.objective - 1e-9 {
@@ -228,6 +232,13 @@ fn starts(folders: &[Prepared], opts: &FitOptions) -> Result<(Vec<String>, Vec<f
                     "`{name}` starts at {start}; the fit scales parameters, so give a start above 0 \
                      (`--param {name}=VALUE`)"
                 ),
+            ));
+        }
+        let top = crate::timing::Calibration::upper_bound(name);
+        if start > top {
+            return Err(Error::config(
+                "--param",
+                format!("`{name}` starts at {start}, above its largest value {top}"),
             ));
         }
         names.push(name.to_string());

@@ -661,9 +661,10 @@ impl AnalyticalModel {
         };
         let mut gpu = layers * layer_time + first_extra + last_extra + pp_comm;
         if b.prefill_tokens > 0 {
-            // Eager iteration: the host launches every kernel; the GPU cannot
-            // finish before the last launch (see `Calibration::eager_launch_per_layer`).
-            gpu = gpu.max(self.eager_launch_floor());
+            // Eager iteration: the host launches every kernel, overlapping
+            // the GPU's work only in part (`Calibration::eager_launch_overlap`).
+            let launch = self.eager_launch_floor();
+            gpu += launch - self.cal.eager_launch_overlap * launch.min(gpu);
         }
         (gpu, critical_stage)
     }

@@ -127,6 +127,7 @@ const CAL: Calibration = Calibration {
     eager_layer_overhead: 0.0,
     quantized_layer_overhead: 0.0,
     eager_launch_per_layer: 0.0,
+    eager_launch_overlap: 1.0,
     quantized_launch_per_layer: 0.0,
     collective_latency: 0.0,
 };
@@ -657,4 +658,60 @@ fn mesh_fabric_gives_a_small_tp_group_only_its_own_links() {
     assert_eq!(d.intra_node_pair_bandwidth, 64e9);
     assert_eq!(d.intra_node_group_bandwidth(2), 64e9);
     assert_eq!(d.intra_node_group_bandwidth(8), 448e9);
+}
+
+#[test]
+fn eager_launch_time_is_hidden_under_the_gpu_by_the_overlap_fraction() {
+    // Llama-2-7B (32 layers) on an A100: a 16-token prefill's GPU time g
+    // is far below a 32 × 1 ms launch, a 4,096-token one's far above it.
+    let m = llama2_7b();
+    let d = a100();
+    let with = |launch: f64, overlap: f64| {
+        let cal = Calibration {
+            eager_launch_per_layer: launch,
+            eager_launch_overlap: overlap,
+            ..CAL
+        };
+        AnalyticalModel::new(
+            &m,
+            &d,
+            Dtype::Bf16,
+            Dtype::Bf16,
+            ParallelConfig::for_device(1, 1, &d),
+            cal,
+        )
+        .unwrap()
+    };
+    let launch = 32.0 * 1e-3;
+    for tokens in [16, 4096] {
+        let g = with(0.0, 1.0).breakdown(&prefill(tokens)).gpu();
+        let gpu = |overlap: f64| with(1e-3, overlap).breakdown(&prefill(tokens)).gpu();
+        let rel = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b;
+        assert!(
+            rel(gpu(1.0), g.max(launch)),
+            "{tokens}: {} vs max({g}, {launch})",
+            gpu(1.0)
+        );
+        assert!(
+            rel(gpu(0.0), g + launch),
+            "{tokens}: {} vs {g} + {launch}",
+            gpu(0.0)
+        );
+        let half = g + launch - 0.5 * g.min(launch);
+        assert!(rel(gpu(0.5), half), "{tokens}: {} vs {half}", gpu(0.5));
+    }
+    // A decode step launches from a CUDA graph: no eager launch time at all.
+    let g = with(0.0, 0.0).breakdown(&decode(4, 128)).gpu();
+    assert_eq!(with(1e-3, 0.0).breakdown(&decode(4, 128)).gpu(), g);
+    // Out of [0, 1] is refused.
+    let bad = Calibration {
+        eager_launch_overlap: 1.5,
+        ..CAL
+    };
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("eager_launch_overlap")
+    );
 }

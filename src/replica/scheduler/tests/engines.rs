@@ -98,6 +98,33 @@ fn v1_admits_nothing_in_a_step_that_preempted() {
     assert_eq!(r.rec(1).preemptions, 1);
 }
 
+/// V1's one token budget is shared in order: decodes, then the running
+/// prefill's next chunk, then admissions get what is left. Budget 16, a
+/// roomy pool, all at 0: A and B (10-token prompts, 5 tokens out), C
+/// (30-token prompt, 1 out). Step 1: A 10 + B 6. Step 2: A's decode (1),
+/// B's last 4, C's first 11. Step 3: two decodes, C 14 (25 of 30).
+/// Step 4: C's last 5: C ends at 40 ms. (Charging B's chunk to nothing
+/// would give C 19 tokens in step 2 and end it at 30 ms.)
+#[test]
+fn v1_admits_into_what_the_running_chunks_leave_of_the_budget() {
+    let p = plan(
+        &[
+            "scheduler.kind=vllm-v1",
+            "scheduler.max_num_batched_tokens=16",
+            "scheduler.max_num_seqs=8",
+        ],
+        64,
+    );
+    let r = run(
+        &p,
+        10 * MS,
+        vec![req(0, 0, 10, 5), req(1, 0, 10, 5), req(2, 0, 30, 1)],
+    );
+    let prefill: Vec<u64> = r.shapes[..4].iter().map(|s| s.prefill_tokens).collect();
+    assert_eq!(prefill, [16, 15, 14, 5]);
+    assert_eq!((r.rec(2).scheduled, r.rec(2).finish), (10 * MS, 40 * MS));
+}
+
 /// V1 and SGLang have no swap space: asking them to swap is refused, naming
 /// the key; Sarathi (V0) may swap.
 #[test]
