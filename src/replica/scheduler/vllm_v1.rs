@@ -50,6 +50,10 @@ impl Scheduler for VllmV1 {
         let mut preempted = st.make_room_for_decode() > 0;
         st.add_decode_step();
         let mut budget = (self.p.limits.token_budget as u64).saturating_sub(st.batch_tokens());
+        // Only an admission the budget cut short leaves a prompt half
+        // prefilled, so one request at most continues here, and the decodes
+        // never take the whole budget from it (they are fewer than the
+        // tokens of the step that cut it); the loop is kept general.
         let mut i = 0;
         while budget > 0 && i < st.prefilling().len() {
             let slot = st.prefilling()[i];

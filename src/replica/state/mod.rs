@@ -113,6 +113,7 @@ pub struct StateOptions {
     /// admission watermark, and full prompt units join the prefix cache as
     /// each chunk completes (vLLM V1), instead of blocks for the whole
     /// prefill at admission and the prompt cached when it completes (V0).
+    /// Only with `kv_mode = Paged`.
     pub blocks_per_chunk: bool,
     pub prefix_caching: bool,
     /// Preempt by swapping to host (else by recompute).
@@ -214,6 +215,10 @@ pub struct ReplicaState {
 
 impl ReplicaState {
     pub(crate) fn new(id: u32, kv_blocks: u64, opts: StateOptions) -> Self {
+        debug_assert!(
+            !opts.blocks_per_chunk || matches!(opts.kv_mode, KvMode::Paged),
+            "blocks are allocated per chunk only in paged mode"
+        );
         ReplicaState {
             id,
             opts,

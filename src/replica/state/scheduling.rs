@@ -192,7 +192,7 @@ impl ReplicaState {
     /// tokens (0 unless its blocks are allocated per chunk).
     pub fn chunk_blocks_needed(&self, slot: Slot, chunk: u32) -> u64 {
         let r = self.slab.get(slot);
-        if !self.opts.blocks_per_chunk || !self.kv.paged() {
+        if !self.opts.blocks_per_chunk {
             return 0;
         }
         let held = r.blocks as u64 + r.shared_blocks as u64;
