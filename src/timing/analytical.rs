@@ -664,7 +664,8 @@ impl AnalyticalModel {
             // Eager iteration: the host launches every kernel, overlapping
             // the GPU's work only in part (`Calibration::eager_launch_overlap`).
             let launch = self.eager_launch_floor();
-            gpu += launch - self.cal.eager_launch_overlap * launch.min(gpu);
+            // launch + gpu − o·min, written so that o = 1 is exactly the max.
+            gpu = gpu.max(launch) + (1.0 - self.cal.eager_launch_overlap) * gpu.min(launch);
         }
         (gpu, critical_stage)
     }

@@ -204,13 +204,11 @@ impl ReplicaState {
     /// must). Returns false, adding nothing, when they cannot be had.
     pub fn try_add_chunk(&mut self, slot: Slot, chunk: u32) -> bool {
         let need = self.chunk_blocks_needed(slot, chunk);
-        if need > 0 {
-            if !self.kv.make_free(need, 0) {
-                return false;
-            }
-            self.kv.allocate(need);
-            self.slab.get_mut(slot).blocks += need as u32;
+        if !self.kv.make_free(need, 0) {
+            return false;
         }
+        self.kv.allocate(need);
+        self.slab.get_mut(slot).blocks += need as u32;
         self.add_chunk(slot, chunk);
         true
     }
