@@ -14,9 +14,11 @@
 //!    admitted only if the free and evictable KV tokens, less what the
 //!    running requests are expected to still write — each one's remaining
 //!    `max_new_tokens` (clipped at 4,096) times `new_token_ratio` — and less
-//!    what this batch already admitted, cover its uncached prompt plus its
-//!    clipped `max_new_tokens` in full. `max_new_tokens` is what the client
-//!    asks for (`workload.max_tokens`, else what fits in `max_model_len`).
+//!    what this batch already admitted, exceed its uncached prompt (in
+//!    whole blocks) plus its clipped `max_new_tokens` (SGLang refuses when
+//!    they are equal: `total_tokens >= rem_total_tokens`). `max_new_tokens`
+//!    is what the client asks for (`workload.max_tokens`, else what fits in
+//!    `max_model_len`), cut so that the request alone fits an empty pool.
 //!    The first request that does not fit stops admission; KV is then
 //!    allocated only for the tokens each chunk computes.
 //! 3. **`new_token_ratio` learns from retractions.** It starts at 0.7 and
@@ -74,13 +76,16 @@ impl Sglang {
     }
 
     /// A request's `max_new_tokens` as SGLang holds it: what the client
-    /// asks for, cut so that prompt and output fit in the KV pool
-    /// (`max_req_len`), so that any request fits an empty replica.
+    /// asks for, cut to `max_req_len − prompt − 1` with the pool as
+    /// `max_req_len` and the prompt in whole blocks, so that its admission
+    /// test passes on an empty replica (a request asking for more than the
+    /// pool would otherwise wait for ever).
     fn max_new_tokens(&self, st: &ReplicaState, slot: Slot) -> u32 {
         let v = st.view(slot);
         let (pool, _) = st.kv_tokens();
+        let prompt_blocks = (v.prompt_tokens as u64).div_ceil(st.block_size() as u64);
         let fits = pool
-            .saturating_sub(v.prompt_tokens as u64 + 1)
+            .saturating_sub(prompt_blocks * st.block_size() as u64 + 1)
             .min(u32::MAX as u64) as u32;
         requested_output(&v, &self.p).min(fits.max(v.output_tokens))
     }
@@ -128,15 +133,16 @@ impl Sglang {
             let uncached = st.prefill_remaining(head) as u64;
             let extend = uncached.div_ceil(block) * block;
             let need = extend + self.max_new_left(st, head) as u64;
-            if need as f64 > left {
+            if need as f64 >= left {
                 break;
             }
-            let whole = uncached <= budget;
             match st.admit_head(budget.min(u32::MAX as u64) as u32, now) {
                 Admit::Admitted(n) => {
                     budget -= n as u64;
-                    // A truncated (chunked) admission reserves only its chunk.
-                    left -= if whole { need } else { n as u64 } as f64;
+                    // (SGLang charges a truncated chunk only its own tokens,
+                    // but a truncated admission spends the whole budget, so
+                    // nothing is admitted after it.)
+                    left -= need as f64;
                 }
                 Admit::Later => break,
             }

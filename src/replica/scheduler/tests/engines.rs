@@ -213,20 +213,82 @@ fn sglang_admission_reserves_the_running_requests_future_tokens() {
 
 /// SGLang retracts the request with the fewest generated tokens, the
 /// longest prompt among equals — here the older one, where V1 and Sarathi
-/// preempt the newest. 9 blocks (144 tokens), each asking for its true 40
-/// tokens (max_tokens = 1 < 40). A (48-token prompt) needs 48 + 40 = 88
-/// of 144, B (16) 16 + 40 = 56 of the 56 left: both prefill at 0. At
-/// 330 ms, with 33 tokens each, both cross a block boundary (A 80 → 81
-/// entries, B 48 → 49) and 1 block is free for 2: A is retracted. It
-/// cannot come back while B runs (81 tokens to recompute + 7 to go >
-/// what is free), so B ends at 400 ms and A recomputes at 400 and 410
-/// (64 + 17 tokens), then decodes its last 6: done at 480 ms.
+/// preempt the newest. 9 blocks (144 tokens), each asking for its true
+/// output (max_tokens = 1 is less). A (48-token prompt, 40 tokens) needs
+/// 48 + 40 = 88 < 144, B (16, 39) 16 + 39 = 55 < the 56 left: both
+/// prefill at 0. At 330 ms, with 33 tokens each, both cross a block
+/// boundary (A 80 → 81 entries, B 48 → 49) and 1 block is free for 2: A
+/// is retracted. It cannot come back while B runs (81 tokens to recompute
+/// and 7 to go exceed what is free), so B ends at 390 ms and A recomputes at 390
+/// and 400 (64 + 17 tokens), then decodes its last 6: done at 470 ms.
 #[test]
 fn sglang_retracts_the_fewest_generated_then_the_longest_prompt() {
-    let reqs = || vec![req(0, 0, 48, 40), req(1, 0, 16, 40)];
+    let reqs = || vec![req(0, 0, 48, 40), req(1, 0, 16, 39)];
     let r = run(&sglang(9, &["workload.max_tokens=1"]), 10 * MS, reqs());
     assert_eq!((r.rec(0).preemptions, r.rec(1).preemptions), (1, 0));
-    assert_eq!((r.rec(0).finish, r.rec(1).finish), (480 * MS, 400 * MS));
+    assert_eq!((r.rec(0).finish, r.rec(1).finish), (470 * MS, 390 * MS));
+    // B queued first (55 of 144, then A's 88 of the 89 left): A, now the
+    // newer, is still the one retracted.
+    let r = run(
+        &sglang(9, &["workload.max_tokens=1"]),
+        10 * MS,
+        vec![req(1, 0, 16, 39), req(0, 0, 48, 40)],
+    );
+    assert_eq!((r.rec(0).preemptions, r.rec(1).preemptions), (1, 0));
+    // B asking for 40 would need 56, all that is left: SGLang refuses an
+    // exact fit, so B waits for the next batch (at 10 ms A holds 3 blocks
+    // and is charged 39 × 0.7: 96 − 27.3 = 68.7 > 56).
+    let r = run(
+        &sglang(9, &["workload.max_tokens=1"]),
+        10 * MS,
+        vec![req(0, 0, 48, 40), req(1, 0, 16, 40)],
+    );
+    assert_eq!(r.rec(1).scheduled, 10 * MS);
+}
+
+/// A request asking for more than the pool holds still runs on an empty
+/// replica: 10 blocks (160 tokens), max_tokens = 1,000, A (20-token
+/// prompt, 5 tokens): max_new_tokens is cut to 160 − 32 − 1 = 127, so A
+/// needs 32 + 127 = 159 < 160 and prefills at 0; its tokens come at 10 …
+/// 50 ms. (Cut to 160 − 32 it would need exactly the pool and wait for
+/// ever.)
+#[test]
+fn sglang_admits_a_request_asking_for_more_than_the_pool_into_an_empty_replica() {
+    let r = run(
+        &sglang(10, &["workload.max_tokens=1000"]),
+        10 * MS,
+        vec![req(0, 0, 20, 5)],
+    );
+    assert_eq!((r.rec(0).scheduled, r.rec(0).finish), (0, 50 * MS));
+}
+
+/// One token budget per prefill batch, spent in order: the chunked request
+/// first, then admissions, each charged what it schedules; and a whole
+/// admission holds its clipped max_new_tokens against the next one. Budget
+/// 32, a roomy pool, each asking for its true output. A (40, 2) and B
+/// (30, 1) at 0: step 1 A 32; step 2 A's
+/// last 8, B 24 of 30; step 3 B's last 6: B ends at 30 ms.
+#[test]
+fn sglang_spends_one_budget_per_prefill_batch() {
+    let sets = ["scheduler.max_num_batched_tokens=32", "workload.max_tokens=1"];
+    let r = run(
+        &sglang(64, &sets),
+        10 * MS,
+        vec![req(0, 0, 40, 2), req(1, 0, 30, 1)],
+    );
+    let prefill: Vec<u64> = r.shapes[..3].iter().map(|s| s.prefill_tokens).collect();
+    assert_eq!(prefill, [32, 32, 6]);
+    assert_eq!(r.rec(1).finish, 30 * MS);
+    // 13 blocks (208 tokens), max_tokens = 100, A and B (16, 1) at 0: A
+    // needs 16 + 100 = 116 and leaves 92 < B's 116, so B waits for the
+    // next batch (at 10 ms A's 99 × 0.7 leaves 192 − 69.3 = 122.7 > 116).
+    let max = ["workload.max_tokens=100"];
+    let r = run(
+        &sglang(13, &max),
+        10 * MS,
+        vec![req(0, 0, 16, 100), req(1, 0, 16, 1)],
+    );
+    assert_eq!((r.rec(0).scheduled, r.rec(1).scheduled), (0, 10 * MS));
 }
 
 /// SGLang's new_token_ratio falls by (0.7 − 0.098) / 600 per decode step
