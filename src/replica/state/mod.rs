@@ -349,14 +349,14 @@ impl ReplicaState {
             },
         }
     }
-    /// KV capacity in tokens, and tokens that could be allocated now
-    /// (free blocks plus evictable cached blocks, minus the watermark).
     /// KV tokens that could be allocated now without preempting anyone:
     /// free blocks plus unreferenced cached ones, no watermark kept.
     pub fn free_kv_tokens(&self) -> u64 {
         (self.kv.pool().free() + self.kv.evictable()) * self.block_size as u64
     }
 
+    /// KV capacity in tokens, and tokens that could be allocated now
+    /// (free blocks plus evictable cached blocks, minus the watermark).
     pub fn kv_tokens(&self) -> (u64, u64) {
         let b = self.block_size as u64;
         (self.kv.pool().total() * b, self.kv.admittable() * b)
