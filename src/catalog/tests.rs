@@ -354,25 +354,11 @@ fn h200_inherits_the_h100_fit_and_follows_a_refit() {
     // Its own datasheet numbers stay its own.
     assert_eq!(h200.memory_bandwidth, 4.8e12);
     // A user file refitting the H100 changes what the H200 inherits.
-    let refit = r#"
-        [[device]]
-        name = "H100-SXM"
-        memory_bytes = 80e9
-        memory_bandwidth = 3.35e12
-        flops_bf16 = 989.5e12
-        intra_node_bandwidth = 450e9
-        intra_node_latency = 2e-6
-        inter_node_bandwidth = 50e9
-        inter_node_latency = 5e-6
-        host_link_bandwidth = 64e9
-        devices_per_node = 8
-        power_watts = 700
-        [device.calibration]
-        gemm_efficiency = 0.5
-        [device.engines.vllm-v1]
-        cpu_overhead_base = 1e-3
-    "#;
-    c.merge_str(refit, "user.toml").unwrap();
+    let refit = user_device(
+        "H100-SXM",
+        "[device.calibration]\ngemm_efficiency = 0.5\n[device.engines.vllm-v1]\ncpu_overhead_base = 1e-3",
+    );
+    c.merge_str(&refit, "user.toml").unwrap();
     let h200 = c.device("H200").unwrap();
     assert_eq!(h200.calibration.unwrap().gemm_efficiency, 0.5);
     assert_eq!(
