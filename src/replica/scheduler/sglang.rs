@@ -42,8 +42,8 @@
 //! costs, and no SGLang host table is fitted yet), `max_prefill_tokens`
 //! (16,384 by default, above the default chunk budget), in-batch prefix
 //! deprioritisation, and page sizes other than `scheduler.block_size`.
-//! The reservation sums over the running requests once per step, as
-//! SGLang's own `PrefillAdder` does: O(running) per step.
+//! The reservation sums over the running requests once per step in which
+//! a request waits, as SGLang's own `PrefillAdder` does: O(running) then.
 
 use super::{Policy, Scheduler, choose_next, promote_min_by, requested_output};
 use crate::replica::state::{Admit, ReplicaState, Slot};
@@ -117,8 +117,8 @@ impl Sglang {
             budget -= chunk as u64;
             i += 1;
         }
-        let reserved: f64 = st.running().iter().map(|&s| self.running_reserve(st, s)).sum();
-        let mut left = st.free_kv_tokens() as f64 - reserved;
+        // Summed only when someone waits: O(running), so not on every step.
+        let mut left: Option<f64> = None;
         let block = st.block_size() as u64;
         loop {
             if budget == 0 || st.num_running() as u32 >= self.p.limits.max_num_seqs {
@@ -133,7 +133,11 @@ impl Sglang {
             let uncached = st.prefill_remaining(head) as u64;
             let extend = uncached.div_ceil(block) * block;
             let need = extend + self.max_new_left(st, head) as u64;
-            if need as f64 >= left {
+            let left = left.get_or_insert_with(|| {
+                let reserved: f64 = st.running().iter().map(|&s| self.running_reserve(st, s)).sum();
+                st.free_kv_tokens() as f64 - reserved
+            });
+            if need as f64 >= *left {
                 break;
             }
             match st.admit_head(budget.min(u32::MAX as u64) as u32, now) {
@@ -142,7 +146,7 @@ impl Sglang {
                     // (SGLang charges a truncated chunk only its own tokens,
                     // but a truncated admission spends the whole budget, so
                     // nothing is admitted after it.)
-                    left -= need as f64;
+                    *left -= need as f64;
                 }
                 Admit::Later => break,
             }
