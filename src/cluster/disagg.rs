@@ -324,7 +324,9 @@ fn plan_pool(
         block_size: sc.block_size,
         gpu_memory_utilization: sc.gpu_memory_utilization,
         max_batch_tokens: base.token_budget,
-        max_batch_seqs: sc.max_num_seqs,
+        max_batch_seqs: sc
+            .max_num_seqs
+            .expect("the plan's scenario has its engine defaults"),
         activation_reserve: sc.activation_reserve_gib.map(|g| g * 1024.0 * 1024.0 * 1024.0),
     })?;
     let calibration = resolve_calibration(&device, base.engine, &s.hardware.calibration)?;

@@ -250,7 +250,7 @@ impl Simulation {
             tp: plan.pools[0].tp,
             pp: plan.pools[0].pp,
             devices: plan.total_devices(),
-            scheduler: s.scheduler.kind.clone(),
+            scheduler: plan.scheduler.name.clone(),
             router: c.router.clone(),
             seed: s.workload.seed,
             peak_flops: flops,

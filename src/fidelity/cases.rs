@@ -113,6 +113,8 @@ pub fn case_overrides(case: &Case, device: &str) -> Vec<String> {
         format!("hardware.device={}", quote(device)),
         "cluster.replicas=1".into(),
         format!("cluster.tp={}", case.tp),
+        "engine.kind=\"vllm\"".into(),
+        "engine.version=\"0.6\"".into(),
         format!("scheduler.kind={}", quote(d.scheduler)),
         format!("scheduler.max_num_batched_tokens={budget}"),
         format!("scheduler.chunk_size={budget}"),

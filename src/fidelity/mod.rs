@@ -244,7 +244,7 @@ fn simulate(r: &Replay, overrides: &[String]) -> Result<CaseResult> {
     Ok(CaseResult {
         case: r.case.clone(),
         labels: r.labels.clone(),
-        scheduler: plan.scenario.scheduler.kind.clone(),
+        scheduler: plan.scheduler.name.clone(),
         requests: sm.completed,
         measured_ttft_s: m.ttft_s,
         predicted_ttft_s: ttft,

@@ -106,23 +106,25 @@ fn point_of(row: &Row) -> Result<Point> {
     })
 }
 
-/// The fleetsim scheduler of an engine named like `vllm-0.10.2 (V1, ...)`:
-/// vLLM from 0.8 on runs the V1 engine by default (vLLM v0.8.0 release
-/// notes, March 2025: "V1 is now enabled by default"; `VLLM_USE_V1=0`
-/// selects V0); SGLang is its own.
-fn scheduler_of(engine: &str) -> Option<&'static str> {
+/// The `[engine]` (kind, version) of an engine named like
+/// `vllm-0.10.2 (V1, ...)` or `sglang-0.4.6`: the engine profile then picks
+/// V0 or V1 for vLLM (V1 by default from 0.8: vLLM v0.8.0 release notes,
+/// March 2025) and the scheduler and host costs that go with it.
+fn engine_of(engine: &str) -> Option<(&'static str, String)> {
     let name = engine
         .split_whitespace()
         .next()
         .unwrap_or("")
         .to_ascii_lowercase();
-    if name.starts_with("sglang") {
-        return Some("sglang");
-    }
-    let version = name.strip_prefix("vllm-")?;
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    let (major, minor) = (parts.next()??, parts.next().flatten().unwrap_or(0));
-    (major >= 1 || minor >= 8).then_some("vllm-v1")
+    let (kind, version) = if let Some(v) = name.strip_prefix("sglang-") {
+        ("sglang", v)
+    } else {
+        ("vllm", name.strip_prefix("vllm-")?)
+    };
+    let numeric = version
+        .split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    numeric.then(|| (kind, version.to_string()))
 }
 
 /// The lower end of a random-dataset length draw (`⌊r·len⌋`, at least 1):
@@ -134,7 +136,7 @@ fn low_end(len: u32, ratio: f64) -> u32 {
 }
 
 /// The `--set` assignments that configure a point's scenario.
-fn point_overrides(p: &Point, device: &str, scheduler: &str) -> Vec<String> {
+fn point_overrides(p: &Point, device: &str, (engine, version): (&str, String)) -> Vec<String> {
     let mut sets = vec![
         format!("name={}", quote(&p.case)),
         format!("model.name={}", quote(model_name(&p.model))),
@@ -143,7 +145,8 @@ fn point_overrides(p: &Point, device: &str, scheduler: &str) -> Vec<String> {
         format!("hardware.device={}", quote(device)),
         "cluster.replicas=1".into(),
         format!("cluster.tp={}", p.tp),
-        format!("scheduler.kind={}", quote(scheduler)),
+        format!("engine.kind={}", quote(engine)),
+        format!("engine.version={}", quote(&version)),
         format!("scheduler.max_num_batched_tokens={}", p.max_num_batched_tokens),
         format!("scheduler.chunk_size={}", p.max_num_batched_tokens),
         format!("scheduler.max_num_seqs={}", p.max_num_seqs),
@@ -168,9 +171,9 @@ fn point_overrides(p: &Point, device: &str, scheduler: &str) -> Vec<String> {
 
 /// The replay of a point on `device`, or why it cannot be replayed.
 pub(super) fn replay(p: &Point, device: &str) -> std::result::Result<Replay, String> {
-    let Some(scheduler) = scheduler_of(&p.engine) else {
+    let Some(engine) = engine_of(&p.engine) else {
         return Err(format!(
-            "engine `{}` is not modelled for closed-loop points (vLLM ≥ 0.8 and SGLang are)",
+            "engine `{}` is not modelled (vllm-X.Y and sglang-X.Y are)",
             p.engine
         ));
     };
@@ -183,7 +186,7 @@ pub(super) fn replay(p: &Point, device: &str) -> std::result::Result<Replay, Str
             arrival_rate: None,
             concurrency: Some(p.concurrency),
         },
-        sets: point_overrides(p, device, scheduler),
+        sets: point_overrides(p, device, engine),
         measured: Measured {
             ttft_s: p.mean_ttft_s,
             itl_s: None,
@@ -199,17 +202,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn engines_map_to_their_schedulers() {
+    fn engine_names_map_to_an_engine_section() {
+        let e = |name: &str| engine_of(name).map(|(k, v)| format!("{k} {v}"));
         assert_eq!(
-            scheduler_of("vllm-0.10.2 (V1, async scheduling)"),
-            Some("vllm-v1")
+            e("vllm-0.10.2 (V1, async scheduling)").as_deref(),
+            Some("vllm 0.10.2")
         );
-        assert_eq!(scheduler_of("vllm-0.8.0"), Some("vllm-v1"));
-        assert_eq!(scheduler_of("vllm-1.0"), Some("vllm-v1"));
-        assert_eq!(scheduler_of("vllm-0.7.3"), None, "V0 by default before 0.8");
-        assert_eq!(scheduler_of("sglang-0.4.6"), Some("sglang"));
-        assert_eq!(scheduler_of("tensorrt-llm"), None);
-        assert_eq!(scheduler_of("vllm-x"), None);
+        assert_eq!(e("vllm-0.7.3").as_deref(), Some("vllm 0.7.3"));
+        assert_eq!(e("SGLang-0.4.6").as_deref(), Some("sglang 0.4.6"));
+        assert_eq!(e("tensorrt-llm"), None);
+        assert_eq!(e("vllm-x"), None);
+        assert_eq!(e("vllm-0..1"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 pub use crate::cluster::disagg::{ClusterMode, DecodeRouter, KvLink};
 pub use crate::replica::scheduler::OutputEstimate;
 pub use crate::replica::swap::Preemption;
+pub use crate::scenario::engine_profile::{EngineConfig, EngineKind};
 pub use crate::workload::PrefixKind;
 pub use crate::workload::arrivals::ArrivalKind;
 pub use crate::workload::lengths::LengthKind;
@@ -31,6 +32,10 @@ pub struct Scenario {
     pub model: ModelConfig,
     pub hardware: HardwareConfig,
     pub cluster: ClusterConfig,
+    /// The serving engine (`[engine]`: kind and version); unset, the engine
+    /// follows `scheduler.kind`.
+    #[serde(skip_serializing_if = "EngineConfig::is_unset")]
+    pub engine: EngineConfig,
     pub scheduler: SchedulerConfig,
     pub workload: WorkloadConfig,
     pub slo: SloConfig,
@@ -254,12 +259,20 @@ pub struct SchedulerConfig {
     /// of future KV use), "sglang" (SGLang's scheduler: prefill-first
     /// unmixed batches, admission reserving future decode tokens, retraction,
     /// longest cached prefix first), "laps" (short prefills ahead of long ones), "vtc" (Virtual
-    /// Token Counter fair sharing between clients).
-    pub kind: String,
-    /// Most sequences in one batch (vLLM max_num_seqs).
-    pub max_num_seqs: u32,
+    /// Token Counter fair sharing between clients). Default: the `[engine]`'s
+    /// own scheduler, else "vllm".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Most sequences in one batch (vLLM max_num_seqs). Default: the
+    /// engine's (vLLM V1: 1,024 on a device of ≥ 70 GiB that is not an
+    /// A100, else 256, at most the token budget), else 256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_num_seqs: Option<u32>,
     /// Most tokens in one batch (vLLM max_num_batched_tokens). Defaults to
-    /// max(max_model_len, 2048) for vllm and to `chunk_size` for sarathi.
+    /// max(max_model_len, 2048) for vllm, to `chunk_size` for sarathi, and
+    /// to the engine's per-device default for vllm-v1 (8,192 on a device of
+    /// ≥ 70 GiB that is not an A100, else 2,048) and sglang (2,048 below
+    /// 35 GiB, 8,192 below 160 GiB, else 16,384).
     pub max_num_batched_tokens: Option<u32>,
     /// Sarathi token budget per iteration (prefill chunks plus decodes).
     pub chunk_size: u32,
@@ -284,7 +297,8 @@ pub struct SchedulerConfig {
     pub fastswitch: bool,
     /// FastSwitch: blocks per contiguous group (one copy call per group).
     pub fastswitch_group_blocks: u32,
-    /// Automatic prefix caching (default: on for vllm-v1 and sglang, off otherwise).
+    /// Automatic prefix caching (default: on for vllm-v1 and sglang, and for
+    /// any paged scheduler when `[engine]` names vLLM V1 or SGLang; off otherwise).
     pub prefix_caching: Option<bool>,
     /// Admit by priority class (0 first; `workload.clients.priorities`) and
     /// preempt the least urgent first, instead of first-come-first-served.
@@ -317,8 +331,8 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
-            kind: "vllm".into(),
-            max_num_seqs: 256,
+            kind: None,
+            max_num_seqs: None,
             max_num_batched_tokens: None,
             chunk_size: 512,
             block_size: 16,

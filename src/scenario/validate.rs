@@ -2,7 +2,8 @@
 //! catalog, defaults filled in, every impossible value explained with its
 //! numbers (TP not dividing heads, zero replicas, a model that does not fit).
 
-use super::{Preemption, PrefixKind, Scenario};
+use super::engine_profile;
+use super::{Preemption, PrefixKind, Scenario, SchedulerConfig};
 use crate::catalog::{Catalog, DeviceSpec, Dtype, ModelSpec};
 use crate::error::{Error, Result};
 use crate::registry::{
@@ -157,9 +158,10 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
         ));
     }
 
+    let (resolved, spec, token_budget) = with_engine_defaults(s, registry, &device, max_model_len)?;
+    let s = &resolved;
     let sc = &s.scheduler;
-    let spec = registry.scheduler("scheduler.kind", &sc.kind)?;
-    positive("scheduler.max_num_seqs", sc.max_num_seqs)?;
+    let max_num_seqs = sc.max_num_seqs.expect("with_engine_defaults sets max_num_seqs");
     positive("scheduler.block_size", sc.block_size)?;
     positive("scheduler.chunk_size", sc.chunk_size)?;
     if !(sc.gpu_memory_utilization > 0.0 && sc.gpu_memory_utilization <= 1.0) {
@@ -174,40 +176,11 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
             format!("must be in [0, 1), found {}", sc.watermark),
         ));
     }
-    let token_budget = match spec.batching {
-        Batching::Chunked(DefaultBudget::Tokens(default)) => {
-            let budget = sc.max_num_batched_tokens.unwrap_or(default);
-            positive("scheduler.max_num_batched_tokens", budget)?;
-            budget
-        }
-        Batching::Chunked(DefaultBudget::ChunkSize) => {
-            let budget = sc
-                .max_num_batched_tokens
-                .map_or(sc.chunk_size, |m| m.min(sc.chunk_size));
-            positive("scheduler.max_num_batched_tokens", budget)?;
-            budget
-        }
-        Batching::WholePrompt => {
-            let budget = sc.max_num_batched_tokens.unwrap_or(max_model_len.max(2048));
-            if budget < max_model_len {
-                return Err(key_error(
-                    "scheduler.max_num_batched_tokens",
-                    format!(
-                        "{budget} is smaller than max_model_len ({max_model_len}); without chunked \
-                         prefill a whole prompt must fit in one batch (use scheduler.kind = \"sarathi\" \
-                         or lower model.max_model_len)"
-                    ),
-                ));
-            }
-            budget
-        }
-    };
-    if token_budget < sc.max_num_seqs {
+    if token_budget < max_num_seqs {
         return Err(key_error(
             "scheduler.max_num_batched_tokens",
             format!(
-                "the token budget ({token_budget}) must be at least max_num_seqs ({}) so every running sequence can decode",
-                sc.max_num_seqs
+                "the token budget ({token_budget}) must be at least max_num_seqs ({max_num_seqs}) so every running sequence can decode"
             ),
         ));
     }
@@ -256,7 +229,7 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
         block_size: sc.block_size,
         gpu_memory_utilization: sc.gpu_memory_utilization,
         max_batch_tokens: token_budget,
-        max_batch_seqs: sc.max_num_seqs,
+        max_batch_seqs: max_num_seqs,
         activation_reserve: sc.activation_reserve_gib.map(|g| g * 1024.0 * 1024.0 * 1024.0),
     })?;
 
@@ -279,7 +252,7 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
     )?;
 
     let limits = Limits {
-        max_num_seqs: sc.max_num_seqs,
+        max_num_seqs,
         token_budget,
     };
     let pools = crate::cluster::disagg::plan_pools(
@@ -318,6 +291,92 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
     })
 }
 
+/// The scenario with the serving engine's defaults filled in (see
+/// [`super::engine_profile`]): `scheduler.kind`, `max_num_seqs` and
+/// `prefix_caching` are set, and the returned scheduler runs on the engine's
+/// host costs (its `engine` is the engine's id). Also returns the token
+/// budget per step.
+fn with_engine_defaults(
+    s: &Scenario,
+    registry: &Registry,
+    device: &DeviceSpec,
+    max_model_len: u32,
+) -> Result<(Scenario, Arc<SchedulerSpec>, u32)> {
+    let section = s.engine.profile()?;
+    let sc = &s.scheduler;
+    let kind = match (&sc.kind, section) {
+        (Some(k), _) => k.clone(),
+        (None, Some(p)) => p.scheduler.to_string(),
+        (None, None) => engine_profile::DEFAULT_SCHEDULER.to_string(),
+    };
+    let mut spec = registry.scheduler("scheduler.kind", &kind)?;
+    if let Some(p) = section {
+        engine_profile::check_scheduler(p, &kind, sc.preemption == Preemption::Swap)?;
+        let mut on_engine = (*spec).clone();
+        on_engine.engine = p.id.to_string();
+        spec = Arc::new(on_engine);
+    }
+    let token_budget = token_budget(&spec, sc, device, max_model_len)?;
+    let max_num_seqs = match sc.max_num_seqs {
+        Some(n) => n,
+        None => engine_profile::default_max_num_seqs(&spec.engine, device, token_budget),
+    };
+    positive("scheduler.max_num_seqs", max_num_seqs)?;
+    // An engine named by [engine] brings its caching default to research
+    // policies too, unless they reserve contiguous memory per request.
+    let engine_caches = section.is_some_and(|p| p.prefix_caching) && spec.kv != KvLayout::ReserveMaxLen;
+    let caching = sc
+        .prefix_caching
+        .unwrap_or(spec.caching != Caching::Off || engine_caches);
+    let mut resolved = s.clone();
+    resolved.scheduler.kind = Some(kind);
+    resolved.scheduler.max_num_seqs = Some(max_num_seqs);
+    resolved.scheduler.prefix_caching = Some(caching);
+    Ok((resolved, spec, token_budget))
+}
+
+/// Tokens per step: `scheduler.max_num_batched_tokens`, else the
+/// scheduler's default, which for vLLM V1 and SGLang is their engine's
+/// per-device default ([`engine_profile::default_token_budget`]).
+fn token_budget(
+    spec: &SchedulerSpec,
+    sc: &SchedulerConfig,
+    device: &DeviceSpec,
+    max_model_len: u32,
+) -> Result<u32> {
+    Ok(match spec.batching {
+        Batching::Chunked(DefaultBudget::Tokens(default)) => {
+            let engine_default = engine_profile::default_token_budget(&spec.engine, device);
+            let budget = sc
+                .max_num_batched_tokens
+                .unwrap_or(engine_default.unwrap_or(default));
+            positive("scheduler.max_num_batched_tokens", budget)?;
+            budget
+        }
+        Batching::Chunked(DefaultBudget::ChunkSize) => {
+            let budget = sc
+                .max_num_batched_tokens
+                .map_or(sc.chunk_size, |m| m.min(sc.chunk_size));
+            positive("scheduler.max_num_batched_tokens", budget)?;
+            budget
+        }
+        Batching::WholePrompt => {
+            let budget = sc.max_num_batched_tokens.unwrap_or(max_model_len.max(2048));
+            if budget < max_model_len {
+                return Err(key_error(
+                    "scheduler.max_num_batched_tokens",
+                    format!(
+                        "{budget} is smaller than max_model_len ({max_model_len}); without chunked \
+                         prefill a whole prompt must fit in one batch (use scheduler.kind = \"sarathi\" \
+                         or lower model.max_model_len)"
+                    ),
+                ));
+            }
+            budget
+        }
+    })
+}
+
 /// The scheduler policy and the replicas' memory options a scenario asks for.
 fn replica_policy(
     s: &Scenario,
@@ -329,9 +388,11 @@ fn replica_policy(
     token_budget: u32,
 ) -> Result<(Policy, StateOptions)> {
     let sc = &s.scheduler;
-    let kind = sc.kind.as_str();
+    let kind = spec.name.as_str();
     let reserved = spec.kv == KvLayout::ReserveMaxLen;
-    let caching = sc.prefix_caching.unwrap_or(spec.caching != Caching::Off);
+    let caching = sc
+        .prefix_caching
+        .expect("with_engine_defaults sets prefix_caching");
     if spec.caching == Caching::Required && !caching {
         return Err(key_error(
             "scheduler.prefix_caching",
@@ -432,7 +493,7 @@ fn replica_policy(
     let policy = Policy {
         kind: kind.to_string(),
         limits: Limits {
-            max_num_seqs: sc.max_num_seqs,
+            max_num_seqs: sc.max_num_seqs.expect("with_engine_defaults sets max_num_seqs"),
             token_budget,
         },
         priority: sc.priority,

@@ -215,6 +215,13 @@ pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Syn
     let best_scenario = ranking.first().and_then(|k| {
         let r = all.iter().find(|r| &r.key == k)?;
         let mut sc = r.params.scenario(&space.base);
+        // State the engine's max_num_seqs the plan ran with, so best.toml
+        // reads the same on a build whose engine defaults differ.
+        if sc.scheduler.max_num_seqs.is_none()
+            && let Ok(plan) = crate::scenario::validate::plan(&sc)
+        {
+            sc.scheduler.max_num_seqs = plan.scenario.scheduler.max_num_seqs;
+        }
         workload.set_rate(&mut sc, r.capacity_rps);
         let name = if space.base.name.is_empty() {
             "search"

@@ -212,7 +212,8 @@ pub fn table(o: &Outcome) -> String {
             },
             r.gpus,
             p.scheduler,
-            p.max_num_seqs,
+            p.max_num_seqs
+                .map_or_else(|| "auto".to_string(), |q| q.to_string()),
             p.max_num_batched_tokens
                 .map_or_else(|| "auto".to_string(), |t| t.to_string()),
             p.chunk_size,

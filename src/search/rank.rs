@@ -196,7 +196,7 @@ mod tests {
             pp: 1,
             replicas,
             scheduler: "vllm".into(),
-            max_num_seqs: 256,
+            max_num_seqs: Some(256),
             max_num_batched_tokens: None,
             chunk_size: 512,
             prefill_replicas: 0,

@@ -449,7 +449,8 @@ pub struct PlanParams {
     pub pp: u32,
     pub replicas: u32,
     pub scheduler: String,
-    pub max_num_seqs: u32,
+    /// `None`: the engine's default (see `scenario::engine_profile`).
+    pub max_num_seqs: Option<u32>,
     /// `None`: the scheduler's default.
     pub max_num_batched_tokens: Option<u32>,
     pub chunk_size: u32,
@@ -474,7 +475,8 @@ impl PlanParams {
             self.pp,
             self.replicas,
             self.scheduler,
-            self.max_num_seqs,
+            self.max_num_seqs
+                .map_or_else(|| "auto".to_string(), |q| q.to_string()),
             self.max_num_batched_tokens
                 .map_or_else(|| "auto".to_string(), |t| t.to_string()),
             self.chunk_size
@@ -503,7 +505,7 @@ impl PlanParams {
         s.cluster.tp = self.tp;
         s.cluster.pp = self.pp;
         s.cluster.replicas = self.replicas;
-        s.scheduler.kind = self.scheduler.clone();
+        s.scheduler.kind = Some(self.scheduler.clone());
         s.scheduler.max_num_seqs = self.max_num_seqs;
         s.scheduler.max_num_batched_tokens = self.max_num_batched_tokens;
         s.scheduler.chunk_size = self.chunk_size;
@@ -652,7 +654,7 @@ pub fn enumerate(space: &Space) -> Result<Enumerated> {
 
 /// Every (kind, max_num_seqs, max_num_batched_tokens, chunk_size) the
 /// `[[search.schedulers]]` entries span, in file order.
-fn scheduler_settings(s: &SearchConfig, base: &Scenario) -> Vec<(String, u32, Option<u32>, u32)> {
+fn scheduler_settings(s: &SearchConfig, base: &Scenario) -> Vec<(String, Option<u32>, Option<u32>, u32)> {
     let b = &base.scheduler;
     let default = [SchedulerChoice::default()];
     let entries: &[SchedulerChoice] = if s.schedulers.is_empty() {
@@ -662,11 +664,18 @@ fn scheduler_settings(s: &SearchConfig, base: &Scenario) -> Vec<(String, u32, Op
     };
     let mut out = Vec::new();
     for e in entries {
-        let kind = e.kind.clone().unwrap_or_else(|| b.kind.clone());
-        let seqs = if e.max_num_seqs.is_empty() {
+        // The base's scheduler, else its engine's own (a bad [engine] section
+        // fails when the plan is validated).
+        let engine_scheduler = base.engine.profile().ok().flatten().map(|p| p.scheduler);
+        let kind = e.kind.clone().or_else(|| b.kind.clone()).unwrap_or_else(|| {
+            engine_scheduler
+                .unwrap_or(crate::scenario::engine_profile::DEFAULT_SCHEDULER)
+                .to_string()
+        });
+        let seqs: Vec<Option<u32>> = if e.max_num_seqs.is_empty() {
             vec![b.max_num_seqs]
         } else {
-            e.max_num_seqs.clone()
+            e.max_num_seqs.iter().map(|&q| Some(q)).collect()
         };
         let tokens: Vec<Option<u32>> = if e.max_num_batched_tokens.is_empty() {
             vec![b.max_num_batched_tokens]
@@ -864,7 +873,7 @@ mod tests {
         let keys: Vec<String> = e.candidates.iter().map(|c| c.params.key()).collect();
         assert!(
             keys.iter()
-                .any(|k| k.ends_with("dp=4 vllm seqs=256 tokens=auto chunk=512 pd=1+3")),
+                .any(|k| k.ends_with("dp=4 vllm seqs=auto tokens=auto chunk=512 pd=1+3")),
             "{keys:?}"
         );
         assert!(
