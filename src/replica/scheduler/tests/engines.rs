@@ -305,3 +305,36 @@ fn sglang_new_token_ratio_decays_per_decode_step() {
     let r = run(&sglang(400, &["workload.max_tokens=5000"]), 10 * MS, reqs);
     assert_eq!(r.rec(1).scheduled, 1930 * MS);
 }
+
+/// SGLang retracts until 20 decode steps of every remaining request fit
+/// (`RETRACT_DECODE_STEPS`), not only until the next step does. 4 blocks
+/// of 16; A, B and C (16-token prompts, 2 tokens) at 0 each need
+/// 16 + 2 = 18 (18 < 64, < 46, < 28): all prefill at 0, one block each.
+/// Their second token needs a second block each, 3 for the 1 free: C, the
+/// newest of three equals, is retracted. Now the step fits (2 blocks for
+/// 2), but 32 free tokens < 20 × 2, so B is retracted too; A decodes alone
+/// and ends at 20 ms.
+#[test]
+fn sglang_retracts_until_twenty_decode_steps_fit() {
+    let reqs = vec![req(0, 0, 16, 2), req(1, 0, 16, 2), req(2, 0, 16, 2)];
+    let r = run(&sglang(4, &["workload.max_tokens=1"]), 10 * MS, reqs);
+    let preempted: Vec<u32> = (0..3).map(|i| r.rec(i).preemptions).collect();
+    assert_eq!(preempted, [0, 1, 1]);
+    assert_eq!(r.rec(0).finish, 20 * MS);
+}
+
+/// The headroom test is strict: exactly 20 steps of room is enough. Blocks
+/// of 8, 7 of them; A and B (8, 2) and C (32, 2) at 0 need 10, 10 and 34
+/// (34 < 56 − 20): all prefill at 0 (1 + 1 + 4 blocks). Each next token
+/// needs a new block, 3 for the 1 free: C (longest prompt among equal
+/// generated counts) is retracted, leaving 5 blocks = 40 tokens for A and
+/// B — exactly 20 × 2, so nobody else is retracted.
+#[test]
+fn sglang_stops_retracting_at_exactly_twenty_steps_of_room() {
+    let reqs = vec![req(0, 0, 8, 2), req(1, 0, 8, 2), req(2, 0, 32, 2)];
+    let sets = ["workload.max_tokens=1", "scheduler.block_size=8"];
+    let r = run(&sglang(7, &sets), 10 * MS, reqs);
+    let preempted: Vec<u32> = (0..3).map(|i| r.rec(i).preemptions).collect();
+    assert_eq!(preempted, [0, 0, 1]);
+    assert_eq!((r.rec(0).finish, r.rec(1).finish), (20 * MS, 20 * MS));
+}
