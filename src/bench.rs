@@ -26,6 +26,11 @@
 //!   fixed-concurrency clients (64 per replica, vLLM's `--max-concurrency`), 1,000,000
 //!   requests with conversation lengths. Target ≤ 2 s on one core.
 //!
+//! - S10, S11 (engines' own schedulers): S1 on `vllm-v1` and on `sglang`
+//!   (SGLang's admission sums the running requests' reservations in each step
+//!   where a request waits, as SGLang does: O(running) there). S9 is kept for
+//!   the 10M-request soak.
+//!
 //! For S5/S6, `requests` counts every simulated request of every probe and
 //! `simulated_s` is the number of plans searched.
 //!
@@ -141,11 +146,24 @@ fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
                 "workload.count=1000000",
             ]),
         ),
+        "S10" => {
+            let mut v = own(S1);
+            v.extend(own(&["scheduler.kind=vllm-v1"]));
+            (
+                "S1 on vLLM V1's scheduler (blocks per chunk, 8,192-token budget)",
+                v,
+            )
+        }
+        "S11" => {
+            let mut v = own(S1);
+            v.extend(own(&["scheduler.kind=sglang"]));
+            ("S1 on SGLang's scheduler (reserved decode tokens, retraction)", v)
+        }
         _ => return None,
     })
 }
 
-pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8"];
+pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S10", "S11"];
 
 /// The lmsys-like trace S5 replays, when `../shared` is present.
 const LMSYS_TRACE: &str = concat!(

@@ -180,7 +180,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
-    /// Run the fixed benchmark scenarios (S1–S8) and print wall time and simulated requests/s.
+    /// Run the fixed benchmark scenarios (S1–S8, S10, S11) and print wall time and simulated requests/s.
     Bench {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,

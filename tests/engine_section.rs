@@ -187,3 +187,20 @@ fn a_scenario_without_the_section_reads_as_before() {
     assert_eq!(p.scenario.scheduler.kind.as_deref(), Some("vllm"));
     assert_eq!(p.scenario.scheduler.max_num_seqs, Some(256));
 }
+
+#[test]
+fn a_scenario_with_the_section_keeps_it_when_written_out() {
+    // best.toml and the search fingerprint write scenarios back out: a
+    // named engine, with or without a version, must survive the round trip.
+    for sets in [
+        vec!["engine.kind=\"vllm\""],
+        vec!["engine.kind=\"vllm\"", "engine.version=\"0.6.3\""],
+        vec!["engine.kind=\"sglang\""],
+    ] {
+        let s = common::scenario(&sets);
+        let text = toml::to_string(&s).unwrap();
+        assert!(text.contains("[engine]"), "{text}");
+        let back: fleetsim::scenario::Scenario = toml::from_str(&text).unwrap();
+        assert_eq!(back.engine, s.engine, "{text}");
+    }
+}

@@ -267,6 +267,7 @@ mod tests {
         assert_eq!(id("1.0.0"), "vllm-v1");
         assert_eq!(id("V0"), "vllm-v0");
         assert_eq!(id("v1"), "vllm-v1");
+        assert_eq!(id("V1"), "vllm-v1");
         let latest = cfg(Some(EngineKind::Vllm), None).profile().unwrap().unwrap();
         assert_eq!(latest.id, "vllm-v1");
         let sglang = cfg(Some(EngineKind::Sglang), Some("0.4.9"))
@@ -291,6 +292,30 @@ mod tests {
         }
         let e = cfg(None, Some("0.6")).profile().unwrap_err().to_string();
         assert!(e.contains("engine.version") && e.contains("engine.kind"), "{e}");
+    }
+
+    #[test]
+    fn sglang_chunk_size_steps_at_35_and_160_gib() {
+        let mut d = crate::catalog::Catalog::builtin()
+            .device("H100-SXM")
+            .unwrap()
+            .clone();
+        for (gib, tokens) in [
+            (24.0, 2048),
+            (34.9, 2048),
+            (35.0, 8192),
+            (159.9, 8192),
+            (160.0, 16384),
+        ] {
+            d.memory_bytes = gib * GIB;
+            assert_eq!(default_token_budget("sglang", &d), Some(tokens), "{gib} GiB");
+        }
+        // vLLM V1's step is at 70 GiB, and any device named A100 stays small.
+        d.memory_bytes = 70.0 * GIB;
+        assert_eq!(default_token_budget("vllm-v1", &d), Some(8192));
+        d.memory_bytes = 69.9 * GIB;
+        assert_eq!(default_token_budget("vllm-v1", &d), Some(2048));
+        assert_eq!(default_token_budget("vllm-v0", &d), None);
     }
 
     #[test]
