@@ -84,12 +84,14 @@ fn vllm_v1_sizes_its_batches_by_the_device_as_vllm_does() {
 
 #[test]
 fn the_larger_v1_default_reserves_logits_for_more_sequences() {
-    // vLLM V1 profiles its sampler with max_num_seqs rows of logits, so the
-    // 1,024-sequence default leaves less memory for KV than 256 would.
+    // vLLM V1 profiles its sampler with max_num_seqs rows of FP32 logits,
+    // so the 1,024-sequence default leaves 768 rows × 128,256 (Llama-3's
+    // vocabulary) × 4 bytes less for KV than 256 would, at TP 1.
     let default = common::plan(&["engine.kind=\"vllm\""]);
     let capped = common::plan(&["engine.kind=\"vllm\"", "scheduler.max_num_seqs=256"]);
-    assert!(
-        default.memory.kv_bytes < capped.memory.kv_bytes,
+    assert_eq!(
+        capped.memory.kv_bytes - default.memory.kv_bytes,
+        768.0 * 128_256.0 * 4.0,
         "{:?} vs {:?}",
         default.memory,
         capped.memory

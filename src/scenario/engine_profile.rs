@@ -31,6 +31,7 @@
 use super::validate::key_error;
 use crate::catalog::DeviceSpec;
 use crate::error::Result;
+use crate::registry::BASE_ENGINE;
 use crate::scenario::kinds::kinds;
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +76,8 @@ pub struct EngineProfile {
 
 /// vLLM before 0.8 (the V0 engine).
 pub const VLLM_V0: EngineProfile = EngineProfile {
-    id: "vllm-v0",
+    // The engine the devices' base calibrations were fitted with.
+    id: BASE_ENGINE,
     scheduler: "vllm",
     own_schedulers: &["vllm", "sarathi"],
     can_swap: true,
@@ -179,13 +181,20 @@ pub fn check_scheduler(engine: &EngineProfile, scheduler: &str, swap: bool) -> R
     if let Some(owner) = owner_of(scheduler)
         && owner != engine
     {
+        let owned: Vec<String> = PROFILES
+            .iter()
+            .map(|p| format!("{} ({})", p.own_schedulers.join(", "), p.id))
+            .collect();
         return Err(key_error(
             "scheduler.kind",
             format!(
                 "`{scheduler}` is the {} engine's own scheduler and cannot run on the {} engine \
-                 ([engine]); use `{}`, a research policy (orca, fastertransformer, lightllm, laps, vtc), \
-                 or leave scheduler.kind unset",
-                owner.id, engine.id, engine.scheduler
+                 ([engine]); use `{}`, leave scheduler.kind unset, or pick a policy that is no \
+                 engine's own (engines' own: {})",
+                owner.id,
+                engine.id,
+                engine.scheduler,
+                owned.join("; ")
             ),
         ));
     }
@@ -209,8 +218,8 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 pub fn default_token_budget(engine_id: &str, device: &DeviceSpec) -> Option<u32> {
     let gib = device.memory_bytes / GIB;
     match engine_id {
-        "vllm-v1" => Some(if large_v1_device(device) { 8192 } else { 2048 }),
-        "sglang" => Some(if gib < 35.0 {
+        id if id == VLLM_V1.id => Some(if large_v1_device(device) { 8192 } else { 2048 }),
+        id if id == SGLANG.id => Some(if gib < 35.0 {
             2048
         } else if gib < 160.0 {
             8192
@@ -225,7 +234,7 @@ pub fn default_token_budget(engine_id: &str, device: &DeviceSpec) -> Option<u32>
 pub fn default_max_num_seqs(engine_id: &str, device: &DeviceSpec, token_budget: u32) -> u32 {
     match engine_id {
         // vLLM V1 caps its default at the token budget.
-        "vllm-v1" => (if large_v1_device(device) { 1024 } else { 256 }).min(token_budget),
+        id if id == VLLM_V1.id => (if large_v1_device(device) { 1024 } else { 256 }).min(token_budget),
         // vLLM V0's default. SGLang's own limit, min(pool tokens / 2, 4096)
         // running requests, is not applied: the memory plan sizes the
         // logits buffer by max_num_seqs, which SGLang does not (its CUDA

@@ -43,6 +43,7 @@ pub(crate) use vtc::Vtc;
 
 use super::state::{ReplicaState, RequestView, Slot};
 use crate::registry::{Batching, Caching, DefaultBudget, KvLayout, SchedulerSpec};
+use crate::scenario::engine_profile::{SGLANG, VLLM_V1};
 use crate::units::Nanos;
 
 /// Forms the next batch by calling the [`ReplicaState`] operations (admit,
@@ -107,7 +108,7 @@ pub(crate) fn builtin() -> Vec<SchedulerSpec> {
         .kv(KvLayout::PagedPerChunk)
         .caching(Caching::On)
         .recompute_only()
-        .engine("vllm-v1"),
+        .engine(VLLM_V1.id),
         SchedulerSpec::new(
             "orca",
             "Orca: iteration-level batching, maximum length reserved",
@@ -138,7 +139,7 @@ pub(crate) fn builtin() -> Vec<SchedulerSpec> {
         .kv(KvLayout::PagedPerChunk)
         .caching(Caching::Required)
         .recompute_only()
-        .engine("sglang"),
+        .engine(SGLANG.id),
         SchedulerSpec::new("laps", "short prefills ahead of long ones", |p| {
             Box::new(Laps::new(p.clone()))
         })
