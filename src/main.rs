@@ -267,13 +267,10 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             // Builds the time model too (the profile model reads its tables).
             fleetsim::engine::time_model(&plan)?;
             outln!(
-                "{}: ok — {} on {} {}× (tp={}, pp={}), {} KV blocks of {} tokens per replica ({:.1} GiB)",
+                "{}: ok — {} on {}; {} KV blocks of {} tokens per replica ({:.1} GiB)",
                 scenario.display(),
                 plan.model.name,
-                plan.scenario.cluster.replicas,
-                plan.device.name,
-                plan.scenario.cluster.tp,
-                plan.scenario.cluster.pp,
+                plan.shape(),
                 plan.memory.num_blocks,
                 plan.scenario.scheduler.block_size,
                 plan.memory.kv_bytes / (1024.0 * 1024.0 * 1024.0),
@@ -459,6 +456,9 @@ fn run(
     let trace_opts = outputs.trace.as_ref().map(|t| &t.1);
     let report = fleetsim::run_plan_traced(&plan, trace_opts, &mut |n| progress.update(n))?;
     progress.finish();
+    for w in &report.summary.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(dir) = outputs.out {
         report.write_dir(&dir)?;
     }
@@ -559,25 +559,39 @@ impl Progress {
         }
     }
 
-    fn update(&mut self, arrived: u64) {
+    fn update(&mut self, ended: u64) {
         if !self.enabled {
             return;
         }
         if self.bar.is_none() && self.started.elapsed() >= Duration::from_secs(1) {
+            // Requests that ended (not arrived: under overload every request
+            // arrives long before the run ends, and the ETA would say 0 s).
             let bar = match self.total {
-                Some(t) => indicatif::ProgressBar::new(t),
-                None => indicatif::ProgressBar::new_spinner(),
+                Some(t) => {
+                    let bar = indicatif::ProgressBar::new(t);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} requests done (ETA {eta})",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar
+                }
+                None => {
+                    let bar = indicatif::ProgressBar::new_spinner();
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} [{elapsed_precise}] {pos} requests done",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar
+                }
             };
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} requests arrived (ETA {eta})",
-                )
-                .expect("valid template"),
-            );
             self.bar = Some(bar);
         }
         if let Some(bar) = &self.bar {
-            bar.set_position(arrived);
+            bar.set_position(ended);
         }
     }
 

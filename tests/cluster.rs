@@ -730,7 +730,7 @@ fn cache_aware_routing_raises_hit_rate_and_lowers_ttft_on_the_mooncake_trace() {
     };
     let trace = shared.join("traces/mooncake/conversation_trace.jsonl");
     if !trace.is_file() {
-        eprintln!("skipping: {} is not present", trace.display());
+        common::skip(&format!("{} is not present", trace.display()));
         return;
     }
     let t = format!("workload.trace={}", trace.display());

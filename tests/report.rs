@@ -5,6 +5,8 @@
 //! in the DOM, a screenshot under target/ for a person to look at; skipped
 //! with a message when Chromium is not installed).
 
+mod common;
+
 use fleetsim::output::report::{SearchInput, SearchPlan, search_report};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -290,8 +292,8 @@ fn console_lines(stderr: &str) -> Vec<&str> {
 #[test]
 fn reports_render_in_headless_chromium_without_console_errors() {
     let Some(bin) = find_chromium() else {
-        eprintln!(
-            "skipping: no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it when it can)"
+        common::skip(
+            "no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it when it can)",
         );
         return;
     };

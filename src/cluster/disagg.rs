@@ -61,7 +61,7 @@ use crate::replica::memory::{self, MemoryInputs, MemoryPlan};
 use crate::replica::{Replica, ReplicaState, scheduler::Limits};
 use crate::scenario::kinds::kinds;
 use crate::scenario::validate::{
-    apply_interconnect, check_parallel, key_error, positive, resolve_calibration,
+    apply_interconnect, check_parallel, key_error, positive, replica_count, resolve_calibration,
 };
 use crate::scenario::{PoolConfig, Scenario, SloConfig};
 use crate::timing::collectives::Link;
@@ -184,7 +184,7 @@ pub(crate) fn top_level(s: &Scenario) -> Result<Option<Scenario>> {
         return Ok(None);
     }
     let p = &s.cluster.prefill;
-    positive("cluster.prefill.replicas", p.replicas)?;
+    replica_count("cluster.prefill.replicas", p.replicas)?;
     positive("cluster.prefill.tp", p.tp)?;
     positive("cluster.prefill.pp", p.pp)?;
     let mut t = s.clone();
@@ -298,7 +298,7 @@ fn plan_pool(
     key: &str,
     p: &PoolConfig,
 ) -> Result<PoolPlan> {
-    positive(&format!("{key}.replicas"), p.replicas)?;
+    replica_count(&format!("{key}.replicas"), p.replicas)?;
     positive(&format!("{key}.tp"), p.tp)?;
     positive(&format!("{key}.pp"), p.pp)?;
     let device = match &p.device {

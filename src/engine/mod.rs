@@ -85,7 +85,6 @@ pub struct Simulation {
     limits: Limits,
     block_size: u32,
     slo_ttft: f64,
-    sample_interval: Nanos,
     info: RunInfo,
     paranoid: bool,
     /// Requests routed to each replica (conservation checks).
@@ -250,6 +249,7 @@ impl Simulation {
             tp: plan.pools[0].tp,
             pp: plan.pools[0].pp,
             devices: plan.total_devices(),
+            cluster: plan.shape(),
             scheduler: plan.scheduler.name.clone(),
             router: c.router.clone(),
             seed: s.workload.seed,
@@ -270,6 +270,9 @@ impl Simulation {
         );
         let pd = Runtime::new(plan);
         let mut metrics = Metrics::new(n, &s.metrics, &s.slo);
+        for note in workload.notes() {
+            metrics.warn(note);
+        }
         if pd.is_some() {
             metrics.set_kv_bytes(0, 0);
         }
@@ -303,7 +306,6 @@ impl Simulation {
             limits: plan.limits,
             block_size: s.scheduler.block_size,
             slo_ttft: s.slo.ttft,
-            sample_interval: secs_to_nanos(s.metrics.sample_interval).max(1),
             info,
             paranoid: false,
             block_bytes: plan
@@ -329,7 +331,8 @@ impl Simulation {
     }
 
     /// Runs to completion: every request finishes or is rejected.
-    /// `progress` is called with the number of arrivals so far, now and then.
+    /// `progress` is called with the number of requests ended (finished or
+    /// rejected) so far, every 8,192 events and once at the end.
     pub fn run(self, progress: &mut dyn FnMut(u64)) -> Report {
         self.run_with_routing(progress).0
     }
@@ -341,8 +344,7 @@ impl Simulation {
         let mut ends: BinaryHeap<Reverse<(Nanos, u32)>> = BinaryHeap::with_capacity(n);
         let mut dirty: Vec<u32> = Vec::with_capacity(n);
         let mut is_dirty = vec![false; n];
-        let mut arrived = 0u64;
-        let mut next_sample: Nanos = 0;
+        let mut events = 0u64;
         let mut now: Nanos = 0;
         loop {
             let t_end = ends.peek().map(|r| r.0.0);
@@ -362,11 +364,13 @@ impl Simulation {
                 break;
             };
             debug_assert!(t >= now, "time went backwards");
-            while next_sample <= t {
-                for r in &self.replicas {
-                    self.metrics.record_sample(next_sample, r.state.id, &r.sample());
-                }
-                next_sample += self.sample_interval;
+            events += 1;
+            if events.is_multiple_of(8192) {
+                progress(self.metrics.ended());
+            }
+            if self.metrics.samples_due(t) {
+                self.metrics
+                    .record_samples(t, self.replicas.iter().map(|r| (r.state.id, r.sample())));
             }
             now = t;
             if self.staleness > 0 && now >= self.next_refresh {
@@ -414,10 +418,6 @@ impl Simulation {
                 self.observe(i);
                 mark(&mut dirty, &mut is_dirty, i);
                 t_next = self.workload.next_arrival();
-                arrived += 1;
-                if arrived.is_multiple_of(4096) {
-                    progress(arrived);
-                }
             }
             for &i in &dirty {
                 is_dirty[i as usize] = false;
@@ -456,7 +456,7 @@ impl Simulation {
                 }
             }
         }
-        progress(arrived);
+        progress(self.metrics.ended());
         for r in &self.replicas {
             assert!(
                 !r.state.has_work() && !r.state.has_pending_outputs(),

@@ -11,7 +11,8 @@
 //!   [`LogHistogram`] (never stored one by one);
 //! - `Metrics::record_iteration`: per-iteration time, FLOPs, bytes and
 //!   batch size, into O(1) accumulators;
-//! - `Metrics::record_sample`: periodic replica snapshots (`timeseries.csv`).
+//! - `Metrics::record_samples`: periodic replica snapshots
+//!   (`timeseries.csv`), kept in bounded memory by [`timeseries`].
 //!
 //! Module layout: [`histogram`] (the ITL histogram and its error bound),
 //! [`summary`] (every metric's definition), `writers` (`summary.json` and
@@ -27,6 +28,7 @@ pub mod histogram;
 #[doc(hidden)]
 pub mod summary;
 mod table;
+pub mod timeseries;
 mod transfer;
 mod writers;
 
@@ -41,6 +43,7 @@ use crate::units::Nanos;
 use crate::workload::feedback::{Completion, FirstToken};
 use serde::Serialize;
 use summary::{IterAcc, ReplicaAcc};
+use timeseries::TimeSeries;
 
 /// Why a request was not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +174,8 @@ pub struct RunInfo {
     pub tp: u32,
     pub pp: u32,
     pub devices: u32,
+    /// The cluster pool by pool with its device count (`Plan::shape`).
+    pub cluster: String,
     pub scheduler: String,
     pub router: String,
     pub seed: u64,
@@ -189,9 +194,8 @@ pub struct RunInfo {
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
     slo: SloConfig,
-    sample_interval_s: f64,
     records: Vec<RequestRecord>,
-    samples: Vec<Sample>,
+    series: TimeSeries,
     itl: LogHistogram,
     iter: IterAcc,
     replicas: Vec<ReplicaAcc>,
@@ -206,15 +210,16 @@ pub(crate) struct Metrics {
     outbox: Option<Vec<Completion>>,
     /// First tokens not yet delivered to a workload that listens to them.
     first_tokens: Option<Vec<FirstToken>>,
+    /// Warnings for the summary (`Summary::warnings`).
+    warnings: Vec<String>,
 }
 
 impl Metrics {
     pub fn new(num_replicas: u32, cfg: &MetricsConfig, slo: &SloConfig) -> Self {
         Metrics {
             slo: slo.clone(),
-            sample_interval_s: cfg.sample_interval,
             records: Vec::new(),
-            samples: Vec::new(),
+            series: TimeSeries::new(crate::units::secs_to_nanos(cfg.sample_interval), num_replicas),
             itl: LogHistogram::new(),
             iter: IterAcc::default(),
             replicas: vec![ReplicaAcc::default(); num_replicas as usize],
@@ -224,7 +229,13 @@ impl Metrics {
             memory: MemorySummary::default(),
             outbox: None,
             first_tokens: None,
+            warnings: Vec::new(),
         }
+    }
+
+    /// Adds a warning to the summary (in the order given).
+    pub fn warn(&mut self, message: String) {
+        self.warnings.push(message);
     }
 
     /// Collects every request's end for the workload from now on.
@@ -292,6 +303,12 @@ impl Metrics {
         self.records.push(rec);
     }
 
+    /// Requests recorded so far (finished or rejected).
+    #[inline]
+    pub fn ended(&self) -> u64 {
+        self.records.len() as u64
+    }
+
     /// `weight` requests each saw inter-token gap `gap` (one call per cohort
     /// per iteration; O(1)).
     #[inline]
@@ -326,14 +343,18 @@ impl Metrics {
         self.iter.hbm_bytes += cost.hbm_bytes;
     }
 
-    /// Periodic snapshot (the engine calls it every `sample_interval` for
-    /// each replica, in replica order).
-    pub fn record_sample(&mut self, time: Nanos, replica: u32, s: &ReplicaSample) {
-        self.samples.push(Sample {
-            time,
-            replica,
-            state: *s,
-        });
+    /// True when a sampling instant at or before `t` is still to be taken
+    /// (the engine's one cheap check per event).
+    #[inline]
+    pub fn samples_due(&self, t: Nanos) -> bool {
+        self.series.due(t)
+    }
+
+    /// Periodic snapshots: every sampling instant up to `t` sees the
+    /// replicas in `states` (replica order); O(replicas) however many
+    /// instants that is (see [`timeseries`]).
+    pub fn record_samples(&mut self, t: Nanos, states: impl Iterator<Item = (u32, ReplicaSample)>) {
+        self.series.record_span(t, states);
     }
 
     /// A prefilled request's KV reached its decode replica and was admitted.
@@ -365,7 +386,6 @@ impl Metrics {
         // replica per instant, one transfer per request), so an unstable
         // sort gives the one order there is, in place.
         self.records.sort_unstable_by_key(|r| r.id);
-        self.samples.sort_unstable_by_key(|s| (s.time, s.replica));
         self.transfers.sort_unstable_by_key(|t| t.id);
         let m = &mut self.memory;
         m.prefix_cache_hit_rate = if m.prefix_queried_tokens > 0 {
@@ -376,22 +396,44 @@ impl Metrics {
         let mut summary = Summary::compute(summary::Inputs {
             info,
             end,
-            sample_interval_s: self.sample_interval_s,
+            sample_interval_s: crate::units::nanos_to_secs(self.series.interval()),
             slo: &self.slo,
             records: &self.records,
-            samples: &self.samples,
+            kv: self.series.kv_stats(),
             itl: &self.itl,
             iter: self.iter,
             replicas: &self.replicas,
             memory: self.memory,
         });
+        if self.series.interval() != self.series.requested_interval() {
+            let (kept, asked) = (self.series.interval(), self.series.requested_interval());
+            self.warnings.push(format!(
+                "timeseries.csv keeps one sample every {} s, not every {} s (metrics.sample_interval), \
+                 to stay within {} instants per replica; the summary's KV utilisation still counts every {} s instant",
+                crate::units::nanos_to_secs(kept),
+                crate::units::nanos_to_secs(asked),
+                self.series.capacity(),
+                crate::units::nanos_to_secs(asked),
+            ));
+        }
+        if summary.completed == 0 {
+            self.warnings.push(if summary.rejected > 0 {
+                format!(
+                    "no request completed: all {} were rejected, so every latency is n/a",
+                    summary.rejected
+                )
+            } else {
+                "no request completed (the workload sent none), so every latency is n/a".to_string()
+            });
+        }
+        summary.warnings = std::mem::take(&mut self.warnings);
         summary.kv_transfer = self
             .kv_bytes
             .map(|(sent, received)| transfer::summarize(&self.transfers, sent, received));
         Report {
             summary,
             requests: self.records,
-            samples: self.samples,
+            samples: self.series.into_rows(),
             itl: self.itl,
             transfers: self.transfers,
             trace: self.trace,
@@ -429,6 +471,7 @@ pub(crate) mod test_util {
             tp: 1,
             pp: 1,
             devices: 2,
+            cluster: "2 replica(s) x TP1 x PP1 on H100-SXM = 2 device(s)".into(),
             scheduler: "vllm".into(),
             router: "round-robin".into(),
             seed: 7,
@@ -545,18 +588,21 @@ pub(crate) mod test_util {
             m.record_iteration(rep, start, &b, &cost);
         }
         for t in 0..3u64 {
-            for rep in 0..2u32 {
-                let s = ReplicaSample {
-                    queued: t as u32,
-                    running: 2,
-                    kv_blocks_used: 100 * (t + 1) * (rep as u64 + 1),
-                    kv_blocks_total: 1000,
-                    batch_seqs: 4,
-                    batch_tokens: 103,
-                    cache_blocks: 0,
-                };
-                m.record_sample(t * S, rep, &s);
-            }
+            m.record_samples(
+                t * S,
+                (0..2u32).map(|rep| {
+                    let s = ReplicaSample {
+                        queued: t as u32,
+                        running: 2,
+                        kv_blocks_used: 100 * (t + 1) * (rep as u64 + 1),
+                        kv_blocks_total: 1000,
+                        batch_seqs: 4,
+                        batch_tokens: 103,
+                        cache_blocks: 0,
+                    };
+                    (rep, s)
+                }),
+            );
         }
         m.finish(info(), 10 * S)
     }

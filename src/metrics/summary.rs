@@ -21,7 +21,7 @@
 //! an empty set are reported as 0 (as vLLM does).
 
 use super::histogram::LogHistogram;
-use super::{Outcome, RejectReason, RequestRecord, RunInfo, Sample};
+use super::{Outcome, RejectReason, RequestRecord, RunInfo};
 use crate::scenario::config::SloConfig;
 use crate::units::{NANOS_PER_SEC, Nanos, nanos_to_secs, secs_to_nanos};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -69,7 +69,9 @@ pub fn percentile_sorted(xs: &[f64], p: f64) -> f64 {
 ///
 /// Serialised flat with vLLM's names: `mean_<metric>_ms`,
 /// `median_<metric>_ms`, `p90_<metric>_ms`, `p95_<metric>_ms`,
-/// `p99_<metric>_ms`, `max_<metric>_ms`, `std_<metric>_ms`.
+/// `p99_<metric>_ms`, `max_<metric>_ms`, `std_<metric>_ms`. With no
+/// samples (`count` = 0) every value is `null`: the fields hold 0, which
+/// is not a latency anyone measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencyStats {
     /// Metric name used in the serialised keys ("ttft", "tpot", ...).
@@ -132,14 +134,15 @@ impl LatencyStats {
 impl Serialize for LatencyStats {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let m = self.metric;
+        let value = |v: f64| (self.count > 0).then_some(v);
         let mut map = s.serialize_map(Some(7))?;
-        map.serialize_entry(&format!("mean_{m}_ms"), &self.mean)?;
-        map.serialize_entry(&format!("median_{m}_ms"), &self.median)?;
-        map.serialize_entry(&format!("p90_{m}_ms"), &self.p90)?;
-        map.serialize_entry(&format!("p95_{m}_ms"), &self.p95)?;
-        map.serialize_entry(&format!("p99_{m}_ms"), &self.p99)?;
-        map.serialize_entry(&format!("max_{m}_ms"), &self.max)?;
-        map.serialize_entry(&format!("std_{m}_ms"), &self.std)?;
+        map.serialize_entry(&format!("mean_{m}_ms"), &value(self.mean))?;
+        map.serialize_entry(&format!("median_{m}_ms"), &value(self.median))?;
+        map.serialize_entry(&format!("p90_{m}_ms"), &value(self.p90))?;
+        map.serialize_entry(&format!("p95_{m}_ms"), &value(self.p95))?;
+        map.serialize_entry(&format!("p99_{m}_ms"), &value(self.p99))?;
+        map.serialize_entry(&format!("max_{m}_ms"), &value(self.max))?;
+        map.serialize_entry(&format!("std_{m}_ms"), &value(self.std))?;
         map.end()
     }
 }
@@ -300,14 +303,19 @@ pub struct Summary {
     /// Tokens per iteration (prefill chunk tokens + decodes), weighted by iteration duration.
     pub mean_batch_tokens: f64,
     /// Mean over all samples (every replica, every sample instant) of
-    /// kv_blocks_used / kv_blocks_total.
-    pub mean_kv_utilization: f64,
+    /// kv_blocks_used / kv_blocks_total; `null` when nothing was sampled.
+    pub mean_kv_utilization: Option<f64>,
     /// Maximum of the same.
-    pub max_kv_utilization: f64,
+    pub max_kv_utilization: Option<f64>,
     pub per_replica: Vec<ReplicaSummary>,
     /// KV hand-offs of disaggregated / semi-PD runs (absent when colocated).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kv_transfer: Option<super::transfer::KvTransferSummary>,
+    /// What the run could not do as asked or found worth saying (a trace
+    /// cut short by `workload.count`, a widened time series, nothing
+    /// completed); also printed on stderr. Absent when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Per-replica accumulators kept by the collector.
@@ -337,7 +345,8 @@ pub(crate) struct Inputs<'a> {
     pub slo: &'a SloConfig,
     /// Sorted by id.
     pub records: &'a [RequestRecord],
-    pub samples: &'a [Sample],
+    /// KV utilisation over every sampling instant (see `timeseries`).
+    pub kv: super::timeseries::KvStats,
     pub itl: &'a LogHistogram,
     pub iter: IterAcc,
     pub replicas: &'a [ReplicaAcc],
@@ -471,15 +480,6 @@ impl Summary {
             .collect();
         let busy_total: u128 = busy.iter().map(|&b| b as u128).sum();
         let iter_time: u128 = inp.replicas.iter().map(|r| r.busy_ns as u128).sum();
-        let (mut kv_sum, mut kv_n, mut kv_max) = (0.0, 0u64, 0.0f64);
-        for s in inp.samples {
-            if s.state.kv_blocks_total > 0 {
-                let u = s.state.kv_blocks_used as f64 / s.state.kv_blocks_total as f64;
-                kv_sum += u;
-                kv_n += 1;
-                kv_max = kv_max.max(u);
-            }
-        }
         let per_replica = inp
             .replicas
             .iter()
@@ -528,10 +528,11 @@ impl Summary {
             busy_fraction: per(busy_total as f64 / NANOS_PER_SEC, n_rep as f64 * duration_s),
             mean_batch_seqs: per(inp.iter.seqs_time as f64, iter_time as f64),
             mean_batch_tokens: per(inp.iter.tokens_time as f64, iter_time as f64),
-            mean_kv_utilization: per(kv_sum, kv_n as f64),
-            max_kv_utilization: kv_max,
+            mean_kv_utilization: inp.kv.mean(),
+            max_kv_utilization: inp.kv.mean().map(|_| inp.kv.max),
             per_replica,
             kv_transfer: None,
+            warnings: Vec::new(),
             run: inp.info,
         }
     }
@@ -628,8 +629,8 @@ mod tests {
         assert!(close(s.busy_fraction, 0.1));
         assert!(close(s.mean_batch_seqs, 4.0));
         assert!(close(s.mean_batch_tokens, 103.0));
-        assert!(close(s.mean_kv_utilization, 0.3));
-        assert!(close(s.max_kv_utilization, 0.6));
+        assert!(close(s.mean_kv_utilization.unwrap(), 0.3));
+        assert!(close(s.max_kv_utilization.unwrap(), 0.6));
         assert_eq!(s.per_replica.len(), 2);
         assert_eq!(s.per_replica[0].completed, 2);
         assert_eq!(s.per_replica[0].output_tokens, 62);
@@ -744,8 +745,22 @@ mod tests {
         assert_eq!(s.request_throughput, 0.0);
         assert_eq!(s.slo_attainment, 0.0);
         assert!(!s.slo_met);
-        assert_eq!(s.ttft.mean, 0.0);
-        assert!(serde_json::to_string(&s).unwrap().contains("\"mfu\":0.0"));
+        assert_eq!(s.ttft.count, 0);
+        // No samples: null, not a 0 nobody measured; and the run says why.
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"mfu\":0.0"));
+        for key in [
+            "mean_ttft_ms",
+            "p99_tpot_ms",
+            "max_itl_ms",
+            "std_e2el_ms",
+            "median_queue_delay_ms",
+        ] {
+            assert!(json.contains(&format!("\"{key}\":null")), "{key}: {json}");
+        }
+        assert!(json.contains("\"mean_kv_utilization\":null"), "{json}");
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("no request completed"), "{:?}", s.warnings);
         assert_eq!(Outcome::Finished.status(), "finished");
     }
 }

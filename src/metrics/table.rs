@@ -16,6 +16,14 @@ fn pct(x: f64) -> String {
 }
 
 fn latency_row(out: &mut String, label: &str, s: &LatencyStats) {
+    if s.count == 0 {
+        let na = "n/a";
+        let _ = writeln!(
+            out,
+            "{label:<12}{na:>11}{na:>11}{na:>11}{na:>11}{na:>11}{na:>11}{na:>11}"
+        );
+        return;
+    }
     let _ = writeln!(
         out,
         "{label:<12}{:>11.2}{:>11.2}{:>11.2}{:>11.2}{:>11.2}{:>11.2}{:>11.2}",
@@ -61,11 +69,8 @@ impl Report {
             &mut out,
             "Cluster",
             format!(
-                "{} replica(s) x TP{} x PP{} = {} device(s){}; scheduler {}, router {}, seed {}",
-                r.replicas / r.virtual_engines.max(1),
-                r.tp,
-                r.pp,
-                r.devices,
+                "{}{}; scheduler {}, router {}, seed {}",
+                r.cluster,
                 if r.virtual_engines > 1 {
                     format!(
                         " ({} virtual engines each, listed as replicas below)",
@@ -153,8 +158,8 @@ impl Report {
             "KV cache utilisation",
             format!(
                 "mean {}, max {}",
-                pct(s.mean_kv_utilization),
-                pct(s.max_kv_utilization)
+                s.mean_kv_utilization.map_or("n/a".into(), pct),
+                s.max_kv_utilization.map_or("n/a".into(), pct)
             ),
         );
         let reps = &s.per_replica;
@@ -189,6 +194,9 @@ impl Report {
                     pct(bmax)
                 ),
             );
+        }
+        for w in &s.warnings {
+            line(&mut out, "Warning", w);
         }
         let _ = writeln!(out, "{:=<WIDTH$}", "");
         out

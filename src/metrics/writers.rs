@@ -14,8 +14,7 @@
 use super::{Report, RequestRecord, Sample};
 use crate::error::{Error, Result};
 use crate::units::Nanos;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// Header of `requests.csv`.
@@ -119,15 +118,14 @@ fn write_csv<const N: usize, T>(
     rows: &[T],
     row: impl Fn(&T) -> [String; N],
 ) -> Result<()> {
-    let io = |e: std::io::Error| Error::io(path, e);
-    let file = File::create(path).map_err(io)?;
-    let mut w = csv::Writer::from_writer(BufWriter::new(file));
-    w.write_record(header).map_err(|e| io(e.into()))?;
-    for r in rows {
-        w.write_record(row(r)).map_err(|e| io(e.into()))?;
-    }
-    let mut inner = w.into_inner().map_err(|e| io(e.into_error()))?;
-    inner.flush().map_err(io)
+    crate::output::atomic::write_with(path, |file| {
+        let mut w = csv::Writer::from_writer(file);
+        w.write_record(header)?;
+        for r in rows {
+            w.write_record(row(r))?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.flush()
+    })
 }
 
 impl Report {
@@ -141,20 +139,21 @@ impl Report {
     /// (created with its parents if missing; existing files are replaced).
     pub fn write_dir(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let summary = dir.join("summary.json");
         let mut json = self.summary_json();
         json.push('\n');
-        std::fs::write(&summary, json).map_err(|e| Error::io(&summary, e))?;
-        write_csv(&dir.join("requests.csv"), REQUESTS_HEADER, &self.requests, |r| {
-            let t = self.transfers.binary_search_by_key(&r.id, |t| t.id).ok();
-            request_row(r, t.map(|i| self.transfers[i].transfer_ns()))
-        })?;
-        write_csv(
-            &dir.join("timeseries.csv"),
-            TIMESERIES_HEADER,
-            &self.samples,
-            sample_row,
-        )
+        // summary.json last: present means the set is whole (see `atomic`).
+        crate::output::atomic::write_set(&dir.join("summary.json"), json.as_bytes(), || {
+            write_csv(&dir.join("requests.csv"), REQUESTS_HEADER, &self.requests, |r| {
+                let t = self.transfers.binary_search_by_key(&r.id, |t| t.id).ok();
+                request_row(r, t.map(|i| self.transfers[i].transfer_ns()))
+            })?;
+            write_csv(
+                &dir.join("timeseries.csv"),
+                TIMESERIES_HEADER,
+                &self.samples,
+                sample_row,
+            )
+        })
     }
 }
 
@@ -162,6 +161,33 @@ impl Report {
 mod tests {
     use super::*;
     use crate::metrics::test_util::small_report;
+
+    /// A write that fails after the first file leaves no `summary.json`
+    /// (the earlier run's is removed first), so the folder never looks
+    /// complete; nothing is left under a partial name either.
+    #[test]
+    fn a_failed_write_dir_leaves_no_summary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        small_report().write_dir(dir).unwrap();
+        // timeseries.csv cannot be replaced: a folder stands in its place.
+        std::fs::remove_file(dir.join("timeseries.csv")).unwrap();
+        std::fs::create_dir(dir.join("timeseries.csv")).unwrap();
+        let e = small_report().write_dir(dir).unwrap_err().to_string();
+        assert!(e.contains("timeseries.csv"), "{e}");
+        assert!(!dir.join("summary.json").exists());
+        let partial = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".partial")
+            })
+            .count();
+        assert_eq!(partial, 0);
+    }
 
     #[test]
     fn write_dir_files_headers_and_determinism() {

@@ -6,11 +6,14 @@
 //! - [`report`]: one self-contained HTML page (`run --report`, and
 //!   [`report::search_report`] for a capacity search), charts rendered
 //!   server-side as inline SVG with their data embedded as JSON;
-//! - [`svg`]: the small hand-written SVG chart helpers the report uses.
+//! - [`svg`]: the small hand-written SVG chart helpers the report uses;
+//! - [`atomic`]: every output file is written under a temporary name and
+//!   renamed when complete.
 //!
 //! Everything here is deterministic: no wall-clock time, no hash-map order,
 //! numbers formatted by fixed routines, so the same run gives the same bytes.
 
+pub mod atomic;
 pub mod report;
 pub mod svg;
 pub mod trace;
@@ -18,12 +21,19 @@ pub mod trace;
 use crate::error::{Error, Result};
 use std::path::Path;
 
-/// Writes `contents` to `path`, creating missing parent folders; errors name the path.
-pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
+/// Creates `path`'s parent folders if missing; errors name the folder.
+pub(crate) fn create_parent(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    std::fs::write(path, contents).map_err(|e| Error::io(path, e))
+    Ok(())
+}
+
+/// Writes `contents` to `path` whole or not at all (see [`atomic`]),
+/// creating missing parent folders; errors name the path.
+pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
+    create_parent(path)?;
+    atomic::write_bytes(path, contents)
 }

@@ -24,8 +24,9 @@
 //!   rest spread evenly over its decode interval); plotted as rates per second;
 //! - `queue`, `kv-util`, `batch`: the periodic replica samples
 //!   (`timeseries.csv`) averaged per bin and replica; `kv-util` also carries
-//!   `mean_all_samples` / `max_all_samples`, computed like the summary's
-//!   `mean_kv_utilization` / `max_kv_utilization`;
+//!   `mean_all_samples` / `max_all_samples`, the summary's
+//!   `mean_kv_utilization` / `max_kv_utilization` (over every sampling
+//!   instant, including those the bounded series did not keep);
 //! - `replica-load`: the summary's per-replica `completed`, `output_tokens`,
 //!   `iterations` and `busy_fraction`.
 //!
@@ -157,6 +158,11 @@ struct Binned {
     values: Vec<Vec<f64>>,
 }
 
+/// One statistic of `l` with `digits` decimals, "n/a" when it has no samples.
+fn stat(l: &LatencyStats, v: f64, digits: usize) -> String {
+    if l.count == 0 { "n/a".into() } else { f(v, digits) }
+}
+
 fn bin_samples(
     report: &Report,
     bin: Nanos,
@@ -275,9 +281,9 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
     for (k, v) in [
         ("request throughput (req/s)", f(s.request_throughput, 3)),
         ("output throughput (tok/s)", f(s.output_throughput, 1)),
-        ("median TTFT (ms)", f(s.ttft.median, 2)),
-        ("median TPOT (ms)", f(s.tpot.median, 2)),
-        ("p99 E2E latency (ms)", f(s.e2el.p99, 1)),
+        ("median TTFT (ms)", stat(&s.ttft, s.ttft.median, 2)),
+        ("median TPOT (ms)", stat(&s.tpot, s.tpot.median, 2)),
+        ("p99 E2E latency (ms)", stat(&s.e2el, s.e2el.p99, 1)),
         ("SLO attainment", format!("{}%", f(100.0 * s.slo_attainment, 2))),
         ("MFU", format!("{}%", f(100.0 * s.mfu, 2))),
     ] {
@@ -370,13 +376,13 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
         format!(
             "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(name),
-            f(l.mean, 2),
-            f(l.median, 2),
-            f(l.p90, 2),
-            f(l.p95, 2),
-            f(l.p99, 2),
-            f(l.max, 2),
-            f(l.std, 2),
+            stat(l, l.mean, 2),
+            stat(l, l.median, 2),
+            stat(l, l.p90, 2),
+            stat(l, l.p95, 2),
+            stat(l, l.p99, 2),
+            stat(l, l.max, 2),
+            stat(l, l.std, 2),
             l.count
         )
     };
@@ -458,8 +464,8 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
             "KV-cache utilisation".into(),
             format!(
                 "mean {}%, max {}%",
-                f(100.0 * s.mean_kv_utilization, 2),
-                f(100.0 * s.max_kv_utilization, 2)
+                s.mean_kv_utilization.map_or("n/a".into(), |u| f(100.0 * u, 2)),
+                s.max_kv_utilization.map_or("n/a".into(), |u| f(100.0 * u, 2))
             ),
         ),
         ("KV memory".into(), s.memory.line()),
@@ -622,21 +628,13 @@ pub fn run_report(report: &Report, scenario: &Scenario) -> String {
     let util = |x: &crate::metrics::Sample| {
         (x.state.kv_blocks_total > 0).then(|| x.state.kv_blocks_used as f64 / x.state.kv_blocks_total as f64)
     };
-    let (mut kv_sum, mut kv_n, mut kv_max) = (0.0, 0u64, 0.0f64);
-    for x in &report.samples {
-        if let Some(u) = util(x) {
-            kv_sum += u;
-            kv_n += 1;
-            kv_max = kv_max.max(u);
-        }
-    }
     let kv = bin_samples(report, bin, nb, |x| util(x).map(|u| 100.0 * u));
     let (series, data) = binned_series(&kv, mid, &[("mean", mean), ("max", max)]);
     charts.insert(
         "kv-util".into(),
         json!({"t_s": kv.t_s, "unit": "%", "series": data,
-               "mean_all_samples": if kv_n > 0 { kv_sum / kv_n as f64 } else { 0.0 },
-               "max_all_samples": kv_max}),
+               "mean_all_samples": s.mean_kv_utilization,
+               "max_all_samples": s.max_kv_utilization}),
     );
     body.push_str(&figure(
         svg::xy_chart(&XyChart {

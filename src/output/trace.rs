@@ -62,7 +62,7 @@ use crate::units::{Nanos, secs_to_nanos};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// What a trace keeps (see the module docs).
@@ -423,16 +423,8 @@ fn phases(
 /// Writes the trace of `report` (which must come from a run with tracing
 /// enabled) to `path`.
 pub fn write_trace(report: &Report, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
-    render(report, &mut w)
-        .and_then(|_| w.flush())
-        .map_err(|e| Error::io(path, e))
+    super::create_parent(path)?;
+    super::atomic::write_with(path, |w| render(report, w))
 }
 
 /// The trace of `report` as a string (tests; small runs).

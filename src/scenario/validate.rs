@@ -53,6 +53,34 @@ impl Plan {
     pub fn total_devices(&self) -> u32 {
         crate::cluster::disagg::total_devices(&self.pools)
     }
+
+    /// The cluster's shape in words, pool by pool, with its device count:
+    /// "2 replica(s) x TP4 x PP1 on H100-SXM = 8 device(s)", or for pools
+    /// "2 prefill x TP4 x PP1 on H100-SXM + 2 decode x TP8 x PP1 on
+    /// A100-80GB = 24 device(s)" (semi-PD decode workers share their
+    /// instance's devices and add none).
+    pub fn shape(&self) -> String {
+        use crate::cluster::disagg::Role;
+        let pools: Vec<String> = self
+            .pools
+            .iter()
+            .map(|p| {
+                let role = match p.role {
+                    Role::Colocated => "replica(s)",
+                    Role::Prefill => "prefill",
+                    Role::Decode if p.shares_devices => {
+                        return format!("{} decode worker(s) sharing those devices", p.replicas);
+                    }
+                    Role::Decode => "decode",
+                };
+                format!(
+                    "{} {role} x TP{} x PP{} on {}",
+                    p.replicas, p.tp, p.pp, p.device.name
+                )
+            })
+            .collect();
+        format!("{} = {} device(s)", pools.join(" + "), self.total_devices())
+    }
 }
 
 pub(crate) fn key_error(key: &str, message: impl Into<String>) -> Error {
@@ -73,6 +101,25 @@ pub(crate) fn unknown_value(value: &str, names: &[&str]) -> String {
         did_you_mean(value, names.iter().copied()),
         names.join(", ")
     )
+}
+
+/// The most replicas a pool may have (each costs ≈ 30 KB of state and a
+/// share of every router decision; 16k replicas ≈ 0.5 GB).
+pub const MAX_REPLICAS: u32 = 1 << 14;
+
+/// `v` replicas at `key`: at least 1 and at most [`MAX_REPLICAS`].
+pub(crate) fn replica_count(key: &str, v: u32) -> Result<()> {
+    positive(key, v)?;
+    if v > MAX_REPLICAS {
+        return Err(key_error(
+            key,
+            format!(
+                "is {v}, more than the {MAX_REPLICAS} replicas fleetsim simulates in one pool; \
+                 simulate a slice of the fleet (its load scaled to match)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn positive(key: &str, v: u32) -> Result<()> {
@@ -129,7 +176,7 @@ pub fn plan_with(s: &Scenario, registry: &Registry) -> Result<Plan> {
     positive("hardware.devices_per_node", devices_per_node)?;
 
     let c = &s.cluster;
-    positive("cluster.replicas", c.replicas)?;
+    replica_count("cluster.replicas", c.replicas)?;
     positive("cluster.tp", c.tp)?;
     positive("cluster.pp", c.pp)?;
     let router = registry.router("cluster.router", &c.router)?;

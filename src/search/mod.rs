@@ -53,9 +53,12 @@ pub struct Progress {
 /// A pruning reason with its count and one example plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pruned {
+    /// The check that failed, with its numbers as `#` (one line per check).
     pub reason: String,
     pub count: usize,
     pub example: String,
+    /// The example plan's reason in full, numbers and all.
+    pub example_reason: String,
 }
 
 /// The result of a search.
@@ -106,6 +109,21 @@ impl Outcome {
 /// (from worker threads). Uses the current rayon thread pool.
 pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Sync)) -> Result<Outcome> {
     let en = space::enumerate(space)?;
+    if en.candidates.is_empty() {
+        // Nothing to search: a space-wide error (e.g. `slo.ttft = -1`),
+        // reported as the error it is rather than as "no plan meets the SLO".
+        let (key, reason) = en
+            .first_pruned
+            .clone()
+            .unwrap_or_else(|| ("(none)".into(), "the space has no plans".into()));
+        return Err(Error::config(
+            space.origin.clone(),
+            format!(
+                "all {} candidate plans were pruned, so there is nothing to search; the first, {key}, because {reason}",
+                en.considered
+            ),
+        ));
+    }
     let workload = RateWorkload::prepare(&space.base)?;
     let bracket = Bracket::resolve(&space.search.rate, workload.scenario_rate(&space.base));
     let criteria = capacity::Criteria {
@@ -234,10 +252,11 @@ pub fn run(space: &Space, out: Option<&Path>, progress: &(dyn Fn(Progress) + Syn
     let mut pruned: Vec<Pruned> = en
         .pruned
         .iter()
-        .map(|(reason, (count, example))| Pruned {
+        .map(|(reason, (count, example, example_reason))| Pruned {
             reason: reason.clone(),
             count: *count,
             example: example.clone(),
+            example_reason: example_reason.clone(),
         })
         .collect();
     pruned.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));

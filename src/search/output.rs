@@ -45,9 +45,7 @@ pub fn read_jsonl(path: &Path, fp: &str) -> Result<(BTreeMap<String, PlanResult>
 
 /// Writes `text` to `path` through a temporary file and a rename.
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::output::atomic::write_bytes(path, text.as_bytes())
 }
 
 /// Rewrites `plans.jsonl` with `results` (in the given order).
@@ -137,7 +135,11 @@ pub fn table(o: &Outcome) -> String {
         o.reused
     );
     for p in &o.pruned {
-        let _ = writeln!(s, "  pruned {:>5}: {} (e.g. {})", p.count, p.reason, p.example);
+        let _ = writeln!(
+            s,
+            "  pruned {:>5}: {} (e.g. {}: {})",
+            p.count, p.reason, p.example, p.example_reason
+        );
     }
     let _ = writeln!(
         s,
@@ -255,7 +257,17 @@ pub fn table(o: &Outcome) -> String {
         }
     }
     if let Some(b) = o.best() {
-        let _ = writeln!(s, "\nbest: {} — {:.3} req/s", b.key, b.capacity_rps);
+        let _ = writeln!(
+            s,
+            "\nbest: {} — {:.3} req/s{}",
+            b.key,
+            b.capacity_rps,
+            if b.count_limited {
+                " (count_limited: a lower bound set by workload.count, not a measured capacity; raise workload.count)"
+            } else {
+                ""
+            }
+        );
     }
     s
 }

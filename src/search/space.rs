@@ -348,8 +348,48 @@ fn key_error(key: &str, message: impl Into<String>) -> Error {
     Error::config(format!("key `search.{key}`"), message)
 }
 
+/// The largest `search.gpu_budget` (a 64k-device fleet).
+pub const MAX_GPU_BUDGET: u32 = 1 << 16;
+/// The most plans a space may span before pruning: each is validated and
+/// held in memory, and each that survives is simulated several times.
+pub const MAX_PLANS: u64 = 100_000;
+
 /// Checks values the schema cannot.
 fn check(s: &SearchConfig, base: &Scenario) -> Result<()> {
+    if s.gpu_budget > MAX_GPU_BUDGET {
+        return Err(key_error(
+            "gpu_budget",
+            format!(
+                "is {}, more than the {MAX_GPU_BUDGET} devices a search may span; search a slice of the fleet \
+                 (throughput scales with replicas under a load-balancing router)",
+                s.gpu_budget
+            ),
+        ));
+    }
+    if let Some(r) = s
+        .replicas
+        .iter()
+        .find(|&&r| r > crate::scenario::validate::MAX_REPLICAS)
+    {
+        return Err(key_error(
+            "replicas",
+            format!(
+                "lists {r}, more than the {} replicas a plan may have",
+                crate::scenario::validate::MAX_REPLICAS
+            ),
+        ));
+    }
+    let plans = space_size(s, base);
+    if plans > MAX_PLANS {
+        return Err(key_error(
+            "replicas",
+            format!(
+                "the space spans {plans} plans (devices × tp × pp × replica counts × scheduler settings × \
+                 prefill splits), more than the {MAX_PLANS} a search may; list search.replicas or narrow \
+                 the other lists"
+            ),
+        ));
+    }
     for (key, list) in [("tp", &s.tp), ("pp", &s.pp), ("replicas", &s.replicas)] {
         if list.contains(&0) {
             return Err(key_error(key, "values must be at least 1, found 0"));
@@ -540,13 +580,17 @@ pub struct Enumerated {
     pub candidates: Vec<Candidate>,
     /// Candidates considered before pruning.
     pub considered: usize,
-    /// Pruned counts by reason, with one example plan key per reason.
-    pub pruned: BTreeMap<String, (usize, String)>,
+    /// Pruned counts by reason (digits replaced by `#` so that plans
+    /// failing the same check group together), with the first plan key of
+    /// each reason and that plan's reason in full.
+    pub pruned: BTreeMap<String, (usize, String, String)>,
+    /// The first pruned plan (in plan order): its key and full reason.
+    pub first_pruned: Option<(String, String)>,
 }
 
 impl Enumerated {
     pub fn pruned_total(&self) -> usize {
-        self.pruned.values().map(|(n, _)| n).sum()
+        self.pruned.values().map(|(n, _, _)| n).sum()
     }
 }
 
@@ -622,11 +666,12 @@ pub fn enumerate(space: &Space) -> Result<Enumerated> {
         }
     }
     let considered = all.len();
-    let mut pruned: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let mut pruned: BTreeMap<String, (usize, String, String)> = BTreeMap::new();
+    let mut first_pruned = None;
     let mut candidates = Vec::new();
     for (params, (price, power)) in all {
         let reason = match structural(&params, &model, s.gpu_budget) {
-            Some(r) => Some(r),
+            Some(r) => Some((r.clone(), r)),
             None => match validate::plan(&params.scenario(base)) {
                 Ok(plan) => {
                     candidates.push(Candidate {
@@ -637,11 +682,12 @@ pub fn enumerate(space: &Space) -> Result<Enumerated> {
                     });
                     None
                 }
-                Err(e) => Some(prune_reason(&e)),
+                Err(e) => Some((prune_reason(&e), e.to_string())),
             },
         };
-        if let Some(r) = reason {
-            let entry = pruned.entry(r).or_insert((0, params.key()));
+        if let Some((group, full)) = reason {
+            first_pruned.get_or_insert_with(|| (params.key(), full.clone()));
+            let entry = pruned.entry(group).or_insert_with(|| (0, params.key(), full));
             entry.0 += 1;
         }
     }
@@ -649,7 +695,28 @@ pub fn enumerate(space: &Space) -> Result<Enumerated> {
         candidates,
         considered,
         pruned,
+        first_pruned,
     })
+}
+
+/// Plans the space spans before deduplication and pruning (saturating).
+fn space_size(s: &SearchConfig, base: &Scenario) -> u64 {
+    let or_base = |list: &[u32], b: u32| if list.is_empty() { vec![b] } else { list.to_vec() };
+    let mut shapes = 0u64;
+    for &tp in &or_base(&s.tp, base.cluster.tp) {
+        for &pp in &or_base(&s.pp, base.cluster.pp) {
+            let reps = if s.replicas.is_empty() {
+                u64::from(s.gpu_budget) / (u64::from(tp) * u64::from(pp)).max(1)
+            } else {
+                s.replicas.len() as u64
+            };
+            shapes = shapes.saturating_add(reps);
+        }
+    }
+    shapes
+        .saturating_mul(s.devices.len().max(1) as u64)
+        .saturating_mul(scheduler_settings(s, base).len() as u64)
+        .saturating_mul(s.prefill_replicas.len().max(1) as u64)
 }
 
 /// Every (kind, max_num_seqs, max_num_batched_tokens, chunk_size) the
@@ -882,7 +949,7 @@ mod tests {
         );
         // 3 prefill of 2 replicas leaves no decode replica; its example
         // plan says so (it once wrapped around to pd=3+4294967295).
-        let (_, (_, example)) = e
+        let (_, (_, example, _)) = e
             .pruned
             .iter()
             .find(|(r, _)| r.contains("decode replica"))

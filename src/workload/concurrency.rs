@@ -91,6 +91,10 @@ impl Workload for FixedConcurrency {
     fn listens(&self) -> bool {
         true
     }
+
+    fn notes(&self) -> Vec<String> {
+        self.source.notes()
+    }
 }
 
 #[cfg(test)]

@@ -98,6 +98,10 @@ pub trait Workload {
     fn take_ended_session(&mut self) -> Option<u64> {
         None
     }
+    /// Warnings about how the workload was built, for the summary.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// An open-loop [`RequestSource`] as a [`Workload`]: one request of look-ahead.
@@ -134,6 +138,10 @@ impl Workload for OpenLoop {
         self.fill();
         self.pulled = false;
         self.next.take()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.source.notes()
     }
 }
 

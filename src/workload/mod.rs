@@ -142,6 +142,11 @@ impl Prefix {
 /// Yields requests in non-decreasing arrival order, lazily.
 pub trait RequestSource {
     fn next_request(&mut self) -> Option<RequestSpec>;
+    /// Warnings about how the stream was built (e.g. a trace cut short by
+    /// `workload.count`); the run reports them on stderr and in the summary.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 fn key_err(key: &str, msg: impl Into<String>) -> Error {
@@ -237,6 +242,8 @@ struct Resolved {
     output: Lengths,
     limit: u64,
     duration: Option<Nanos>,
+    /// Warnings for the summary (see `RequestSource::notes`).
+    notes: Vec<String>,
 }
 
 fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
@@ -319,6 +326,14 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
         (c, false) => c,
     };
     let duration = (cfg.duration > 0.0).then(|| secs_to_nanos(cfg.duration));
+    let mut notes = Vec::new();
+    if arrivals.is_none() && cfg.count > 0 && cfg.count < rows {
+        notes.push(format!(
+            "workload.count = {} replays the first {} of the trace's {} requests; \
+             set workload.count = 0 to replay the whole trace",
+            cfg.count, cfg.count, rows
+        ));
+    }
     let prefix = sharing(cfg, trace.as_ref())?;
     let (client_cdf, priorities) = clients(cfg)?;
     Ok(Resolved {
@@ -331,6 +346,7 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
         output,
         limit,
         duration,
+        notes,
     })
 }
 
@@ -580,6 +596,10 @@ struct Source {
 }
 
 impl RequestSource for Source {
+    fn notes(&self) -> Vec<String> {
+        self.r.notes.clone()
+    }
+
     fn next_request(&mut self) -> Option<RequestSpec> {
         if self.next >= self.r.limit {
             return None;

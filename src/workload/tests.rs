@@ -317,13 +317,169 @@ fn azure_timestamps_parse() {
     assert!((b - a - 0.5).abs() < 1e-6);
     assert_eq!(trace::parse_timestamp("1970-01-02 00:00:00"), Some(86400.0));
     assert!(trace::parse_timestamp("2023-13-01 00:00:00").is_none());
+    // Each calendar field at its boundary: the last valid value parses,
+    // the first invalid one does not.
+    assert!(trace::parse_timestamp("2023-02-28 00:00:00").is_some());
+    assert!(trace::parse_timestamp("2023-02-29 00:00:00").is_none());
+    assert!(trace::parse_timestamp("2024-02-29 00:00:00").is_some()); // leap year
+    assert!(trace::parse_timestamp("1900-02-29 00:00:00").is_none()); // century
+    assert!(trace::parse_timestamp("2000-02-29 00:00:00").is_some()); // 400 years
+    assert!(trace::parse_timestamp("2023-04-30 00:00:00").is_some());
+    assert!(trace::parse_timestamp("2023-04-31 00:00:00").is_none());
+    assert!(trace::parse_timestamp("2023-12-31 23:59:60").is_some());
+    assert_eq!(
+        trace::parse_timestamp("2023-01-31 00:00:00"),
+        Some(trace::parse_timestamp("2023-01-30 00:00:00").unwrap() + 86400.0)
+    );
+    for bad in [
+        "2023-02-31 00:00:00",
+        "2023-00-10 00:00:00",
+        "2023-01-00 00:00:00",
+        "0000-01-01 00:00:00",
+        "2023-01-01 24:00:00",
+        "2023-01-01 00:60:00",
+        "2023-01-01 00:00:61",
+        "2023-01-01 -1:-1:-1",
+        "2023-01-01 +1:00:00",
+        "-2023-01-01 00:00:00",
+        "99999999999999-01-01 00:00:00",
+        "2023-01-01 00:00:00.5e3",
+    ] {
+        assert!(trace::parse_timestamp(bad).is_none(), "{bad} was accepted");
+    }
+}
+
+/// Inputs that would read until memory runs out are errors naming the
+/// line: a line past `MAX_LINE_BYTES` (what `/dev/zero` gives), bytes that
+/// are not text.
+#[test]
+fn runaway_and_binary_files_are_errors_naming_the_line() {
+    let d = tempfile::tempdir().unwrap();
+    let header = "arrived_at,num_prefill_tokens,num_decode_tokens\n0,1,1\n";
+    let long = format!("{header}{}\n", "9".repeat(trace::MAX_LINE_BYTES as usize + 1));
+    let p = write(&d, "long.csv", &long);
+    let e = trace::read(&p, TraceFormatChoice::Auto).unwrap_err().to_string();
+    assert!(
+        e.contains("long.csv") && e.contains("line 3") && e.contains("longer than 1 MiB"),
+        "{e}"
+    );
+    // Exactly the limit is still a line (here a bad row, not a guard).
+    let edge = format!("{header}{}\n", "9".repeat(trace::MAX_LINE_BYTES as usize));
+    let p = write(&d, "edge.csv", &edge);
+    let e = trace::read(&p, TraceFormatChoice::Auto).unwrap_err().to_string();
+    assert!(!e.contains("longer than"), "{e}");
+    let p = d.path().join("bin.csv");
+    std::fs::write(&p, [header.as_bytes(), b"1,2,3\n", &[0xff, 0xfe, b'\n']].concat()).unwrap();
+    let e = trace::read(&p, TraceFormatChoice::Auto).unwrap_err().to_string();
+    assert!(e.contains("line 4") && e.contains("not UTF-8"), "{e}");
+    #[cfg(unix)]
+    {
+        let e = trace::read(std::path::Path::new("/dev/zero"), TraceFormatChoice::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/dev/zero") && e.contains("line 1"), "{e}");
+    }
+}
+
+/// JSONL rows are checked field by field in the format's own words (no
+/// Rust type names), and negative or non-finite times are refused.
+#[test]
+fn jsonl_errors_name_the_field_in_the_formats_words() {
+    let d = tempfile::tempdir().unwrap();
+    let apex = |name: &str, row: &str| {
+        let p = write(&d, name, &format!("{row}\n"));
+        trace::read(&p, TraceFormatChoice::Apex).unwrap_err().to_string()
+    };
+    let e = apex(
+        "a1.jsonl",
+        r#"{"StartTimeOffset": "soon", "ContextTokens": 1, "GeneratedTokens": 1}"#,
+    );
+    assert!(
+        e.contains("line 1") && e.contains("`StartTimeOffset`") && e.contains("\"soon\""),
+        "{e}"
+    );
+    let e = apex(
+        "a2.jsonl",
+        r#"{"StartTimeOffset": -5, "ContextTokens": 1, "GeneratedTokens": 1}"#,
+    );
+    assert!(e.contains("`StartTimeOffset`") && e.contains("-5"), "{e}");
+    let e = apex("a3.jsonl", r#"{"StartTimeOffset": 0, "GeneratedTokens": 1}"#);
+    assert!(e.contains("missing `ContextTokens`"), "{e}");
+    let e = apex("a4.jsonl", "[1, 2]");
+    assert!(e.contains("not a JSON object"), "{e}");
+    let mooncake = |name: &str, row: &str| {
+        let p = write(&d, name, &format!("{row}\n"));
+        trace::read(&p, TraceFormatChoice::Mooncake).map(|t| t.rows)
+    };
+    let e = mooncake(
+        "m1.jsonl",
+        r#"{"timestamp": -1, "input_length": 5, "output_length": 1}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`timestamp`") && e.contains("milliseconds ≥ 0"), "{e}");
+    let e = mooncake(
+        "m2.jsonl",
+        r#"{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [1, "x"]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`hash_ids`"), "{e}");
+    let rows = mooncake(
+        "m3.jsonl",
+        r#"{"timestamp": 1500, "input_length": 5, "output_length": 2.0, "hash_ids": [7]}"#,
+    )
+    .unwrap();
+    assert_eq!((rows[0].time_s, rows[0].output_tokens), (Some(1.5), 2));
+    assert_eq!(rows[0].hash_ids.as_deref(), Some(&[7u64][..]));
+    for e in [
+        &e,
+        &apex(
+            "a5.jsonl",
+            r#"{"StartTimeOffset": 1.5, "ContextTokens": 1, "GeneratedTokens": 1}"#,
+        ),
+    ] {
+        for rust in ["u64", "f64", "struct", "Row", "invalid type"] {
+            assert!(!e.contains(rust), "{rust} in {e}");
+        }
+    }
+}
+
+/// `workload.count` below a trace's length is a warning naming both
+/// numbers and the way to replay it whole; 0 replays it whole, silently.
+#[test]
+fn a_count_that_cuts_a_trace_short_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        &d,
+        "t.csv",
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0,1,1\n1,1,1\n2,1,1\n",
+    );
+    let notes = |count: u64| {
+        let c = WorkloadConfig {
+            trace: Some(p.clone()),
+            count,
+            ..WorkloadConfig::default()
+        };
+        build(&c).unwrap().notes()
+    };
+    let n = notes(2);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].contains("workload.count = 2") && n[0].contains("3 requests") && n[0].contains("= 0"),
+        "{n:?}"
+    );
+    assert!(notes(0).is_empty());
+    assert!(notes(3).is_empty());
+    assert!(notes(5).is_empty());
 }
 
 #[test]
 fn real_traces_parse_when_shared_is_present() {
     let shared = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/traces"));
     if !shared.is_dir() {
-        eprintln!("skipping: ../shared/traces is not present");
+        let test = std::thread::current().name().unwrap_or("").to_string();
+        eprintln!("skipping {test}: ../shared/traces is not present");
         return;
     }
     let expect = [

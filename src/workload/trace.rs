@@ -14,12 +14,25 @@
 //! order). An output length of 0 (a failed request in BurstGPT, an empty
 //! completion elsewhere) becomes 1: an engine always produces at least the
 //! token the prefill samples. A prompt of 0 tokens is an error.
+//!
+//! Guards: a trace is read line by line, at most [`MAX_LINE_BYTES`] per
+//! line and [`MAX_TRACE_BYTES`] in all, so a device (`/dev/zero`), a binary
+//! file or a runaway file is an error naming the line, never a read until
+//! memory runs out. Timestamps must be real calendar instants (no
+//! `2023-02-31`, no negative fields) and times ≥ 0.
 
 use crate::error::{Error, Result};
 use crate::scenario::kinds::kinds;
-use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The largest trace file read, bytes (4 GiB: ≈ 60M CSV rows).
+pub const MAX_TRACE_BYTES: u64 = 4 << 30;
+/// The longest line of a trace, bytes (1 MiB: a Mooncake row with ≈ 100k
+/// prefix block ids).
+pub const MAX_LINE_BYTES: u64 = 1 << 20;
 
 kinds! {
     /// How a trace file is read (`workload.trace_format`): detected, or one
@@ -106,7 +119,7 @@ fn trace_err(path: &Path, line: Option<u64>, message: impl Into<String>) -> Erro
 
 /// Reads and parses a trace in the `format` chosen (or detected).
 pub fn read(path: &Path, format: TraceFormatChoice) -> Result<Trace> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_text(path)?;
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let fmt = match format.forced() {
         Some(f) => f,
@@ -126,6 +139,55 @@ pub fn read(path: &Path, format: TraceFormatChoice) -> Result<Trace> {
         path: path.to_path_buf(),
         format: fmt,
         rows,
+    })
+}
+
+/// The file's text, read line by line within the guards of the module doc.
+fn read_text(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut text = Vec::new();
+    let mut line = 0u64;
+    loop {
+        let start = text.len();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut text)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        let body = (text.len() - start - usize::from(text.last() == Some(&b'\n'))) as u64;
+        if body > MAX_LINE_BYTES {
+            return Err(trace_err(
+                path,
+                Some(line),
+                format!(
+                    "the line is longer than {} MiB, the most a trace line may be; is this a trace file?",
+                    MAX_LINE_BYTES >> 20
+                ),
+            ));
+        }
+        if text.len() as u64 > MAX_TRACE_BYTES {
+            return Err(trace_err(
+                path,
+                Some(line),
+                format!(
+                    "the trace is larger than {} GiB, the most fleetsim reads; replay a part of it",
+                    MAX_TRACE_BYTES >> 30
+                ),
+            ));
+        }
+    }
+    String::from_utf8(text).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        trace_err(
+            path,
+            Some(line),
+            "the file is not UTF-8 text; is this a trace file?",
+        )
     })
 }
 
@@ -180,60 +242,94 @@ fn lengths(path: &Path, line: u64, prompt: u64, output: u64) -> Result<(u32, u32
     Ok((p, o))
 }
 
-#[derive(Deserialize)]
-struct ApexRow {
-    #[serde(rename = "StartTimeOffset")]
-    start_ns: u64,
-    #[serde(rename = "ContextTokens")]
-    prompt: u64,
-    #[serde(rename = "GeneratedTokens")]
-    output: u64,
+/// One JSONL field as a count (a non-negative integer; `44.0` is accepted).
+fn json_count(obj: &Map<String, Value>, key: &str, err: &dyn Fn(String) -> Error) -> Result<u64> {
+    match obj.get(key) {
+        None => Err(err(format!("missing `{key}`"))),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19)
+                    .map(|f| f as u64)
+            })
+            .ok_or_else(|| err(format!("`{key}`: expected a whole number ≥ 0, found `{v}`"))),
+    }
 }
 
-#[derive(Deserialize)]
-struct MooncakeRow {
-    timestamp: f64,
-    input_length: u64,
-    output_length: u64,
-    #[serde(default)]
-    hash_ids: Vec<u64>,
+/// One JSONL field as a time (a finite number ≥ 0).
+fn json_time(obj: &Map<String, Value>, key: &str, unit: &str, err: &dyn Fn(String) -> Error) -> Result<f64> {
+    match obj.get(key) {
+        None => Err(err(format!("missing `{key}`"))),
+        Some(v) => v
+            .as_f64()
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| err(format!("`{key}`: expected {unit} ≥ 0, found `{v}`"))),
+    }
 }
 
 fn read_jsonl(path: &Path, text: &str, fmt: TraceFormat) -> Result<Vec<TraceRow>> {
     let mut rows = Vec::new();
+    let want = match fmt {
+        TraceFormat::Apex => "a JSON object with StartTimeOffset (ns), ContextTokens, GeneratedTokens",
+        _ => "a JSON object with timestamp (ms), input_length, output_length, hash_ids",
+    };
     for (i, l) in text.lines().enumerate() {
         let line = i as u64 + 1;
         if l.trim().is_empty() {
             continue;
         }
-        let bad = |e: serde_json::Error| {
-            let want = match fmt {
-                TraceFormat::Apex => {
-                    "a JSON object with StartTimeOffset (ns), ContextTokens, GeneratedTokens"
-                }
-                _ => "a JSON object with timestamp (ms), input_length, output_length, hash_ids",
-            };
-            trace_err(path, Some(line), format!("expected {want}: {e}"))
+        let err = |m: String| trace_err(path, Some(line), format!("{m} (each line must be {want})"));
+        let obj = match serde_json::from_str::<Value>(l) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => return Err(err("not a JSON object".into())),
+            Err(e) => return Err(err(format!("not valid JSON ({e})"))),
         };
         let row = match fmt {
             TraceFormat::Apex => {
-                let r: ApexRow = serde_json::from_str(l).map_err(bad)?;
-                let (p, o) = lengths(path, line, r.prompt, r.output)?;
+                let start_ns = json_count(&obj, "StartTimeOffset", &err)?;
+                let (p, o) = lengths(
+                    path,
+                    line,
+                    json_count(&obj, "ContextTokens", &err)?,
+                    json_count(&obj, "GeneratedTokens", &err)?,
+                )?;
                 TraceRow {
-                    time_s: Some(r.start_ns as f64 * 1e-9),
+                    time_s: Some(start_ns as f64 * 1e-9),
                     prompt_tokens: p,
                     output_tokens: o,
                     hash_ids: None,
                 }
             }
             _ => {
-                let r: MooncakeRow = serde_json::from_str(l).map_err(bad)?;
-                let (p, o) = lengths(path, line, r.input_length, r.output_length)?;
+                let t_ms = json_time(&obj, "timestamp", "milliseconds", &err)?;
+                let (p, o) = lengths(
+                    path,
+                    line,
+                    json_count(&obj, "input_length", &err)?,
+                    json_count(&obj, "output_length", &err)?,
+                )?;
+                let hash_ids = match obj.get("hash_ids") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(ids)) => ids
+                        .iter()
+                        .map(|v| {
+                            v.as_u64().ok_or_else(|| {
+                                err(format!("`hash_ids`: expected whole numbers ≥ 0, found `{v}`"))
+                            })
+                        })
+                        .collect::<Result<Vec<u64>>>()?,
+                    Some(v) => {
+                        return Err(err(format!(
+                            "`hash_ids`: expected a list of block ids, found `{v}`"
+                        )));
+                    }
+                };
                 TraceRow {
-                    time_s: Some(r.timestamp * 1e-3),
+                    time_s: Some(t_ms * 1e-3),
                     prompt_tokens: p,
                     output_tokens: o,
-                    hash_ids: (!r.hash_ids.is_empty()).then(|| Arc::from(r.hash_ids)),
+                    hash_ids: (!hash_ids.is_empty()).then(|| Arc::from(hash_ids)),
                 }
             }
         };
@@ -315,7 +411,10 @@ fn read_csv(path: &Path, text: &str, fmt: TraceFormat) -> Result<Vec<TraceRow>> 
                     trace_err(
                         path,
                         Some(line),
-                        format!("`TIMESTAMP`: expected `YYYY-MM-DD HH:MM:SS.fffffff`, found `{v}`"),
+                        format!(
+                            "`TIMESTAMP`: expected a real date and time `YYYY-MM-DD HH:MM:SS.fffffff` \
+                             (UTC), found `{v}`"
+                        ),
                     )
                 })?)
             }
@@ -365,16 +464,34 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146097 + doe - 719468
 }
 
-/// Seconds since the Unix epoch of `YYYY-MM-DD HH:MM:SS[.fraction]` (UTC, any fraction digits).
+/// Days in month `m` (1–12) of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Seconds since the Unix epoch of `YYYY-MM-DD HH:MM:SS[.fraction]` (UTC,
+/// any fraction digits). `None` unless it is a real calendar instant:
+/// year 1–9999, the month's own days, hours 0–23, minutes 0–59, seconds
+/// 0–60 (a leap second), unsigned digits only.
 pub fn parse_timestamp(s: &str) -> Option<f64> {
     let (date, time) = s.trim().split_once([' ', 'T'])?;
+    let digits = |x: &str, max_len: usize| -> Option<i64> {
+        (!x.is_empty() && x.len() <= max_len && x.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| x.parse().ok())
+            .flatten()
+    };
     let mut d = date.split('-');
-    let (y, m, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
+    let (y, m, day) = (
+        digits(d.next()?, 4)?,
+        digits(d.next()?, 2)?,
+        digits(d.next()?, 2)?,
     );
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    if d.next().is_some() || y < 1 || !(1..=12).contains(&m) || !(1..=days_in_month(y, m)).contains(&day) {
         return None;
     }
     let (hms, frac) = match time.split_once('.') {
@@ -382,10 +499,10 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         None => (time, ""),
     };
     let mut t = hms.split(':');
-    let (hh, mm, ss): (i64, i64, i64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
+    let (hh, mm, ss) = (
+        digits(t.next()?, 2)?,
+        digits(t.next()?, 2)?,
+        digits(t.next()?, 2)?,
     );
     if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
         return None;

@@ -50,13 +50,21 @@ impl RequestSource for ListSource {
     }
 }
 
+/// Says that the running test skips part or all of its work and why, as
+/// `skipping TEST: REASON` (libtest names each test's thread after the
+/// test); `.ci/run` collects these lines so a CI log shows what did not run.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    eprintln!("skipping {}: {reason}", thread.name().unwrap_or("(unnamed test)"));
+}
+
 /// The shared data folder beside the project, if present.
 pub fn shared_dir() -> Option<PathBuf> {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!("skipping: ../shared (public traces and measurements) is not present beside the project");
+        skip("../shared (public traces and measurements) is not present beside the project");
         None
     }
 }
