@@ -28,8 +28,17 @@
 //!
 //! - S10, S11 (engines' own schedulers): S1 on `vllm-v1` and on `sglang`
 //!   (SGLang's admission sums the running requests' reservations in each step
-//!   where a request waits, as SGLang does: O(running) there). S9 is kept for
-//!   the 10M-request soak.
+//!   where a request waits, as SGLang does: O(running) there).
+//!
+//! - S9 (the soak): S4 with 10,000,000 requests. Its peak RSS is the memory
+//!   target of the reliability issue (≤ 150 MB): request records are not
+//!   kept (as `fleetsim run` without `--trace`/`--report`), percentiles
+//!   come from bounded accumulators (`metrics::latency`) and the time
+//!   series is bounded (`metrics::timeseries`). Run it alone
+//!   (`--only S9`) for its own peak.
+//!
+//! Every simulation runs as `fleetsim run` does without an output that
+//! needs per-request records ([`crate::metrics::Records::Drop`]).
 //!
 //! For S5/S6, `requests` counts every simulated request of every probe and
 //! `simulated_s` is the number of plans searched.
@@ -127,6 +136,15 @@ fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
                 "workload.count=1000000",
             ]),
         ),
+        "S9" => (
+            "S4 with 10,000,000 requests (memory soak: records not kept)",
+            own(&[
+                "model.name=Llama-3-8B",
+                "cluster.replicas=16",
+                "cluster.router=least-outstanding",
+                "workload.count=10000000",
+            ]),
+        ),
         "S7" => (
             "Llama-3-8B x 1,024 replicas, power-of-two, vLLM, 1,000,000 requests at 90% of capacity",
             own(&[
@@ -163,7 +181,7 @@ fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
     })
 }
 
-pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S10", "S11"];
+pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11"];
 
 /// The lmsys-like trace S5 replays, when `../shared` is present.
 const LMSYS_TRACE: &str = concat!(
@@ -281,8 +299,8 @@ pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
             continue;
         }
         let (description, mut sets) = scenario_sets(name).expect("known benchmark");
-        if name == "S4" || name == "S7" {
-            let replicas = if name == "S4" { 16.0 } else { 1024.0 };
+        if name == "S4" || name == "S7" || name == "S9" {
+            let replicas = if name == "S7" { 1024.0 } else { 16.0 };
             let rate = 0.9 * replicas * s4_capacity()?;
             sets.push(format!("workload.arrivals.rate={rate}"));
         }
@@ -308,7 +326,7 @@ pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
 #[inline(never)]
 pub fn simulate(plan: &validate::Plan) -> Result<(crate::metrics::Report, f64)> {
     let started = Instant::now();
-    let report = crate::run_plan(plan, &mut |_| {})?;
+    let report = crate::run_plan_traced(plan, None, &crate::metrics::Records::Drop, &mut |_| {})?;
     Ok((report, started.elapsed().as_secs_f64()))
 }
 

@@ -105,14 +105,17 @@ pub fn run_plan(plan: &scenario::validate::Plan, progress: &mut dyn FnMut(u64)) 
     Ok(engine::Simulation::new(plan)?.run(progress))
 }
 
-/// Like [`run_plan`], recording a trace (see [`output::trace`]) when `trace` is set.
+/// Like [`run_plan`], recording a trace (see [`output::trace`]) when
+/// `trace` is set and doing with request records what `records` says.
 #[doc(hidden)]
 pub fn run_plan_traced(
     plan: &scenario::validate::Plan,
     trace: Option<&output::trace::TraceOptions>,
+    records: &metrics::Records,
     progress: &mut dyn FnMut(u64),
 ) -> Result<metrics::Report> {
     let mut sim = engine::Simulation::new(plan)?;
+    sim.set_records(records)?;
     if let Some(opts) = trace {
         sim.enable_trace(opts);
     }

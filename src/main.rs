@@ -180,7 +180,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
-    /// Run the fixed benchmark scenarios (S1–S8, S10, S11) and print wall time and simulated requests/s.
+    /// Run the fixed benchmark scenarios (S1–S11) and print wall time and simulated requests/s.
     Bench {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -454,7 +454,14 @@ fn run(
     let show = !quiet && std::io::stderr().is_terminal();
     let mut progress = Progress::new(show, total);
     let trace_opts = outputs.trace.as_ref().map(|t| &t.1);
-    let report = fleetsim::run_plan_traced(&plan, trace_opts, &mut |n| progress.update(n))?;
+    // The trace and the HTML report read every record; otherwise none is
+    // kept, so memory does not grow with the request count.
+    let records = match &outputs.out {
+        _ if outputs.trace.is_some() || outputs.report.is_some() => fleetsim::metrics::Records::Keep,
+        Some(dir) => fleetsim::metrics::Records::Stream(dir.join("requests.csv")),
+        None => fleetsim::metrics::Records::Drop,
+    };
+    let report = fleetsim::run_plan_traced(&plan, trace_opts, &records, &mut |n| progress.update(n))?;
     progress.finish();
     for w in &report.summary.warnings {
         eprintln!("warning: {w}");

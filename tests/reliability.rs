@@ -334,3 +334,56 @@ fn progress_counts_ended_requests() {
     assert!(calls[0] < 20000, "{calls:?}");
     assert_eq!(*calls.last().unwrap(), 20000);
 }
+
+/// `run --out` alone streams `requests.csv` (records not kept); with
+/// `--report` the records are kept and written at the end. Both give the
+/// same bytes, for a colocated run and for a disaggregated one (whose rows
+/// carry each request's KV transfer time).
+#[test]
+fn streamed_and_kept_requests_csv_are_identical() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, sets) in [
+        (
+            "colocated",
+            &["--set", "workload.count=3000", "--set", "cluster.replicas=3"][..],
+        ),
+        (
+            "disagg",
+            &["examples/distserve-disagg.toml", "--set", "workload.count=800"][..],
+        ),
+    ] {
+        let (streamed, kept) = (
+            d.path().join(format!("{name}-s")),
+            d.path().join(format!("{name}-k")),
+        );
+        let report = d.path().join(format!("{name}.html"));
+        let mut a = vec!["run", "--quiet", "--out", streamed.to_str().unwrap()];
+        a.extend(sets);
+        ok(&a);
+        let mut b = vec![
+            "run",
+            "--quiet",
+            "--out",
+            kept.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        b.extend(sets);
+        ok(&b);
+        for f in ["requests.csv", "summary.json", "timeseries.csv"] {
+            let (x, y) = (
+                std::fs::read(streamed.join(f)).unwrap(),
+                std::fs::read(kept.join(f)).unwrap(),
+            );
+            assert!(x == y, "{name}: {f} differs between streamed and kept records");
+        }
+        let csv = std::fs::read_to_string(streamed.join("requests.csv")).unwrap();
+        assert!(csv.lines().count() > 100, "{name}");
+        if name == "disagg" {
+            assert!(
+                csv.lines().skip(1).all(|l| !l.ends_with(',')),
+                "every disaggregated row has a transfer time"
+            );
+        }
+    }
+}

@@ -6,7 +6,9 @@
 //! `Metrics::finish` once at the end, which returns a [`Report`]:
 //!
 //! - `Metrics::record_request`: one [`RequestRecord`] per finished or
-//!   rejected request (kept, for `requests.csv` and exact percentiles);
+//!   rejected request, into the summary's accumulators ([`latency`]: exact
+//!   up to 2^20 values, within 0.1 % beyond) and then kept, dropped or
+//!   streamed to `requests.csv` as [`Records`] says;
 //! - `Metrics::record_itl`: inter-token gaps, into a log-bucketed
 //!   [`LogHistogram`] (never stored one by one);
 //! - `Metrics::record_iteration`: per-iteration time, FLOPs, bytes and
@@ -25,6 +27,8 @@
 //! identical inputs give byte-identical files.
 
 pub mod histogram;
+pub mod latency;
+mod stream;
 #[doc(hidden)]
 pub mod summary;
 mod table;
@@ -33,6 +37,7 @@ mod transfer;
 mod writers;
 
 pub use histogram::LogHistogram;
+pub use stream::Records;
 pub use summary::{LatencyStats, MemorySummary, RejectedCounts, ReplicaSummary, SloCheck, Summary};
 pub use transfer::{KvTransferSummary, TransferRecord};
 
@@ -41,7 +46,9 @@ use crate::scenario::config::{MetricsConfig, SloConfig};
 use crate::timing::{BatchShape, IterationCost};
 use crate::units::Nanos;
 use crate::workload::feedback::{Completion, FirstToken};
+use latency::RequestAcc;
 use serde::Serialize;
+use stream::RequestStream;
 use summary::{IterAcc, ReplicaAcc};
 use timeseries::TimeSeries;
 
@@ -191,10 +198,16 @@ pub struct RunInfo {
 
 /// The run's metrics collector. All `record_*` methods are O(1) and
 /// allocate only through amortised pushes of request records and samples.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Metrics {
     slo: SloConfig,
+    /// The summary's per-request counts and latency statistics.
+    requests: RequestAcc,
+    /// Every record (`Records::Keep` only).
     records: Vec<RequestRecord>,
+    keep_records: bool,
+    /// `requests.csv` being written (`Records::Stream` only).
+    stream: Option<Box<RequestStream>>,
     series: TimeSeries,
     itl: LogHistogram,
     iter: IterAcc,
@@ -218,7 +231,10 @@ impl Metrics {
     pub fn new(num_replicas: u32, cfg: &MetricsConfig, slo: &SloConfig) -> Self {
         Metrics {
             slo: slo.clone(),
+            requests: RequestAcc::new(slo, num_replicas),
             records: Vec::new(),
+            keep_records: true,
+            stream: None,
             series: TimeSeries::new(crate::units::secs_to_nanos(cfg.sample_interval), num_replicas),
             itl: LogHistogram::new(),
             iter: IterAcc::default(),
@@ -236,6 +252,17 @@ impl Metrics {
     /// Adds a warning to the summary (in the order given).
     pub fn warn(&mut self, message: String) {
         self.warnings.push(message);
+    }
+
+    /// Chooses what becomes of request records (before the run starts);
+    /// `Records::Stream` creates its temporary file.
+    pub fn set_records(&mut self, records: &Records) -> crate::error::Result<()> {
+        self.keep_records = *records == Records::Keep;
+        self.stream = match records {
+            Records::Stream(path) => Some(Box::new(RequestStream::create(path)?)),
+            _ => None,
+        };
+        Ok(())
     }
 
     /// Collects every request's end for the workload from now on.
@@ -300,13 +327,18 @@ impl Metrics {
                 finished: rec.is_finished(),
             });
         }
-        self.records.push(rec);
+        self.requests.record(&rec);
+        if self.keep_records {
+            self.records.push(rec);
+        } else if let Some(st) = self.stream.as_mut() {
+            st.push(rec);
+        }
     }
 
     /// Requests recorded so far (finished or rejected).
     #[inline]
     pub fn ended(&self) -> u64 {
-        self.records.len() as u64
+        self.requests.completed + self.requests.rejected()
     }
 
     /// `weight` requests each saw inter-token gap `gap` (one call per cohort
@@ -359,6 +391,9 @@ impl Metrics {
 
     /// A prefilled request's KV reached its decode replica and was admitted.
     pub fn record_transfer(&mut self, rec: TransferRecord) {
+        if let Some(st) = self.stream.as_mut() {
+            st.transfer(rec.id, rec.transfer_ns());
+        }
         self.transfers.push(rec);
     }
 
@@ -398,7 +433,7 @@ impl Metrics {
             end,
             sample_interval_s: crate::units::nanos_to_secs(self.series.interval()),
             slo: &self.slo,
-            records: &self.records,
+            requests: &mut self.requests,
             kv: self.series.kv_stats(),
             itl: &self.itl,
             iter: self.iter,
@@ -430,8 +465,12 @@ impl Metrics {
         summary.kv_transfer = self
             .kv_bytes
             .map(|(sent, received)| transfer::summarize(&self.transfers, sent, received));
+        let requests_file = self
+            .stream
+            .map(|st| st.finish().map(|(partial, _)| partial).map_err(|e| e.to_string()));
         Report {
             summary,
+            requests_file,
             requests: self.records,
             samples: self.series.into_rows(),
             itl: self.itl,
@@ -442,11 +481,15 @@ impl Metrics {
 }
 
 /// The outcome of a run: the summary plus the raw rows of the CSV files.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Report {
     pub summary: Summary,
-    /// Every request, sorted by id.
+    /// Every request, sorted by id (empty unless records were kept:
+    /// [`Records::Keep`], the default).
     pub requests: Vec<RequestRecord>,
+    /// With [`Records::Stream`]: the finished temporary `requests.csv`
+    /// (the first `write_dir` moves it into place), or the write error.
+    pub(crate) requests_file: Option<std::result::Result<std::path::PathBuf, String>>,
     /// Every replica snapshot, sorted by (time, replica).
     pub samples: Vec<Sample>,
     /// Histogram of all inter-token gaps, ns.

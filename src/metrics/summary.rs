@@ -20,13 +20,13 @@
 //! Standard deviations are population (numpy `std`, ddof = 0). Statistics of
 //! an empty set are reported as 0 (as vLLM does).
 
+use super::RunInfo;
 use super::histogram::LogHistogram;
-use super::{Outcome, RejectReason, RequestRecord, RunInfo};
 use crate::scenario::config::SloConfig;
-use crate::units::{NANOS_PER_SEC, Nanos, nanos_to_secs, secs_to_nanos};
+use crate::units::{NANOS_PER_SEC, Nanos, nanos_to_secs};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-const NANOS_PER_MS: f64 = 1e6;
+pub(crate) const NANOS_PER_MS: f64 = 1e6;
 
 /// numpy's linear-method virtual index for `n ≥ 1` values at percentile `p`
 /// (clamped to 0..=100): the lower order statistic's rank and the fraction
@@ -343,8 +343,8 @@ pub(crate) struct Inputs<'a> {
     pub end: Nanos,
     pub sample_interval_s: f64,
     pub slo: &'a SloConfig,
-    /// Sorted by id.
-    pub records: &'a [RequestRecord],
+    /// The requests' counts and latency accumulators.
+    pub requests: &'a mut super::latency::RequestAcc,
     /// KV utilisation over every sampling instant (see `timeseries`).
     pub kv: super::timeseries::KvStats,
     pub itl: &'a LogHistogram,
@@ -355,10 +355,6 @@ pub(crate) struct Inputs<'a> {
 
 fn per(x: f64, d: f64) -> f64 {
     if d > 0.0 { x / d } else { 0.0 }
-}
-
-fn threshold(s: f64) -> Option<Nanos> {
-    (s > 0.0).then(|| secs_to_nanos(s))
 }
 
 impl Summary {
@@ -378,69 +374,21 @@ impl Summary {
     pub(crate) fn compute(inp: Inputs<'_>) -> Summary {
         let duration_s = nanos_to_secs(inp.end);
         let slo = inp.slo;
-        let (thr_ttft, thr_tpot, thr_e2e) = (threshold(slo.ttft), threshold(slo.tpot), threshold(slo.e2e));
 
         let n_rep = inp.replicas.len();
-        let mut per_rep_completed = vec![0u64; n_rep];
-        let mut per_rep_output = vec![0u64; n_rep];
-        let mut rejected = RejectedCounts::default();
-        let (mut completed, mut preemptions, mut input_tokens, mut output_tokens) = (0, 0, 0, 0);
-        let mut good = 0u64;
-        let n = inp.records.len();
-        let (mut ttft, mut tpot, mut e2el, mut queue) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let ms = |ns: Nanos| ns as f64 / NANOS_PER_MS;
-        for r in inp.records {
-            preemptions += r.preemptions as u64;
-            match r.outcome {
-                Outcome::Rejected(RejectReason::ExceedsMaxModelLen) => {
-                    rejected.exceeds_max_model_len += 1;
-                    continue;
-                }
-                Outcome::Rejected(RejectReason::ExceedsKvCapacity) => {
-                    rejected.exceeds_kv_capacity += 1;
-                    continue;
-                }
-                Outcome::Finished => {}
-            }
-            completed += 1;
-            input_tokens += r.prompt_tokens as u64;
-            output_tokens += r.output_tokens as u64;
-            let rep = r.replica as usize;
-            if rep < n_rep {
-                per_rep_completed[rep] += 1;
-                per_rep_output[rep] += r.output_tokens as u64;
-            }
-            let (t, e) = (r.ttft_ns().unwrap_or(0), r.e2el_ns().unwrap_or(0));
-            ttft.push(ms(t));
-            e2el.push(ms(e));
-            queue.push(ms(r.queue_delay_ns().unwrap_or(0)));
-            if let Some(x) = r.tpot_ns() {
-                tpot.push(x / NANOS_PER_MS);
-            }
-            // TPOT ≤ thr  ⇔  decode_time ≤ thr · (output − 1), exact in integers.
-            let tpot_ok = match (thr_tpot, r.output_tokens) {
-                (Some(thr), out) if out > 1 => {
-                    let decode = r.finish.saturating_sub(r.first_token) as u128;
-                    decode <= thr as u128 * (out - 1) as u128
-                }
-                _ => true,
-            };
-            if thr_ttft.is_none_or(|thr| t <= thr) && thr_e2e.is_none_or(|thr| e <= thr) && tpot_ok {
-                good += 1;
-            }
-        }
-        let n_rejected = rejected.exceeds_max_model_len + rejected.exceeds_kv_capacity;
-
-        // `from_values` sorts the vectors in place; the SLO checks reuse them.
-        let ttft_stats = LatencyStats::from_values("ttft", &mut ttft);
-        let tpot_stats = LatencyStats::from_values("tpot", &mut tpot);
-        let e2el_stats = LatencyStats::from_values("e2el", &mut e2el);
-        let queue_delay = LatencyStats::from_values("queue_delay", &mut queue);
+        let acc = inp.requests;
+        let (completed, preemptions) = (acc.completed, acc.preemptions);
+        let (input_tokens, output_tokens, good) = (acc.input_tokens, acc.output_tokens, acc.good);
+        let rejected = RejectedCounts {
+            exceeds_max_model_len: acc.rejected_max_model_len,
+            exceeds_kv_capacity: acc.rejected_kv_capacity,
+        };
+        let n = completed + acc.rejected();
+        let n_rejected = acc.rejected();
+        let ttft_stats = acc.ttft.stats();
+        let tpot_stats = acc.tpot.stats();
+        let e2el_stats = acc.e2el.stats();
+        let queue_delay = acc.queue_delay.stats();
         let itl = LatencyStats::from_histogram("itl", inp.itl);
 
         // Run-level SLO checks: rejected requests are +∞ samples.
@@ -450,19 +398,16 @@ impl Summary {
             slo.percentile.clamp(0.0, 100.0)
         };
         let mut checks = Vec::new();
-        for (metric, thr_s, sorted) in [
-            ("ttft", slo.ttft, &ttft),
-            ("tpot", slo.tpot, &tpot),
-            ("e2el", slo.e2e, &e2el),
+        for (metric, thr_s, values) in [
+            ("ttft", slo.ttft, &mut acc.ttft),
+            ("tpot", slo.tpot, &mut acc.tpot),
+            ("e2el", slo.e2e, &mut acc.e2el),
         ] {
             if thr_s <= 0.0 {
                 continue;
             }
-            let mut all = Vec::with_capacity(sorted.len() + n_rejected as usize);
-            all.extend_from_slice(sorted);
-            all.extend(std::iter::repeat_n(f64::INFINITY, n_rejected as usize));
             let threshold_ms = thr_s * 1e3;
-            let value = percentile_sorted(&all, pct);
+            let value = values.percentile_with_infinite(pct, n_rejected);
             checks.push(SloCheck {
                 metric,
                 threshold_ms,
@@ -486,8 +431,8 @@ impl Summary {
             .enumerate()
             .map(|(i, r)| ReplicaSummary {
                 replica: i as u32,
-                completed: per_rep_completed[i],
-                output_tokens: per_rep_output[i],
+                completed: acc.per_replica_completed.get(i).copied().unwrap_or(0),
+                output_tokens: acc.per_replica_output.get(i).copied().unwrap_or(0),
                 iterations: r.iterations,
                 busy_fraction: per(nanos_to_secs(busy[i]), duration_s),
             })
@@ -761,6 +706,6 @@ mod tests {
         assert!(json.contains("\"mean_kv_utilization\":null"), "{json}");
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
         assert!(s.warnings[0].contains("no request completed"), "{:?}", s.warnings);
-        assert_eq!(Outcome::Finished.status(), "finished");
+        assert_eq!(crate::metrics::Outcome::Finished.status(), "finished");
     }
 }

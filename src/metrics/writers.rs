@@ -65,7 +65,7 @@ fn ms(n: Nanos) -> String {
 
 /// One `requests.csv` row; `transfer` is the KV transfer time of a
 /// disaggregated request (prefill done → KV arrived), empty otherwise.
-fn request_row(r: &RequestRecord, transfer: Option<Nanos>) -> [String; 19] {
+pub(super) fn request_row(r: &RequestRecord, transfer: Option<Nanos>) -> [String; 19] {
     let done = r.is_finished();
     let opt = |o: Option<Nanos>, f: fn(Nanos) -> String| o.map(f).unwrap_or_default();
     [
@@ -143,10 +143,20 @@ impl Report {
         json.push('\n');
         // summary.json last: present means the set is whole (see `atomic`).
         crate::output::atomic::write_set(&dir.join("summary.json"), json.as_bytes(), || {
-            write_csv(&dir.join("requests.csv"), REQUESTS_HEADER, &self.requests, |r| {
-                let t = self.transfers.binary_search_by_key(&r.id, |t| t.id).ok();
-                request_row(r, t.map(|i| self.transfers[i].transfer_ns()))
-            })?;
+            let requests = dir.join("requests.csv");
+            match &self.requests_file {
+                // Streamed during the run: complete under its temporary name.
+                Some(Ok(partial)) => {
+                    std::fs::rename(partial, &requests).map_err(|e| Error::io(&requests, e))?
+                }
+                Some(Err(message)) => {
+                    return Err(Error::config(requests.display().to_string(), message.clone()));
+                }
+                None => write_csv(&requests, REQUESTS_HEADER, &self.requests, |r| {
+                    let t = self.transfers.binary_search_by_key(&r.id, |t| t.id).ok();
+                    request_row(r, t.map(|i| self.transfers[i].transfer_ns()))
+                })?,
+            }
             write_csv(
                 &dir.join("timeseries.csv"),
                 TIMESERIES_HEADER,
