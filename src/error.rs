@@ -54,3 +54,131 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A serde / TOML deserialization message in the words of a scenario file
+/// instead of Rust's: "invalid type: string \"abc\", expected u32" becomes
+/// "expected a whole number from 0 to 4294967295, found the text \"abc\"";
+/// struct and enum names, `f64`, `sequence` and `map` likewise; "missing
+/// field" becomes "missing key". Other messages pass through unchanged.
+pub fn in_user_words(message: &str) -> String {
+    let message = message.trim();
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        return format!("missing key {rest}");
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((name, tail)) = rest.split_once('`')
+    {
+        let valid: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+        return format!(
+            "unknown key `{name}`{}; valid keys here are: {}",
+            crate::units::did_you_mean(name, valid.iter().copied()),
+            valid.join(", ")
+        );
+    }
+    let body = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "));
+    match body.and_then(|b| b.rsplit_once(", expected ")) {
+        Some((found, expected)) => format!(
+            "expected {}, found {}",
+            expected_words(expected),
+            found_words(found)
+        ),
+        None => message.to_string(),
+    }
+}
+
+/// serde's "expected ..." part, in a file's words.
+fn expected_words(expected: &str) -> String {
+    let e = expected.trim();
+    let whole = |max: u64| format!("a whole number from 0 to {max}");
+    match e {
+        "u8" => whole(u8::MAX.into()),
+        "u16" => whole(u16::MAX.into()),
+        "u32" => whole(u32::MAX.into()),
+        "u64" | "usize" => whole(u64::MAX),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a sequence" => "a list `[...]`".into(),
+        "a map" => "a table of keys".into(),
+        "a boolean" => "true or false".into(),
+        _ if e.starts_with("struct ") || e.starts_with("a map") => {
+            "a table of keys (`{ key = value }` or a [section])".into()
+        }
+        _ if e.starts_with("enum ") => "one of the names this key takes".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// serde's "invalid type: ..." part (what was found), in a file's words.
+fn found_words(found: &str) -> String {
+    let f = found.trim();
+    let inner = |prefix: &str| {
+        f.strip_prefix(prefix)
+            .map(|v| v.trim().trim_matches('`').to_string())
+    };
+    if let Some(s) = f.strip_prefix("string ") {
+        format!("the text {s}")
+    } else if let Some(v) = inner("integer ").or_else(|| inner("floating point ")) {
+        format!("the number {v}")
+    } else if let Some(v) = inner("boolean ") {
+        v
+    } else {
+        match f {
+            "sequence" => "a list".into(),
+            "map" => "a table".into(),
+            "unit value" => "nothing".into(),
+            _ => f.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_user_words;
+
+    #[test]
+    fn serde_messages_become_a_files_words() {
+        for (rust, ours) in [
+            (
+                "invalid type: string \"abc\", expected u32",
+                "expected a whole number from 0 to 4294967295, found the text \"abc\"",
+            ),
+            (
+                "invalid value: integer `-1`, expected u64",
+                "expected a whole number from 0 to 18446744073709551615, found the number -1",
+            ),
+            (
+                "invalid type: floating point `1.5`, expected u32",
+                "expected a whole number from 0 to 4294967295, found the number 1.5",
+            ),
+            (
+                "invalid type: sequence, expected f64",
+                "expected a number, found a list",
+            ),
+            (
+                "invalid type: integer `5`, expected struct LengthConfig",
+                "expected a table of keys (`{ key = value }` or a [section]), found the number 5",
+            ),
+            (
+                "invalid type: boolean `true`, expected a string",
+                "expected a string, found true",
+            ),
+            (
+                "invalid type: map, expected a sequence",
+                "expected a list `[...]`, found a table",
+            ),
+            ("missing field `name`", "missing key `name`"),
+            (
+                "unknown field `layers`, expected one of `name`, `num_layers`",
+                "unknown key `layers` (did you mean `num_layers`?); valid keys here are: name, num_layers",
+            ),
+            (
+                "unknown value `foo`; expected one of: a, b",
+                "unknown value `foo`; expected one of: a, b",
+            ),
+        ] {
+            assert_eq!(in_user_words(rust), ours);
+        }
+    }
+}

@@ -387,3 +387,65 @@ fn streamed_and_kept_requests_csv_are_identical() {
         }
     }
 }
+
+/// Bad values get errors in the scenario file's words: the key as written,
+/// what it takes and what was found, never Rust's type names.
+#[test]
+fn errors_speak_the_files_words_not_rusts() {
+    let d = tempfile::tempdir().unwrap();
+    let catalog = d.path().join("cat.toml");
+    std::fs::write(&catalog, "[[model]]\nname = \"X\"\nlayers = 3\n").unwrap();
+    let space = d.path().join("space.toml");
+    std::fs::write(&space, "[search]\ngpu_budget = \"eight\"\n").unwrap();
+    let cases: [(&[&str], &[&str]); 7] = [
+        (
+            &["run", "--set", "cluster.replicas=abc"],
+            &["cluster.replicas", "a whole number", "the text \"abc\""],
+        ),
+        (
+            &["run", "--set", "workload.seed=-3"],
+            &["workload.seed", "found the number -3"],
+        ),
+        (
+            &["run", "--set", "workload.prompt=5"],
+            &["workload.prompt", "a table of keys"],
+        ),
+        (
+            &["run", "--set", "slo.ttft=[1]"],
+            &["slo.ttft", "expected a number, found a list"],
+        ),
+        (
+            &["run", "--set", "hardware.calibration.min_kernel_time=abc"],
+            &["hardware.calibration.min_kernel_time", "expected a number"],
+        ),
+        (
+            &["catalog", "--file", catalog.to_str().unwrap()],
+            &[
+                "cat.toml",
+                "line 3",
+                "unknown key `layers`",
+                "did you mean `num_layers`",
+            ],
+        ),
+        (
+            &["search", space.to_str().unwrap()],
+            &["line 2", "search.gpu_budget", "the text \"eight\""],
+        ),
+    ];
+    for (args, needles) in cases {
+        expect_error(args, needles);
+        let err = String::from_utf8_lossy(&fleetsim(args).stderr).into_owned();
+        for rust in [
+            "u32",
+            "u64",
+            "f64",
+            "struct ",
+            "invalid type",
+            "invalid value",
+            "sequence",
+            "unknown field",
+        ] {
+            assert!(!err.contains(rust), "`{rust}` in {err}");
+        }
+    }
+}

@@ -222,8 +222,8 @@ fn far_names_non_strings_and_inline_tables_are_reported_too() {
     let e = load(&["scheduler.preemption=3".into()]).unwrap_err().to_string();
     assert_eq!(
         e,
-        "--set scheduler.preemption=3: key `scheduler.preemption`: invalid type: integer `3`, \
-         expected one of: recompute, swap"
+        "--set scheduler.preemption=3: key `scheduler.preemption`: expected one of: recompute, swap, \
+         found the number 3"
     );
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("inline.toml");

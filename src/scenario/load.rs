@@ -66,7 +66,11 @@ pub(crate) fn parse_text(text: &str, origin: &str) -> Result<Table> {
     let table: Table = toml::from_str(text).map_err(|e| {
         Error::config(
             origin,
-            format!("{}{}", location(text, e.span()), e.message().trim()),
+            format!(
+                "{}{}",
+                location(text, e.span()),
+                crate::error::in_user_words(e.message())
+            ),
         )
     })?;
     // Check the schema against the text so errors carry a line number.
@@ -162,7 +166,7 @@ fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 fn explain(message: &str, table: &Table) -> String {
     let message = message.trim();
     let Some(rest) = message.strip_prefix("unknown field `") else {
-        return message.to_string();
+        return crate::error::in_user_words(message);
     };
     let Some(end) = rest.find('`') else {
         return message.to_string();

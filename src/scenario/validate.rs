@@ -593,6 +593,12 @@ pub fn resolve_calibration(
         }
     }
     for (k, v) in overrides {
+        if !matches!(v, toml::Value::Float(_) | toml::Value::Integer(_)) {
+            return Err(key_error(
+                &format!("hardware.calibration.{k}"),
+                format!("expected a number, found `{v}`"),
+            ));
+        }
         if !table.contains_key(k) {
             return Err(key_error(
                 &format!("hardware.calibration.{k}"),
@@ -607,7 +613,9 @@ pub fn resolve_calibration(
     }
     let cal: Calibration = toml::Value::Table(table)
         .try_into()
-        .map_err(|e: toml::de::Error| key_error("hardware.calibration", e.message().to_string()))?;
+        .map_err(|e: toml::de::Error| {
+            key_error("hardware.calibration", crate::error::in_user_words(e.message()))
+        })?;
     cal.validate()?;
     Ok(cal)
 }

@@ -196,7 +196,11 @@ pub fn from_text(text: &str, origin: &str, dir: &Path, overrides: &[String]) -> 
     let whole: toml::Table = toml::from_str(&text).map_err(|e| {
         Error::config(
             &origin,
-            format!("{}{}", line_of(&text, e.span()), e.message().trim()),
+            format!(
+                "{}{}",
+                line_of(&text, e.span()),
+                crate::error::in_user_words(e.message())
+            ),
         )
     })?;
     let (base_sets, search_sets): (Vec<String>, Vec<String>) = overrides
@@ -327,6 +331,7 @@ fn parse_search(text: &str, whole: &toml::Table, origin: &str, sets: &[String]) 
 fn explain(message: &str, key: Option<String>) -> String {
     let message = message.trim();
     let Some(rest) = message.strip_prefix("unknown field `") else {
+        let message = crate::error::in_user_words(message);
         return match key {
             Some(k) => format!("key `{k}`: {message}"),
             None => format!("in [search]: {message}"),
