@@ -432,6 +432,10 @@ fn errors_speak_the_files_words_not_rusts() {
             &["line 2", "search.gpu_budget", "the text \"eight\""],
         ),
     ];
+    expect_error(
+        &["run", "--set", "hardware.calibration.min_kernel_time=1e9"],
+        &["min_kernel_time", "1000000000 s", "1 s"],
+    );
     for (args, needles) in cases {
         expect_error(args, needles);
         let err = String::from_utf8_lossy(&fleetsim(args).stderr).into_owned();

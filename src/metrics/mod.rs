@@ -212,7 +212,10 @@ pub(crate) struct Metrics {
     itl: LogHistogram,
     iter: IterAcc,
     replicas: Vec<ReplicaAcc>,
+    /// Every hand-off (`Records::Keep` only: requests.csv and the trace).
     transfers: Vec<TransferRecord>,
+    /// The `kv_transfer` statistics of every hand-off.
+    transfer_stats: transfer::TransferAcc,
     /// KV bytes sent and received (disaggregated / semi-PD runs).
     kv_bytes: Option<(u64, u64)>,
     /// The trace recorder, when a trace was asked for (`None`: no cost).
@@ -240,6 +243,7 @@ impl Metrics {
             iter: IterAcc::default(),
             replicas: vec![ReplicaAcc::default(); num_replicas as usize],
             transfers: Vec::new(),
+            transfer_stats: transfer::TransferAcc::default(),
             kv_bytes: None,
             trace: None,
             memory: MemorySummary::default(),
@@ -394,7 +398,10 @@ impl Metrics {
         if let Some(st) = self.stream.as_mut() {
             st.transfer(rec.id, rec.transfer_ns());
         }
-        self.transfers.push(rec);
+        self.transfer_stats.record(&rec);
+        if self.keep_records {
+            self.transfers.push(rec);
+        }
     }
 
     /// Total KV bytes put on and taken off links (marks the run as disaggregated).
@@ -451,6 +458,14 @@ impl Metrics {
                 crate::units::nanos_to_secs(asked),
             ));
         }
+        if end >= Nanos::MAX / 2 {
+            self.warnings.push(format!(
+                "the simulated clock reached {:.0} years, near the end of its range (584 years): \
+                 iterations are priced far too long (check [hardware.calibration] and the device), \
+                 so no figure here is meaningful",
+                crate::units::nanos_to_secs(end) / (365.25 * 86400.0)
+            ));
+        }
         if summary.completed == 0 {
             self.warnings.push(if summary.rejected > 0 {
                 format!(
@@ -464,7 +479,7 @@ impl Metrics {
         summary.warnings = std::mem::take(&mut self.warnings);
         summary.kv_transfer = self
             .kv_bytes
-            .map(|(sent, received)| transfer::summarize(&self.transfers, sent, received));
+            .map(|(sent, received)| self.transfer_stats.summarize(sent, received));
         let requests_file = self
             .stream
             .map(|st| st.finish().map(|(partial, _)| partial).map_err(|e| e.to_string()));
@@ -494,7 +509,8 @@ pub struct Report {
     pub samples: Vec<Sample>,
     /// Histogram of all inter-token gaps, ns.
     pub itl: LogHistogram,
-    /// KV hand-offs (disaggregated / semi-PD runs), sorted by request id.
+    /// KV hand-offs (disaggregated / semi-PD runs), sorted by request id
+    /// (kept with [`Records::Keep`] only, like `requests`).
     pub transfers: Vec<TransferRecord>,
     /// What the trace recorder collected (runs with tracing on only).
     #[doc(hidden)]

@@ -158,6 +158,10 @@ mod tests {
             st.push(finished(id, 0, 0, 0, MS, 2 * MS, 10, 2));
             assert_eq!(st.waiting(), waiting, "after {id}");
         }
+        // A repeated id (a library workload may reuse one) cannot wait for
+        // anything: its row is written at once.
+        st.push(finished(3, 0, 0, 0, MS, 2 * MS, 10, 2));
+        assert_eq!(st.waiting(), 1);
         let (partial, final_path) = st.finish().unwrap();
         assert_eq!(final_path, path);
         assert!(!path.exists(), "the final name is given by write_dir");
@@ -167,7 +171,7 @@ mod tests {
             .skip(1)
             .map(|l| l.split(',').next().unwrap())
             .collect();
-        assert_eq!(ids, ["0", "1", "2", "3", "4", "7"]);
+        assert_eq!(ids, ["0", "1", "2", "3", "4", "3", "7"]);
         // Request 1's transfer time is in its row, nobody else's.
         let row1 = text.lines().nth(2).unwrap();
         assert!(row1.ends_with(",3.000000"), "{row1}");

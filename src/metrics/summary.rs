@@ -706,6 +706,18 @@ mod tests {
         assert!(json.contains("\"mean_kv_utilization\":null"), "{json}");
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
         assert!(s.warnings[0].contains("no request completed"), "{:?}", s.warnings);
+        // A clock near its end is said to make every figure meaningless;
+        // just below half its range it is not.
+        let late = Metrics::new(1, &MetricsConfig::default(), &SloConfig::default());
+        let s = late.finish(info(), u64::MAX / 2).summary;
+        assert!(s.warnings[0].contains("584 years"), "{:?}", s.warnings);
+        let early = Metrics::new(1, &MetricsConfig::default(), &SloConfig::default());
+        let s = early.finish(info(), u64::MAX / 2 - 1).summary;
+        assert!(
+            !s.warnings.iter().any(|w| w.contains("584 years")),
+            "{:?}",
+            s.warnings
+        );
         assert_eq!(crate::metrics::Outcome::Finished.status(), "finished");
     }
 }

@@ -86,6 +86,15 @@ impl TimeSeries {
         }
     }
 
+    /// A series keeping at most `capacity` instants per replica (tests).
+    #[cfg(test)]
+    fn with_capacity(interval: Nanos, replicas: u32, capacity: u64) -> Self {
+        TimeSeries {
+            capacity,
+            ..Self::new(interval, replicas)
+        }
+    }
+
     /// Instants kept per replica at most.
     pub fn capacity(&self) -> u64 {
         self.capacity
@@ -250,6 +259,38 @@ mod tests {
         // The statistics still count every requested instant.
         assert_eq!(ts.kv_stats().n, 4 * 1_000_000_001);
         assert!((ts.kv_stats().mean().unwrap() - 0.5).abs() < 1e-12);
+    }
+
+    /// One instant per span, 101 spans, room for 8 instants: the kept
+    /// interval doubles whenever a ninth would be kept, ending at 16 (the
+    /// multiples of 8 in 0..=100 are 13 > 8, those of 16 are 7), and no
+    /// span ever leaves more than 8.
+    #[test]
+    fn many_short_spans_stay_within_capacity() {
+        let mut ts = TimeSeries::with_capacity(1, 2, 8);
+        let two = || (0..2).map(|r| (r, state(10)));
+        for t in 0..=100 {
+            ts.record_span(t, two());
+            assert!(ts.rows.len() <= 2 * 8, "at {t}: {} rows", ts.rows.len());
+        }
+        assert_eq!(ts.interval(), 16);
+        let times: Vec<u64> = ts.clone().into_rows().iter().step_by(2).map(|s| s.time).collect();
+        assert_eq!(times, [0, 16, 32, 48, 64, 80, 96]);
+        assert_eq!(ts.kv_stats().n, 2 * 101);
+    }
+
+    /// A short span adds its instants one by one, the float sum sampling
+    /// each instant gives (0.1 six times is 0.6, while 6 × 0.1 is
+    /// 0.6000000000000001); a long one adds k × u in one step (1000 × 0.1
+    /// = 100, while 0.1 added 1000 times is 99.9999999999986).
+    #[test]
+    fn short_spans_sum_instant_by_instant_long_ones_multiply() {
+        let mut short = TimeSeries::new(1, 1);
+        short.record_span(5, one(10)); // 6 instants at u = 0.1
+        assert_eq!(short.kv_stats().sum, 0.6);
+        let mut long = TimeSeries::new(1, 1);
+        long.record_span(999, one(10)); // 1000 instants
+        assert_eq!(long.kv_stats().sum, 100.0);
     }
 
     #[test]

@@ -129,5 +129,16 @@ mod tests {
         assert!(!marker.exists(), "an incomplete set must not look complete");
         write_set(&marker, b"{}", || Ok(())).unwrap();
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "{}");
+        // A marker that cannot be removed (a folder stands there) stops the
+        // set before any other file is written; a missing one does not.
+        let stuck = d.path().join("stuck.json");
+        std::fs::create_dir(&stuck).unwrap();
+        let mut wrote = false;
+        let e = write_set(&stuck, b"{}", || {
+            wrote = true;
+            Ok(())
+        });
+        assert!(e.unwrap_err().to_string().contains("stuck.json"));
+        assert!(!wrote, "the others ran although the old marker stayed");
     }
 }

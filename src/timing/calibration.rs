@@ -181,6 +181,9 @@ impl Default for Calibration {
     }
 }
 
+/// The largest fixed time cost a calibration may state, seconds.
+pub const MAX_FIXED_COST_S: f64 = 1.0;
+
 impl Calibration {
     /// Checks that efficiencies are in (0, 1] and times/sizes are finite and ≥ 0.
     pub(crate) fn validate(&self) -> Result<()> {
@@ -237,6 +240,19 @@ impl Calibration {
                     format!("`{key}` must be a finite number ≥ 0, found {v}"),
                 ));
             }
+            // Every one but gemm_half_tokens (tokens) is a time in seconds:
+            // kernel floors, host costs and latencies of microseconds to
+            // milliseconds. A second is beyond any engine; more would push
+            // the clock towards its 584-year end and nonsense.
+            if key != "gemm_half_tokens" && v > MAX_FIXED_COST_S {
+                return Err(Error::config(
+                    "time-model calibration",
+                    format!(
+                        "`{key}` is {v} s, more than the {MAX_FIXED_COST_S} s a fixed per-kernel, per-step or \
+                         per-sequence cost may be (real ones are microseconds to milliseconds)"
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -287,6 +303,23 @@ mod tests {
             ..Calibration::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("min_kernel_time"));
+        // A time cost of a second is the most allowed; more is an error.
+        let at = |v: f64| Calibration {
+            min_kernel_time: v,
+            cpu_overhead_per_seq: v,
+            ..Calibration::default()
+        };
+        assert!(at(1.0).validate().is_ok());
+        let msg = at(1.5).validate().unwrap_err().to_string();
+        assert!(msg.contains("min_kernel_time") && msg.contains("1.5 s"), "{msg}");
+        let tokens = Calibration {
+            gemm_half_tokens: 4096.0,
+            ..Calibration::default()
+        };
+        assert!(
+            tokens.validate().is_ok(),
+            "gemm_half_tokens is tokens, not seconds"
+        );
         let c = Calibration {
             memory_efficiency: f64::NAN,
             ..Calibration::default()
