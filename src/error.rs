@@ -170,6 +170,34 @@ mod tests {
             ),
             ("missing field `name`", "missing key `name`"),
             (
+                "invalid value: integer `300`, expected u8",
+                "expected a whole number from 0 to 255, found the number 300",
+            ),
+            (
+                "invalid value: integer `-2`, expected u16",
+                "expected a whole number from 0 to 65535, found the number -2",
+            ),
+            (
+                "invalid type: string \"x\", expected i64",
+                "expected a whole number, found the text \"x\"",
+            ),
+            (
+                "invalid type: integer `1`, expected a map",
+                "expected a table of keys, found the number 1",
+            ),
+            (
+                "invalid type: string \"yes\", expected a boolean",
+                "expected true or false, found the text \"yes\"",
+            ),
+            (
+                "invalid type: integer `2`, expected enum Outcome",
+                "expected one of the names this key takes, found the number 2",
+            ),
+            (
+                "invalid type: unit value, expected a string",
+                "expected a string, found nothing",
+            ),
+            (
                 "unknown field `layers`, expected one of `name`, `num_layers`",
                 "unknown key `layers` (did you mean `num_layers`?); valid keys here are: name, num_layers",
             ),

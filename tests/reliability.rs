@@ -453,3 +453,57 @@ fn errors_speak_the_files_words_not_rusts() {
         }
     }
 }
+
+/// A workload that would not fit the u64-nanosecond clock (584 years)
+/// with room to serve it is an error naming the key (the checked-profile
+/// fuzz found `arrivals.rate = 1e-300` overflowing an iteration's end time).
+#[test]
+fn a_workload_longer_than_the_clock_is_an_error() {
+    expect_error(
+        &["run", "--set", "workload.arrivals.rate=1e-300"],
+        &["workload.arrivals.rate", "317 years"],
+    );
+    // 2,000 requests at 2e-7 req/s span 1e10 s: the most allowed.
+    ok(&[
+        "validate",
+        "examples/default.toml",
+        "--set",
+        "workload.arrivals.rate=2e-7",
+    ]);
+    expect_error(
+        &[
+            "validate",
+            "examples/default.toml",
+            "--set",
+            "workload.arrivals.rate=1.9e-7",
+        ],
+        &["workload.arrivals.rate", "1.053e10 s"],
+    );
+    expect_error(
+        &[
+            "run",
+            "--set",
+            "workload.duration=2e10",
+            "--set",
+            "workload.count=0",
+        ],
+        &["workload.duration", "2.000e10 s"],
+    );
+    let d = tempfile::tempdir().unwrap();
+    let trace = d.path().join("t.csv");
+    std::fs::write(
+        &trace,
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,1\n1,10,1\n",
+    )
+    .unwrap();
+    expect_error(
+        &[
+            "run",
+            "--set",
+            &format!("workload.trace=\"{}\"", trace.display()),
+            "--set",
+            "workload.rate_scale=1e-12",
+        ],
+        &["workload.rate_scale", "1.000e12 s"],
+    );
+}

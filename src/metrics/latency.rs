@@ -254,6 +254,8 @@ mod tests {
     /// and every percentile is within 0.1 %.
     #[test]
     fn exact_then_within_a_tenth_of_a_percent() {
+        // The floor: percentiles exact up to at least 1M requests.
+        assert_eq!(EXACT_VALUES, 1_048_576);
         let mut acc = LatencyAcc::new("ttft", NANOS_PER_MS);
         let mut all = Vec::with_capacity(EXACT_VALUES + 1000);
         let mut s = 99u64;
@@ -263,6 +265,9 @@ mod tests {
             let ms = ns as f64 / NANOS_PER_MS;
             acc.record(ms);
             all.push(ms);
+            if i == 1000 {
+                assert!(acc.hist.is_none(), "values are kept one by one up to 2^20");
+            }
             if i + 1 == EXACT_VALUES {
                 let mut sorted = all.clone();
                 let exact = LatencyStats::from_values("ttft", &mut sorted);

@@ -142,5 +142,9 @@ mod tests {
             close(s.mean_admission_wait_ms, 1.0) && close(s.p99_admission_wait_ms, 1.98),
             "{s:?}"
         );
+        assert_eq!(
+            s.line(),
+            "3 hand-offs, 0.00 GB, transfer mean 4.000 ms / p99 5.960 ms, admission wait p99 1.980 ms"
+        );
     }
 }

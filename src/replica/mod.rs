@@ -105,10 +105,11 @@ impl Replica {
         }
         // The previous iteration's outputs are processed once this one is
         // scheduled and launched (vLLM ≥ 0.6 async output processing).
-        self.state.flush_outputs(now + self.cost.host, metrics);
+        self.state
+            .flush_outputs(now.saturating_add(self.cost.host), metrics);
         self.started = now;
         self.state.set_busy(true);
-        Some(now + self.cost.duration.max(1))
+        Some(now.saturating_add(self.cost.duration.max(1)))
     }
 
     /// Applies the effects of the iteration in flight, which ends at `now`.
@@ -127,7 +128,7 @@ impl Replica {
     /// started, or `now` if it started none (it idled and flushed).
     pub fn outputs_visible(&self, now: Nanos) -> Nanos {
         if self.state.busy() && self.started == now {
-            now + self.cost.host
+            now.saturating_add(self.cost.host)
         } else {
             now
         }

@@ -140,6 +140,11 @@ impl Prefix {
 }
 
 /// Yields requests in non-decreasing arrival order, lazily.
+/// The longest workload span, seconds: 10^10 s ≈ 317 years, half of what
+/// the u64-nanosecond clock holds (584 years), so requests can still be
+/// served after the last arrival.
+pub const MAX_SPAN_S: f64 = 1e10;
+
 pub trait RequestSource {
     fn next_request(&mut self) -> Option<RequestSpec>;
     /// Warnings about how the stream was built (e.g. a trace cut short by
@@ -326,6 +331,35 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
         (c, false) => c,
     };
     let duration = (cfg.duration > 0.0).then(|| secs_to_nanos(cfg.duration));
+    // The clock is u64 nanoseconds (584 years): a workload must fit well
+    // inside it, or times saturate and every figure is meaningless.
+    let span_s = match (&arrivals, &trace) {
+        (Some(_), _) if duration.is_some() => cfg.duration,
+        (Some(_), _) if limit < u64::MAX => limit as f64 / a.rate,
+        (None, Some(t)) => {
+            let times = || t.rows.iter().filter_map(|r| r.time_s);
+            let (lo, hi) = (times().fold(f64::INFINITY, f64::min), times().fold(0.0, f64::max));
+            (hi - lo).max(0.0) / cfg.rate_scale
+        }
+        _ => 0.0,
+    };
+    if span_s > MAX_SPAN_S {
+        let key = if arrivals.is_some() && duration.is_none() {
+            "arrivals.rate"
+        } else if arrivals.is_some() {
+            "duration"
+        } else {
+            "rate_scale"
+        };
+        return Err(key_err(
+            key,
+            format!(
+                "the workload would span {span_s:.3e} s, more than the {MAX_SPAN_S:.0e} s (≈ 317 years) \
+                 fleetsim's clock can hold with room to serve them; raise the rate, lower the count or \
+                 the duration"
+            ),
+        ));
+    }
     let mut notes = Vec::new();
     if arrivals.is_none() && cfg.count > 0 && cfg.count < rows {
         notes.push(format!(
