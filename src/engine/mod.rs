@@ -316,15 +316,16 @@ impl Simulation {
         }
     }
 
-    /// Records a trace of the run (see [`crate::output::trace`]); off by default.
-    #[doc(hidden)]
-    /// Chooses what becomes of request records ([`Records`]; default
-    /// `Keep`): `Drop` and `Stream` keep the run's memory independent of
-    /// its request count. `Stream` creates its temporary file now.
+    /// Chooses what becomes of request records
+    /// ([`Records`](crate::metrics::Records); default `Keep`): `Drop` and
+    /// `Stream` keep the run's memory independent of its request count.
+    /// `Stream` creates its temporary file now.
     pub fn set_records(&mut self, records: &crate::metrics::Records) -> Result<()> {
         self.metrics.set_records(records)
     }
 
+    /// Records a trace of the run (see [`crate::output::trace`]); off by default.
+    #[doc(hidden)]
     pub fn enable_trace(&mut self, opts: &TraceOptions) {
         let rec = TraceRecorder::new(opts, self.info.replicas, self.info.pp);
         self.metrics.set_trace(rec);

@@ -70,28 +70,40 @@ impl LatencyAcc {
         (ms * self.units_per_ms).round() as u64
     }
 
-    /// Records one value (ms, ≥ 0); O(1).
+    /// Records one value (ms, ≥ 0); O(1). While values are kept, only the
+    /// push, the sum and the maximum are paid; the Welford accumulator for
+    /// the standard deviation starts at the switch to the histogram (over
+    /// the kept values, in the order they came).
     pub fn record(&mut self, ms: f64) {
         self.count += 1;
         self.sum_ms += ms;
         self.max_ms = self.max_ms.max(ms);
-        let delta = ms - self.mean_ms;
-        self.mean_ms += delta / self.count as f64;
-        self.m2 += delta * (ms - self.mean_ms);
         self.sorted = false;
-        if self.hist.is_none() && self.values.len() == EXACT_VALUES {
-            let mut h = Box::new(FineHistogram::new());
-            for &v in &self.values {
-                h.record(self.units(v), 1);
+        if self.hist.is_none() {
+            if self.values.len() < EXACT_VALUES {
+                self.values.push(ms);
+                return;
             }
-            self.values = Vec::new();
+            let mut h = Box::new(FineHistogram::new());
+            let values = std::mem::take(&mut self.values);
+            for (i, &v) in values.iter().enumerate() {
+                h.record(self.units(v), 1);
+                self.welford(v, i as u64 + 1);
+            }
             self.hist = Some(h);
         }
+        self.welford(ms, self.count);
         let u = self.units(ms);
-        match self.hist.as_mut() {
-            Some(h) => h.record(u, 1),
-            None => self.values.push(ms),
+        if let Some(h) = self.hist.as_mut() {
+            h.record(u, 1);
         }
+    }
+
+    /// Adds `x`, the `n`-th value, to the running mean and M2 (Welford).
+    fn welford(&mut self, x: f64, n: u64) {
+        let delta = x - self.mean_ms;
+        self.mean_ms += delta / n as f64;
+        self.m2 += delta * (x - self.mean_ms);
     }
 
     /// The metric's statistics (exact, or within 0.1 % past `EXACT_VALUES`).
