@@ -137,7 +137,7 @@ impl LatencyAcc {
             return h.percentile_with_infinite(p, infinite) / self.units_per_ms;
         }
         if !self.sorted {
-            self.values.sort_by(f64::total_cmp);
+            self.values.sort_unstable_by(f64::total_cmp);
             self.sorted = true;
         }
         let n = self.values.len() as u64 + infinite;
