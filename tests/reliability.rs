@@ -507,3 +507,51 @@ fn a_workload_longer_than_the_clock_is_an_error() {
         &["workload.rate_scale", "1.000e12 s"],
     );
 }
+
+/// `Records::Drop` and `Records::Stream` keep no record in the report
+/// (memory does not grow with requests), `Keep` keeps every one; the
+/// summary is the same in all three.
+#[test]
+fn records_are_kept_only_when_asked() {
+    use fleetsim::metrics::Records;
+    let d = tempfile::tempdir().unwrap();
+    let run = |records: Records| {
+        let plan = common::plan(&["workload.count=300"]);
+        let mut sim = fleetsim::engine::Simulation::new(&plan).unwrap();
+        sim.set_records(&records).unwrap();
+        sim.run(&mut |_| {})
+    };
+    let kept = run(Records::Keep);
+    let dropped = run(Records::Drop);
+    let streamed = run(Records::Stream(d.path().join("requests.csv")));
+    assert_eq!(kept.requests.len(), 300);
+    assert!(dropped.requests.is_empty() && streamed.requests.is_empty());
+    assert_eq!(kept.summary_json(), dropped.summary_json());
+    assert_eq!(kept.summary_json(), streamed.summary_json());
+    streamed.write_dir(d.path()).unwrap();
+    let rows = std::fs::read_to_string(d.path().join("requests.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(rows, 301);
+}
+
+/// A library's own request source says nothing unless it has something to
+/// say: a run fed by one has no warnings.
+#[test]
+fn a_library_source_adds_no_warning() {
+    use fleetsim::workload::RequestSpec;
+    let plan = common::plan(&[]);
+    let model = fleetsim::engine::time_model(&plan).unwrap();
+    let source = common::ListSource::boxed(vec![
+        RequestSpec::new(0, 0, 100, 5),
+        RequestSpec::new(1, 1000, 100, 5),
+    ]);
+    let report = fleetsim::engine::Simulation::with_source(&plan, model, source).run(&mut |_| {});
+    assert_eq!(report.summary.completed, 2);
+    assert!(
+        report.summary.warnings.is_empty(),
+        "{:?}",
+        report.summary.warnings
+    );
+}

@@ -707,6 +707,11 @@ mod tests {
         assert!(json.contains("\"mean_kv_utilization\":null"), "{json}");
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
         assert!(s.warnings[0].contains("no request completed"), "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains("sent none"),
+            "no request at all: {:?}",
+            s.warnings
+        );
         // A clock near its end is said to make every figure meaningless;
         // just below half its range it is not.
         let late = Metrics::new(1, &MetricsConfig::default(), &SloConfig::default());
