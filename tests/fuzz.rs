@@ -359,6 +359,14 @@ fn apply(seed: &[u8], edits: &[Edit]) -> Vec<u8> {
     b
 }
 
+/// Writes `seed` with `edits` applied into `dir` under the seed's name;
+/// returns (the seed's path, the mutant's path).
+fn write_mutant<'a>(seed: &'a (PathBuf, Vec<u8>), dir: &Path, edits: &[Edit]) -> (&'a Path, PathBuf) {
+    let file = dir.join(seed.0.file_name().unwrap());
+    std::fs::write(&file, apply(&seed.1, edits)).unwrap();
+    (&seed.0, file)
+}
+
 fn seeds(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<(PathBuf, Vec<u8>)> {
     let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
@@ -384,9 +392,7 @@ fn fuzz_trace_readers() {
     let strategy = (0..corpus.len(), edits(), 0..formats.len(), any::<bool>());
     runner()
         .run(&strategy, |(seed, edits, format, forced)| {
-            let (path, bytes) = &corpus[seed];
-            let file = dir.path().join(path.file_name().unwrap());
-            std::fs::write(&file, apply(bytes, &edits)).unwrap();
+            let (path, file) = write_mutant(&corpus[seed], dir.path(), &edits);
             let mut sets = vec![format!("workload.trace=\"{}\"", file.display())];
             if forced {
                 sets.push(format!("workload.trace_format={}", formats[format]));
@@ -415,9 +421,7 @@ fn fuzz_scenario_files() {
     let tally = Tally::default();
     runner()
         .run(&(0..corpus.len(), edits()), |(seed, edits)| {
-            let (path, bytes) = &corpus[seed];
-            let file = dir.path().join(path.file_name().unwrap());
-            std::fs::write(&file, apply(bytes, &edits)).unwrap();
+            let (path, file) = write_mutant(&corpus[seed], dir.path(), &edits);
             let input = || format!("{}: {edits:?}", path.display());
             tally.timed(&input, || {
                 if let Ok(s) = scenario::load(Some(&file), &[]) {
@@ -443,9 +447,7 @@ fn fuzz_search_spaces() {
     let searched = AtomicU64::new(0);
     runner()
         .run(&(0..corpus.len(), edits()), |(seed, edits)| {
-            let (path, bytes) = &corpus[seed];
-            let file = dir.path().join(path.file_name().unwrap());
-            std::fs::write(&file, apply(bytes, &edits)).unwrap();
+            let (path, file) = write_mutant(&corpus[seed], dir.path(), &edits);
             let input = || format!("{}: {edits:?}", path.display());
             tally.timed(&input, || {
                 let Ok(mut space) = fleetsim::search::load(&file, &[]) else {

@@ -151,8 +151,13 @@ fn run_report_charts_match_summary_json_and_timeseries() {
     let q = &charts["queue"];
     assert_eq!(t["bin_s"], 1.0);
     let mut rdr = csv::Reader::from_path(dir.path().join("timeseries.csv")).unwrap();
+    let (mut kv_sum, mut kv_n, mut kv_max) = (0.0, 0u32, 0.0f64);
     for row in rdr.records() {
         let row = row.unwrap();
+        // The summary's KV figures, recomputed from the rows (6 decimals;
+        // a short run keeps every instant, so the rows are all of them).
+        let u: f64 = row[5].parse().unwrap();
+        (kv_sum, kv_n, kv_max) = (kv_sum + u, kv_n + 1, kv_max.max(u));
         let time: f64 = row[0].parse().unwrap();
         let replica: usize = row[1].parse().unwrap();
         let queued: f64 = row[2].parse().unwrap();
@@ -164,6 +169,12 @@ fn run_report_charts_match_summary_json_and_timeseries() {
             "t={time}"
         );
     }
+    let mean = summary["mean_kv_utilization"].as_f64().unwrap();
+    assert!(
+        kv_n > 10 && (kv_sum / kv_n as f64 - mean).abs() < 1e-6,
+        "{kv_sum}/{kv_n} vs {mean}"
+    );
+    assert!((kv_max - summary["max_kv_utilization"].as_f64().unwrap()).abs() < 1e-6);
 }
 
 #[test]

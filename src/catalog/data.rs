@@ -54,20 +54,16 @@ impl Catalog {
     /// Adds the entries of catalog TOML text; `origin` names it in errors.
     pub fn merge_str(&mut self, text: &str, origin: &str) -> Result<()> {
         let file: CatalogFile = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| {
-                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                let key = crate::scenario::load::key_at(text, s.start)
-                    .map(|k| format!("key `{k}`: "))
-                    .unwrap_or_default();
-                format!("line {line}: {key}")
-            });
+            use crate::scenario::load::{key_at, location};
+            let key = e
+                .span()
+                .and_then(|s| key_at(text, s.start))
+                .map(|k| format!("key `{k}`: "))
+                .unwrap_or_default();
+            let line = location(text, e.span());
             Error::config(
                 origin,
-                format!(
-                    "{}{}",
-                    at.unwrap_or_default(),
-                    crate::error::in_user_words(e.message())
-                ),
+                format!("{line}{key}{}", crate::error::in_user_words(e.message())),
             )
         })?;
         for m in file.model {

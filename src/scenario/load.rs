@@ -151,7 +151,7 @@ pub(crate) fn key_at(text: &str, pos: usize) -> Option<String> {
 }
 
 /// "line 3: " for a byte span in `text`.
-fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+pub(crate) fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
         Some(s) => {
             let line = text[..s.start.min(text.len())].matches('\n').count() + 1;

@@ -198,7 +198,7 @@ pub fn from_text(text: &str, origin: &str, dir: &Path, overrides: &[String]) -> 
             &origin,
             format!(
                 "{}{}",
-                line_of(&text, e.span()),
+                crate::scenario::load::location(&text, e.span()),
                 crate::error::in_user_words(e.message())
             ),
         )
@@ -226,17 +226,6 @@ pub fn from_text(text: &str, origin: &str, dir: &Path, overrides: &[String]) -> 
     let search = parse_search(&text, &whole, &origin, &search_sets)?;
     check(&search, &base)?;
     Ok(Space { origin, base, search })
-}
-
-/// "line N: " for a byte span.
-fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    span.map(|s| {
-        format!(
-            "line {}: ",
-            text[..s.start.min(text.len())].matches('\n').count() + 1
-        )
-    })
-    .unwrap_or_default()
 }
 
 /// Replaces every line of `[search]`, `[search.*]` and `[[search.*]]`
@@ -302,7 +291,11 @@ fn parse_search(text: &str, whole: &toml::Table, origin: &str, sets: &[String]) 
             let key = e.span().and_then(|s| scenario::load::key_at(text, s.start));
             Error::config(
                 origin,
-                format!("{}{}", line_of(text, e.span()), explain(e.message(), key)),
+                format!(
+                    "{}{}",
+                    crate::scenario::load::location(text, e.span()),
+                    explain(e.message(), key)
+                ),
             )
         });
     }
