@@ -137,7 +137,7 @@ impl LatencyAcc {
             return h.percentile_with_infinite(p, infinite) / self.units_per_ms;
         }
         if !self.sorted {
-            self.values.sort_unstable_by(f64::total_cmp);
+            super::summary::sort_values(&mut self.values);
             self.sorted = true;
         }
         let n = self.values.len() as u64 + infinite;

@@ -55,6 +55,20 @@ pub(crate) fn lerp(a: f64, b: f64, t: f64) -> f64 {
     if t >= 0.5 { b - d * (1.0 - t) } else { a + d * t }
 }
 
+/// Sorts `values` ascending in [`f64::total_cmp`] order. Large slices use an
+/// LSB radix sort of the bits (`radsort`, O(n)): its order is the same total
+/// order (sign-flipped bits), and values equal under it are the same bits,
+/// so the result is bit for bit what a comparison sort gives.
+pub(crate) fn sort_values(values: &mut [f64]) {
+    // Below this the comparison sort's lack of passes over the whole slice wins.
+    const RADIX_FROM: usize = 512;
+    if values.len() >= RADIX_FROM {
+        radsort::sort(values);
+    } else {
+        values.sort_unstable_by(f64::total_cmp);
+    }
+}
+
 /// `np.percentile(xs, p)` (linear interpolation) of an ascending slice; 0 when empty.
 pub fn percentile_sorted(xs: &[f64], p: f64) -> f64 {
     if xs.is_empty() {
@@ -91,8 +105,7 @@ pub struct LatencyStats {
 impl LatencyStats {
     /// Exact statistics of per-request values in ms (`values` is sorted in place).
     pub fn from_values(metric: &'static str, values: &mut [f64]) -> Self {
-        // Unstable is exact here: values equal under total_cmp are the same bits.
-        values.sort_unstable_by(f64::total_cmp);
+        sort_values(values);
         let n = values.len();
         let (mean, std) = if n == 0 {
             (0.0, 0.0)
@@ -494,6 +507,47 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    /// `sort_values` gives the bits a comparison sort in `total_cmp` order
+    /// gives, on both sides of its radix threshold, with the values that
+    /// order treats specially (signed zeros, infinities, NaNs, subnormals).
+    #[test]
+    fn sort_values_is_total_cmp_order() {
+        let special = [
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            f64::MIN_POSITIVE / 4.0,
+            -f64::MIN_POSITIVE / 4.0,
+            f64::MAX,
+            f64::MIN,
+        ];
+        for n in [0usize, 1, 7, 511, 512, 513, 5000] {
+            // A fixed pseudo-random mix of magnitudes, signs and duplicates.
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            let mut values: Vec<f64> = (0..n)
+                .map(|i| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    match i % 5 {
+                        0 => special[(x % special.len() as u64) as usize],
+                        1 => (x % 1000) as f64 / 8.0,
+                        2 => -((x % 97) as f64) * 1e-3,
+                        _ => f64::from_bits(x >> 2) * if x & 1 == 0 { 1.0 } else { -1.0 },
+                    }
+                })
+                .collect();
+            let mut want = values.clone();
+            want.sort_by(f64::total_cmp);
+            sort_values(&mut values);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&values), bits(&want), "{n} values");
+        }
     }
 
     #[test]

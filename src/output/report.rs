@@ -134,7 +134,7 @@ fn card(k: &str, v: &str) -> String {
 
 /// Exact percentiles 0, 0.5, …, 100 of `values` (sorted in place).
 fn cdf(values: &mut [f64]) -> (Vec<f64>, Vec<f64>) {
-    values.sort_by(f64::total_cmp);
+    crate::metrics::summary::sort_values(values);
     let ps: Vec<f64> = (0..=200).map(|i| i as f64 * 0.5).collect();
     let vs = if values.is_empty() {
         Vec::new()

@@ -225,8 +225,8 @@ pub fn probe(plan: &Plan, w: &RateWorkload, rate: f64, crit: &Criteria) -> Resul
             tpot.push(t / 1e6);
         }
     }
-    ttft.sort_by(f64::total_cmp);
-    tpot.sort_by(f64::total_cmp);
+    crate::metrics::summary::sort_values(&mut ttft);
+    crate::metrics::summary::sort_values(&mut tpot);
     let (first, last) = (report.requests.first(), report.requests.last());
     let window_s = match (first, last) {
         (Some(a), Some(b)) => nanos_to_secs(b.arrival.saturating_sub(a.arrival)),
