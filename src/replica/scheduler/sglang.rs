@@ -176,9 +176,7 @@ impl Sglang {
                 generated += st.view(s).generated as u64;
                 asked += self.max_new_tokens(st, s) as u64;
             }
-            let n = st.num_running() as u64;
-            self.new_token_ratio =
-                ((generated + RETRACT_DECODE_STEPS * n) as f64 / asked.max(1) as f64).min(1.0);
+            self.new_token_ratio = ratio_after_retraction(generated, asked, st.num_running() as u64);
         }
         st.make_room_for_decode();
         st.add_decode_step();
@@ -207,6 +205,14 @@ impl Scheduler for Sglang {
     }
 }
 
+/// `new_token_ratio` after a retraction (`retract_decode`'s
+/// `new_estimate_ratio`): what the `running` requests left have generated,
+/// plus `RETRACT_DECODE_STEPS` each, over the `max_new_tokens` they asked
+/// for in all — at most 1.
+fn ratio_after_retraction(generated: u64, asked: u64, running: u64) -> f64 {
+    ((generated + RETRACT_DECODE_STEPS * running) as f64 / asked.max(1) as f64).min(1.0)
+}
+
 /// Moves the waiting request with the most cached prompt tokens (ties: the
 /// earliest) to the head, when the queue is within the window.
 pub fn longest_prefix_first(st: &mut ReplicaState, p: &Policy) {
@@ -214,4 +220,24 @@ pub fn longest_prefix_first(st: &mut ReplicaState, p: &Policy) {
         return;
     }
     promote_min_by(st, p.window, |st, slot| Reverse(st.cached_prefix_tokens(slot)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ratio_after_retraction;
+
+    /// (generated + 20 per request) / asked, capped at 1.
+    #[test]
+    fn the_ratio_after_a_retraction_is_generated_plus_twenty_each_over_asked() {
+        // Two requests left, 300 tokens generated between them, 800 asked.
+        assert_eq!(ratio_after_retraction(300, 800, 2), 340.0 / 800.0);
+        // One left: 20 once (20 + n would give 21).
+        assert_eq!(ratio_after_retraction(337, 400, 1), 357.0 / 400.0);
+        // Three left: 60, not 20 / 3 or 23.
+        assert_eq!(ratio_after_retraction(100, 1000, 3), 0.16);
+        assert_eq!(ratio_after_retraction(390, 400, 1), 1.0);
+        // Nothing asked (no request left): the cap, not a division by 0.
+        assert_eq!(ratio_after_retraction(0, 0, 0), 0.0);
+        assert_eq!(ratio_after_retraction(0, 0, 1), 1.0);
+    }
 }

@@ -338,3 +338,40 @@ fn sglang_stops_retracting_at_exactly_twenty_steps_of_room() {
     assert_eq!(preempted, [0, 0, 1]);
     assert_eq!((r.rec(0).finish, r.rec(1).finish), (20 * MS, 20 * MS));
 }
+
+/// After a retraction SGLang resets `new_token_ratio` to (tokens the
+/// remaining requests generated + 20 each) / their max_new_tokens, and the
+/// next admission is judged with it. 45 blocks (720 tokens), priorities
+/// on (prompts share nothing, so the prefix cache changes no count here); A and B (16-token prompts, 400 tokens, class 1),
+/// each asking for its true output (max_tokens = 1 is less). A prefills
+/// at 0; at 10 ms B needs 16 + 400 = 416 < 704 − 399 × 0.7 = 424.7 and
+/// prefills alone (no mixing); from 20 ms both decode together. Decode
+/// step j needs ⌈(16 + j)/16⌉ blocks each: 2 × 22 ≤ 45 up to j = 336, and
+/// at j = 337 (the step at 3,380 ms) 2 × 23 > 45: B, with one token fewer
+/// (336 against 337), is retracted. The ratio becomes (337 + 20) / 400 =
+/// 0.8925 (≠ 1), and A decodes into its 23rd block (22 blocks = 352 tokens
+/// free). E (16, 278) and F (16, 30), class 0, arrive at 3,385 ms. At
+/// 3,390 ms A has 62 tokens to go: E needs 16 + 278 = 294 <
+/// 352 − 62 × 0.8925 = 296.67 and is admitted (with the ratio at 1:
+/// 352 − 62 = 290, it would wait); F then needs 46 > 2.67 and waits (with
+/// the generated tokens left out of the ratio, 20 / 400 = 0.05, it would
+/// fit: 352 − 3.1 − 294 = 54.9).
+#[test]
+fn sglang_judges_the_next_admission_with_the_ratio_a_retraction_resets() {
+    let sets = ["workload.max_tokens=1", "scheduler.priority=true"];
+    let reqs = vec![
+        of_client(req(0, 0, 16, 400), 0, 1),
+        of_client(req(1, 5 * MS, 16, 400), 0, 1),
+        of_client(req(2, 3385 * MS, 16, 278), 0, 0),
+        of_client(req(3, 3385 * MS, 16, 30), 0, 0),
+    ];
+    let r = run(&sglang(45, &sets), 10 * MS, reqs);
+    let preempted: Vec<u32> = (0..2).map(|i| r.rec(i).preemptions).collect();
+    assert_eq!(preempted, [0, 1]);
+    assert_eq!(r.rec(2).scheduled, 3390 * MS);
+    assert!(
+        r.rec(3).scheduled > 3390 * MS,
+        "F admitted at {}",
+        r.rec(3).scheduled
+    );
+}
