@@ -489,6 +489,15 @@ fn a_workload_longer_than_the_clock_is_an_error() {
         ],
         &["workload.duration", "2.000e10 s"],
     );
+    // The count ends these arrivals long before the duration: no error.
+    ok(&[
+        "validate",
+        "examples/default.toml",
+        "--set",
+        "workload.duration=2e10",
+        "--set",
+        "workload.count=10",
+    ]);
     let d = tempfile::tempdir().unwrap();
     let trace = d.path().join("t.csv");
     std::fs::write(
@@ -506,6 +515,18 @@ fn a_workload_longer_than_the_clock_is_an_error() {
         ],
         &["workload.rate_scale", "1.000e12 s"],
     );
+    // A trace's span is its last arrival less its first, wherever it starts.
+    std::fs::write(
+        &trace,
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n6e9,10,1\n6000000001,10,1\n",
+    )
+    .unwrap();
+    ok(&[
+        "validate",
+        "examples/default.toml",
+        "--set",
+        &format!("workload.trace=\"{}\"", trace.display()),
+    ]);
 }
 
 /// `Records::Drop` and `Records::Stream` keep no record in the report

@@ -333,9 +333,20 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
     let duration = (cfg.duration > 0.0).then(|| secs_to_nanos(cfg.duration));
     // The clock is u64 nanoseconds (584 years): a workload must fit well
     // inside it, or times saturate and every figure is meaningless.
+    // Synthetic arrivals stop at the count or the duration, whichever
+    // comes first (the count's span at the mean rate).
+    let by_count = if limit < u64::MAX {
+        limit as f64 / a.rate
+    } else {
+        f64::INFINITY
+    };
+    let by_duration = if duration.is_some() {
+        cfg.duration
+    } else {
+        f64::INFINITY
+    };
     let span_s = match (&arrivals, &trace) {
-        (Some(_), _) if duration.is_some() => cfg.duration,
-        (Some(_), _) if limit < u64::MAX => limit as f64 / a.rate,
+        (Some(_), _) => by_count.min(by_duration),
         (None, Some(t)) => {
             let times = || t.rows.iter().filter_map(|r| r.time_s);
             let (lo, hi) = (times().fold(f64::INFINITY, f64::min), times().fold(0.0, f64::max));
@@ -344,12 +355,10 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
         _ => 0.0,
     };
     if span_s > MAX_SPAN_S {
-        let key = if arrivals.is_some() && duration.is_none() {
-            "arrivals.rate"
-        } else if arrivals.is_some() {
-            "duration"
-        } else {
-            "rate_scale"
+        let key = match arrivals {
+            Some(_) if by_duration <= by_count => "duration",
+            Some(_) => "arrivals.rate",
+            None => "rate_scale",
         };
         return Err(key_err(
             key,
