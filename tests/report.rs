@@ -147,6 +147,15 @@ fn run_report_charts_match_summary_json_and_timeseries() {
         assert_eq!(got.iter().collect::<Vec<_>>(), want, "replica-load {key}");
     }
 
+    // The metrics table shows the summary's figures (2 decimals) and counts.
+    for (name, m) in [("TTFT", "ttft"), ("TPOT", "tpot"), ("E2E", "e2el")] {
+        let v = |k: &str| format!("{:.2}", summary[format!("{k}_{m}_ms")].as_f64().unwrap());
+        let cells =
+            ["mean", "median", "p90", "p95", "p99", "max", "std"].map(|k| format!("<td>{}</td>", v(k)));
+        let row = format!("</td>{}<td>{}</td></tr>", cells.concat(), summary["completed"]);
+        assert!(html.contains(&row), "{name} row {row}");
+    }
+
     // Queue: with 1 s bins (a short run) the series are timeseries.csv's values.
     let q = &charts["queue"];
     assert_eq!(t["bin_s"], 1.0);
@@ -168,6 +177,11 @@ fn run_report_charts_match_summary_json_and_timeseries() {
             Some(queued),
             "t={time}"
         );
+        // KV utilisation in percent, per replica and second.
+        let pct = kv["series"][replica]["values"][time.round() as usize]
+            .as_f64()
+            .unwrap();
+        assert!((pct - 100.0 * u).abs() < 1e-3, "t={time}: {pct}% for {u}");
     }
     let mean = summary["mean_kv_utilization"].as_f64().unwrap();
     assert!(
@@ -175,6 +189,17 @@ fn run_report_charts_match_summary_json_and_timeseries() {
         "{kv_sum}/{kv_n} vs {mean}"
     );
     assert!((kv_max - summary["max_kv_utilization"].as_f64().unwrap()).abs() < 1e-6);
+}
+
+/// A run where nothing completes shows "n/a" for its latencies, not 0.00.
+#[test]
+fn a_run_without_completions_reports_no_latency_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = run_report(dir.path(), &["workload.count=20", "model.max_model_len=8"]);
+    let row = "<tr><td class=\"l\">TTFT</td><td>n/a</td><td>n/a</td><td>n/a</td><td>n/a</td><td>n/a</td><td>n/a</td><td>n/a</td><td>0</td></tr>";
+    assert!(html.contains(row), "no n/a TTFT row");
+    let card = "<div class=\"v\">n/a</div><div class=\"k\">median TTFT (ms)</div>";
+    assert!(html.contains(card), "no n/a TTFT card");
 }
 
 #[test]
