@@ -236,7 +236,7 @@ mod tests {
         // Three left: 60, not 20 / 3 or 23.
         assert_eq!(ratio_after_retraction(100, 1000, 3), 0.16);
         assert_eq!(ratio_after_retraction(390, 400, 1), 1.0);
-        // Nothing asked (no request left): the cap, not a division by 0.
+        // Nothing asked (no request left) divides by 1, not by 0.
         assert_eq!(ratio_after_retraction(0, 0, 0), 0.0);
         assert_eq!(ratio_after_retraction(0, 0, 1), 1.0);
     }

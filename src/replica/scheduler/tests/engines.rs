@@ -342,8 +342,9 @@ fn sglang_stops_retracting_at_exactly_twenty_steps_of_room() {
 /// After a retraction SGLang resets `new_token_ratio` to (tokens the
 /// remaining requests generated + 20 each) / their max_new_tokens, and the
 /// next admission is judged with it. 45 blocks (720 tokens), priorities
-/// on (prompts share nothing, so the prefix cache changes no count here); A and B (16-token prompts, 400 tokens, class 1),
-/// each asking for its true output (max_tokens = 1 is less). A prefills
+/// on (prompts share nothing, so the prefix cache changes no count here);
+/// A and B (16-token prompts, 400 tokens, class 1), each asking for its
+/// true output (max_tokens = 1 is less). A prefills
 /// at 0; at 10 ms B needs 16 + 400 = 416 < 704 − 399 × 0.7 = 424.7 and
 /// prefills alone (no mixing); from 20 ms both decode together. Decode
 /// step j needs ⌈(16 + j)/16⌉ blocks each: 2 × 22 ≤ 45 up to j = 336, and
