@@ -862,6 +862,42 @@ mod tests {
         assert!(e.to_string().contains("workload.duration"), "{e}");
     }
 
+    /// The plans a space spans: Σ over (tp, pp) of ⌊gpu_budget / (tp·pp)⌋
+    /// replica counts (or the listed ones) × devices × scheduler settings ×
+    /// prefill splits; and the limits on it and on listed replica counts,
+    /// each at its boundary.
+    #[test]
+    fn the_space_size_and_its_limits() {
+        let sp = space(
+            "[search]\ngpu_budget = 8\ntp = [1, 2]\npp = [1, 2]\nprefill_replicas = [0, 1]\n\
+             [[search.devices]]\nname = \"H100-SXM\"\n[[search.devices]]\nname = \"A100-80GB\"\n\
+             [[search.devices]]\nname = \"L40S\"\n\
+             [[search.schedulers]]\nkind = \"vllm\"\nmax_num_seqs = [64, 128]\n",
+        )
+        .unwrap();
+        // (8 + 4 + 4 + 2) × 3 devices × 2 settings × 2 splits.
+        assert_eq!(space_size(&sp.search, &sp.base), 18 * 3 * 2 * 2);
+        let sp = space("[search]\ngpu_budget = 8\ntp = [1, 2]\nreplicas = [1, 3, 4]\n").unwrap();
+        assert_eq!(space_size(&sp.search, &sp.base), 2 * 3);
+        // 2 devices × 50,000 replica counts = 100,000 plans: the most allowed.
+        let two = "[[search.devices]]\nname = \"H100-SXM\"\n[[search.devices]]\nname = \"A100-80GB\"\n";
+        space(&format!(
+            "[search]\ngpu_budget = 50000\ntp = [1]\npp = [1]\n{two}"
+        ))
+        .unwrap();
+        // 54,546 + 27,273 + 18,182 = 100,001 with tp 1, 2 and 3: one too many.
+        let e = space("[search]\ngpu_budget = 54546\ntp = [1, 2, 3]\npp = [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("100001 plans"), "{e}");
+        // A listed replica count may be the per-pool limit, not above it.
+        space("[search]\ngpu_budget = 65536\nreplicas = [16384]\n").unwrap();
+        let e = space("[search]\ngpu_budget = 65536\nreplicas = [16385]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("search.replicas") && e.contains("16385"), "{e}");
+    }
+
     /// A device without a price (a user catalog's may have none) cannot be
     /// ranked per dollar: the space says so instead of dividing by zero.
     #[test]
