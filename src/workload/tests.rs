@@ -407,6 +407,17 @@ fn jsonl_errors_name_the_field_in_the_formats_words() {
     assert!(e.contains("missing `ContextTokens`"), "{e}");
     let e = apex("a4.jsonl", "[1, 2]");
     assert!(e.contains("not a JSON object"), "{e}");
+    // The error says what an APEX line holds.
+    assert!(
+        e.contains("StartTimeOffset (ns), ContextTokens, GeneratedTokens"),
+        "{e}"
+    );
+    // A count must convert to a whole number: 1.8e19 is past the bound.
+    let e = apex(
+        "a5.jsonl",
+        r#"{"StartTimeOffset": 0, "ContextTokens": 1.8e19, "GeneratedTokens": 1}"#,
+    );
+    assert!(e.contains("`ContextTokens`: expected a whole number"), "{e}");
     let mooncake = |name: &str, row: &str| {
         let p = write(&d, name, &format!("{row}\n"));
         trace::read(&p, TraceFormatChoice::Mooncake).map(|t| t.rows)

@@ -144,6 +144,11 @@ pub fn read(path: &Path, format: TraceFormatChoice) -> Result<Trace> {
 
 /// The file's text, read line by line within the guards of the module doc.
 fn read_text(path: &Path) -> Result<String> {
+    read_text_within(path, MAX_TRACE_BYTES)
+}
+
+/// [`read_text`] with at most `max_bytes` in all (tests use a small limit).
+fn read_text_within(path: &Path, max_bytes: u64) -> Result<String> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut text = Vec::new();
@@ -169,13 +174,14 @@ fn read_text(path: &Path) -> Result<String> {
                 ),
             ));
         }
-        if text.len() as u64 > MAX_TRACE_BYTES {
+        if text.len() as u64 > max_bytes {
             return Err(trace_err(
                 path,
                 Some(line),
                 format!(
-                    "the trace is larger than {} GiB, the most fleetsim reads; replay a part of it",
-                    MAX_TRACE_BYTES >> 30
+                    "the trace is larger than {max_bytes} bytes ({:.1} GiB), the most fleetsim reads; \
+                     replay a part of it",
+                    max_bytes as f64 / (1u64 << 30) as f64
                 ),
             ));
         }
@@ -516,4 +522,28 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         format!("0.{frac}").parse::<f64>().ok()?
     };
     Some((days_from_civil(y, m, day) * 86400 + hh * 3600 + mm * 60 + ss) as f64 + frac_s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_text_within;
+
+    /// The size guard at its boundary (4 GiB in use; the file's own size
+    /// here): a file of exactly the limit is read, a limit one byte smaller
+    /// refuses it at the line that crossed it, and the message gives the
+    /// limit.
+    #[test]
+    fn a_trace_of_exactly_the_size_limit_is_read_and_one_byte_more_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        let text = "arrived_at,num_prefill_tokens,num_decode_tokens\n0,1,1\n";
+        std::fs::write(&p, text).unwrap();
+        let n = text.len() as u64;
+        assert_eq!(read_text_within(&p, n).unwrap(), text);
+        let e = read_text_within(&p, n - 1).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains(&format!("larger than {} bytes", n - 1)),
+            "{e}"
+        );
+    }
 }
