@@ -327,6 +327,11 @@ fn azure_timestamps_parse() {
     assert!(trace::parse_timestamp("2023-04-30 00:00:00").is_some());
     assert!(trace::parse_timestamp("2023-04-31 00:00:00").is_none());
     assert!(trace::parse_timestamp("2023-12-31 23:59:60").is_some());
+    // Year 1 is the first (0000 is refused below): 719,162 days before 1970.
+    assert_eq!(
+        trace::parse_timestamp("0001-01-01 00:00:00"),
+        Some(-719_162.0 * 86400.0)
+    );
     assert_eq!(
         trace::parse_timestamp("2023-01-31 00:00:00"),
         Some(trace::parse_timestamp("2023-01-30 00:00:00").unwrap() + 86400.0)
