@@ -489,6 +489,20 @@ fn a_workload_longer_than_the_clock_is_an_error() {
         ],
         &["workload.duration", "2.000e10 s"],
     );
+    // Without a count only the duration ends them, however high the rate.
+    expect_error(
+        &[
+            "validate",
+            "examples/default.toml",
+            "--set",
+            "workload.duration=2e10",
+            "--set",
+            "workload.count=0",
+            "--set",
+            "workload.arrivals.rate=1e10",
+        ],
+        &["workload.duration", "2.000e10 s"],
+    );
     // The count ends these arrivals long before the duration: no error.
     ok(&[
         "validate",
