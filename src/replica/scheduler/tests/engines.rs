@@ -376,3 +376,24 @@ fn sglang_judges_the_next_admission_with_the_ratio_a_retraction_resets() {
         r.rec(3).scheduled
     );
 }
+
+/// SGLang's retraction stops at one request even when fewer than 20 steps
+/// of room are left: the last one is never retracted. 10 blocks (160
+/// tokens); A (16-token prompt, 118 tokens) needs 134 < 160 and runs alone
+/// from 0 (decode step j ends at 10(j + 1) ms with KV 16 + j). B (10, 8)
+/// arrives at 1,085 ms; at 1,090 ms A holds 8 blocks (KV 124), has 9 tokens
+/// to go and the ratio has fallen 108 steps to 0.5916: B needs 16 + 8 = 24 <
+/// 32 − 9 × 0.5916 = 26.68 and prefills (1 block; 1 free). From 1,100 ms
+/// both decode: A takes the last block for KV 129 at the 5th step; at the
+/// 7th (1,160 ms) B needs its second block and none is free, so B (7
+/// generated against A's 115) is retracted. That leaves 16 tokens < 20
+/// steps of A, and A still runs: done at 1,190 ms; B recomputes its 17
+/// tokens then and ends at 1,200 ms.
+#[test]
+fn sglang_never_retracts_the_last_running_request() {
+    let reqs = vec![req(0, 0, 16, 118), req(1, 1085 * MS, 10, 8)];
+    let r = run(&sglang(10, &["workload.max_tokens=1"]), 10 * MS, reqs);
+    assert_eq!((r.rec(1).scheduled, r.rec(1).preemptions), (1090 * MS, 1));
+    assert_eq!((r.rec(0).finish, r.rec(0).preemptions), (1190 * MS, 0));
+    assert_eq!(r.rec(1).finish, 1200 * MS);
+}
