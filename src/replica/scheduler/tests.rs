@@ -295,6 +295,37 @@ fn ties_in_longest_prefix_order_go_to_the_earliest() {
     assert_eq!(r.finishes(), [(0, 10 * MS), (1, 20 * MS), (2, 30 * MS)]);
 }
 
+/// Whole-prompt admission charges a waiting request only its uncached
+/// tokens against the budget. vLLM, prefix caching, a 90-token budget
+/// (and max_model_len); A, B and C have 80-token prompts sharing a 64-token
+/// prefix. A prefills alone at 0 (B and C arrive at 5 ms) and its prompt
+/// blocks join the cache at 10 ms; then B and C each need 80 − 64 = 16:
+/// both prefill in the 10 ms batch (32 ≤ 90) and end at 20 ms. Charged by
+/// cached *units* instead of tokens (80 − 4 = 76 each: 16 + 76 > 90), C
+/// would wait a step.
+#[test]
+fn whole_prompt_admission_charges_only_the_uncached_tokens() {
+    let shared = |r: RequestSpec| RequestSpec {
+        prefix: Prefix::Group { group: 3, tokens: 64 },
+        ..r
+    };
+    let reqs = vec![
+        shared(req(0, 0, 80, 1)),
+        shared(req(1, 5 * MS, 80, 1)),
+        shared(req(2, 5 * MS, 80, 1)),
+    ];
+    let sets = [
+        "scheduler.kind=vllm",
+        "scheduler.prefix_caching=true",
+        "model.max_model_len=90",
+        "scheduler.max_num_batched_tokens=90",
+        "scheduler.max_num_seqs=8",
+    ];
+    let r = run(&plan(&sets, 64), 10 * MS, reqs);
+    assert_eq!((r.shapes[1].prefill_seqs, r.shapes[1].prefill_tokens), (2, 32));
+    assert_eq!(r.finishes(), [(0, 10 * MS), (1, 20 * MS), (2, 20 * MS)]);
+}
+
 /// Whole-prompt admission stops at whichever limit comes first. vLLM, three
 /// 16-token prompts at 0, a roomy pool: with max_num_seqs = 2 the first
 /// batch prefills two (32 tokens); with a 40-token budget (and 8 sequences)
