@@ -485,6 +485,18 @@ impl ReplicaState {
                 return Err(format!("swapped request {} in phase {:?}", r.spec.id, r.phase));
             }
         }
+        // The load `least-kv` reads: every waiting request's prompt.
+        let waiting_prompts: u64 = self
+            .waiting
+            .iter()
+            .map(|s| self.slab.get(s).spec.prompt_tokens as u64)
+            .sum();
+        if waiting_prompts != self.waiting_prompt_tokens {
+            return Err(format!(
+                "waiting prompts hold {waiting_prompts} tokens, {} kept",
+                self.waiting_prompt_tokens
+            ));
+        }
         let queued = self.waiting.len() + self.swapped.len() + self.running.len();
         if queued != self.slab.len() {
             return Err(format!(
