@@ -346,7 +346,9 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
         f64::INFINITY
     };
     let span_s = match (&arrivals, &trace) {
-        (Some(_), _) => by_count.min(by_duration),
+        // Neither bounds them here when fixed-concurrency clients pass an
+        // unbounded count and apply the duration themselves.
+        (Some(_), _) if by_count.min(by_duration).is_finite() => by_count.min(by_duration),
         (None, Some(t)) => {
             let times = || t.rows.iter().filter_map(|r| r.time_s);
             let (lo, hi) = (times().fold(f64::INFINITY, f64::min), times().fold(0.0, f64::max));
