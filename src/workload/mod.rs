@@ -345,10 +345,11 @@ fn resolve(cfg: &WorkloadConfig) -> Result<Resolved> {
     } else {
         f64::INFINITY
     };
+    let synthetic_span = by_count.min(by_duration);
     let span_s = match (&arrivals, &trace) {
         // Neither bounds them here when fixed-concurrency clients pass an
         // unbounded count and apply the duration themselves.
-        (Some(_), _) if by_count.min(by_duration).is_finite() => by_count.min(by_duration),
+        (Some(_), _) if synthetic_span.is_finite() => synthetic_span,
         (None, Some(t)) => {
             let times = || t.rows.iter().filter_map(|r| r.time_s);
             let (lo, hi) = (times().fold(f64::INFINITY, f64::min), times().fold(0.0, f64::max));
