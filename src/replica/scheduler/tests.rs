@@ -268,6 +268,10 @@ fn laps_batching_window_holds_short_prefills_for_company() {
 /// steps for R1's remaining 4 tokens, during which R0 (done after one) stays
 /// in the batch as padding: 2 sequences each step; the batch ends at 50 ms,
 /// so R0 finishes at 50 ms, not 20 ms (Orca, iteration-level, returns it at 20).
+/// The padding is computed too: each step's attention reads the live
+/// sequence's context (16 prompt + the tokens written so far, + 1 for the
+/// new one) plus R0's 17 frozen entries (16 + its first token, written by
+/// step 1): 17 + 17 = 34 at step 1, then 18 + 17, 19 + 17, 20 + 17.
 #[test]
 fn fastertransformer_returns_responses_at_batch_end() {
     let reqs = vec![req(0, 0, 16, 2), req(1, 0, 16, 5)];
@@ -280,6 +284,8 @@ fn fastertransformer_returns_responses_at_batch_end() {
     assert_eq!(r.rec(0).first_token, 10 * MS);
     let decode: Vec<u32> = r.shapes[1..].iter().map(|s| s.decode_seqs).collect();
     assert_eq!(decode, [2, 2, 2, 2]);
+    let read: Vec<u64> = r.shapes[1..].iter().map(|s| s.decode_kv_tokens).collect();
+    assert_eq!(read, [34, 35, 36, 37]);
     let orca = run(&plan(&["scheduler.kind=orca"], 2000), 10 * MS, reqs);
     assert_eq!(orca.finishes(), [(0, 20 * MS), (1, 50 * MS)]);
 }

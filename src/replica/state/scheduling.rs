@@ -256,7 +256,10 @@ impl ReplicaState {
     /// allocating the blocks it needs (the caller made room).
     pub fn add_decode_step(&mut self) {
         let decoding = self.decode.len();
-        if decoding == 0 && self.padding.seqs == 0 {
+        if decoding == 0 {
+            // A static batch's padding ends with its last live member
+            // (`end_static_batch`), so nothing is left to compute.
+            debug_assert_eq!(self.padding.seqs, 0, "padding outlived its static batch");
             return;
         }
         let need = self.decode_blocks_needed();

@@ -137,3 +137,47 @@ fn nothing_is_admitted_while_a_request_is_swapped_out() {
     assert_eq!(r.rec(1).preemptions, 1);
     assert_eq!(r.rec(2).scheduled, a_done);
 }
+
+/// FastSwitch's KV reuse: a request swapped out a second time moves only
+/// the blocks written since its host copy was made. vLLM, pool 5 with a
+/// 1-block watermark, a host of 2 blocks. A (16, 40), C (16, 2) and B
+/// (16, 40) at 0, in that order, 1 block each. Iteration 2 needs a block
+/// for each of the three with 2 free: B (newest) is swapped out (1 block:
+/// its 16 prompt entries; host 1 of 2). C finishes in that iteration and
+/// frees 2 (3 free), so B swaps back in (1 block, + 1 for the watermark) at
+/// iteration 3, one step behind A, and takes a block for its 17th entry
+/// (1 free). A takes the last one for its 33rd entry; a step later B needs
+/// one with none free and is swapped out again holding 2 blocks (32
+/// entries), of which the host already has the first: 1 block moves and the
+/// host's 2 are full. B comes back (2 blocks) only when A is done. Moved out
+/// 1 + 1, in 1 + 2 — 2/3. Without reuse the host copy is dropped at swap-in
+/// and the second swap-out moves both blocks: 3/3.
+#[test]
+fn fastswitch_reuse_moves_only_the_blocks_written_since_the_host_copy() {
+    let reqs = vec![req(0, 0, 16, 40), req(1, 0, 16, 2), req(2, 0, 16, 40)];
+    let swaps = |reuse: bool| {
+        let mut p = plan(
+            &[
+                "scheduler.kind=vllm",
+                "scheduler.preemption=swap",
+                "scheduler.watermark=0.2",
+            ],
+            5,
+        );
+        p = with_swap_model(p, false);
+        let swap = p.replica_options.swap.as_mut().expect("swap model");
+        swap.reuse = reuse;
+        swap.host_blocks = 2;
+        let r = run(&p, 10 * MS, reqs.clone());
+        let m = &r.report.summary.memory;
+        assert_eq!(
+            (m.preemptions_swap, m.preemptions_recompute),
+            (2, 0),
+            "reuse {reuse}"
+        );
+        assert_eq!(r.rec(2).preemptions, 2, "reuse {reuse}");
+        m.swapped_out_bytes / m.swapped_in_bytes
+    };
+    assert!((swaps(true) - 2.0 / 3.0).abs() < 1e-12, "{}", swaps(true));
+    assert!((swaps(false) - 1.0).abs() < 1e-12, "{}", swaps(false));
+}
