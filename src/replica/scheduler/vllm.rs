@@ -12,7 +12,8 @@
 //!    the first request that does not fit (no skipping ahead). If any
 //!    prefill was admitted, the iteration runs only those prefills.
 //! 2. Otherwise swapped-out requests are swapped back in (oldest first) while
-//!    they fit, and every running request decodes one token. If the step's
+//!    their blocks fit with one to spare beyond the watermark (vLLM 0.6's
+//!    `can_swap_in`), and every running request decodes one token. If the step's
 //!    new blocks do not fit, requests are preempted (newest first, or least
 //!    urgent first with priorities) by recompute or swap until it does.
 //!    (vLLM swaps in after forming the decode step, within the same

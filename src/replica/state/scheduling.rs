@@ -370,9 +370,17 @@ impl ReplicaState {
         self.swapped.len()
     }
 
-    /// Swaps the oldest swapped-out request back in if its blocks fit (with
-    /// the watermark free) and `max_num_seqs` allows; it rejoins the
-    /// decoding set. Returns whether it did.
+    /// Swaps the oldest swapped-out request back in if its blocks fit with
+    /// one block to spare beyond the watermark, and `max_num_seqs` allows;
+    /// it rejoins the decoding set. Returns whether it did.
+    ///
+    /// The spare block is vLLM 0.6's rule (`BlockSpaceManagerV1.can_swap_in`:
+    /// `len(blocks) + num_swapped_seqs` must be free beyond the watermark,
+    /// "conservatively, we assume that every sequence will allocate at least
+    /// one free block right after the swap-in"). It is checked, not
+    /// allocated. Without it a request whose KV fills its last block would
+    /// come back, find no block for its next entry, and be swapped out again
+    /// in the same step, every step.
     pub fn resume_swapped(&mut self, max_seqs: u32) -> bool {
         let Some(&slot) = self.swapped.front() else {
             return false;
@@ -382,7 +390,7 @@ impl ReplicaState {
         }
         let kv = self.slab.get(slot).prefilled;
         let need = self.kv.reserved_blocks(kv);
-        if !self.kv.make_free_for_admission(need) {
+        if !self.kv.make_free_for_admission(need + 1) {
             return false;
         }
         let swap = self.opts.swap.expect("swapped requests imply a swap model");

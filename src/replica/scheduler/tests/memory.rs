@@ -117,7 +117,7 @@ fn fastswitch_overlaps_swap_with_gpu_work_not_host_work() {
 /// (16, 1) at 15 ms. Iteration 2 (from 10 ms) needs a new block for each
 /// decode with 1 free: B is swapped out (2 blocks, 31.25 ms: the iteration
 /// ends at 51.25 ms) and A takes one (2 free). B's swap-in needs 2 + 1
-/// (watermark) > 2, so B stays out while A decodes its last 15 tokens
+/// (watermark) + 1 (spare) > 2, so B stays out while A decodes its last 15 tokens
 /// (201.25 ms); C, which would fit (1 + 1 ≤ 2), waits with it. At 201.25 ms
 /// B comes back (2 blocks, then 1 for its decode: 2 free) and C is
 /// admitted beside it (1 + 1 ≤ 2).
@@ -180,4 +180,26 @@ fn fastswitch_reuse_moves_only_the_blocks_written_since_the_host_copy() {
     };
     assert!((swaps(true) - 2.0 / 3.0).abs() < 1e-12, "{}", swaps(true));
     assert!((swaps(false) - 1.0).abs() < 1e-12, "{}", swaps(false));
+}
+
+/// A request swapped back in needs one free block beyond its KV (vLLM 0.6's
+/// `can_swap_in`), so it is not swapped in only to be swapped out again.
+/// The previous test's requests with no watermark: at iteration 3, B (1
+/// block) comes back with 3 free (1 + 1 spare ≤ 3). At its 33rd entry it is
+/// swapped out holding 2 blocks, freeing 2 — and 2 + 1 > 2, so it waits for
+/// A to finish: two swaps in all. Checking only its own 2 blocks, B would
+/// come back at once, need a third block, be the newest again, and go back
+/// out: a swap pair every step until A is done.
+#[test]
+fn a_swapped_request_comes_back_only_with_a_block_to_spare() {
+    let reqs = vec![req(0, 0, 16, 40), req(1, 0, 16, 2), req(2, 0, 16, 40)];
+    let mut p = with_swap_model(
+        plan(&["scheduler.kind=vllm", "scheduler.preemption=swap"], 5),
+        false,
+    );
+    p.replica_options.swap.as_mut().expect("swap model").host_blocks = 2;
+    let r = run(&p, 10 * MS, reqs);
+    let m = &r.report.summary.memory;
+    assert_eq!((m.preemptions_swap, m.preemptions_recompute), (2, 0));
+    assert_eq!(r.rec(2).preemptions, 2);
 }
