@@ -4,7 +4,9 @@
 //! vLLM 0.6's chunked-prefill scheduler (V0 engine) implements it.
 //!
 //! Each iteration has a token budget:
-//! 1. swapped-out requests resume first, then every decoding request takes
+//! 1. swapped-out requests resume first (while their blocks fit with one to
+//!    spare beyond the watermark and the decodes' new blocks, as
+//!    `ReplicaState::resume_swapped` explains), then every decoding request takes
 //!    one token (decodes never stall behind prefills); if the step's new KV
 //!    blocks do not fit, cached prefixes are evicted, then running requests
 //!    preempted (newest first, or least urgent with priorities);

@@ -12,13 +12,15 @@
 //!    the first request that does not fit (no skipping ahead). If any
 //!    prefill was admitted, the iteration runs only those prefills.
 //! 2. Otherwise swapped-out requests are swapped back in (oldest first) while
-//!    their blocks fit with one to spare beyond the watermark (vLLM 0.6's
-//!    `can_swap_in`), and every running request decodes one token. If the step's
-//!    new blocks do not fit, requests are preempted (newest first, or least
-//!    urgent first with priorities) by recompute or swap until it does.
-//!    (vLLM swaps in after forming the decode step, within the same
-//!    iteration; here the swap-in comes first so the resumed requests decode
-//!    in this step — the same iteration either way.)
+//!    their blocks fit with one to spare beyond the watermark and beyond the
+//!    new blocks of this step's decodes (vLLM 0.6's `can_swap_in`), and every
+//!    running request decodes one token. If the step's new blocks do not
+//!    fit, requests are preempted (newest first, or least urgent first with
+//!    priorities) by recompute or swap until it does. (vLLM forms the
+//!    decode step first and swaps in only if that preempted nothing;
+//!    counting the decodes' blocks in the swap-in check gives the same
+//!    batch with the swap-in first, so the resumed requests decode in this
+//!    step.)
 
 use super::{Policy, Scheduler, admit_whole_prompts, resume_swapped};
 use crate::replica::state::ReplicaState;

@@ -371,16 +371,20 @@ impl ReplicaState {
     }
 
     /// Swaps the oldest swapped-out request back in if its blocks fit with
-    /// one block to spare beyond the watermark, and `max_num_seqs` allows;
-    /// it rejoins the decoding set. Returns whether it did.
+    /// one block to spare beyond the watermark and beyond what this step's
+    /// decodes need, and `max_num_seqs` allows; it rejoins the decoding
+    /// set. Returns whether it did.
     ///
-    /// The spare block is vLLM 0.6's rule (`BlockSpaceManagerV1.can_swap_in`:
-    /// `len(blocks) + num_swapped_seqs` must be free beyond the watermark,
-    /// "conservatively, we assume that every sequence will allocate at least
-    /// one free block right after the swap-in"). It is checked, not
-    /// allocated. Without it a request whose KV fills its last block would
-    /// come back, find no block for its next entry, and be swapped out again
-    /// in the same step, every step.
+    /// vLLM 0.6 schedules the running decodes first (preempting if their new
+    /// blocks do not fit) and swaps in only when that preempted nothing, each
+    /// swapped request needing `len(blocks) + num_swapped_seqs` free beyond
+    /// the watermark (`BlockSpaceManagerV1.can_swap_in`: "conservatively, we
+    /// assume that every sequence will allocate at least one free block right
+    /// after the swap-in"). Counting the decodes' blocks here gives the same
+    /// answer in either order: a swap-in never makes the step preempt. The
+    /// spare block is checked, not allocated. Without these a request whose
+    /// KV fills its last block would come back and be swapped out again in
+    /// the same step.
     pub fn resume_swapped(&mut self, max_seqs: u32) -> bool {
         let Some(&slot) = self.swapped.front() else {
             return false;
@@ -390,7 +394,8 @@ impl ReplicaState {
         }
         let kv = self.slab.get(slot).prefilled;
         let need = self.kv.reserved_blocks(kv);
-        if !self.kv.make_free_for_admission(need + 1) {
+        let decodes = self.decode_blocks_needed();
+        if !self.kv.make_free_for_admission(need + 1 + decodes) {
             return false;
         }
         let swap = self.opts.swap.expect("swapped requests imply a swap model");

@@ -203,3 +203,35 @@ fn a_swapped_request_comes_back_only_with_a_block_to_spare() {
     assert_eq!((m.preemptions_swap, m.preemptions_recompute), (2, 0));
     assert_eq!(r.rec(2).preemptions, 2);
 }
+
+/// A swap-in waits while this step's decodes need the room (vLLM 0.6 swaps
+/// in only when scheduling the running decodes preempted nothing). Pool 6,
+/// no watermark; A and D (31, 18: 2 blocks, a third at their 33rd entry), C
+/// (16, 2) and B (16, 40) at 0, in that order: iteration 1 fills the pool.
+/// Iteration 2: C and B need a block each, none free: B (newest) is swapped
+/// out (1 block, 15.625 ms) and C takes the freed one; C finishes (2 free).
+/// Iteration 3: A and D write their 33rd entries (2 blocks). B's 1 block
+/// + 1 spare would fit the 2 free, but not beside the decodes' 2, so B
+/// stays out; A and D finish at 35.625 + 16·10 = 195.625 ms, B comes back
+/// (15.625 ms) and decodes its 39 tokens alone: 601.25 ms. Swapped in first,
+/// B would need a block too and be swapped out again at once, costing A
+/// and D two more swaps.
+#[test]
+fn a_swap_in_waits_for_the_steps_decodes() {
+    let reqs = vec![
+        req(0, 0, 31, 18),
+        req(1, 0, 31, 18),
+        req(2, 0, 16, 2),
+        req(3, 0, 16, 40),
+    ];
+    let p = with_swap_model(
+        plan(&["scheduler.kind=vllm", "scheduler.preemption=swap"], 6),
+        false,
+    );
+    let r = run(&p, 10 * MS, reqs);
+    let m = &r.report.summary.memory;
+    assert_eq!(m.preemptions_swap, 1);
+    assert_eq!(r.rec(3).preemptions, 1);
+    let (ad, b) = (195_625_000, 601_250_000);
+    assert_eq!(r.finishes(), [(0, ad), (1, ad), (2, 20 * MS + SWAP_NS), (3, b)]);
+}
