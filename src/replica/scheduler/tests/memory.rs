@@ -211,7 +211,7 @@ fn a_swapped_request_comes_back_only_with_a_block_to_spare() {
 /// Iteration 2: C and B need a block each, none free: B (newest) is swapped
 /// out (1 block, 15.625 ms) and C takes the freed one; C finishes (2 free).
 /// Iteration 3: A and D write their 33rd entries (2 blocks). B's 1 block
-/// + 1 spare would fit the 2 free, but not beside the decodes' 2, so B
+/// and 1 spare would fit the 2 free, but not beside the decodes' 2, so B
 /// stays out; A and D finish at 35.625 + 16·10 = 195.625 ms, B comes back
 /// (15.625 ms) and decodes its 39 tokens alone: 601.25 ms. Swapped in first,
 /// B would need a block too and be swapped out again at once, costing A
