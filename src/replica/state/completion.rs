@@ -122,7 +122,6 @@ impl ReplicaState {
     }
 
     fn finish(&mut self, slot: Slot, now: Nanos, metrics: &mut Metrics) {
-        self.done += 1;
         let r = *self.slab.get(slot);
         let (session, program) = self.slab.identity(slot);
         let rec = RequestRecord {

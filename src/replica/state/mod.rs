@@ -209,8 +209,6 @@ pub struct ReplicaState {
     busy: bool,
     /// A scheduler asked to hold the replica idle until this time (LAPS batching window).
     wait_until: Option<Nanos>,
-    /// Requests finished or rejected by this replica (for conservation checks).
-    pub done: u64,
 }
 
 impl ReplicaState {
@@ -244,7 +242,6 @@ impl ReplicaState {
             outputs: OutputTiming::new(opts.async_output, opts.static_batch),
             busy: false,
             wait_until: None,
-            done: 0,
         }
     }
 
@@ -418,7 +415,6 @@ impl ReplicaState {
         reason: RejectReason,
         metrics: &mut Metrics,
     ) {
-        self.done += 1;
         metrics.record_request(RequestRecord {
             id: spec.id,
             client: spec.client,

@@ -17,7 +17,10 @@ use crate::scenario::validate::Plan;
 /// Pool 3: at iteration 2 B is preempted having generated 1 token; B then
 /// needs ⌈17/16⌉ = 2 blocks with 1 free, so it waits until A finishes (170
 /// ms). Iteration 18 prefills B's 16 + 1 = 17 tokens (emitting its 2nd
-/// token), then 15 decode steps: 33 iterations, B done at 330 ms.
+/// token), then 15 decode steps: 33 iterations, B done at 330 ms. B's
+/// gap across the preemption runs from its first token (10 ms) to the
+/// re-prefill's (180 ms): the 32 gaps are A's 16 and B's 15 of 10 ms and
+/// that one of 170 ms (mean 480 / 32 = 15 ms).
 #[test]
 fn recompute_prefills_the_prompt_and_the_generated_tokens() {
     let p = plan(&["scheduler.kind=vllm"], 3);
@@ -29,6 +32,9 @@ fn recompute_prefills_the_prompt_and_the_generated_tokens() {
     assert_eq!(r.rec(1).preemptions, 1);
     assert_eq!(r.report.summary.memory.preemptions_recompute, 1);
     assert_eq!(r.report.summary.total_output_tokens, 34);
+    let itl = &r.report.summary.itl;
+    assert_eq!((itl.count, itl.max), (32, 170.0));
+    assert!((itl.mean - 15.0).abs() < 1e-9, "{}", itl.mean);
 }
 
 /// A swap model moving one block in 1/64 s = 15.625 ms (exact in binary),
