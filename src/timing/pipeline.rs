@@ -63,8 +63,26 @@ mod tests {
             self.0
         }
         fn peak_rates(&self) -> (f64, f64) {
-            (1.0, 1.0)
+            (3.0e15, 2.0e12)
         }
+        fn stage_times(&self, _b: &BatchShape, out: &mut Vec<f64>) {
+            out.clear();
+            out.extend([0.004, 0.006]);
+        }
+    }
+
+    /// A virtual engine reports the pipeline's stages and peaks unchanged
+    /// (the trace's per-stage track and the summary's utilisation read them).
+    #[test]
+    fn a_virtual_engine_reports_the_inner_models_stages_and_peaks() {
+        let m = Pipelined {
+            inner: Box::new(Fixed(IterationCost::default())),
+            engines: 2,
+        };
+        assert_eq!(m.peak_rates(), (3.0e15, 2.0e12));
+        let mut out = vec![1.0];
+        m.stage_times(&BatchShape::default(), &mut out);
+        assert_eq!(out, [0.004, 0.006]);
     }
 
     /// The host part is not serialised `pp` times: with latency 100, a
