@@ -159,6 +159,41 @@ mod tests {
         }
     }
 
+    /// A workload that states only what it must (as a user's may) asks the
+    /// engine for nothing: no completions, no first tokens, no ended
+    /// sessions, no notes — so the engine collects none for it.
+    #[test]
+    fn a_minimal_workload_listens_to_nothing_and_notes_nothing() {
+        struct Bare;
+        impl Workload for Bare {
+            fn next_arrival(&mut self) -> Option<Nanos> {
+                None
+            }
+            fn take_request(&mut self) -> Option<RequestSpec> {
+                None
+            }
+        }
+        let mut w = Bare;
+        assert!(!w.listens() && !w.listens_first_tokens());
+        assert_eq!(w.take_ended_session(), None);
+        assert!(w.notes().is_empty());
+    }
+
+    /// An open loop passes on its source's warnings.
+    #[test]
+    fn open_loop_passes_on_its_sources_notes() {
+        struct Noted;
+        impl RequestSource for Noted {
+            fn next_request(&mut self) -> Option<RequestSpec> {
+                None
+            }
+            fn notes(&self) -> Vec<String> {
+                vec!["cut short".into()]
+            }
+        }
+        assert_eq!(OpenLoop::new(Box::new(Noted)).notes(), ["cut short"]);
+    }
+
     #[test]
     fn open_loop_announces_then_hands_over_each_request_once() {
         let mut w = OpenLoop::new(Box::new(Two(0)));
