@@ -246,11 +246,6 @@ pub struct Breakdown {
 }
 
 impl Breakdown {
-    /// Time of the weight GEMMs (QKV, O, MLP, LM head).
-    pub fn gemm(&self) -> f64 {
-        self.qkv_proj + self.o_proj + self.mlp + self.lm_head
-    }
-
     /// Everything but the CPU overhead.
     pub fn gpu(&self) -> f64 {
         self.total - self.cpu_overhead
@@ -614,10 +609,6 @@ impl AnalyticalModel {
 
     pub fn parallel(&self) -> ParallelConfig {
         self.par
-    }
-
-    pub fn calibration(&self) -> &Calibration {
-        &self.cal
     }
 
     /// Decoder layers summed over stages (the `L` of the formulas).

@@ -103,6 +103,37 @@ fn prefill(chunk: u64) -> BatchShape {
     b
 }
 
+/// Time of the weight GEMMs (QKV, O, MLP, LM head).
+fn gemm(b: &Breakdown) -> f64 {
+    b.qkv_proj + b.o_proj + b.mlp + b.lm_head
+}
+
+/// An iteration's cost: its duration, its host part, and the slowest
+/// stage's time with the host part (what a PP virtual engine's turn at the
+/// busiest stage takes): 3 + 2 = 5 ms of a 10 ms iteration.
+#[test]
+fn an_iterations_cost_carries_the_slowest_stage_with_its_host_part() {
+    let b = Breakdown {
+        total: 0.010,
+        cpu_overhead: 0.002,
+        critical_stage: 0.003,
+        flops: 7.0,
+        hbm_bytes: 9.0,
+        ..Default::default()
+    };
+    let c = b.cost();
+    assert_eq!((c.duration, c.host, c.stage), (10_000_000, 2_000_000, 5_000_000));
+    assert_eq!((c.flops, c.hbm_bytes), (7.0, 9.0));
+    // The stage never exceeds the iteration, and an empty batch costs nothing.
+    let long = Breakdown {
+        critical_stage: 0.050,
+        ..b
+    }
+    .cost();
+    assert_eq!(long.stage, long.duration);
+    assert_eq!(Breakdown::default().cost(), IterationCost::default());
+}
+
 fn close(actual: f64, expected: f64, rel: f64) -> bool {
     (actual / expected - 1.0).abs() <= rel
 }
@@ -142,7 +173,7 @@ fn decode_batch1_is_weight_read_plus_overhead() {
     let expected = m.total_params() * 2.0 / (d.memory_bandwidth * CAL.memory_efficiency) + overhead;
     assert!(close(b.total, expected, 0.10), "{} vs {expected}", b.total);
     // Weights dominate: the weight GEMMs are > 90% of the GPU time.
-    assert!(b.gemm() > 0.9 * b.gpu(), "{b:?}");
+    assert!(gemm(&b) > 0.9 * b.gpu(), "{b:?}");
     // And the HBM traffic is essentially the weights (minus the unread embedding rows).
     let weight_bytes = (m.total_params() - (m.vocab_size * m.hidden_size) as f64) * 2.0;
     assert!(
@@ -231,7 +262,7 @@ fn tp2_is_faster_than_tp1_but_not_twice() {
         assert_eq!(b1.tp_comm, 0.0);
         assert!(b2.tp_comm > 0.0);
         // Per-device GEMM work halves (up to the GEMM efficiency curve and kernel floors).
-        assert!(b2.gemm() < 0.55 * b1.gemm() && b2.gemm() > 0.45 * b1.gemm());
+        assert!(gemm(&b2) < 0.55 * gemm(&b1) && gemm(&b2) > 0.45 * gemm(&b1));
         // Totals over devices: the same matmul FLOPs.
         assert!(close(b2.flops, b1.flops, 1e-9));
     }

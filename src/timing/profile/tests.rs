@@ -43,8 +43,9 @@ fn write_mlp(dir: &Path, arch: &str, tps: &[u32], ms: impl Fn(u32, usize, f64) -
     std::fs::write(dir.join("mlp.csv"), text).unwrap();
 }
 
-/// Prefill: `1e-6·c·(k + c/2)` ms; decode: `1e-3 + 1e-7·b·kv` ms (bilinear); KV save 1e-4·tokens ms.
-fn write_attention(dir: &Path, tp: u32) {
+/// Prefill: `1e-6·c·(k + c/2)` ms; decode: `1e-3 + 1e-7·b·kv` ms (bilinear); KV save
+/// `save`·tokens ms (1e-4 in `setup`).
+fn write_attention(dir: &Path, tp: u32, save: f64) {
     let mut text = String::from(
         "time_stats.attn_prefill.median,time_stats.attn_decode.median,time_stats.attn_kv_cache_save.median,n_embd,n_q_head,n_kv_head,block_size,num_tensor_parallel_workers,max_model_len,batch_size,prefill_chunk_size,kv_cache_size,is_prefill\n",
     );
@@ -54,7 +55,7 @@ fn write_attention(dir: &Path, tp: u32) {
             writeln!(
                 text,
                 "{ms},,{},8192,64,8,16,{tp},4096,1,{c},{k},True",
-                1e-4 * c as f64
+                save * c as f64
             )
             .unwrap();
         }
@@ -65,7 +66,7 @@ fn write_attention(dir: &Path, tp: u32) {
             writeln!(
                 text,
                 ",{ms},{},8192,64,8,16,{tp},4096,{b},0,{kv},False",
-                1e-4 * b as f64
+                save * b as f64
             )
             .unwrap();
         }
@@ -101,7 +102,7 @@ fn setup() -> (tempfile::TempDir, ModelSpec, DeviceSpec) {
     let root = tempfile::tempdir().unwrap();
     let model_dir = root.path().join("vidur/compute/h100/meta-llama/Llama-2-70b-hf");
     write_mlp(&model_dir, LLAMA70B_ARCH, &[1, 2, 4], |_, i, t| op_ms(i, t));
-    write_attention(&model_dir, 4);
+    write_attention(&model_dir, 4, 1e-4);
     write_all_reduce(&root.path().join("vidur/network/h100_dgx"));
     // Another architecture first in name order, which must not be picked.
     write_mlp(
@@ -141,6 +142,35 @@ fn locates_the_table_by_architecture_not_name() {
         "{files:?}"
     );
     assert!(files.attention.is_some() && files.all_reduce.is_some() && files.send_recv.is_none());
+}
+
+/// Without KV-save times in the attention table, the KV write falls back
+/// to the analytical kernel: per layer and device, read the new K and V
+/// rows (2 × 2 KV heads × 128 × 2 bytes at TP 4) and write them to the
+/// cache (as much again): 2,048 bytes a token at the H100's 3.35 TB/s
+/// (some of it, by the memory efficiency). From 3,000 to 6,000 tokens that
+/// is 3,000 × 2,048 B / 3.35e12 B/s = 1.83 µs more per layer at full
+/// bandwidth, at most twice that at half of it. The write is isolated by
+/// comparing with a table whose KV-save times are negligible (1e-12 ms a
+/// token), everything else the same.
+#[test]
+fn a_table_without_kv_save_times_falls_back_to_the_analytical_kv_write() {
+    let (root, model, device) = setup();
+    let dir = root.path().join("vidur/compute/h100/meta-llama/Llama-2-70b-hf");
+    let rope_kv = |save: f64, t: u32| {
+        write_attention(&dir, 4, save);
+        let m = build(root.path(), &model, &device, 4, 1).unwrap();
+        let b = BatchShape {
+            decode_seqs: t,
+            decode_kv_tokens: t as u64 * 256,
+            ..Default::default()
+        };
+        m.breakdown(&b).rope_kv_write / model.num_layers as f64
+    };
+    let kv_write = |t: u32| rope_kv(0.0, t) - rope_kv(1e-12, t);
+    let full_bandwidth = 3000.0 * 2048.0 / 3.35e12;
+    let grew = kv_write(6000) - kv_write(3000);
+    assert!(grew >= full_bandwidth && grew <= 2.0 * full_bandwidth, "{grew}");
 }
 
 #[test]
