@@ -451,6 +451,28 @@ fn kv_heads_are_replicated_when_tp_exceeds_them() {
     assert!(bytes16 > bytes8);
 }
 
+/// The slowest pipeline stage is its layers plus its own extras: Llama-2-70B
+/// over pp = 3 is 27, 27, 26 layers; with 1 ms a layer, a first-stage
+/// extra of 5 ms and a last-stage one of 2 ms the first stage is slowest
+/// (27 + 5 = 32 ms against 27 and 26 + 2); with 1 and 9 ms the last is
+/// (26 + 9 = 35 against 28). The GPU time is every layer and both extras:
+/// 80 + 7 = 87 ms, 80 + 10 = 90 ms.
+#[test]
+fn the_critical_stage_is_the_slowest_stage_with_its_extras() {
+    let m = build(&llama2_70b(), &h100(), Dtype::Bf16, 1, 3);
+    let batch = decode(8, 1000);
+    let (gpu, stage) = m.compose(&batch, 1e-3, 5e-3, 2e-3, 0.0);
+    assert!(
+        close(gpu, 0.087, 1e-12) && close(stage, 0.032, 1e-12),
+        "{gpu} {stage}"
+    );
+    let (gpu, stage) = m.compose(&batch, 1e-3, 1e-3, 9e-3, 0.0);
+    assert!(
+        close(gpu, 0.090, 1e-12) && close(stage, 0.035, 1e-12),
+        "{gpu} {stage}"
+    );
+}
+
 #[test]
 fn pipeline_stages_and_hops() {
     assert_eq!(stage_layer_counts(80, 3), vec![27, 27, 26]);
