@@ -199,7 +199,7 @@ fn the_eager_launch_floor_counts_every_layer_and_the_fp8_kernels() {
             w,
             Dtype::Bf16,
             ParallelConfig::for_device(4, 1, &d),
-            cal.clone(),
+            cal,
         )
         .unwrap()
         .eager_launch_floor()
