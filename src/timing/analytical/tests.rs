@@ -181,6 +181,38 @@ fn a_weight_gemm_is_its_padded_flops_or_its_weight_and_activation_bytes() {
     assert!(close(rope_kv, 64.0 * 65536.0 / 1e12, 1e-12), "{rope_kv}");
 }
 
+/// Prefill attention reads the cached and new keys and values and writes
+/// its output: a 16-token chunk after 10,000 cached tokens (32 KV heads of
+/// 128 in BF16: 16,384 bytes a token for K and V, as many for Q and O per
+/// new token) moves (10,016 + 16) × 16,384 bytes, 164.36 µs at 10^12 B/s,
+/// far above its 2.6 µs of FLOPs. A batch with no prefill has none, even
+/// where every kernel has a floor.
+#[test]
+fn prefill_attention_after_a_long_prefix_is_its_bytes() {
+    let m = model("one-layer", 1, 4096, 32, 32, 11008, 32000);
+    let d = device("round", 1e12, 1e15, 2e15, 300e9);
+    let with = |cal: Calibration| {
+        AnalyticalModel::new(
+            &m,
+            &d,
+            Dtype::Bf16,
+            Dtype::Bf16,
+            ParallelConfig::for_device(1, 1, &d),
+            cal,
+        )
+        .unwrap()
+    };
+    let mut chunk = BatchShape::default();
+    chunk.add_prefill_chunk(10_000, 16);
+    let attn = with(round_calibration()).breakdown(&chunk).prefill_attention;
+    assert!(close(attn, 10_032.0 * 16384.0 / 1e12, 1e-12), "{attn}");
+    let floored = Calibration {
+        min_kernel_time: 5e-6,
+        ..round_calibration()
+    };
+    assert_eq!(with(floored).breakdown(&decode(8, 100)).prefill_attention, 0.0);
+}
+
 /// An eager prefill cannot end before the host has launched every layer's
 /// kernels: 80 layers × 0.1 ms = 8 ms with BF16 weights, and with FP8 the
 /// activation-quantisation kernels add 0.05 ms a layer: 12 ms.
