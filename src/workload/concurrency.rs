@@ -114,23 +114,12 @@ mod tests {
 
     use crate::workload::feedback::Completion;
 
-    /// A source with a warning about how it was built.
-    struct Noted;
-    impl RequestSource for Noted {
-        fn next_request(&mut self) -> Option<RequestSpec> {
-            None
-        }
-        fn notes(&self) -> Vec<String> {
-            vec!["trace cut short".into()]
-        }
-    }
-
     /// The clients pass on their source's warnings (the run prints them and
     /// writes them into the summary).
     #[test]
     fn the_sources_notes_reach_the_run() {
-        let w = FixedConcurrency::new(Box::new(Noted), 2, false, None);
-        assert_eq!(w.notes(), ["trace cut short"]);
+        let w = FixedConcurrency::new(Box::new(crate::workload::tests::Noted), 2, false, None);
+        assert_eq!(w.notes(), ["cut short"]);
     }
 
     #[test]

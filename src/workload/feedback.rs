@@ -182,16 +182,8 @@ mod tests {
     /// An open loop passes on its source's warnings.
     #[test]
     fn open_loop_passes_on_its_sources_notes() {
-        struct Noted;
-        impl RequestSource for Noted {
-            fn next_request(&mut self) -> Option<RequestSpec> {
-                None
-            }
-            fn notes(&self) -> Vec<String> {
-                vec!["cut short".into()]
-            }
-        }
-        assert_eq!(OpenLoop::new(Box::new(Noted)).notes(), ["cut short"]);
+        let w = OpenLoop::new(Box::new(crate::workload::tests::Noted));
+        assert_eq!(w.notes(), ["cut short"]);
     }
 
     #[test]

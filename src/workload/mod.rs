@@ -759,4 +759,4 @@ impl RequestSource for Source {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

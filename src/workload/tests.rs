@@ -7,6 +7,18 @@ use crate::scenario::kinds::Kind;
 use crate::scenario::{ArrivalConfig, LengthConfig};
 use std::io::Write;
 
+/// A source that yields nothing and warns "cut short": for the workloads
+/// that must pass their source's notes on.
+pub(crate) struct Noted;
+impl RequestSource for Noted {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        None
+    }
+    fn notes(&self) -> Vec<String> {
+        vec!["cut short".into()]
+    }
+}
+
 fn fixed(v: u32) -> LengthConfig {
     LengthConfig {
         kind: Some(LengthKind::Fixed),

@@ -382,9 +382,10 @@ impl ReplicaState {
     /// assume that every sequence will allocate at least one free block right
     /// after the swap-in"). Counting the decodes' blocks here gives the same
     /// answer in either order: a swap-in never makes the step preempt. The
-    /// spare block is checked, not allocated. Without these a request whose
-    /// KV fills its last block would come back and be swapped out again in
-    /// the same step.
+    /// spare block is checked, not allocated (though cached prefix blocks
+    /// are evicted to make it free, where vLLM would evict lazily). Without
+    /// these a request whose KV fills its last block would come back and be
+    /// swapped out again in the same step.
     pub fn resume_swapped(&mut self, max_seqs: u32) -> bool {
         let Some(&slot) = self.swapped.front() else {
             return false;

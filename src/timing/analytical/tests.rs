@@ -78,15 +78,19 @@ fn h100() -> DeviceSpec {
 }
 
 fn build(m: &ModelSpec, d: &DeviceSpec, w: Dtype, tp: u32, pp: u32) -> AnalyticalModel {
-    AnalyticalModel::new(
-        m,
-        d,
-        w,
-        Dtype::Bf16,
-        ParallelConfig::for_device(tp, pp, d),
-        Calibration::default(),
-    )
-    .unwrap()
+    build_with(m, d, w, tp, pp, Calibration::default())
+}
+
+/// [`build`] with a calibration of the test's own (BF16 KV).
+fn build_with(
+    m: &ModelSpec,
+    d: &DeviceSpec,
+    w: Dtype,
+    tp: u32,
+    pp: u32,
+    cal: Calibration,
+) -> AnalyticalModel {
+    AnalyticalModel::new(m, d, w, Dtype::Bf16, ParallelConfig::for_device(tp, pp, d), cal).unwrap()
 }
 
 fn decode(seqs: u32, ctx: u64) -> BatchShape {
@@ -162,15 +166,7 @@ fn round_calibration() -> Calibration {
 fn a_weight_gemm_is_its_padded_flops_or_its_weight_and_activation_bytes() {
     let m = model("one-layer", 1, 4096, 32, 32, 11008, 32000);
     let d = device("round", 1e12, 1e15, 2e15, 300e9);
-    let a = AnalyticalModel::new(
-        &m,
-        &d,
-        Dtype::Bf16,
-        Dtype::Bf16,
-        ParallelConfig::for_device(1, 1, &d),
-        round_calibration(),
-    )
-    .unwrap();
+    let a = build_with(&m, &d, Dtype::Bf16, 1, 1, round_calibration());
     let w = 4096.0 * 12288.0;
     let prefill = a.breakdown(&prefill(4096)).qkv_proj;
     assert!(close(prefill, 2.0 * w * 4160.0 / 5e14, 1e-12), "{prefill}");
@@ -191,17 +187,7 @@ fn a_weight_gemm_is_its_padded_flops_or_its_weight_and_activation_bytes() {
 fn prefill_attention_after_a_long_prefix_is_its_bytes() {
     let m = model("one-layer", 1, 4096, 32, 32, 11008, 32000);
     let d = device("round", 1e12, 1e15, 2e15, 300e9);
-    let with = |cal: Calibration| {
-        AnalyticalModel::new(
-            &m,
-            &d,
-            Dtype::Bf16,
-            Dtype::Bf16,
-            ParallelConfig::for_device(1, 1, &d),
-            cal,
-        )
-        .unwrap()
-    };
+    let with = |cal: Calibration| build_with(&m, &d, Dtype::Bf16, 1, 1, cal);
     let mut chunk = BatchShape::default();
     chunk.add_prefill_chunk(10_000, 16);
     let attn = with(round_calibration()).breakdown(&chunk).prefill_attention;
@@ -223,19 +209,7 @@ fn the_eager_launch_floor_counts_every_layer_and_the_fp8_kernels() {
         quantized_launch_per_layer: 5e-5,
         ..Calibration::default()
     };
-    let floor = |w: Dtype| {
-        let d = h100();
-        AnalyticalModel::new(
-            &llama2_70b(),
-            &d,
-            w,
-            Dtype::Bf16,
-            ParallelConfig::for_device(4, 1, &d),
-            cal,
-        )
-        .unwrap()
-        .eager_launch_floor()
-    };
+    let floor = |w: Dtype| build_with(&llama2_70b(), &h100(), w, 4, 1, cal).eager_launch_floor();
     assert!(close(floor(Dtype::Bf16), 8e-3, 1e-12), "{}", floor(Dtype::Bf16));
     assert!(close(floor(Dtype::Fp8), 12e-3, 1e-12), "{}", floor(Dtype::Fp8));
 }
@@ -831,15 +805,7 @@ fn eager_launch_time_is_hidden_under_the_gpu_by_the_overlap_fraction() {
             eager_launch_overlap: overlap,
             ..CAL
         };
-        AnalyticalModel::new(
-            &m,
-            &d,
-            Dtype::Bf16,
-            Dtype::Bf16,
-            ParallelConfig::for_device(1, 1, &d),
-            cal,
-        )
-        .unwrap()
+        build_with(&m, &d, Dtype::Bf16, 1, 1, cal)
     };
     let launch = 32.0 * 1e-3;
     for tokens in [16, 4096] {

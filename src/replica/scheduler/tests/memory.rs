@@ -184,8 +184,9 @@ fn fastswitch_reuse_moves_only_the_blocks_written_since_the_host_copy() {
         assert_eq!(r.rec(2).preemptions, 2, "reuse {reuse}");
         m.swapped_out_bytes / m.swapped_in_bytes
     };
-    assert!((swaps(true) - 2.0 / 3.0).abs() < 1e-12, "{}", swaps(true));
-    assert!((swaps(false) - 1.0).abs() < 1e-12, "{}", swaps(false));
+    let (reused, copied) = (swaps(true), swaps(false));
+    assert!((reused - 2.0 / 3.0).abs() < 1e-12, "{reused}");
+    assert!((copied - 1.0).abs() < 1e-12, "{copied}");
 }
 
 /// A request swapped back in needs one free block beyond its KV (vLLM 0.6's
