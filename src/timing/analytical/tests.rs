@@ -138,82 +138,6 @@ fn an_iterations_cost_carries_the_slowest_stage_with_its_host_part() {
     assert_eq!(Breakdown::default().cost(), IterationCost::default());
 }
 
-/// A calibration with round numbers for worked examples: GEMMs at half of
-/// peak padded by 64 rows, memory at full bandwidth, no kernel floor.
-fn round_calibration() -> Calibration {
-    Calibration {
-        gemm_efficiency: 0.5,
-        gemm_half_tokens: 64.0,
-        memory_efficiency: 1.0,
-        min_kernel_time: 0.0,
-        ..Calibration::default()
-    }
-}
-
-/// The QKV GEMM of one layer, worked by hand: hidden 4,096, 32 query and
-/// 32 KV heads of 128, so W = 4,096 × (32 + 2·32)·128 = 50,331,648 BF16
-/// weights, on a device of 10^15 FLOP/s and 10^12 B/s.
-/// - A 4,096-token prefill is compute-bound: 2W × (4,096 + 64 padding rows)
-///   / (10^15 × 0.5) = 837.53 µs (its bytes, 2W + 4,096 rows × (4,096 +
-///   12,288) × 2, take 234.9 µs).
-/// - A 64-sequence decode is memory-bound: 2W + 64 rows × 32,768 bytes =
-///   102,760,448 bytes, 102.76 µs (compute: 2W × 128 / 5·10^14 = 25.8 µs).
-///
-/// Its rotary embedding reads and writes Q and K (2 × 64 heads × 128 × 2
-/// bytes a token) and its KV write reads K, V and stores them (2 × 32 × 128
-/// × (2 + 2)): 32,768 + 32,768 bytes a token, 4.19 µs for the 64.
-#[test]
-fn a_weight_gemm_is_its_padded_flops_or_its_weight_and_activation_bytes() {
-    let m = model("one-layer", 1, 4096, 32, 32, 11008, 32000);
-    let d = device("round", 1e12, 1e15, 2e15, 300e9);
-    let a = build_with(&m, &d, Dtype::Bf16, 1, 1, round_calibration());
-    let w = 4096.0 * 12288.0;
-    let prefill = a.breakdown(&prefill(4096)).qkv_proj;
-    assert!(close(prefill, 2.0 * w * 4160.0 / 5e14, 1e-12), "{prefill}");
-    let step = a.breakdown(&decode(64, 100));
-    let qkv = step.qkv_proj;
-    assert!(close(qkv, (2.0 * w + 64.0 * 32768.0) / 1e12, 1e-12), "{qkv}");
-    let rope_kv = step.rope_kv_write;
-    assert!(close(rope_kv, 64.0 * 65536.0 / 1e12, 1e-12), "{rope_kv}");
-}
-
-/// Prefill attention reads the cached and new keys and values and writes
-/// its output: a 16-token chunk after 10,000 cached tokens (32 KV heads of
-/// 128 in BF16: 16,384 bytes a token for K and V, as many for Q and O per
-/// new token) moves (10,016 + 16) × 16,384 bytes, 164.36 µs at 10^12 B/s,
-/// far above its 2.6 µs of FLOPs. A batch with no prefill has none, even
-/// where every kernel has a floor.
-#[test]
-fn prefill_attention_after_a_long_prefix_is_its_bytes() {
-    let m = model("one-layer", 1, 4096, 32, 32, 11008, 32000);
-    let d = device("round", 1e12, 1e15, 2e15, 300e9);
-    let with = |cal: Calibration| build_with(&m, &d, Dtype::Bf16, 1, 1, cal);
-    let mut chunk = BatchShape::default();
-    chunk.add_prefill_chunk(10_000, 16);
-    let attn = with(round_calibration()).breakdown(&chunk).prefill_attention;
-    assert!(close(attn, 10_032.0 * 16384.0 / 1e12, 1e-12), "{attn}");
-    let floored = Calibration {
-        min_kernel_time: 5e-6,
-        ..round_calibration()
-    };
-    assert_eq!(with(floored).breakdown(&decode(8, 100)).prefill_attention, 0.0);
-}
-
-/// An eager prefill cannot end before the host has launched every layer's
-/// kernels: 80 layers × 0.1 ms = 8 ms with BF16 weights, and with FP8 the
-/// activation-quantisation kernels add 0.05 ms a layer: 12 ms.
-#[test]
-fn the_eager_launch_floor_counts_every_layer_and_the_fp8_kernels() {
-    let cal = Calibration {
-        eager_launch_per_layer: 1e-4,
-        quantized_launch_per_layer: 5e-5,
-        ..Calibration::default()
-    };
-    let floor = |w: Dtype| build_with(&llama2_70b(), &h100(), w, 4, 1, cal).eager_launch_floor();
-    assert!(close(floor(Dtype::Bf16), 8e-3, 1e-12), "{}", floor(Dtype::Bf16));
-    assert!(close(floor(Dtype::Fp8), 12e-3, 1e-12), "{}", floor(Dtype::Fp8));
-}
-
 fn close(actual: f64, expected: f64, rel: f64) -> bool {
     (actual / expected - 1.0).abs() <= rel
 }
@@ -840,3 +764,5 @@ fn eager_launch_time_is_hidden_under_the_gpu_by_the_overlap_fraction() {
             .contains("eager_launch_overlap")
     );
 }
+
+mod worked;
