@@ -49,7 +49,7 @@ fn a_weight_gemm_is_its_padded_flops_or_its_weight_and_activation_bytes() {
 /// 128 in BF16: 16,384 bytes a token for K and V, as many for Q and O per
 /// new token) moves (10,016 + 16) × 16,384 bytes, 164.36 µs at 10^12 B/s,
 /// far above its 2.6 µs of FLOPs. A batch with no prefill has none, even
-/// where every kernel has a floor.
+/// where every kernel has a floor (and one with no decode no decode attention).
 #[test]
 fn prefill_attention_after_a_long_prefix_is_its_bytes() {
     let m = model("one-layer", 1, 4096, 32, 32, 11008, 32000);
@@ -64,6 +64,7 @@ fn prefill_attention_after_a_long_prefix_is_its_bytes() {
         ..round_calibration()
     };
     assert_eq!(with(floored).breakdown(&decode(8, 100)).prefill_attention, 0.0);
+    assert_eq!(with(floored).breakdown(&prefill(16)).decode_attention, 0.0);
 }
 
 /// An eager prefill cannot end before the host has launched every layer's
