@@ -241,3 +241,35 @@ fn a_moe_layer_reads_its_routed_experts_and_adds_the_router() {
     let layer_bytes = 6_299_648.0 + 16_384.0 + 413_696.0 + 2_101_248.0 + 25_233_416.0 + 16_384.0;
     assert_eq!(b.hbm_bytes, 2.0 * layer_bytes + 4_096.0 + 4_096.0 + 2_052_048.0);
 }
+
+/// At TP 2 the last stage gathers the vocabulary-split logits to one rank
+/// before sampling, and every layer's two all-reduces and the embedding's
+/// one cross the 300 GB/s link (efficiency 1, 2 µs a hop, no extra
+/// collective latency). The decode step of 4 sequences on [`small`]:
+/// - the logits gather: half of 4 rows × 1,000 logits × 2 B = 4,000 B at
+///   300 GB/s plus one hop: 2.0133… µs;
+/// - the last stage's extra: final norm 0.016384 µs, the LM head's half
+///   (512,000 weights × 2 B + 4 rows × (1,024 + 500) × 2 B = 1,036,192 B)
+///   1.036192 µs, the gather, sampling 4 µs: 7.0658853… µs;
+/// - an all-reduce of 4 × 1,024 × 2 B: 2 × ½ × 8,192 B / 300 GB/s + one
+///   hop = 2.0273067 µs; five of them (two per layer, the embedding's) and
+///   the gather: 12.1498667 µs of TP communication.
+#[test]
+fn at_tp_2_the_last_stage_gathers_the_logits_before_sampling() {
+    let cal = Calibration {
+        intra_node_link_efficiency: 1.0,
+        collective_latency: 0.0,
+        ..host_calibration()
+    };
+    let a = build_with(&small(1, 1), &round_device(), Dtype::Bf16, 2, 1, cal);
+    let b = a.breakdown(&decode(4, 1000));
+    let gather = 4000.0 / 300e9 * 1e6 + 2.0;
+    let all_reduce = 8192.0 / 300e9 * 1e6 + 2.0;
+    assert_us("lm head", b.lm_head, 1.036192);
+    assert_us(
+        "last stage extra",
+        b.last_stage_extra,
+        0.016384 + 1.036192 + gather + 4.0,
+    );
+    assert_us("tp comm", b.tp_comm, 5.0 * all_reduce + gather);
+}
