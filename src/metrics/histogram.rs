@@ -446,7 +446,7 @@ mod tests {
     fn mean_is_exact_and_empty_is_zero() {
         let mut h = LogHistogram::new();
         assert_eq!((h.mean(), h.std(), h.percentile(50.0)), (0.0, 0.0, 0.0));
-        assert_eq!(h.max(), None);
+        assert_eq!((h.min(), h.max()), (None, None));
         h.record(1, 1);
         h.record(2, 1);
         h.record(1_000_000_007, 2);
@@ -454,5 +454,22 @@ mod tests {
         assert_eq!(h.mean(), 2_000_000_017.0 / 4.0);
         h.record(5, 0);
         assert_eq!(h.count(), 4);
+    }
+
+    /// When the upper order statistic is one of the +∞ values, the lower
+    /// one is the largest recorded value as its bucket represents it: 1,000
+    /// and 1,002 share the bucket [1,000, 1,004) (width 4 from 2^9 on), so
+    /// the median of {10, 1,000, 1,002, +∞, +∞} is that bucket's mean,
+    /// 1,001; with a value alone in a higher bucket (5,000) and three +∞,
+    /// the median (virtual index 3) is that value exactly.
+    #[test]
+    fn below_the_infinite_values_sits_the_top_buckets_representative() {
+        let mut h = LogHistogram::new();
+        for v in [10, 1000, 1002] {
+            h.record(v, 1);
+        }
+        assert_eq!(h.percentile_with_infinite(50.0, 2), 1001.0);
+        h.record(5000, 1);
+        assert_eq!(h.percentile_with_infinite(50.0, 3), 5000.0);
     }
 }
