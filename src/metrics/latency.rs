@@ -286,6 +286,12 @@ mod tests {
                 assert_eq!(acc.clone().stats(), exact, "exact below the switch");
                 assert!(acc.hist.is_none());
             }
+            if i == EXACT_VALUES {
+                assert!(
+                    acc.hist.is_some() && acc.values.is_empty(),
+                    "the 2^20 + 1-th value moves them all into the histogram"
+                );
+            }
         }
         assert!(
             acc.hist.is_some() && acc.values.capacity() == 0,
