@@ -222,11 +222,10 @@ impl RequestAcc {
         self.completed += 1;
         self.input_tokens += r.prompt_tokens as u64;
         self.output_tokens += r.output_tokens as u64;
+        // A finished request was served by one of the run's replicas.
         let rep = r.replica as usize;
-        if rep < self.per_replica_completed.len() {
-            self.per_replica_completed[rep] += 1;
-            self.per_replica_output[rep] += r.output_tokens as u64;
-        }
+        self.per_replica_completed[rep] += 1;
+        self.per_replica_output[rep] += r.output_tokens as u64;
         let ms = |ns: Nanos| ns as f64 / NANOS_PER_MS;
         let (t, e) = (r.ttft_ns().unwrap_or(0), r.e2el_ns().unwrap_or(0));
         self.ttft.record(ms(t));
