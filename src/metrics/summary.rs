@@ -563,6 +563,10 @@ mod tests {
             percentile_sorted(&[15.0, 20.0, 35.0, 40.0, 50.0], 40.0),
             29.0
         ));
+        // From t = 0.5 on numpy interpolates back from the upper value,
+        // b − (b − a)(1 − t): 0.17 to the last bit, where a + (b − a)t gives
+        // 0.16999999999999998.
+        assert_eq!(percentile_sorted(&[0.1, 0.2], 70.0), 0.17);
         assert_eq!(percentile_sorted(&[4.0, 7.0, 10.0], 25.0), 5.5);
         assert_eq!(percentile_sorted(&[4.0, 7.0, 10.0], 0.0), 4.0);
         assert_eq!(percentile_sorted(&[4.0, 7.0, 10.0], 100.0), 10.0);
