@@ -577,6 +577,17 @@ mod tests {
         assert_eq!(percentile_sorted(&[1.0, 2.0, f64::INFINITY], 50.0), 2.0);
     }
 
+    /// The standard deviation is numpy's two-pass one: latencies of about
+    /// 10^9 ms spread by a few ms keep it (deviations −4/3, −1/3, 5/3:
+    /// √(14/9) = 1.2472…), where Σx² − n·mean² cancels to nothing.
+    #[test]
+    fn std_of_large_values_with_a_small_spread_survives_cancellation() {
+        let mut values = [1e9 + 3.0, 1e9, 1e9 + 1.0];
+        let s = LatencyStats::from_values("e2el", &mut values);
+        let want = (14.0f64 / 9.0).sqrt();
+        assert!((s.std - want).abs() <= 1e-6 * want, "{}", s.std);
+    }
+
     #[test]
     fn hand_example_throughput_latency_slo() {
         let s = small_report().summary;
