@@ -589,6 +589,23 @@ mod tests {
     }
 
     #[test]
+    fn the_kv_memory_line_states_hits_preemptions_and_swap_volume() {
+        let m = MemorySummary {
+            prefix_cache_hit_rate: 0.25,
+            prefix_hit_tokens: 100,
+            prefix_queried_tokens: 400,
+            preemptions_recompute: 3,
+            preemptions_swap: 1,
+            swapped_out_bytes: 1.5e9,
+            ..MemorySummary::default()
+        };
+        assert_eq!(
+            m.line(),
+            "prefix cache hit rate 25.00%, 3 recompute / 1 swap preemptions, 1.50 GB swapped out"
+        );
+    }
+
+    #[test]
     fn hand_example_throughput_latency_slo() {
         let s = small_report().summary;
         assert_eq!(s.duration_s, 10.0);
