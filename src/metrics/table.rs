@@ -237,4 +237,65 @@ mod tests {
         assert!(t.is_ascii());
         assert_eq!(t, small_report().table());
     }
+
+    /// The table states the hand example's figures (worked in
+    /// `summary::tests::hand_example_throughput_latency_slo`): TTFT 100, 200,
+    /// 300 and 900 ms (mean 375, p95 300 + 0.85 × 600 = 810, p99 882, std
+    /// √96,875 = 311.25); both SLO percentiles land on the rejected request;
+    /// 3 of 5 requests meet the SLO; MFU 4·10^15 / (2·10^15 × 10 s), MBU
+    /// 4·10^12 / (6.7·10^12 × 10 s).
+    #[test]
+    fn the_table_states_the_hand_examples_figures() {
+        let t = small_report().table();
+        for row in [
+            "TTFT             375.00     250.00     720.00     810.00     882.00     900.00     311.25",
+            "SLO                     TTFT <= 500 ms: p90 inf (rejections) MISSED; \
+             TPOT <= 50 ms: p90 inf (rejections) MISSED",
+            "SLO attainment          60.00%, goodput 0.300 req/s, SLO met: no",
+            "Utilisation             MFU 20.00%, MBU 5.97%, busy 10.00%, 4 iterations",
+            "KV cache utilisation    mean 30.00%, max 60.00%",
+            "Replica 0               2 completed, 62 output tokens, busy 10.00%",
+        ] {
+            assert!(t.lines().any(|l| l == row), "no row {row:?} in:\n{t}");
+        }
+        assert!(
+            !t.contains("KV memory"),
+            "no prefix hits or swaps: no KV memory row"
+        );
+    }
+
+    /// The KV memory row appears when the prefix cache hit or a request was
+    /// swapped, either one alone.
+    #[test]
+    fn the_kv_memory_row_shows_with_prefix_hits_or_swaps() {
+        for (hits, swaps) in [(10, 0), (0, 1), (10, 1)] {
+            let mut r = small_report();
+            r.summary.memory.prefix_hit_tokens = hits;
+            r.summary.memory.preemptions_swap = swaps;
+            let row = format!("KV memory               {}", r.summary.memory.line());
+            assert!(r.table().lines().any(|l| l == row), "{hits} hits, {swaps} swaps");
+        }
+    }
+
+    /// A run without completions shows n/a rows and no thresholds.
+    #[test]
+    fn an_empty_run_shows_na_latencies_and_no_thresholds() {
+        use crate::metrics::{Metrics, MetricsConfig, test_util::info};
+        use crate::scenario::config::SloConfig;
+        let none = SloConfig {
+            ttft: 0.0,
+            tpot: 0.0,
+            e2e: 0.0,
+            ..SloConfig::default()
+        };
+        let m = Metrics::new(1, &MetricsConfig::default(), &none);
+        let t = m.finish(info(), 1_000_000_000).table();
+        let na = "TTFT                n/a        n/a        n/a        n/a        n/a        n/a        n/a";
+        assert!(t.lines().any(|l| l == na), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l == "SLO                     no thresholds set"),
+            "{t}"
+        );
+    }
 }
