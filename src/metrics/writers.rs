@@ -249,6 +249,27 @@ mod tests {
         assert_eq!(lines[6], "2.000000000,1,2,2,600,0.600000,4,103,0");
     }
 
+    /// A replica without a KV pool (total 0) has no utilisation: the field
+    /// is left empty rather than 0/0.
+    #[test]
+    fn a_sample_without_a_kv_pool_leaves_its_utilisation_empty() {
+        let state = crate::metrics::ReplicaSample {
+            queued: 1,
+            running: 2,
+            kv_blocks_used: 0,
+            kv_blocks_total: 0,
+            batch_seqs: 2,
+            batch_tokens: 9,
+            cache_blocks: 0,
+        };
+        let row = sample_row(&Sample {
+            time: 1_500_000_000,
+            replica: 3,
+            state,
+        });
+        assert_eq!(row.join(","), "1.500000000,3,1,2,0,,2,9,0");
+    }
+
     #[test]
     fn summary_json_round_trips_with_vllm_names() {
         let r = small_report();
