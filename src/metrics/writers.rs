@@ -327,6 +327,9 @@ mod tests {
             assert!(v.get(key).is_some(), "missing key {key}");
         }
         assert_eq!(v["completed"], 4);
+        // The hand example's TTFT (100, 200, 300, 900 ms) as numbers.
+        assert_eq!(v["mean_ttft_ms"], 375.0);
+        assert_eq!(v["max_ttft_ms"], 900.0);
         assert_eq!(v["rejected_by_reason"]["exceeds_max_model_len"], 1);
         assert_eq!(v["slo_e2el_ms"], serde_json::Value::Null);
         assert_eq!(v["per_replica"].as_array().unwrap().len(), 2);
