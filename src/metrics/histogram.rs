@@ -197,7 +197,9 @@ impl<const P: u32> Histogram<P> {
         let mut cum = 0u64;
         for (i, &c) in self.counts.iter().enumerate() {
             cum += c;
-            if c > 0 && cum > rank {
+            // `cum` grows only at a non-empty bucket, so the first bucket
+            // past `rank` holds values.
+            if cum > rank {
                 return self.representative(i);
             }
         }

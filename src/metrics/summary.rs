@@ -737,10 +737,13 @@ mod tests {
         // Single token: no TPOT, meets vacuously, even when it is returned
         // a second after its token (as a static batch returns it at its end).
         m.record_request(finished(2, 0, 0, 0, 5 * S, 6 * S, 5, 1));
+        m.record_request(finished(3, 0, 0, 0, 7 * S, 7 * S, 5, 1));
         let s = m.finish(info(), 10 * S).summary;
         assert_eq!(s.tpot.count, 2);
         assert!(close(s.tpot.mean, 20.00000025));
-        assert!(close(s.slo_attainment, 2.0 / 3.0));
+        // Requests 0, 2 and 3 meet: judging only the single-token ones (or
+        // only the longer ones) would give 2 of 4.
+        assert!(close(s.slo_attainment, 3.0 / 4.0));
     }
 
     #[test]
