@@ -262,6 +262,14 @@ impl Calibration {
 mod tests {
     use super::*;
 
+    /// The fit keeps the fractions at most 1 and leaves the times open.
+    #[test]
+    fn fractions_are_bounded_by_one_and_times_are_not() {
+        assert_eq!(Calibration::upper_bound("gemm_efficiency"), 1.0);
+        assert_eq!(Calibration::upper_bound("eager_launch_overlap"), 1.0);
+        assert_eq!(Calibration::upper_bound("layer_overhead"), f64::INFINITY);
+    }
+
     #[test]
     fn empty_toml_gives_defaults() {
         let c: Calibration = toml::from_str("").unwrap();

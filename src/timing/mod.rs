@@ -98,3 +98,29 @@ pub trait TimeModel: Send + Sync {
     /// the denominators of MFU and memory-bandwidth utilisation.
     fn peak_rates(&self) -> (f64, f64);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model that prices whole iterations only.
+    struct WholeIterations;
+
+    impl TimeModel for WholeIterations {
+        fn iteration(&self, _batch: &BatchShape) -> IterationCost {
+            IterationCost::default()
+        }
+        fn peak_rates(&self) -> (f64, f64) {
+            (1.0, 1.0)
+        }
+    }
+
+    /// Without stage times of its own a model empties the caller's buffer,
+    /// so the trace's stage tracks never show a previous batch's stages.
+    #[test]
+    fn a_model_without_stages_leaves_the_buffer_empty() {
+        let mut out = vec![1.0, 2.0];
+        WholeIterations.stage_times(&BatchShape::default(), &mut out);
+        assert!(out.is_empty());
+    }
+}
