@@ -106,6 +106,11 @@ impl LatencyAcc {
         self.m2 += delta * (x - self.mean_ms);
     }
 
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// The metric's statistics (exact, or within 0.1 % past `EXACT_VALUES`).
     pub fn stats(&mut self) -> LatencyStats {
         match &self.hist {

@@ -212,9 +212,15 @@ pub struct SloCheck {
     pub threshold_ms: f64,
     /// The percentile of the metric over completed requests plus rejected
     /// requests counted as infinitely slow, ms; `None` (JSON null) when the
-    /// percentile falls on rejected requests (infinite).
+    /// percentile falls on rejected requests (infinite) or there is no
+    /// value at all (`samples` = 0 and nothing rejected).
     pub value_ms: Option<f64>,
-    /// `value_ms ≤ threshold_ms`.
+    /// Completed requests the metric has a value for (TPOT: those with more
+    /// than one output token); rejected requests not counted.
+    pub samples: u64,
+    /// `value_ms ≤ threshold_ms`. With no value at all the check holds only
+    /// for TPOT when every completed request had a single token (vacuous,
+    /// as in `slo_attainment`); nothing completed never meets an SLO.
     pub met: bool,
 }
 
@@ -421,13 +427,27 @@ impl Summary {
                 continue;
             }
             let threshold_ms = thr_s * 1e3;
-            let value = values.percentile_with_infinite(pct, n_rejected);
-            checks.push(SloCheck {
-                metric,
-                threshold_ms,
-                value_ms: value.is_finite().then_some(value),
-                met: value <= threshold_ms,
-            });
+            let samples = values.count();
+            let check = if samples + n_rejected == 0 {
+                // No value to judge: an empty percentile is not 0 ms.
+                SloCheck {
+                    metric,
+                    threshold_ms,
+                    value_ms: None,
+                    samples,
+                    met: completed > 0,
+                }
+            } else {
+                let value = values.percentile_with_infinite(pct, n_rejected);
+                SloCheck {
+                    metric,
+                    threshold_ms,
+                    value_ms: value.is_finite().then_some(value),
+                    samples,
+                    met: value <= threshold_ms,
+                }
+            };
+            checks.push(check);
         }
         let slo_met = completed > 0 && checks.iter().all(|c| c.met);
 
@@ -744,6 +764,45 @@ mod tests {
         // Requests 0, 2 and 3 meet: judging only the single-token ones (or
         // only the longer ones) would give 2 of 4.
         assert!(close(s.slo_attainment, 3.0 / 4.0));
+    }
+
+    #[test]
+    fn a_threshold_without_values_is_not_judged_on_a_zero() {
+        // Only single-token requests: TPOT has no value, holds vacuously.
+        let build = |slo: &SloConfig, n: u64, rejected_n: u64| {
+            let mut m = Metrics::new(1, &MetricsConfig::default(), slo);
+            for i in 0..n {
+                m.record_request(finished(i, 0, 0, 0, S, S, 5, 1));
+            }
+            for j in 0..rejected_n {
+                let why = crate::metrics::RejectReason::ExceedsKvCapacity;
+                m.record_request(rejected(100 + j, 0, why));
+            }
+            m.finish(info(), 10 * S).summary
+        };
+        let s = build(&slo(0.0, 0.001, 0.0, 90.0), 3, 0);
+        let c = &s.slo_checks[0];
+        assert_eq!((c.metric, c.samples, c.value_ms, c.met), ("tpot", 0, None, true));
+        assert!(s.slo_met);
+        // Nothing at all: no TTFT value, and an empty run meets no SLO (a
+        // zero percentile would have read 0 ms ≤ 500 ms).
+        let s = build(&slo(0.5, 0.001, 0.0, 90.0), 0, 0);
+        for c in &s.slo_checks {
+            assert_eq!((c.samples, c.value_ms, c.met), (0, None, false), "{}", c.metric);
+        }
+        assert!(!s.slo_met);
+        // p90 of [1000, 1000, +inf] is +inf; samples count completions only.
+        let s = build(&slo(0.5, 0.0, 0.0, 90.0), 2, 1);
+        let c = &s.slo_checks[0];
+        assert_eq!((c.samples, c.value_ms, c.met), (2, None, false));
+        // Only a rejection: +inf too, not "no value".
+        let mut t = Metrics::new(1, &MetricsConfig::default(), &slo(0.5, 0.0, 0.0, 90.0));
+        t.record_request(rejected(7, 0, crate::metrics::RejectReason::ExceedsKvCapacity));
+        let table = t.finish(info(), 10 * S).table();
+        assert!(
+            table.contains("TTFT <= 500 ms: p90 inf (rejections) MISSED"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -38,10 +38,11 @@ fn slo_line(s: &Summary) -> String {
     s.slo_checks
         .iter()
         .map(|c| {
-            let value = c
-                .value_ms
-                .map(|v| format!("{v:.2} ms"))
-                .unwrap_or_else(|| "inf (rejections)".into());
+            let value = match c.value_ms {
+                Some(v) => format!("{v:.2} ms"),
+                None if c.samples == 0 && s.rejected == 0 => "n/a (no values)".into(),
+                None => "inf (rejections)".into(),
+            };
             format!(
                 "{} <= {} ms: p{} {} {}",
                 c.metric.to_uppercase(),
@@ -297,5 +298,23 @@ mod tests {
                 .any(|l| l == "SLO                     no thresholds set"),
             "{t}"
         );
+    }
+
+    /// A threshold with no value to judge says so, neither "0.00 ms ok"
+    /// nor "inf": nothing completed and nothing was rejected.
+    #[test]
+    fn an_empty_run_shows_its_threshold_unjudged_and_missed() {
+        use crate::metrics::{Metrics, MetricsConfig, test_util::info};
+        use crate::scenario::config::SloConfig;
+        let ttft = SloConfig {
+            ttft: 0.5,
+            tpot: 0.0,
+            e2e: 0.0,
+            percentile: 90.0,
+        };
+        let m = Metrics::new(1, &MetricsConfig::default(), &ttft);
+        let t = m.finish(info(), 1_000_000_000).table();
+        let row = "SLO                     TTFT <= 500 ms: p90 n/a (no values) MISSED";
+        assert!(t.lines().any(|l| l == row), "{t}");
     }
 }
