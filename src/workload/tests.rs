@@ -245,6 +245,58 @@ fn each_trace_format_is_detected_and_parsed() {
     }
 }
 
+/// Detection needs both length columns of a CSV format, but one APEX+ key
+/// is enough (the parser then names the missing one).
+#[test]
+fn detection_needs_both_length_columns_of_a_csv_and_one_apex_key() {
+    let d = tempfile::tempdir().unwrap();
+    let read = |name: &str, text: &str| {
+        let p = write(&d, name, text);
+        trace::read(&p, TraceFormatChoice::Auto).map(|t| t.format)
+    };
+    for (name, header) in [
+        ("v.csv", "arrived_at,num_prefill_tokens,tokens_out"),
+        ("v2.csv", "arrived_at,tokens_in,num_decode_tokens"),
+        ("a.csv", "TIMESTAMP,ContextTokens,tokens_out"),
+        ("a2.csv", "TIMESTAMP,tokens_in,GeneratedTokens"),
+        ("b.csv", "Timestamp,Request tokens,tokens_out"),
+        ("b2.csv", "Timestamp,tokens_in,Response tokens"),
+    ] {
+        let e = read(name, &format!("{header}\n0,100,10\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot tell the trace format"), "{name}: {e}");
+    }
+    for (name, line) in [
+        ("x.jsonl", "{\"ContextTokens\": 100, \"GeneratedTokens\": 10}"),
+        ("y.jsonl", "{\"StartTimeOffset\": 0, \"prompt\": 100}"),
+    ] {
+        let e = read(name, &format!("{line}\n")).unwrap_err().to_string();
+        assert!(!e.contains("cannot tell"), "{name}: {e}");
+        assert!(e.contains("StartTimeOffset (ns), ContextTokens"), "{name}: {e}");
+    }
+}
+
+/// `prefix.kind = "trace"` with a trace that has no `hash_ids` is an error
+/// naming the key; `auto` then shares nothing.
+#[test]
+fn trace_prefixes_need_hash_ids_in_the_trace_itself() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        &d,
+        "v.csv",
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,1100,10\n0.5,1100,10\n",
+    );
+    let mut c = with_prefix("trace", |_| {});
+    c.trace = Some(p);
+    c.count = 0;
+    let e = build_source(&c).err().unwrap().to_string();
+    assert!(e.contains("prefix.kind") && e.contains("hash_ids"), "{e}");
+    c.prefix.kind = PrefixKind::Auto;
+    let v = all(&c);
+    assert!(v.iter().all(|r| r.prefix == Prefix::None));
+}
+
 #[test]
 fn rate_scale_divides_timestamps() {
     let d = tempfile::tempdir().unwrap();
