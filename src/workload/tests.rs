@@ -352,6 +352,31 @@ fn malformed_rows_report_file_and_line() {
     assert!(trace::read(&d.path().join("missing.csv"), TraceFormatChoice::Auto).is_err());
 }
 
+/// A count may be written as a whole float ("44.0"), never as a fraction
+/// or a negative number; a time must be finite and ≥ 0.
+#[test]
+fn csv_counts_and_times_refuse_what_is_not_a_count_or_a_time() {
+    let d = tempfile::tempdir().unwrap();
+    let read = |text: &str| {
+        let head = "arrived_at,num_prefill_tokens,num_decode_tokens\n";
+        let p = write(&d, "t.csv", &format!("{head}{text}\n"));
+        trace::read(&p, TraceFormatChoice::Auto)
+    };
+    let t = read("0.25,44.0,3").unwrap();
+    assert_eq!((t.rows[0].time_s, t.rows[0].prompt_tokens), (Some(0.25), 44));
+    for bad in ["44.5", "-1.0", "-0.5", "1e400"] {
+        let e = read(&format!("0,{bad},3")).unwrap_err().to_string();
+        assert!(
+            e.contains("expected a token count") && e.contains(bad),
+            "{bad}: {e}"
+        );
+    }
+    for bad in ["-1", "inf", "NaN"] {
+        let e = read(&format!("{bad},44,3")).unwrap_err().to_string();
+        assert!(e.contains("`arrived_at`: expected seconds"), "{bad}: {e}");
+    }
+}
+
 #[test]
 fn length_only_traces_feed_synthetic_arrivals() {
     let d = tempfile::tempdir().unwrap();
@@ -380,6 +405,15 @@ fn azure_timestamps_parse() {
     let b = trace::parse_timestamp("2023-11-16 18:15:47.1805900").unwrap();
     assert!((b - a - 0.5).abs() < 1e-6);
     assert_eq!(trace::parse_timestamp("1970-01-02 00:00:00"), Some(86400.0));
+    // Each field's weight: 1 h 2 min 3 s, then a date past 2000's leap day
+    // (`date -u -d '2000-03-01 00:00:00' +%s`) and one in year 1.
+    assert_eq!(trace::parse_timestamp("1970-01-01 01:02:03"), Some(3723.0));
+    assert_eq!(trace::parse_timestamp("1970-01-01 00:00:59.5"), Some(59.5));
+    assert_eq!(trace::parse_timestamp("2000-03-01 00:00:00"), Some(951_868_800.0));
+    assert_eq!(
+        trace::parse_timestamp("0001-01-01 00:00:00"),
+        Some(-62_135_596_800.0)
+    );
     assert!(trace::parse_timestamp("2023-13-01 00:00:00").is_none());
     // Each calendar field at its boundary: the last valid value parses,
     // the first invalid one does not.

@@ -458,11 +458,13 @@ fn read_csv(path: &Path, text: &str, fmt: TraceFormat) -> Result<Vec<TraceRow>> 
     Ok(rows)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
+/// Days since 1970-01-01 of a proleptic Gregorian date of year ≥ 1
+/// (H. Hinnant's `days_from_civil`; years from 1 on need only its
+/// non-negative branch: the March-based year is then ≥ 0).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    debug_assert!(y >= 1, "parse_timestamp refuses years before 1");
     let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let era = y / 400;
     let yoe = y - era * 400;
     let mp = (m + 9) % 12;
     let doy = (153 * mp + 2) / 5 + d - 1;
