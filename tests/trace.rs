@@ -418,3 +418,45 @@ fn stage_spans_follow_the_models_stage_times_and_skip_empty_stages() {
             .all(|s| s["name"] == "stage 0" && ns(&s["dur"]) == 8_000_000)
     );
 }
+
+/// Each rejected request is an instant on the "rejected" thread naming its
+/// reason as `requests.csv` does (without the `rejected_` prefix): one
+/// prompt longer than max_model_len, one whose KV can never fit the pool.
+#[test]
+fn rejections_are_instants_naming_their_reason() {
+    use common::{ConstantTime, ListSource};
+    use fleetsim::workload::RequestSpec;
+    let mut p = plan(&[
+        "model.max_model_len=4096",
+        "scheduler.watermark=0",
+        "workload.count=3",
+    ]);
+    p.pools[0].kv_blocks = 100; // 1,600 KV entries
+    let reqs = vec![
+        RequestSpec::new(0, 0, 5_000, 10),
+        RequestSpec::new(1, 1, 1_000, 602),
+        RequestSpec::new(2, 2, 10, 10),
+    ];
+    let mut sim = Simulation::with_source(&p, Box::new(ConstantTime(1_000_000)), ListSource::boxed(reqs));
+    sim.enable_trace(&TraceOptions::default());
+    let report = sim.run(&mut |_| {});
+    let v: Value = serde_json::from_str(&trace_json(&report)).unwrap();
+    let reasons: Vec<(u64, String)> = validate(&v)
+        .iter()
+        .filter(|e| e["name"] == "rejected" && e["ph"] == "i")
+        .map(|e| {
+            let a = &e["args"];
+            (
+                a["id"].as_u64().unwrap(),
+                a["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (0, "exceeds_max_model_len".to_string()),
+            (1, "exceeds_kv_capacity".to_string())
+        ]
+    );
+}
