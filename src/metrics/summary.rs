@@ -766,6 +766,45 @@ mod tests {
         assert!(close(s.slo_attainment, 3.0 / 4.0));
     }
 
+    /// Two replicas' lifetime memory counters add up; bytes are each
+    /// replica's blocks times its own block size; the hit rate is Σ hits /
+    /// Σ queried tokens.
+    #[test]
+    fn memory_counters_sum_over_replicas() {
+        use crate::replica::state::MemoryCounters;
+        let mut m = Metrics::new(2, &MetricsConfig::default(), &SloConfig::default());
+        let a = MemoryCounters {
+            preemptions_recompute: 1,
+            preemptions_swap: 2,
+            swapped_out_blocks: 3,
+            swapped_in_blocks: 4,
+            prefix_hit_tokens: 30,
+            prefix_queried_tokens: 100,
+            prefix_evicted_blocks: 5,
+        };
+        let b = MemoryCounters {
+            preemptions_recompute: 10,
+            preemptions_swap: 20,
+            swapped_out_blocks: 30,
+            swapped_in_blocks: 40,
+            prefix_hit_tokens: 20,
+            prefix_queried_tokens: 400,
+            prefix_evicted_blocks: 50,
+        };
+        m.record_memory(&a, 1_000.0);
+        m.record_memory(&b, 10.0);
+        let s = m.finish(info(), 10 * S).summary.memory;
+        assert_eq!((s.preemptions_recompute, s.preemptions_swap), (11, 22));
+        assert_eq!(s.swapped_out_bytes, 3_000.0 + 300.0);
+        assert_eq!(s.swapped_in_bytes, 4_000.0 + 400.0);
+        assert_eq!((s.prefix_hit_tokens, s.prefix_queried_tokens), (50, 500));
+        assert_eq!(s.prefix_evicted_blocks, 55);
+        assert_eq!(s.prefix_cache_hit_rate, 0.1);
+        // Nothing queried: a rate of 0, not NaN.
+        let m = Metrics::new(1, &MetricsConfig::default(), &SloConfig::default());
+        assert_eq!(m.finish(info(), S).summary.memory.prefix_cache_hit_rate, 0.0);
+    }
+
     #[test]
     fn a_threshold_without_values_is_not_judged_on_a_zero() {
         // Only single-token requests: TPOT has no value, holds vacuously.
