@@ -757,3 +757,20 @@ fn mooncake_hash_ids_become_block_prefixes() {
     bad.count = 3;
     assert!(build_source(&bad).err().unwrap().to_string().contains("hash_ids"));
 }
+
+/// `mix64` is SplitMix64's output function: from state 0 the generator's
+/// first three outputs are Vigna's reference values (prefix-unit and
+/// session hashes rely on its mixing to keep distinct prefixes apart).
+#[test]
+fn mix64_is_splitmix64() {
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    let outputs: Vec<u64> = (0..3u64).map(|i| mix64(i.wrapping_mul(GAMMA))).collect();
+    assert_eq!(
+        outputs,
+        [
+            16_294_208_416_658_607_535,
+            7_960_286_522_194_355_700,
+            487_617_019_471_545_679
+        ]
+    );
+}
