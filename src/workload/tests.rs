@@ -804,3 +804,24 @@ fn distinct_block_ids_hash_apart() {
         }
     }
 }
+
+/// A length range needs 1 ≤ max and min ≤ max, both ends included: [1, 1]
+/// and [5, 5] are valid (every prompt that long), max 0 is not.
+#[test]
+fn length_bounds_include_their_ends() {
+    let with_prompt = |min: u32, max: u32| {
+        let mut c = cfg("poisson", 1.0, 1.0, 10);
+        c.prompt.kind = Some(LengthKind::Uniform);
+        (c.prompt.min, c.prompt.max) = (min, max);
+        c
+    };
+    for (min, max) in [(1, 1), (5, 5), (0, 1)] {
+        let v = all(&with_prompt(min, max));
+        assert!(v.iter().all(|r| r.prompt_tokens == max), "[{min}, {max}]");
+    }
+    let e = validate(&with_prompt(0, 0)).unwrap_err().to_string();
+    assert!(
+        e.contains("workload.prompt") && e.contains("found min 0 and max 0"),
+        "{e}"
+    );
+}
