@@ -834,6 +834,11 @@ mod tests {
         let s = build(&slo(0.5, 0.0, 0.0, 90.0), 2, 1);
         let c = &s.slo_checks[0];
         assert_eq!((c.samples, c.value_ms, c.met), (2, None, false));
+        // Single-token completions and a rejection: TPOT's percentile is
+        // over the rejection alone, +inf, missed (not vacuously met).
+        let s = build(&slo(0.0, 0.001, 0.0, 90.0), 3, 1);
+        let c = &s.slo_checks[0];
+        assert_eq!((c.samples, c.value_ms, c.met), (0, None, false));
         // Only a rejection: +inf too, not "no value".
         let mut t = Metrics::new(1, &MetricsConfig::default(), &slo(0.5, 0.0, 0.0, 90.0));
         t.record_request(rejected(7, 0, crate::metrics::RejectReason::ExceedsKvCapacity));
