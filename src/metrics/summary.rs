@@ -224,6 +224,15 @@ pub struct SloCheck {
     pub met: bool,
 }
 
+impl SloCheck {
+    /// The metric has no value at all: nothing to judge (no completed
+    /// request with a value and, `rejected` being the run's rejections,
+    /// none counted as +∞ either), as opposed to +∞ from rejections.
+    pub fn has_no_value(&self, rejected: u64) -> bool {
+        self.value_ms.is_none() && self.samples == 0 && rejected == 0
+    }
+}
+
 /// Load-balance figures of one replica.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReplicaSummary {

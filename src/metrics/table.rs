@@ -40,7 +40,7 @@ fn slo_line(s: &Summary) -> String {
         .map(|c| {
             let value = match c.value_ms {
                 Some(v) => format!("{v:.2} ms"),
-                None if c.samples == 0 && s.rejected == 0 => "n/a (no values)".into(),
+                None if c.has_no_value(s.rejected) => "n/a (no values)".into(),
                 None => "inf (rejections)".into(),
             };
             format!(

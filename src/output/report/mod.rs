@@ -721,7 +721,7 @@ fn slo_checks_text(s: &crate::metrics::summary::Summary) -> String {
     let check = |c: &crate::metrics::summary::SloCheck| {
         let value = match c.value_ms {
             Some(v) => format!("{} ms", f(v, 2)),
-            None if c.samples == 0 && s.rejected == 0 => "n/a".into(),
+            None if c.has_no_value(s.rejected) => "n/a".into(),
             None => "∞ ms".into(),
         };
         format!(
