@@ -7,7 +7,7 @@
 
 mod common;
 
-use fleetsim::output::report::{SearchInput, SearchPlan, search_report};
+use fleetsim::output::report::{SearchInput, SearchPlan, search_report, write_search_report};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -273,6 +273,16 @@ fn search_report_has_the_pareto_plot_and_top_plans() {
         data["charts"]["pareto"]["capacity_rps"],
         serde_json::json!([5.0, 10.5, 20.0])
     );
+}
+
+/// `write_search_report` writes exactly the page, creating missing folders.
+#[test]
+fn search_report_is_written_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not/yet/there/search.html");
+    let input = search_input();
+    write_search_report(&input, &path).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), search_report(&input));
 }
 
 /// Debian's `chromium` (or another Chromium-family browser) on PATH.
