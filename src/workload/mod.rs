@@ -759,4 +759,6 @@ impl RequestSource for Source {
 }
 
 #[cfg(test)]
+mod guard_tests;
+#[cfg(test)]
 pub(crate) mod tests;

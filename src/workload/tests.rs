@@ -19,7 +19,7 @@ impl RequestSource for Noted {
     }
 }
 
-fn fixed(v: u32) -> LengthConfig {
+pub(super) fn fixed(v: u32) -> LengthConfig {
     LengthConfig {
         kind: Some(LengthKind::Fixed),
         value: v,
@@ -27,7 +27,7 @@ fn fixed(v: u32) -> LengthConfig {
     }
 }
 
-fn cfg(kind: &str, rate: f64, cv: f64, count: u64) -> WorkloadConfig {
+pub(super) fn cfg(kind: &str, rate: f64, cv: f64, count: u64) -> WorkloadConfig {
     WorkloadConfig {
         count,
         seed: 7,
@@ -42,7 +42,7 @@ fn cfg(kind: &str, rate: f64, cv: f64, count: u64) -> WorkloadConfig {
     }
 }
 
-fn all(c: &WorkloadConfig) -> Vec<RequestSpec> {
+pub(super) fn all(c: &WorkloadConfig) -> Vec<RequestSpec> {
     let mut s = build_source(c).unwrap();
     let mut v = Vec::new();
     while let Some(r) = s.next_request() {
@@ -802,121 +802,5 @@ fn distinct_block_ids_hash_apart() {
         for j in 0..i {
             assert_ne!(h[i], h[j], "units {j} and {i}");
         }
-    }
-}
-
-/// A length range needs 1 ≤ max and min ≤ max, both ends included: [1, 1]
-/// and [5, 5] are valid (every prompt that long), max 0 is not.
-#[test]
-fn length_bounds_include_their_ends() {
-    let with_prompt = |min: u32, max: u32| {
-        let mut c = cfg("poisson", 1.0, 1.0, 10);
-        c.prompt.kind = Some(LengthKind::Uniform);
-        (c.prompt.min, c.prompt.max) = (min, max);
-        c
-    };
-    for (min, max) in [(1, 1), (5, 5), (0, 1)] {
-        let v = all(&with_prompt(min, max));
-        assert!(v.iter().all(|r| r.prompt_tokens == max), "[{min}, {max}]");
-    }
-    let e = validate(&with_prompt(0, 0)).unwrap_err().to_string();
-    assert!(
-        e.contains("workload.prompt") && e.contains("found min 0 and max 0"),
-        "{e}"
-    );
-}
-
-/// Length parameters out of range are errors naming the key (mutation
-/// survivors of `length_dist`): a log-normal median ≤ 0, a σ < 0, a Zipf
-/// exponent ≤ 0; σ = 0 is a valid (degenerate) log-normal.
-#[test]
-fn length_parameters_out_of_range_name_their_key() {
-    let with = |kind: LengthKind, set: &dyn Fn(&mut LengthConfig)| {
-        let mut c = cfg("poisson", 1.0, 1.0, 10);
-        c.prompt = LengthConfig {
-            kind: Some(kind),
-            min: 1,
-            max: 100,
-            median: 10.0,
-            sigma: 0.5,
-            exponent: 1.0,
-            ..LengthConfig::default()
-        };
-        set(&mut c.prompt);
-        validate(&c).err().map(|e| e.to_string())
-    };
-    for m in [0.0, -1.0, f64::INFINITY] {
-        let e = with(LengthKind::LogNormal, &|p| p.median = m).expect("median refused");
-        assert!(e.contains("workload.prompt.median"), "{m}: {e}");
-    }
-    for s in [-1.0, f64::INFINITY] {
-        let e = with(LengthKind::LogNormal, &|p| p.sigma = s).expect("sigma refused");
-        assert!(e.contains("workload.prompt.sigma"), "{s}: {e}");
-    }
-    assert_eq!(with(LengthKind::LogNormal, &|p| p.sigma = 0.0), None);
-    for x in [0.0, -1.0, f64::INFINITY] {
-        let e = with(LengthKind::Zipf, &|p| p.exponent = x).expect("exponent refused");
-        assert!(e.contains("workload.prompt.exponent"), "{x}: {e}");
-    }
-}
-
-/// A Zipf length covers exactly `[min, max]`: every value appears, none outside.
-#[test]
-fn zipf_lengths_cover_their_whole_range() {
-    let mut c = cfg("poisson", 1.0, 1.0, 2000);
-    c.prompt = LengthConfig {
-        kind: Some(LengthKind::Zipf),
-        min: 3,
-        max: 6,
-        exponent: 0.5,
-        ..LengthConfig::default()
-    };
-    let mut seen: Vec<u32> = all(&c).iter().map(|r| r.prompt_tokens).collect();
-    seen.sort_unstable();
-    seen.dedup();
-    assert_eq!(seen, vec![3, 4, 5, 6]);
-}
-
-/// A negative duration is refused by name.
-#[test]
-fn a_negative_duration_is_refused() {
-    let mut c = cfg("poisson", 1.0, 1.0, 10);
-    c.duration = -1.0;
-    let e = validate(&c).unwrap_err().to_string();
-    assert!(e.contains("workload.duration"), "{e}");
-}
-
-/// Client weights must be ≥ 0 each and sum to more than 0.
-#[test]
-fn client_weights_need_a_positive_sum_and_no_negative() {
-    for w in [vec![-1.0, 2.0], vec![0.0, 0.0]] {
-        let mut c = cfg("poisson", 1.0, 1.0, 10);
-        c.clients.weights = w.clone();
-        let e = validate(&c).unwrap_err().to_string();
-        assert!(e.contains("workload.clients.weights"), "{w:?}: {e}");
-    }
-}
-
-/// A cumulative-weight table that rounds below 1 still picks the last client
-/// (never one past it).
-#[test]
-fn a_draw_beyond_the_rounded_cdf_is_the_last_client() {
-    let mut rng = stream(1, 1);
-    for _ in 0..100 {
-        assert_eq!(pick_client(&[0.0, 0.0, 0.0], &mut rng), 2);
-    }
-}
-
-/// Distinct seeds give distinct streams for every purpose (a seed is mixed
-/// in, not masked by the purpose's constant).
-#[test]
-fn distinct_seeds_give_distinct_streams_for_each_purpose() {
-    use rand::Rng;
-    for k in 0..8 {
-        let firsts: Vec<u64> = (0..4).map(|s| stream(s, k).next_u64()).collect();
-        let mut d = firsts.clone();
-        d.sort_unstable();
-        d.dedup();
-        assert_eq!(d.len(), 4, "purpose {k}: {firsts:?}");
     }
 }
