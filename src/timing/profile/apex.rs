@@ -142,4 +142,23 @@ mod tests {
             "{msg}"
         );
     }
+
+    /// A zero time is a measurement (truncated below 1 µs); a negative one
+    /// is refused by line and column. Rows of two nodes are not single-node.
+    #[test]
+    fn zero_times_are_kept_negative_ones_refused_and_nodes_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sendrecv.csv");
+        let head = "gpu,num_nodes,num_gpus_per_node,dtype,size(kb),time(us)\n";
+        std::fs::write(&p, format!("{head}H100,1,2,half,2,0\nH100,2,2,half,2,9\n")).unwrap();
+        let c = read_comm(&p).unwrap();
+        assert_eq!(c.rows[0].secs, 0.0);
+        assert_eq!(c.single_node_half(2), vec![(2048.0, 0.0)]);
+        std::fs::write(&p, format!("{head}H100,1,2,half,2,5\nH100,1,2,half,4,-1\n")).unwrap();
+        let msg = read_comm(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("sendrecv.csv, line 3") && msg.contains("negative time"),
+            "{msg}"
+        );
+    }
 }
