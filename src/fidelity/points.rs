@@ -222,4 +222,114 @@ mod tests {
         assert_eq!(low_end(100, 0.0), 1);
         assert_eq!(low_end(100, 1.0), 100);
     }
+
+    const HEADER: &str = "case,engine,model,weight_dtype,kv_dtype,tp,isl,osl,random_range_ratio,concurrency,num_prompts,max_num_seqs,max_num_batched_tokens,prefix_caching,mean_ttft_s,mean_tpot_s,device,gpu_memory_utilization,max_model_len";
+
+    fn load(rows: &[&str]) -> Result<Vec<Point>> {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("points.csv"),
+            format!("{HEADER}\n{}\n", rows.join("\n")),
+        )
+        .unwrap();
+        load_points(d.path())
+    }
+
+    const ROW: &str =
+        "c4,vllm-0.10.2,Llama-3.3-70B (dense),FP8,FP8,4,1024,128,0.8,4,40,256,8192,false,0.25,0.02,,0.85,";
+
+    /// A row reaches its point field by field, and its replay sets exactly
+    /// what the benchmark client ran; its peak KV need is C · (isl + osl).
+    #[test]
+    fn a_row_replays_as_its_client_ran() {
+        let p = &load(&[ROW]).unwrap()[0];
+        assert_eq!(
+            (p.tp, p.isl, p.osl, p.concurrency, p.num_prompts),
+            (4, 1024, 128, 4, 40)
+        );
+        assert_eq!(
+            (p.max_num_seqs, p.max_num_batched_tokens, p.prefix_caching),
+            (256, 8192, false)
+        );
+        assert_eq!(
+            (p.device.as_deref(), p.gpu_memory_utilization, p.max_model_len),
+            (None, Some(0.85), None)
+        );
+        assert_eq!(
+            (p.mean_ttft_s, p.mean_tpot_s, p.random_range_ratio),
+            (0.25, 0.02, 0.8)
+        );
+        let r = replay(p, "H100-SXM").unwrap();
+        assert_eq!(r.peak_tokens, Some(4 * (1024 + 128)));
+        assert_eq!(
+            (r.measured.ttft_s, r.measured.tpot_s, r.measured.itl_s),
+            (0.25, Some(0.02), None)
+        );
+        assert_eq!(
+            (r.labels.tp, r.labels.concurrency, r.labels.trace.as_str()),
+            (4, Some(4), "1024/128")
+        );
+        assert_eq!(r.labels.model, "Llama-3.3-70B");
+        for set in [
+            "model.name=\"Llama-3.3-70B\"",
+            "model.dtype=\"fp8\"",
+            "hardware.device=\"H100-SXM\"",
+            "cluster.tp=4",
+            "engine.kind=\"vllm\"",
+            "engine.version=\"0.10.2\"",
+            "workload.concurrency=4",
+            "workload.count=40",
+            "workload.prompt.min=819",
+            "workload.prompt.max=1024",
+            "workload.output.min=102",
+            "workload.output.max=128",
+            "scheduler.max_num_seqs=256",
+            "scheduler.max_num_batched_tokens=8192",
+            "scheduler.prefix_caching=false",
+            "scheduler.gpu_memory_utilization=0.85",
+        ] {
+            assert!(r.sets.iter().any(|s| s == set), "{set} in {:?}", r.sets);
+        }
+        assert!(!r.sets.iter().any(|s| s.starts_with("model.max_model_len")));
+        let with_len = load(&[&ROW.replace(",,0.85,", ",H200,,4096")]).unwrap();
+        assert_eq!(
+            (with_len[0].device.as_deref(), with_len[0].max_model_len),
+            (Some("H200"), Some(4096))
+        );
+        let r = replay(&with_len[0], "H200").unwrap();
+        assert!(r.sets.iter().any(|s| s == "model.max_model_len=4096"));
+        assert!(
+            !r.sets
+                .iter()
+                .any(|s| s.starts_with("scheduler.gpu_memory_utilization"))
+        );
+    }
+
+    /// Sizes must be ≥ 1 and the range ratio in [0, 1] (1 itself allowed);
+    /// an engine that is not modelled is refused by name.
+    #[test]
+    fn bad_rows_are_refused_by_column() {
+        for (from, to, column) in [
+            (",4,1024,", ",0,1024,", "tp"),
+            (",1024,128,", ",0,128,", "isl"),
+            (",128,0.8,", ",0,0.8,", "osl"),
+            (",0.8,4,", ",1.5,4,", "random_range_ratio"),
+            (",4,40,", ",0,40,", "concurrency"),
+            (",256,8192,", ",0,8192,", "max_num_seqs"),
+            (",8192,false,", ",0,false,", "max_num_batched_tokens"),
+        ] {
+            let e = load(&[&ROW.replacen(from, to, 1)]).unwrap_err().to_string();
+            assert!(
+                e.contains("line 2") && e.contains(&format!("`{column}`")),
+                "{column}: {e}"
+            );
+        }
+        assert_eq!(
+            load(&[&ROW.replace(",0.8,4,", ",1,4,")]).unwrap()[0].random_range_ratio,
+            1.0
+        );
+        let p = &load(&[&ROW.replace("vllm-0.10.2", "trt-llm")]).unwrap()[0];
+        let e = replay(p, "H100-SXM").err().unwrap();
+        assert!(e.contains("`trt-llm` is not modelled"), "{e}");
+    }
 }

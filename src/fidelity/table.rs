@@ -204,4 +204,33 @@ mod tests {
         let e = table("a,b\n", &["a"]).err().unwrap().to_string();
         assert!(e.contains("no rows"), "{e}");
     }
+
+    /// `non_negative` takes 0 and refuses −0.5 and ∞; `text` is the trimmed
+    /// cell; every spelling of a flag reads as itself, case aside.
+    #[test]
+    fn bounds_text_and_flag_spellings() {
+        let t = table("n,s,f\n0, gpu a ,TRUE\ninf,x,No\n-0.5,y,0\n", &["n"]).unwrap();
+        let rows: Vec<Row> = t.rows().collect();
+        assert_eq!(rows[0].non_negative("n").unwrap(), 0.0);
+        for r in &rows[1..] {
+            let e = r.non_negative("n").err().unwrap().to_string();
+            assert!(
+                e.contains("a number ≥ 0") && e.contains(&format!("line {}", r.line)),
+                "{e}"
+            );
+        }
+        assert_eq!(rows[0].text("s"), "gpu a");
+        assert_eq!(rows[0].text("absent"), "");
+        assert_eq!(
+            rows.iter().map(|r| r.flag("f").unwrap()).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+    }
+
+    /// A row with the wrong number of fields is an error naming its line.
+    #[test]
+    fn a_ragged_row_names_its_line() {
+        let e = table("a,b\n1,2\n3,4\n5\n", &["a"]).err().unwrap().to_string();
+        assert!(e.contains("t.csv") && e.contains("line 4"), "{e}");
+    }
 }

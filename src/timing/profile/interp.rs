@@ -547,4 +547,31 @@ mod tests {
             prev = v;
         }
     }
+
+    /// The smallest table with an interior sample (three) is despiked too;
+    /// two samples have none.
+    #[test]
+    fn three_samples_are_despiked_two_are_not() {
+        let three = Curve::new(
+            &[(1.0, 1.0), (2.0, 10.0), (3.0, 1.0)],
+            Scale::Linear,
+            Scale::Linear,
+        )
+        .unwrap();
+        assert_eq!(three.ys(), &[1.0, 1.0, 1.0]);
+        let two = Curve::new(&[(1.0, 1.0), (2.0, 10.0)], Scale::Linear, Scale::Linear).unwrap();
+        assert_eq!(two.ys(), &[1.0, 10.0]);
+        // The threshold is a factor: 2× a neighbour of 1 is a spike, exactly
+        // 1.25× is not.
+        let ys = |mid: f64| {
+            Curve::new(
+                &[(1.0, 1.0), (2.0, mid), (3.0, 1.0)],
+                Scale::Linear,
+                Scale::Linear,
+            )
+            .unwrap()
+        };
+        assert_eq!(ys(2.0).ys(), &[1.0, 1.0, 1.0]);
+        assert_eq!(ys(1.25).ys(), &[1.0, 1.25, 1.25]);
+    }
 }
