@@ -460,6 +460,16 @@ mod tests {
         assert!(close(c.slope(), 1.0, 1e-12));
         assert!(close(c.eval(32.0), 33.0, 1e-12));
         assert!(close(c.eval(1000.0), 1001.0, 1e-12));
+        // On a curved table the anchor matters: nodes 1, 10, 12, 16 of y = x²
+        // anchor at 10 (the first ≥ 16/2), slope (256 − 100)/6 = 26 — not
+        // the last segment's 28 nor the whole table's 17.
+        let sq: Vec<(f64, f64)> = [1.0, 10.0, 12.0, 16.0]
+            .iter()
+            .map(|&x: &f64| (x, x * x))
+            .collect();
+        let c = Curve::new(&sq, Scale::Log, Scale::Log).unwrap();
+        assert!(close(c.slope(), 26.0, 1e-12), "{}", c.slope());
+        assert!(close(c.eval(20.0), 256.0 + 4.0 * 26.0, 1e-12));
         // A single node: constant everywhere.
         let one = Curve::new(&[(4.0, 2.0)], Scale::Log, Scale::Log).unwrap();
         assert_eq!((one.eval(1.0), one.eval(100.0)), (2.0, 2.0));
@@ -472,6 +482,13 @@ mod tests {
         assert!(Curve::new(&[(0.0, 1.0)], Scale::Log, Scale::Log).is_err());
         assert!(Curve::new(&[(1.0, -1.0)], Scale::Linear, Scale::Linear).is_err());
         assert!(Curve::new(&[(1.0, f64::NAN)], Scale::Linear, Scale::Linear).is_err());
+        assert!(Curve::new(&[(f64::INFINITY, 1.0)], Scale::Linear, Scale::Linear).is_err());
+        // A measured 0 is a time (below the timer's resolution), also on a
+        // log value axis, where it is floored only inside the curve; a size
+        // of 0 is fine on a linear axis.
+        let c = Curve::new(&[(1.0, 0.0), (2.0, 1.0)], Scale::Log, Scale::Log).unwrap();
+        assert_eq!(c.eval(1.0), 0.0);
+        assert!(Curve::new(&[(0.0, 1.0), (1.0, 2.0)], Scale::Linear, Scale::Log).is_ok());
     }
 
     #[test]
@@ -502,6 +519,26 @@ mod tests {
         assert!(close(t.eval(16.0, 100.0), f(16.0, 100.0), 1e-12));
         // Below the first row: the first row.
         assert!(close(t.eval(0.5, 100.0), f(1.0, 100.0), 1e-12));
+        // On a curved outer axis the anchor row matters: rows at 1, 10, 12,
+        // 16 of o² anchor at 10 (the first ≥ 16/2), so at 20 the table gives
+        // 256 + 4 · (256 − 100)/6 = 360 — not 368 from the last two rows,
+        // nor 324 from the first.
+        let rows: Vec<(f64, Vec<(f64, f64)>)> = [1.0, 10.0, 12.0, 16.0]
+            .iter()
+            .map(|&o: &f64| (o, vec![(0.0, o * o), (1.0, o * o)]))
+            .collect();
+        let t = Table2d::new(rows, Scale::Linear, Scale::Linear, Scale::Linear, |_, _, s| s).unwrap();
+        assert!(close(t.eval(20.0, 0.5), 360.0, 1e-12), "{}", t.eval(20.0, 0.5));
+        // One row: that row everywhere along the outer axis.
+        let one = Table2d::new(
+            vec![(4.0, vec![(0.0, 1.0), (2.0, 3.0)])],
+            Scale::Linear,
+            Scale::Linear,
+            Scale::Linear,
+            |_, _, s| s,
+        )
+        .unwrap();
+        assert_eq!((one.eval(1.0, 1.0), one.eval(9.0, 1.0)), (2.0, 2.0));
     }
 
     #[test]
