@@ -319,11 +319,6 @@ impl Table2d {
         })
     }
 
-    /// Outer coordinates of the rows (ascending).
-    pub fn outer(&self) -> &[f64] {
-        &self.outer
-    }
-
     /// The rows' curves, in the order of [`Table2d::outer`].
     pub fn rows(&self) -> &[Curve] {
         &self.rows
