@@ -203,6 +203,21 @@ fn integer_boolean_and_time_cells_are_checked() {
         &format!("{}{zero},64,8,8192,28672,32768,True,16,4\n", mlp_header(true)),
     );
     assert_eq!(read_mlp(&p).unwrap().rows[0].ops[op::EMB], 0.0);
+    for cell in ["inf", "NaN"] {
+        let bad = ops
+            .join(",")
+            .replacen("0.5,0.5,0.5,0.5,0", &format!("0.5,0.5,0.5,{cell},0"), 1);
+        let p = write(
+            dir.path(),
+            "inf.csv",
+            &format!("{}{bad},64,8,8192,28672,32768,True,16,4\n", mlp_header(true)),
+        );
+        let msg = read_mlp(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains(&format!("`emb`: expected a finite number, found `{cell}`")),
+            "{msg}"
+        );
+    }
 }
 
 /// An empty optional operator cell is 0 ms; an empty GEMM cell is an error.
