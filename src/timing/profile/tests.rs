@@ -399,3 +399,73 @@ fn calibrate_recovers_the_constants_that_generated_the_tables() {
     let back: Calibration = table["device"]["calibration"].clone().try_into().unwrap();
     assert!(rel(back.gemm_efficiency, c.gemm_efficiency) < 1e-3);
 }
+
+/// APEX+'s collective tables come before Vidur's (by their own file names,
+/// `sendrecv.csv` against `send_recv.csv`); without them Vidur's are used;
+/// a device naming neither folder has none.
+#[test]
+fn comm_tables_prefer_apex_then_fall_back_to_vidur() {
+    let (root, _model, device) = setup();
+    let apex = root
+        .path()
+        .join("apex/comm")
+        .join(&device.profile_names.apex_comm);
+    let net = root
+        .path()
+        .join("vidur/network")
+        .join(&device.profile_names.vidur_network);
+    std::fs::write(net.join("send_recv.csv"), "x\n").unwrap();
+    assert_eq!(
+        comm_tables(root.path(), &device),
+        (Some(net.join("all_reduce.csv")), Some(net.join("send_recv.csv")))
+    );
+    std::fs::create_dir_all(&apex).unwrap();
+    std::fs::write(apex.join("all_reduce.csv"), "x\n").unwrap();
+    assert_eq!(
+        comm_tables(root.path(), &device),
+        (Some(apex.join("all_reduce.csv")), Some(net.join("send_recv.csv")))
+    );
+    std::fs::write(apex.join("sendrecv.csv"), "x\n").unwrap();
+    assert_eq!(
+        comm_tables(root.path(), &device).1,
+        Some(apex.join("sendrecv.csv"))
+    );
+    let mut bare = device.clone();
+    (bare.profile_names.apex_comm, bare.profile_names.vidur_network) = (String::new(), String::new());
+    assert_eq!(comm_tables(root.path(), &bare), (None, None));
+}
+
+/// APEX+'s shared tables are single-node: asked for GPUs spread over nodes
+/// they give no samples; Vidur's rows are picked by workers and node size.
+#[test]
+fn collective_samples_pick_their_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let apex = dir.path().join("apex/comm/H100-SXM-80GB");
+    std::fs::create_dir_all(&apex).unwrap();
+    let a = apex.join("all_reduce.csv");
+    std::fs::write(
+        &a,
+        "gpu,num_nodes,num_gpus_per_node,dtype,size(kb),time(us)\nH100,1,4,half,1,10\nH100,1,8,half,1,20\n",
+    )
+    .unwrap();
+    assert_eq!(collective_samples(&a, 4, 4).unwrap(), vec![(1024.0, 10.0 * 1e-6)]);
+    assert!(collective_samples(&a, 4, 2).unwrap().is_empty());
+    let v = dir.path().join("send_recv.csv");
+    std::fs::write(
+        &v,
+        "time_stats.send_recv.median,num_workers,size,devices_per_node\n1,2,2048,2\n3,2,2048,1\n",
+    )
+    .unwrap();
+    assert_eq!(collective_samples(&v, 2, 2).unwrap(), vec![(2048.0, 1e-3)]);
+    assert_eq!(collective_samples(&v, 2, 1).unwrap(), vec![(2048.0, 3.0 * 1e-3)]);
+    assert!(collective_samples(&v, 4, 4).unwrap().is_empty());
+}
+
+/// `vidur_root` is `root/vidur` when that folder exists, else the root.
+#[test]
+fn the_vidur_root_may_be_the_root_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(vidur_root(dir.path()), dir.path());
+    std::fs::create_dir(dir.path().join("vidur")).unwrap();
+    assert_eq!(vidur_root(dir.path()), dir.path().join("vidur"));
+}
