@@ -12,3 +12,6 @@ pub mod validate;
 
 pub use config::*;
 pub use load::load;
+
+#[cfg(test)]
+mod guard_tests;
