@@ -469,3 +469,38 @@ fn the_vidur_root_may_be_the_root_itself() {
     std::fs::create_dir(dir.path().join("vidur")).unwrap();
     assert_eq!(vidur_root(dir.path()), dir.path().join("vidur"));
 }
+
+/// A PP hand-off (`2·T·h·2` bytes) is priced from the send/recv table's
+/// intra-node rows for a hop inside a node, and from the other kind's rows
+/// when the table has only those. TP 4 × PP 2 on one 8-GPU node: one intra
+/// hop; 24 decode tokens of Llama-3-70B hand off 24 · 8192 · 4 = 786,432 B.
+#[test]
+fn pipeline_hand_offs_come_from_the_send_recv_rows_of_their_hop() {
+    let (root, model, device) = setup();
+    let net = root.path().join("vidur/network/h100_dgx");
+    let b = BatchShape {
+        decode_seqs: 24,
+        decode_kv_tokens: 24 * 256,
+        ..Default::default()
+    };
+    let bytes = 786_432.0;
+    let intra_ms = |x: f64| 0.01 + x / 1e9;
+    let inter_ms = |x: f64| 0.05 + x / 1e8;
+    let table = |kinds: &[u32]| {
+        let mut text = String::from("time_stats.send_recv.median,num_workers,size,devices_per_node\n");
+        for &dpn in kinds {
+            for x in [bytes / 2.0, bytes, bytes * 2.0] {
+                let ms = if dpn == 2 { intra_ms(x) } else { inter_ms(x) };
+                writeln!(text, "{ms},2,{x},{dpn}").unwrap();
+            }
+        }
+        std::fs::write(net.join("send_recv.csv"), text).unwrap();
+        build(root.path(), &model, &device, 4, 2)
+            .unwrap()
+            .breakdown(&b)
+            .pp_comm
+    };
+    assert!(close(table(&[2, 1]), intra_ms(bytes) * 1e-3));
+    assert!(close(table(&[1]), inter_ms(bytes) * 1e-3));
+    assert!(close(table(&[2]), intra_ms(bytes) * 1e-3));
+}
