@@ -227,10 +227,11 @@ mod tests {
         );
     }
 
-    /// A row with the wrong number of fields is an error naming its line.
+    /// A row with the wrong number of fields is an error naming its line
+    /// (the second data row is line 3).
     #[test]
     fn a_ragged_row_names_its_line() {
-        let e = table("a,b\n1,2\n3,4\n5\n", &["a"]).err().unwrap().to_string();
-        assert!(e.contains("t.csv") && e.contains("line 4"), "{e}");
+        let e = table("a,b\n1,2\n3\n4,5\n", &["a"]).err().unwrap().to_string();
+        assert!(e.contains("t.csv") && e.contains("line 3"), "{e}");
     }
 }
