@@ -199,3 +199,49 @@ fn memory_options_follow_the_scenario() {
     let ft = try_plan(&["scheduler.kind=\"fastertransformer\""]).unwrap();
     assert!(ft.replica_options.static_batch && !v1.replica_options.static_batch);
 }
+
+/// A trace's prefix blocks must be whole KV blocks to be shared: 24-token
+/// units on 16-token blocks are refused by `workload.prefix.unit_tokens`
+/// when prefix caching would use them (a trace with `hash_ids`, prefix kind
+/// `auto` or `trace`), and not when caching is off or prefixes are ignored.
+#[test]
+fn trace_prefix_units_must_be_whole_blocks_when_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("mooncake.jsonl");
+    std::fs::write(
+        &trace,
+        "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 10, \"hash_ids\": [0, 1]}\n",
+    )
+    .unwrap();
+    let with = |extra: &[&str]| {
+        let t = format!("workload.trace=\"{}\"", trace.display());
+        let mut sets = vec![
+            t,
+            "scheduler.block_size=16".to_string(),
+            "workload.count=0".to_string(),
+        ];
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        sets
+    };
+    let plan_of = |extra: &[&str]| try_plan(&with(extra).iter().map(String::as_str).collect::<Vec<_>>());
+    for kind in ["auto", "trace"] {
+        let sets = with(&[
+            "scheduler.prefix_caching=true",
+            "workload.prefix.unit_tokens=24",
+            &format!("workload.prefix.kind=\"{kind}\""),
+        ]);
+        refused(
+            &sets.iter().map(String::as_str).collect::<Vec<_>>(),
+            "workload.prefix.unit_tokens",
+            "not a whole number of KV blocks of 16 tokens",
+        );
+    }
+    assert!(plan_of(&["scheduler.prefix_caching=true", "workload.prefix.unit_tokens=32"]).is_ok());
+    assert!(plan_of(&["scheduler.prefix_caching=false", "workload.prefix.unit_tokens=24"]).is_ok());
+    let ignored = [
+        "scheduler.prefix_caching=true",
+        "workload.prefix.unit_tokens=24",
+        "workload.prefix.kind=\"none\"",
+    ];
+    assert!(plan_of(&ignored).is_ok());
+}
