@@ -319,7 +319,7 @@ impl Table2d {
         })
     }
 
-    /// The rows' curves, in the order of [`Table2d::outer`].
+    /// The rows' curves, in ascending order of their outer coordinate.
     pub fn rows(&self) -> &[Curve] {
         &self.rows
     }
