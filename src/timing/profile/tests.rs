@@ -504,3 +504,27 @@ fn pipeline_hand_offs_come_from_the_send_recv_rows_of_their_hop() {
     assert!(close(table(&[1]), inter_ms(bytes) * 1e-3));
     assert!(close(table(&[2]), intra_ms(bytes) * 1e-3));
 }
+
+/// Every architecture column must match, not some: tables differing from
+/// Llama-3-8B (32 heads, 8 KV heads, hidden 4,096, MLP 14,336, gated) in one
+/// column each come first in name order and are all passed over.
+#[test]
+fn locate_needs_every_architecture_column_to_match() {
+    let root = tempfile::tempdir().unwrap();
+    let compute = root.path().join("vidur/compute/h100");
+    for (name, arch) in [
+        ("a/OtherHidden", "32,8,5120,14336,128256,True"),
+        ("b/OtherHeads", "40,8,4096,14336,128256,True"),
+        ("c/OtherKvHeads", "32,32,4096,14336,128256,True"),
+        ("d/OtherMlp", "32,8,4096,11008,128256,True"),
+        ("e/Ungated", "32,8,4096,14336,128256,False"),
+        ("f/Llama-3-8B", "32,8,4096,14336,128256,True"),
+    ] {
+        write_mlp(&compute.join(name), arch, &[1], |_, i, t| op_ms(i, t));
+    }
+    let cat = Catalog::builtin();
+    let model = cat.model("Llama-3-8B").unwrap();
+    let device = cat.device("H100-SXM").unwrap();
+    let files = locate(root.path(), device, model).unwrap();
+    assert!(files.mlp.ends_with("f/Llama-3-8B/mlp.csv"), "{files:?}");
+}
