@@ -191,6 +191,12 @@ fn operator_times_are_the_tables_at_and_between_nodes() {
         let mlp = (op_ms(op::UP, tf) + op_ms(op::ACT, tf) + op_ms(op::DOWN, tf)) * 1e-3;
         assert!(close(br.mlp, layers * mlp), "t={t}");
         assert!(close(br.embedding, op_ms(op::EMB, tf) * 1e-3));
+        // Two norms a layer and the final one.
+        let norm = op_ms(op::INPUT_NORM, tf) * 1e-3;
+        assert!(close(
+            br.norms,
+            layers * (norm + op_ms(op::POST_NORM, tf) * 1e-3) + norm
+        ));
         // The total is the sum of its parts plus the CPU overhead.
         let parts = br.embedding
             + br.qkv_proj
@@ -527,4 +533,95 @@ fn locate_needs_every_architecture_column_to_match() {
     let device = cat.device("H100-SXM").unwrap();
     let files = locate(root.path(), device, model).unwrap();
     assert!(files.mlp.ends_with("f/Llama-3-8B/mlp.csv"), "{files:?}");
+}
+
+/// A pipeline of three TP-4 stages on 8-GPU nodes has one hop inside a node
+/// and one across: the hand-off costs one intra-node and one inter-node
+/// transfer from their own rows of the send/recv table.
+#[test]
+fn a_pipeline_with_both_kinds_of_hop_pays_for_each() {
+    let (root, model, device) = setup();
+    let bytes = 786_432.0;
+    let intra_ms = |x: f64| 0.01 + x / 1e9;
+    let inter_ms = |x: f64| 0.05 + x / 1e8;
+    let mut text = String::from("time_stats.send_recv.median,num_workers,size,devices_per_node\n");
+    for x in [bytes / 2.0, bytes, bytes * 2.0] {
+        writeln!(text, "{},2,{x},2\n{},2,{x},1", intra_ms(x), inter_ms(x)).unwrap();
+    }
+    std::fs::write(root.path().join("vidur/network/h100_dgx/send_recv.csv"), text).unwrap();
+    let base = AnalyticalModel::new(
+        &model,
+        &device,
+        Dtype::Bf16,
+        Dtype::Bf16,
+        ParallelConfig::new(4, 3, 8),
+        Calibration::default(),
+    )
+    .unwrap();
+    assert_eq!(pp_hops(4, 3, 8), (1.0, 1.0));
+    let m = ProfileModel::new(root.path(), &model, &device, Dtype::Bf16, base).unwrap();
+    let b = BatchShape {
+        decode_seqs: 24,
+        decode_kv_tokens: 24 * 256,
+        ..Default::default()
+    };
+    let want = (intra_ms(bytes) + inter_ms(bytes)) * 1e-3;
+    assert!(
+        close(m.breakdown(&b).pp_comm, want),
+        "{} vs {want}",
+        m.breakdown(&b).pp_comm
+    );
+}
+
+/// What the tables do not price is the analytical model's, exactly: without
+/// an attention table both attentions are the analytical ones; the TP
+/// communication is the profiled all-reduces plus the analytical logits
+/// gather (a real cost at TP 4, not dropped).
+#[test]
+fn unprofiled_parts_are_the_analytical_models() {
+    let (root, model, device) = setup();
+    let dir = root.path().join("vidur/compute/h100/meta-llama/Llama-2-70b-hf");
+    std::fs::remove_file(dir.join("attention.csv")).unwrap();
+    let m = build(root.path(), &model, &device, 4, 1).unwrap();
+    let mut b = BatchShape {
+        decode_seqs: 4,
+        decode_kv_tokens: 4 * 300,
+        ..Default::default()
+    };
+    b.add_prefill_chunk(200, 100);
+    let (br, base) = (m.breakdown(&b), m.base.breakdown(&b));
+    assert!(close(br.prefill_attention, base.prefill_attention) && base.prefill_attention > 0.0);
+    assert!(close(br.decode_attention, base.decode_attention) && base.decode_attention > 0.0);
+    let layers = model.num_layers as f64;
+    let t = b.total_tokens() as f64;
+    let ar = m
+        .all_reduce
+        .as_ref()
+        .expect("profiled all-reduce")
+        .eval(t * 8192.0 * 2.0);
+    let gather = base.tp_comm - (2.0 * layers + 1.0) * m.base.all_reduce_time(t);
+    assert!(gather > 1e-7, "{gather}");
+    assert!(close(br.tp_comm, (2.0 * layers + 1.0) * ar + gather));
+}
+
+/// The profile model says which tables it used and what it priced analytically.
+#[test]
+fn the_description_names_each_table_and_each_fallback() {
+    let (root, model, device) = setup();
+    let m = build(root.path(), &model, &device, 4, 1).unwrap();
+    let d = m.description();
+    assert!(
+        d.contains("operators from") && d.contains("Llama-2-70b-hf/mlp.csv"),
+        "{d}"
+    );
+    assert!(
+        d.contains("attention from") && d.contains("all-reduce from"),
+        "{d}"
+    );
+    let m = build(root.path(), &model, &device, 2, 1).unwrap();
+    assert!(
+        m.description().contains("attention analytical ("),
+        "{}",
+        m.description()
+    );
 }
