@@ -173,6 +173,24 @@ fn a_table_without_kv_save_times_falls_back_to_the_analytical_kv_write() {
     assert!(grew >= full_bandwidth && grew <= 2.0 * full_bandwidth, "{grew}");
 }
 
+/// Every time a breakdown lists, CPU overhead included.
+fn sum_of_parts(br: &Breakdown) -> f64 {
+    br.embedding
+        + br.qkv_proj
+        + br.rope_kv_write
+        + br.prefill_attention
+        + br.decode_attention
+        + br.o_proj
+        + br.mlp
+        + br.norms
+        + br.residual_adds
+        + br.lm_head
+        + br.sampling
+        + br.tp_comm
+        + br.pp_comm
+        + br.cpu_overhead
+}
+
 #[test]
 fn operator_times_are_the_tables_at_and_between_nodes() {
     let (root, model, device) = setup();
@@ -198,20 +216,7 @@ fn operator_times_are_the_tables_at_and_between_nodes() {
             layers * (norm + op_ms(op::POST_NORM, tf) * 1e-3) + norm
         ));
         // The total is the sum of its parts plus the CPU overhead.
-        let parts = br.embedding
-            + br.qkv_proj
-            + br.rope_kv_write
-            + br.prefill_attention
-            + br.decode_attention
-            + br.o_proj
-            + br.mlp
-            + br.norms
-            + br.residual_adds
-            + br.lm_head
-            + br.sampling
-            + br.tp_comm
-            + br.pp_comm
-            + br.cpu_overhead;
+        let parts = sum_of_parts(&br);
         assert!(close(br.total, parts), "{} vs {parts}", br.total);
         assert_eq!(m.iteration(&b).duration, crate::units::secs_to_nanos(br.total));
     }
@@ -590,6 +595,12 @@ fn unprofiled_parts_are_the_analytical_models() {
     };
     b.add_prefill_chunk(200, 100);
     let (br, base) = (m.breakdown(&b), m.base.breakdown(&b));
+    assert!(
+        close(br.total, sum_of_parts(&br)),
+        "{} vs {}",
+        br.total,
+        sum_of_parts(&br)
+    );
     assert!(close(br.prefill_attention, base.prefill_attention) && base.prefill_attention > 0.0);
     assert!(close(br.decode_attention, base.decode_attention) && base.decode_attention > 0.0);
     let layers = model.num_layers as f64;
