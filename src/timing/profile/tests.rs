@@ -636,3 +636,65 @@ fn the_description_names_each_table_and_each_fallback() {
         m.description()
     );
 }
+
+/// Vidur's prefill table is triangular and its decode grid may be ragged: a
+/// row measured at one context inherits the nearest multi-node row's slope
+/// in the context, scaled by its chunk (or batch) over that row's (attention
+/// work is `c·k`, `b·kv`). On `f = 1e-6·c·(k + c/2)` ms and `1e-3 +
+/// 1e-7·b·kv` ms that scaling is exact: chunk 256, measured only at k = 0,
+/// costs f(256, 256) at 256 cached tokens; batch 16, measured only at
+/// kv = 128, costs its formula at kv = 512.
+#[test]
+fn single_context_rows_inherit_the_scaled_slope_of_their_neighbour() {
+    let (root, model, device) = setup();
+    let dir = root.path().join("vidur/compute/h100/meta-llama/Llama-2-70b-hf");
+    let mut text = String::from(
+        "time_stats.attn_prefill.median,time_stats.attn_decode.median,n_embd,n_q_head,n_kv_head,block_size,num_tensor_parallel_workers,max_model_len,batch_size,prefill_chunk_size,kv_cache_size,is_prefill\n",
+    );
+    let prefill = |c: f64, k: f64| 1e-6 * c * (k + c / 2.0);
+    let decode = |b: f64, kv: f64| 1e-3 + 1e-7 * b * kv;
+    for (c, ks) in [(64u32, &[0u32, 64, 128][..]), (128, &[0, 128]), (256, &[0])] {
+        for &k in ks {
+            writeln!(
+                text,
+                "{},,8192,64,8,16,4,512,1,{c},{k},True",
+                prefill(c as f64, k as f64)
+            )
+            .unwrap();
+        }
+    }
+    for (b, kvs) in [(4u32, &[128u32, 256][..]), (8, &[128, 256]), (16, &[128])] {
+        for &kv in kvs {
+            writeln!(
+                text,
+                ",{},8192,64,8,16,4,512,{b},0,{kv},False",
+                decode(b as f64, kv as f64)
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(dir.join("attention.csv"), text).unwrap();
+    let m = build(root.path(), &model, &device, 4, 1).unwrap();
+    let layers = model.num_layers as f64;
+    let mut p = BatchShape::default();
+    p.add_prefill_chunk(256, 256);
+    let got = m.breakdown(&p).prefill_attention / layers;
+    assert!(close(got, prefill(256.0, 256.0) * 1e-3), "{got}");
+    let d = BatchShape {
+        decode_seqs: 16,
+        decode_kv_tokens: 16 * 512,
+        ..Default::default()
+    };
+    let got = m.breakdown(&d).decode_attention / layers;
+    assert!(close(got, decode(16.0, 512.0) * 1e-3), "{got}");
+}
+
+/// Peak rates (for MFU) are the device's, as the analytical model states them.
+#[test]
+fn peak_rates_are_the_analytical_models() {
+    let (root, model, device) = setup();
+    let m = build(root.path(), &model, &device, 4, 1).unwrap();
+    let (flops, bytes) = m.peak_rates();
+    assert_eq!((flops, bytes), m.base.peak_rates());
+    assert!(flops > 1e14 && bytes > 1e12, "{flops} {bytes}");
+}
