@@ -178,3 +178,21 @@ fn every_session_has_its_own_prefix_group() {
     groups.dedup();
     assert_eq!(groups.len(), 600);
 }
+
+/// Distinct Mooncake block ids name distinct units, even ids that differ
+/// only in the bits of the salt that keeps block hashes apart from the
+/// other prefix kinds' (0 and the salt itself), or small ids (8 and 3).
+#[test]
+fn distinct_block_ids_hash_apart() {
+    let salt_bits = 0x5EED_0000_0000_0000;
+    let p = Prefix::Blocks {
+        ids: std::sync::Arc::from([0, salt_bits, 8, 3]),
+        unit_tokens: 16,
+    };
+    let h: Vec<u64> = (0..4).map(|j| p.unit_hash(j)).collect();
+    for i in 0..4 {
+        for j in 0..i {
+            assert_ne!(h[i], h[j], "units {j} and {i}");
+        }
+    }
+}
