@@ -79,6 +79,11 @@ fn scheduler_values_out_of_range_are_refused_by_key() {
         "scheduler.max_num_batched_tokens",
         "",
     );
+    refused(
+        &["scheduler.kind=\"sarathi\"", "scheduler.chunk_size=0"],
+        "scheduler.chunk_size",
+        "must be at least 1",
+    );
     // Each edge that is a valid value plans.
     for sets in [
         &["scheduler.laps_window=0.0"][..],

@@ -401,6 +401,8 @@ fn token_budget(
             budget
         }
         Batching::Chunked(DefaultBudget::ChunkSize) => {
+            // Name the key the user wrote: a zero chunk is not a zero budget.
+            positive("scheduler.chunk_size", sc.chunk_size)?;
             let budget = sc
                 .max_num_batched_tokens
                 .map_or(sc.chunk_size, |m| m.min(sc.chunk_size));
