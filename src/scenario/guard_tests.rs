@@ -7,13 +7,14 @@ use super::load;
 use super::validate::{Plan, plan};
 use crate::replica::state::{KvMode, Victim};
 
-fn try_plan(sets: &[&str]) -> crate::Result<Plan> {
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+fn try_plan<S: AsRef<str>>(sets: &[S]) -> crate::Result<Plan> {
+    let sets: Vec<String> = sets.iter().map(|s| s.as_ref().to_string()).collect();
     plan(&load(None, &sets)?)
 }
 
-fn refused(sets: &[&str], key: &str, says: &str) {
+fn refused<S: AsRef<str>>(sets: &[S], key: &str, says: &str) {
     let e = try_plan(sets).expect_err("refused").to_string();
+    let sets: Vec<&str> = sets.iter().map(AsRef::as_ref).collect();
     assert!(e.contains(key) && e.contains(says), "{sets:?}: {e}");
 }
 
@@ -192,7 +193,7 @@ fn memory_options_follow_the_scenario() {
     .unwrap();
     let swap = plain.replica_options.swap.unwrap();
     assert_eq!((swap.group_blocks, swap.overlap, swap.reuse), (1, false, false));
-    assert!(try_plan(&[]).unwrap().replica_options.swap.is_none());
+    assert!(try_plan::<&str>(&[]).unwrap().replica_options.swap.is_none());
     let prio = try_plan(&["scheduler.priority=true"]).unwrap();
     assert_eq!(prio.replica_options.victim, Victim::LowestPriority);
     let orca = try_plan(&["scheduler.kind=\"orca\"", "model.max_model_len=2048"]).unwrap();
@@ -219,34 +220,35 @@ fn trace_prefix_units_must_be_whole_blocks_when_cached() {
     )
     .unwrap();
     let with = |extra: &[&str]| {
-        let t = format!("workload.trace=\"{}\"", trace.display());
         let mut sets = vec![
-            t,
+            format!("workload.trace=\"{}\"", trace.display()),
             "scheduler.block_size=16".to_string(),
             "workload.count=0".to_string(),
         ];
         sets.extend(extra.iter().map(|s| s.to_string()));
         sets
     };
-    let plan_of = |extra: &[&str]| try_plan(&with(extra).iter().map(String::as_str).collect::<Vec<_>>());
     for kind in ["auto", "trace"] {
-        let sets = with(&[
-            "scheduler.prefix_caching=true",
-            "workload.prefix.unit_tokens=24",
-            &format!("workload.prefix.kind=\"{kind}\""),
-        ]);
+        let kind = format!("workload.prefix.kind=\"{kind}\"");
         refused(
-            &sets.iter().map(String::as_str).collect::<Vec<_>>(),
+            &with(&[
+                "scheduler.prefix_caching=true",
+                "workload.prefix.unit_tokens=24",
+                &kind,
+            ]),
             "workload.prefix.unit_tokens",
             "not a whole number of KV blocks of 16 tokens",
         );
     }
-    assert!(plan_of(&["scheduler.prefix_caching=true", "workload.prefix.unit_tokens=32"]).is_ok());
-    assert!(plan_of(&["scheduler.prefix_caching=false", "workload.prefix.unit_tokens=24"]).is_ok());
-    let ignored = [
-        "scheduler.prefix_caching=true",
-        "workload.prefix.unit_tokens=24",
-        "workload.prefix.kind=\"none\"",
-    ];
-    assert!(plan_of(&ignored).is_ok());
+    for extra in [
+        &["scheduler.prefix_caching=true", "workload.prefix.unit_tokens=32"][..],
+        &["scheduler.prefix_caching=false", "workload.prefix.unit_tokens=24"],
+        &[
+            "scheduler.prefix_caching=true",
+            "workload.prefix.unit_tokens=24",
+            "workload.prefix.kind=\"none\"",
+        ],
+    ] {
+        assert!(try_plan(&with(extra)).is_ok(), "{extra:?}");
+    }
 }

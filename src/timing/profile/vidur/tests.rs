@@ -4,7 +4,7 @@
 use super::*;
 use std::io::Write;
 
-pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::File::create(&p)
