@@ -118,15 +118,16 @@ enum Field {
     DecodeAttn,
 }
 
+/// One operator's time: the models are one layer deep ([`spec_for`]), so
+/// the breakdown's totals are the layer's.
 fn predict(m: &AnalyticalModel, b: &BatchShape, f: Field) -> f64 {
     let br = m.breakdown(b);
-    let l = m.layers();
     match f {
-        Field::Qkv => br.qkv_proj / l,
-        Field::O => br.o_proj / l,
-        Field::Mlp => br.mlp / l,
-        Field::PrefillAttn => br.prefill_attention / l,
-        Field::DecodeAttn => br.decode_attention / l,
+        Field::Qkv => br.qkv_proj,
+        Field::O => br.o_proj,
+        Field::Mlp => br.mlp,
+        Field::PrefillAttn => br.prefill_attention,
+        Field::DecodeAttn => br.decode_attention,
     }
 }
 
@@ -153,13 +154,56 @@ fn score(configs: &[Config], device: &DeviceSpec, cal: &Calibration) -> (f64, f6
 
 type Setter = fn(&mut Calibration) -> &mut f64;
 
-/// Multiplicative coordinate descent on `params` (each kept in `[lo, hi]`).
+/// Most objective evaluations the starting grid of [`descend`] may spend.
+const GRID_BUDGET: f64 = 256.0;
+
+/// Moves `cal` to the best point of a log-spaced grid over the boxes of
+/// `params` (`G` values per constant, ends included, `G^n ≤` [`GRID_BUDGET`]),
+/// if one beats it. Coordinate descent alone cannot leave a plateau: an
+/// efficiency that enters only through a `max` (decode attention's compute
+/// rate, hidden behind its memory rate at the generic defaults) changes
+/// nothing until it has moved by a large factor, and the descent then settles
+/// on a worse value of the other constant (on the shared profiles it never
+/// moved the decode compute efficiency off its default).
+fn grid_start(
+    cal: &mut Calibration,
+    params: &[(&str, Setter, f64, f64)],
+    objective: &dyn Fn(&Calibration) -> f64,
+) -> f64 {
+    let mut best = objective(cal);
+    let n = params.len() as i32;
+    if n == 0 {
+        return best;
+    }
+    let per_axis = (GRID_BUDGET.powf(1.0 / n as f64).floor() as usize).clamp(3, 17);
+    let total = per_axis.pow(n as u32);
+    let mut start = *cal;
+    for index in 0..total {
+        let mut trial = start;
+        let mut rest = index;
+        for (_, get, lo, hi) in params {
+            let k = rest % per_axis;
+            rest /= per_axis;
+            *get(&mut trial) = lo * (hi / lo).powf(k as f64 / (per_axis - 1) as f64);
+        }
+        let s = objective(&trial);
+        if s < best - 1e-12 {
+            best = s;
+            start = trial;
+        }
+    }
+    *cal = start;
+    best
+}
+
+/// Multiplicative coordinate descent on `params` (each kept in `[lo, hi]`),
+/// from the better of `cal` and the best point of [`grid_start`]'s grid.
 fn descend(
     cal: &mut Calibration,
     params: &[(&str, Setter, f64, f64)],
     objective: &dyn Fn(&Calibration) -> f64,
 ) {
-    let mut best = objective(cal);
+    let mut best = grid_start(cal, params, objective);
     let mut step = 0.4;
     while step > 1e-3 {
         let mut improved = false;
@@ -508,3 +552,6 @@ fn fmt_sig(v: f64) -> String {
         format!("{v:.3e}")
     }
 }
+
+#[cfg(test)]
+mod tests;
