@@ -3,20 +3,8 @@
 //! values accepted), the token budget each batching kind takes, and the
 //! memory options and swap model a scenario turns into.
 
-use super::load;
-use super::validate::{Plan, plan};
+use super::test_support::{refused, try_plan};
 use crate::replica::state::{KvMode, Victim};
-
-fn try_plan<S: AsRef<str>>(sets: &[S]) -> crate::Result<Plan> {
-    let sets: Vec<String> = sets.iter().map(|s| s.as_ref().to_string()).collect();
-    plan(&load(None, &sets)?)
-}
-
-fn refused<S: AsRef<str>>(sets: &[S], key: &str, says: &str) {
-    let e = try_plan(sets).expect_err("refused").to_string();
-    let sets: Vec<&str> = sets.iter().map(AsRef::as_ref).collect();
-    assert!(e.contains(key) && e.contains(says), "{sets:?}: {e}");
-}
 
 #[test]
 fn scheduler_values_out_of_range_are_refused_by_key() {

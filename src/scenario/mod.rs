@@ -15,3 +15,7 @@ pub use load::load;
 
 #[cfg(test)]
 mod guard_tests;
+#[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
+mod test_support;

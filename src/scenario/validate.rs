@@ -635,25 +635,30 @@ pub(crate) fn apply_interconnect(
     device: &mut DeviceSpec,
     ic: &crate::scenario::InterconnectConfig,
 ) -> Result<()> {
-    for (key, v) in [
-        ("hardware.interconnect.intra_node_gbps", ic.intra_node_gbps),
+    // A link moves bytes at a positive rate; its latency may be zero.
+    for (key, v, zero_ok) in [
+        ("hardware.interconnect.intra_node_gbps", ic.intra_node_gbps, false),
         (
             "hardware.interconnect.intra_node_latency_us",
             ic.intra_node_latency_us,
+            true,
         ),
-        ("hardware.interconnect.inter_node_gbps", ic.inter_node_gbps),
+        ("hardware.interconnect.inter_node_gbps", ic.inter_node_gbps, false),
         (
             "hardware.interconnect.inter_node_latency_us",
             ic.inter_node_latency_us,
+            true,
         ),
     ] {
         if let Some(v) = v
-            && !(v.is_finite() && v >= 0.0)
+            && !(v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)))
         {
-            return Err(key_error(
-                key,
-                format!("must be a non-negative number, found {v}"),
-            ));
+            let expected = if zero_ok {
+                "a number ≥ 0 µs"
+            } else {
+                "a positive number of GB/s"
+            };
+            return Err(key_error(key, format!("must be {expected}, found {v}")));
         }
     }
     if let Some(v) = ic.intra_node_gbps {
