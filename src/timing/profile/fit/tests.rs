@@ -61,7 +61,10 @@ fn write_model_mlp(dir: &Path, device: &DeviceSpec, cal: Calibration) {
             op::QKV => br.qkv_proj,
             op::O_PROJ if tp == 8 => 0.0,
             op::O_PROJ => br.o_proj,
-            op::UP => br.mlp,
+            // Vidur times the MLP in three kernels; the fit adds them up.
+            op::UP => 0.5 * br.mlp,
+            op::ACT => 0.2 * br.mlp,
+            op::DOWN => 0.3 * br.mlp,
             _ => 0.0,
         }
     });
@@ -69,26 +72,48 @@ fn write_model_mlp(dir: &Path, device: &DeviceSpec, cal: Calibration) {
 
 const PREFILL_CHUNKS: [u32; 3] = [128, 512, 2048];
 const PREFILL_CACHED: [u32; 3] = [0, 1024, 4096];
-const DECODE_BATCHES: [u32; 3] = [1, 64, 512];
+const DECODE_BATCHES: [u32; 3] = [1, 256, 4096];
 const DECODE_CONTEXTS: [u32; 4] = [8, 16, 1024, 4096];
 
-/// `attention.csv` from `cal` at TP 2 and 4, with one prefill row of 0 ms
-/// (a failed measurement the fit must skip).
+/// The attention tables' own layer shape (hidden 2048, 32 query heads of
+/// 64, 4 KV heads), unlike the MLP's in every column: the fit must price
+/// attention with the shape its rows state.
+fn attention_model(device: &DeviceSpec, tp: u32, cal: Calibration) -> AnalyticalModel {
+    let spec = ModelSpec {
+        hidden_size: 2048,
+        num_heads: 32,
+        num_kv_heads: 4,
+        head_dim: 64,
+        ..spec_for(&LLAMA_70B_LAYER)
+    };
+    AnalyticalModel::new(
+        &spec,
+        device,
+        Dtype::Bf16,
+        Dtype::Bf16,
+        ParallelConfig::new(tp, 1, 8),
+        cal,
+    )
+    .unwrap()
+}
+
+/// `attention.csv` from `cal` at TP 2 and 4 for [`attention_model`], with
+/// one prefill row of 0 ms (a failed measurement the fit must skip).
 fn write_model_attention(dir: &Path, device: &DeviceSpec, cal: Calibration) {
     let mut text = String::from(
         "time_stats.attn_prefill.median,time_stats.attn_decode.median,n_embd,n_q_head,n_kv_head,block_size,num_tensor_parallel_workers,max_model_len,batch_size,prefill_chunk_size,kv_cache_size,is_prefill\n",
     );
     for tp in [2u32, 4] {
-        let m = model(device, tp, cal);
+        let m = attention_model(device, tp, cal);
         for c in PREFILL_CHUNKS {
             for k in PREFILL_CACHED {
                 let mut b = BatchShape::default();
                 b.add_prefill_chunk(k as u64, c as u64);
                 let ms = 1e3 * m.breakdown(&b).prefill_attention;
-                writeln!(text, "{ms},,8192,64,8,16,{tp},8192,1,{c},{k},True").unwrap();
+                writeln!(text, "{ms},,2048,32,4,16,{tp},8192,1,{c},{k},True").unwrap();
             }
         }
-        writeln!(text, "0,,8192,64,8,16,{tp},8192,1,64,0,True").unwrap();
+        writeln!(text, "0,,2048,32,4,16,{tp},8192,1,64,0,True").unwrap();
         for bs in DECODE_BATCHES {
             for kv in DECODE_CONTEXTS {
                 let b = BatchShape {
@@ -97,7 +122,7 @@ fn write_model_attention(dir: &Path, device: &DeviceSpec, cal: Calibration) {
                     ..Default::default()
                 };
                 let ms = 1e3 * m.breakdown(&b).decode_attention;
-                writeln!(text, ",{ms},8192,64,8,16,{tp},8192,{bs},0,{kv},False").unwrap();
+                writeln!(text, ",{ms},2048,32,4,16,{tp},8192,{bs},0,{kv},False").unwrap();
             }
         }
     }
@@ -399,4 +424,55 @@ fn the_snippet_is_a_commented_calibration_table() {
     let json: serde_json::Value = serde_json::from_str(&fit.to_json()).unwrap();
     assert_eq!(json["groups"][0]["samples"], 12);
     assert_eq!(json["device"], "X1");
+}
+
+/// The starting grid: `G` log-spaced values per constant, ends included,
+/// `G = ⌊256^(1/n)⌋` within [3, 17] (17 for one constant, 16 for two, 4 for
+/// four), so at most 256 points plus the start; it moves to the best node.
+#[test]
+fn the_starting_grid_spends_its_budget_on_log_spaced_nodes() {
+    use std::cell::{Cell, RefCell};
+    let setters: [(&str, Setter, f64, f64); 4] = [
+        ("gemm_efficiency", |c| &mut c.gemm_efficiency, 0.01, 1.0),
+        ("memory_efficiency", |c| &mut c.memory_efficiency, 0.01, 1.0),
+        ("min_kernel_time", |c| &mut c.min_kernel_time, 1e-7, 1e-4),
+        ("gemm_half_tokens", |c| &mut c.gemm_half_tokens, 1.0, 1000.0),
+    ];
+    for (n, per_axis) in [(1usize, 17usize), (2, 16), (4, 4)] {
+        let calls = Cell::new(0usize);
+        let seen = RefCell::new(Vec::new());
+        let mut cal = Calibration::default();
+        // Best at gemm_efficiency = 0.11: the grid moves to its nearest node.
+        let objective = |c: &Calibration| {
+            calls.set(calls.get() + 1);
+            seen.borrow_mut().push(c.gemm_efficiency);
+            (c.gemm_efficiency / 0.11).ln().abs()
+        };
+        grid_start(&mut cal, &setters[..n], &objective);
+        assert_eq!(calls.get(), 1 + per_axis.pow(n as u32), "{n} constant(s)");
+        let mut values = seen.borrow()[1..].to_vec();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        assert_eq!(values.len(), per_axis);
+        assert!((values[0] - 0.01).abs() < 1e-15 && (values[per_axis - 1] - 1.0).abs() < 1e-12);
+        let ratio = (100f64).powf(1.0 / (per_axis - 1) as f64);
+        for w in values.windows(2) {
+            assert!((w[1] / w[0] / ratio - 1.0).abs() < 1e-9, "{values:?}");
+        }
+        let best = values
+            .iter()
+            .copied()
+            .min_by(|a, b| (a / 0.11).ln().abs().total_cmp(&(b / 0.11).ln().abs()))
+            .unwrap();
+        assert_eq!(cal.gemm_efficiency, best, "{n} constant(s)");
+    }
+    // A start better than every node stays.
+    let mut cal = Calibration {
+        gemm_efficiency: 0.123,
+        ..Calibration::default()
+    };
+    grid_start(&mut cal, &setters[..1], &|c: &Calibration| {
+        (c.gemm_efficiency / 0.123).ln().abs()
+    });
+    assert_eq!(cal.gemm_efficiency, 0.123);
 }
