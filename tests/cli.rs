@@ -281,20 +281,26 @@ fn calibrate_prints_a_catalog_snippet() {
         return;
     };
     let profiles = shared.join("profiles").display().to_string();
-    let out = fleetsim(&["calibrate", &profiles, "--device", "A40"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("[device.calibration]") && text.contains("gemm_efficiency = "),
-        "{text}"
-    );
-    // The snippet is what the catalog embeds for the A40 (same command, same numbers).
+    // The snippets are what the catalog embeds for the A40 and the A100
+    // (same command, same numbers).
     let catalog = include_str!("../catalog/devices.toml");
-    for line in text.lines().filter(|l| !l.starts_with('#') && l.contains(" = ")) {
+    for device in ["A40", "A100-80GB"] {
+        let out = fleetsim(&["calibrate", &profiles, "--device", device]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
         assert!(
-            catalog.contains(line),
-            "catalog/devices.toml lacks `{line}` from calibrate"
+            text.contains("[device.calibration]") && text.contains("gemm_efficiency = "),
+            "{text}"
         );
+        let block = &catalog[catalog
+            .find(&format!("# {device}: analytical"))
+            .expect("a fitted block")..];
+        for line in text.lines().filter(|l| !l.starts_with('#') && l.contains(" = ")) {
+            assert!(
+                block[..block.find("[[device]]").unwrap_or(block.len())].contains(line),
+                "catalog/devices.toml's {device} block lacks `{line}` from calibrate"
+            );
+        }
     }
 }
 

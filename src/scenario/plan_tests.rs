@@ -306,3 +306,53 @@ fn unknown_names_suggest_the_closest() {
         "did you mean `analytical`?",
     );
 }
+
+/// `scheduler.activation_reserve_gib` replaces the activation estimate, in
+/// GiB (2³⁰ bytes), and leaves the KV cache what the others do not take.
+#[test]
+fn an_activation_reserve_is_set_in_gib() {
+    let m = plans(&["scheduler.activation_reserve_gib=1.5"]).memory;
+    assert_eq!(m.activations, 1.5 * 1024.0 * 1024.0 * 1024.0);
+    assert_eq!(
+        m.kv_bytes,
+        m.budget - m.weights - m.activations - m.runtime_overhead
+    );
+    assert_eq!(
+        plans(&["scheduler.activation_reserve_gib=0.0"])
+            .memory
+            .activations,
+        0.0
+    );
+}
+
+/// `[hardware.calibration]` overrides: numbers (integers read as floats)
+/// replace the device's constants key by key; anything else, or a key the
+/// calibration does not have, is refused by its key.
+#[test]
+fn calibration_overrides_are_numbers_for_known_keys() {
+    let base = plans::<&str>(&[]).calibration;
+    let p = plans(&[
+        "hardware.calibration.cpu_overhead_base=0",
+        "hardware.calibration.gemm_efficiency=0.5",
+    ]);
+    assert_eq!(
+        (p.calibration.cpu_overhead_base, p.calibration.gemm_efficiency),
+        (0.0, 0.5)
+    );
+    assert_eq!(p.calibration.memory_efficiency, base.memory_efficiency);
+    refused(
+        &["hardware.calibration.gemm_efficiency=\"fast\""],
+        "hardware.calibration.gemm_efficiency",
+        "expected a number, found `\"fast\"`",
+    );
+    refused(
+        &["hardware.calibration.gemm_eficiency=0.5"],
+        "hardware.calibration.gemm_eficiency",
+        "unknown calibration constant (did you mean `gemm_efficiency`?)",
+    );
+    refused(
+        &["hardware.calibration.gemm_efficiency=1.5"],
+        "gemm_efficiency",
+        "1.5",
+    );
+}
