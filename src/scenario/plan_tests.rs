@@ -215,7 +215,7 @@ fn interconnect_overrides_replace_the_devices_links() {
         "hardware.interconnect.intra_node_gbps=100.0",
         "hardware.interconnect.intra_node_latency_us=2.0",
         "hardware.interconnect.inter_node_gbps=0.5",
-        "hardware.interconnect.inter_node_latency_us=0.0",
+        "hardware.interconnect.inter_node_latency_us=4.0",
     ]);
     let d = &p.device;
     assert_eq!(
@@ -225,8 +225,10 @@ fn interconnect_overrides_replace_the_devices_links() {
             d.inter_node_bandwidth,
             d.inter_node_latency
         ),
-        (100e9, 2e-6, 0.5e9, 0.0)
+        (100e9, 2e-6, 0.5e9, 4e-6)
     );
+    let zero = plans(&["hardware.interconnect.intra_node_latency_us=0.0"]).device;
+    assert_eq!(zero.intra_node_latency, 0.0);
     let only = plans(&["hardware.interconnect.inter_node_gbps=50.0"]).device;
     assert_eq!(only.inter_node_bandwidth, 50e9);
     assert_eq!(
