@@ -317,20 +317,35 @@ fn synthetic_points(true_cpu: f64) -> (tempfile::TempDir, std::path::PathBuf) {
 
 /// Three points "measured" by fleetsim itself with `truth` set.
 fn synthetic_points_where(truth: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    synthetic_points_by_tp(truth, truth)
+}
+
+/// The same three points, the TP 1 ones measured with `tp1` set and the TP 2
+/// one with `tp2`.
+fn synthetic_points_by_tp(tp1: &str, tp2: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let rows = "a,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,300,40,0.8,2,6,2,8192,false,1,1\n\
 b,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,2,300,40,0.8,4,12,4,8192,false,1,1\n\
 c,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,600,20,0.8,3,9,3,8192,false,1,1\n";
     let (d, dir) = points_folder(rows);
-    let opts = Options {
-        device: None,
-        overrides: vec![truth.to_string()],
+    let measure = |truth: &str| {
+        let opts = Options {
+            device: None,
+            overrides: vec![truth.to_string()],
+        };
+        fidelity::run(&dir, &opts).unwrap()
     };
-    let truth = fidelity::run(&dir, &opts).unwrap();
-    let measured: String = truth
+    let (one, two) = (measure(tp1), measure(tp2));
+    let measured: String = one
         .cases
         .iter()
+        .zip(&two.cases)
         .zip(rows.lines())
-        .map(|(c, row)| {
+        .map(|((c1, c2), row)| {
+            let c = if row.split(',').nth(6) == Some("2") {
+                c2
+            } else {
+                c1
+            };
             let cells: Vec<&str> = row.split(',').collect();
             format!(
                 "{},{},{}\n",
@@ -387,6 +402,120 @@ fn the_end_to_end_fit_recovers_a_known_constant_and_holds_out_groups() {
     assert_eq!(fit(&prepared, &opts).unwrap().to_json(), r.to_json());
 }
 
+/// Fits the one parameter `param` (`name=start`) to the points in `dir`.
+fn fit_one(dir: &std::path::Path, param: &str, holdout: Option<&str>) -> fidelity::fit::FitReport {
+    let prepared = vec![fidelity::prepare(dir, &Options::default()).unwrap()];
+    let opts = fidelity::fit::FitOptions {
+        params: vec![param.to_string()],
+        overrides: vec![],
+        holdout: holdout.map(str::to_string),
+    };
+    fidelity::fit::fit(&prepared, &opts).unwrap()
+}
+
+/// The search goes down as well as up: from twice the truth it finds the
+/// truth again.
+#[test]
+fn the_end_to_end_fit_also_lowers_a_constant() {
+    let (_d, dir) = synthetic_points(2e-3);
+    let r = fit_one(&dir, "cpu_overhead_base=4e-3", None);
+    assert!((r.params[0].value / 2e-3 - 1.0).abs() < 0.02, "{:?}", r.params);
+}
+
+/// Each parameter stays within [start / 1000, 1000 · start] (and its
+/// largest value): from thousands of times too low or too high the fit
+/// stops at the edge of that range. A start near the 1 s limit of a time
+/// used to end the fit with an error when its first trial (×1.4) passed it.
+#[test]
+fn a_fitted_constant_stays_within_a_thousandfold_of_its_start() {
+    // Measured with 2 ms and 0.2 ms; started 2,000 and 4,500 times away.
+    for (truth, start, edge) in [(2e-3, 1e-6, 1e-6 * 1e3), (2e-4, 0.9, 0.9 / 1e3)] {
+        let (_d, dir) = synthetic_points(truth);
+        let r = fit_one(&dir, &format!("cpu_overhead_base={start}"), None);
+        assert_eq!(r.params[0].value, edge, "from {start}");
+    }
+}
+
+/// A constant the rows do not depend on (the quantised GEMM rate, for BF16
+/// weights) leaves the objective flat: the fit tries both directions at
+/// each step, 0.4, 0.2, … 0.0125 (six rounds: 12 evaluations), keeps
+/// nothing, and ends at its start.
+#[test]
+fn a_constant_the_rows_ignore_ends_the_fit_at_its_start() {
+    let (_d, dir) = synthetic_points(2e-3);
+    let r = fit_one(&dir, "quantized_gemm_efficiency=0.7", None);
+    assert_eq!(r.params[0].value, 0.7);
+    assert_eq!(r.evaluations, 12);
+    assert_eq!(r.after.objective, r.before.objective);
+    assert!(r.to_table().contains("; 12 evaluations\n"), "{}", r.to_table());
+}
+
+/// Leave-one-out fits each fold on the other groups' rows only and scores
+/// the held-out group with it: TP 1 rows measured with 2 ms of host time
+/// per step and the TP 2 row with 3 ms give 3 ms without TP 1 and 2 ms
+/// without TP 2.
+#[test]
+fn each_fold_is_fitted_without_its_group_and_scored_on_it() {
+    let (_d, dir) = synthetic_points_by_tp(
+        "hardware.calibration.cpu_overhead_base=2e-3",
+        "hardware.calibration.cpu_overhead_base=3e-3",
+    );
+    let r = fit_one(&dir, "cpu_overhead_base=1e-3", Some("tp"));
+    let folds: Vec<(&str, f64, usize)> = r
+        .holdout
+        .iter()
+        .map(|h| (h.value.as_str(), h.params[0].value, h.held_out.stats.cases))
+        .collect();
+    assert_eq!(folds.len(), 2);
+    for ((value, fitted, scored), (want_value, want_fit, want_scored)) in
+        folds.iter().zip([("1", 3e-3, 2), ("2", 2e-3, 1)])
+    {
+        assert_eq!((*value, *scored), (want_value, want_scored), "{folds:?}");
+        assert!((fitted / want_fit - 1.0).abs() < 0.03, "{folds:?}");
+    }
+}
+
+/// A row that cannot run with the start values (a 70B model in one H100's
+/// memory) is left out of the fit and listed with its reason; the other
+/// rows are fitted as before. The table shows each error line and the JSON
+/// the same report.
+#[test]
+fn a_row_that_cannot_run_is_left_out_and_listed() {
+    let (_d, dir) = synthetic_points(2e-3);
+    let csv = dir.join("points.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str("z,vllm-0.10.2,Llama-3.1-70B,bf16,bf16,H100-SXM,1,300,40,0.8,2,6,2,8192,false,0.5,0.05\n");
+    std::fs::write(&csv, text).unwrap();
+    let r = fit_one(&dir, "cpu_overhead_base=1e-3", None);
+    assert_eq!(r.rows, 3);
+    assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
+    assert!(r.skipped[0].case.contains('z'), "{:?}", r.skipped);
+    assert!((r.params[0].value / 2e-3 - 1.0).abs() < 0.02, "{:?}", r.params);
+    let table = r.to_table();
+    assert!(
+        table.contains("\n1 rows left out (they cannot run):\n- "),
+        "{table}"
+    );
+    let before = table
+        .lines()
+        .find(|l| l.starts_with("before (start values)"))
+        .expect("a before line");
+    let b = &r.before;
+    for figure in [
+        format!(" 3 {:>9.2} |", b.objective),
+        format!(" {:>7.2} ", b.stats.ttft_mape),
+    ] {
+        assert!(before.contains(&figure), "`{figure}` in `{before}`");
+    }
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["rows"], 3);
+    assert_eq!(json["params"][0]["name"], "cpu_overhead_base");
+    assert_eq!(json["skipped"].as_array().map(Vec::len), Some(1));
+    let (_d2, clean) = synthetic_points(2e-3);
+    let table = fit_one(&clean, "cpu_overhead_base=1e-3", None).to_table();
+    assert!(!table.contains("left out"), "{table}");
+}
+
 /// A fraction is fitted within (0, 1]: measured with the memory
 /// efficiency at 1, a fit from 0.9 stops at 1 instead of trying an
 /// impossible 1.26 (which the scenario would refuse, ending the fit).
@@ -403,6 +532,12 @@ fn a_fitted_fraction_stays_at_or_below_one() {
     let r = fit(&prepared, &opts).unwrap();
     assert_eq!(r.params[0].value, 1.0, "{:?}", r.params);
     assert!(r.after.objective < 0.01, "{:?}", r.after);
+    // A start at the largest value is allowed.
+    let at_top = FitOptions {
+        params: vec!["memory_efficiency=1".into()],
+        ..opts.clone()
+    };
+    assert_eq!(fit(&prepared, &at_top).unwrap().params[0].value, 1.0);
     let too_big = FitOptions {
         params: vec!["eager_launch_overlap=1.5".into()],
         ..opts

@@ -12,8 +12,10 @@
 //! reported, not fitted). The search is multiplicative coordinate descent:
 //! each parameter in turn is scaled by `1 + step` and `1 / (1 + step)`,
 //! a change kept when it lowers the objective, the step halved from 0.4
-//! when a round changes nothing, until it is below 1%. Every evaluation
-//! replays every selected row, so the fit is deterministic.
+//! when a round changes nothing, until it is below 1%. Each parameter stays
+//! within `[start / 1000, min(1000 · start, its largest value)]` (fractions
+//! at most 1). Every evaluation replays every selected row, so the fit is
+//! deterministic.
 //!
 //! With `--holdout KEY` (model, trace, tp, load or folder) the fit is
 //! repeated once per value of KEY on the rows without that value, and the
@@ -494,10 +496,13 @@ mod tests {
     fn the_objective_is_half_the_ttft_error_plus_the_others_over_resident_rows() {
         let rows = [
             row(10.0, Some(4.0), None, false), // 5 + 4
-            row(2.0, None, Some(3.0), false),  // 1 + 3
+            CaseResult {
+                itl_ape: Some(6.0),
+                ..row(2.0, None, Some(3.0), false) // 1 + 6 + 3
+            },
             row(90.0, Some(50.0), None, true), // KV-bound: left out
         ];
-        assert_eq!(objective_of(&rows), (9.0 + 4.0) / 2.0);
+        assert_eq!(objective_of(&rows), (9.0 + 10.0) / 2.0);
         assert_eq!(objective_of(&rows[2..]), f64::INFINITY, "nothing to fit");
     }
 

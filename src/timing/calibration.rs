@@ -142,14 +142,18 @@ impl Calibration {
 }
 
 impl Calibration {
-    /// The largest value `key` may take: 1 for the fractions (the
-    /// efficiencies and `eager_launch_overlap`), unbounded for the times.
-    /// The end-to-end fit keeps its trials within it.
+    /// The largest value `key` may take, as [`Calibration::validate`]
+    /// accepts it: 1 for the fractions (the efficiencies and
+    /// `eager_launch_overlap`), [`MAX_FIXED_COST_S`] for the times, unbounded
+    /// for `gemm_half_tokens` (a token count). The end-to-end fit keeps its
+    /// trials within it.
     pub fn upper_bound(key: &str) -> f64 {
         if key.ends_with("_efficiency") || key == "eager_launch_overlap" {
             1.0
-        } else {
+        } else if key == "gemm_half_tokens" {
             f64::INFINITY
+        } else {
+            MAX_FIXED_COST_S
         }
     }
 }
@@ -262,12 +266,28 @@ impl Calibration {
 mod tests {
     use super::*;
 
-    /// The fit keeps the fractions at most 1 and leaves the times open.
+    /// The fit keeps the fractions at most 1, the times at most a second
+    /// (each bound the largest value `validate` accepts), token counts open.
     #[test]
-    fn fractions_are_bounded_by_one_and_times_are_not() {
+    fn the_fits_bounds_are_the_largest_valid_values() {
         assert_eq!(Calibration::upper_bound("gemm_efficiency"), 1.0);
         assert_eq!(Calibration::upper_bound("eager_launch_overlap"), 1.0);
-        assert_eq!(Calibration::upper_bound("layer_overhead"), f64::INFINITY);
+        assert_eq!(Calibration::upper_bound("layer_overhead"), MAX_FIXED_COST_S);
+        assert_eq!(Calibration::upper_bound("gemm_half_tokens"), f64::INFINITY);
+        let at_bounds = Calibration {
+            gemm_efficiency: 1.0,
+            eager_launch_overlap: 1.0,
+            layer_overhead: MAX_FIXED_COST_S,
+            cpu_overhead_base: MAX_FIXED_COST_S,
+            gemm_half_tokens: 1e9,
+            ..Calibration::default()
+        };
+        assert!(at_bounds.validate().is_ok());
+        let beyond = Calibration {
+            cpu_overhead_base: MAX_FIXED_COST_S * 1.01,
+            ..Calibration::default()
+        };
+        assert!(beyond.validate().is_err());
     }
 
     #[test]
