@@ -142,9 +142,9 @@ impl Calibration {
 }
 
 impl Calibration {
-    /// The largest value `key` may take, as [`Calibration::validate`]
+    /// The largest value `key` may take, as `Calibration::validate`
     /// accepts it: 1 for the fractions (the efficiencies and
-    /// `eager_launch_overlap`), [`MAX_FIXED_COST_S`] for the times, unbounded
+    /// `eager_launch_overlap`), `MAX_FIXED_COST_S` (1 s) for the times, unbounded
     /// for `gemm_half_tokens` (a token count). The end-to-end fit keeps its
     /// trials within it.
     pub fn upper_bound(key: &str) -> f64 {

@@ -9,8 +9,10 @@
 //! group of constants is fitted to the measurements that isolate it,
 //! minimising the mean absolute log error `mean |ln(predicted / measured)|`
 //! (symmetric in over/under-prediction and not dominated by the large
-//! operators) by multiplicative coordinate descent (each constant scaled by
-//! `1 ± step`, the step halved when no move helps; deterministic):
+//! operators): from the best point of a coarse log grid over the group's
+//! ranges (`grid_start`), then by multiplicative coordinate descent (each
+//! constant scaled by `1 ± step`, the step halved when no move helps;
+//! deterministic):
 //!
 //! | group | constants | measurements |
 //! |---|---|---|
