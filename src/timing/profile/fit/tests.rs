@@ -31,10 +31,10 @@ fn h100() -> DeviceSpec {
     Catalog::builtin().device("H100-SXM").unwrap().clone()
 }
 
-fn model(device: &DeviceSpec, tp: u32, cal: Calibration) -> AnalyticalModel {
-    let spec = spec_for(&LLAMA_70B_LAYER);
+/// `spec` at TP `tp` on `device` with `cal`, in BF16 (as the profiles are).
+fn model_of(spec: &ModelSpec, device: &DeviceSpec, tp: u32, cal: Calibration) -> AnalyticalModel {
     AnalyticalModel::new(
-        &spec,
+        spec,
         device,
         Dtype::Bf16,
         Dtype::Bf16,
@@ -42,6 +42,10 @@ fn model(device: &DeviceSpec, tp: u32, cal: Calibration) -> AnalyticalModel {
         cal,
     )
     .unwrap()
+}
+
+fn model(device: &DeviceSpec, tp: u32, cal: Calibration) -> AnalyticalModel {
+    model_of(&spec_for(&LLAMA_70B_LAYER), device, tp, cal)
 }
 
 /// `mlp.csv` from `cal` at TP 1, 2, 4, 8, plus TP 3 rows (64 heads do not
@@ -86,15 +90,7 @@ fn attention_model(device: &DeviceSpec, tp: u32, cal: Calibration) -> Analytical
         head_dim: 64,
         ..spec_for(&LLAMA_70B_LAYER)
     };
-    AnalyticalModel::new(
-        &spec,
-        device,
-        Dtype::Bf16,
-        Dtype::Bf16,
-        ParallelConfig::new(tp, 1, 8),
-        cal,
-    )
-    .unwrap()
+    model_of(&spec, device, tp, cal)
 }
 
 /// `attention.csv` from `cal` at TP 2 and 4 for [`attention_model`], with
