@@ -4,7 +4,7 @@
 //! the dtypes and links a scenario resolves to, and the cluster's shape.
 
 use super::load;
-use super::test_support::{plans, refused};
+use super::test_support::{accepts_only, plans, refused};
 use super::validate::{MAX_REPLICAS, plan};
 use crate::catalog::Dtype;
 
@@ -78,28 +78,22 @@ fn model_slo_and_metrics_values_out_of_range_are_refused_by_key() {
     );
     assert_eq!(plans(&["model.max_model_len=8192"]).max_model_len, 8192);
     assert_eq!(plans(&["model.max_model_len=1"]).max_model_len, 1);
-    for (v, ok) in [
-        ("0.0", false),
-        ("1.0", true),
-        ("1.01", false),
-        ("nan", false),
-        ("0.5", true),
-    ] {
-        let set = format!("scheduler.gpu_memory_utilization={v}");
-        if ok {
-            plans(&[&set]);
-        } else {
-            refused(&[&set], "scheduler.gpu_memory_utilization", "must be in (0, 1]");
-        }
-    }
-    for (v, ok) in [("0.0", true), ("0.99", true), ("1.0", false), ("-0.01", false)] {
-        let set = format!("scheduler.watermark={v}");
-        if ok {
-            plans(&[&set]);
-        } else {
-            refused(&[&set], "scheduler.watermark", "must be in [0, 1)");
-        }
-    }
+    accepts_only(
+        "scheduler.gpu_memory_utilization",
+        "must be in (0, 1]",
+        &[
+            ("0.0", false),
+            ("1.0", true),
+            ("1.01", false),
+            ("nan", false),
+            ("0.5", true),
+        ],
+    );
+    accepts_only(
+        "scheduler.watermark",
+        "must be in [0, 1)",
+        &[("0.0", true), ("0.99", true), ("1.0", false), ("-0.01", false)],
+    );
     let v1 = "scheduler.kind=\"vllm-v1\"";
     refused(
         &[
@@ -135,20 +129,17 @@ fn model_slo_and_metrics_values_out_of_range_are_refused_by_key() {
         "slo.tpot=0.0",
         "slo.e2e=0.0",
     ]);
-    for (v, ok) in [
-        ("0.0", false),
-        ("100.0", true),
-        ("100.5", false),
-        ("nan", false),
-        ("0.1", true),
-    ] {
-        let set = format!("slo.percentile={v}");
-        if ok {
-            plans(&[&set]);
-        } else {
-            refused(&[&set], "slo.percentile", "must be in (0, 100]");
-        }
-    }
+    accepts_only(
+        "slo.percentile",
+        "must be in (0, 100]",
+        &[
+            ("0.0", false),
+            ("100.0", true),
+            ("100.5", false),
+            ("nan", false),
+            ("0.1", true),
+        ],
+    );
     for v in ["0.0", "-1.0", "inf", "nan"] {
         refused(
             &[format!("metrics.sample_interval={v}")],

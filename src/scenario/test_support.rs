@@ -25,3 +25,16 @@ pub(super) fn plans<S: AsRef<str>>(sets: &[S]) -> Plan {
     let shown: Vec<&str> = sets.iter().map(AsRef::as_ref).collect();
     try_plan(sets).unwrap_or_else(|e| panic!("{shown:?}: {e}"))
 }
+
+/// For each `(value, valid)`, `key = value` plans when valid and is
+/// otherwise refused by `key`, saying `says`.
+pub(super) fn accepts_only(key: &str, says: &str, cases: &[(&str, bool)]) {
+    for &(v, valid) in cases {
+        let set = format!("{key}={v}");
+        if valid {
+            plans(&[&set]);
+        } else {
+            refused(&[&set], key, says);
+        }
+    }
+}
