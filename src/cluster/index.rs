@@ -79,6 +79,13 @@ impl MinTree {
         if self.n == 0 { 0 } else { self.nodes[1].1 as usize }
     }
 
+    /// The smallest key and its index (the lowest index among equal keys),
+    /// `None` when empty.
+    #[inline]
+    pub fn min(&self) -> Option<(u64, usize)> {
+        (self.n > 0).then(|| (self.nodes[1].0, self.nodes[1].1 as usize))
+    }
+
     /// The key of leaf `i`.
     #[cfg(test)]
     pub fn key(&self, i: usize) -> u64 {

@@ -2,7 +2,7 @@
 //!
 //! Time is integer nanoseconds. There are three kinds of events: the next
 //! arrival (the workload announces it, [`Workload::next_arrival`]), the
-//! end of a replica's iteration (at most one per replica, in a min-heap
+//! end of a replica's iteration (at most one per replica, in a tournament tree
 //! ordered by `(time, replica index)`), and, in disaggregated and semi-PD
 //! runs, the arrival of a prefilled request's KV at its decode replica
 //! (ordered by `(time, hand-off order)`; see `cluster::disagg`). At one
@@ -22,7 +22,7 @@
 //! its vectors have grown to the run's peak concurrency.
 
 use crate::cluster::disagg::{Partitioned, PoolPlan, Role, Runtime};
-use crate::cluster::index::Board;
+use crate::cluster::index::{Board, MinTree};
 use crate::cluster::{Load, Router, View};
 use crate::error::Result;
 use crate::metrics::{Metrics, RejectReason, Report, RunInfo};
@@ -38,8 +38,9 @@ use crate::timing::profile::ProfileModel;
 use crate::units::{Nanos, secs_to_nanos};
 use crate::workload::feedback::{Completion, FirstToken, OpenLoop, Workload};
 use crate::workload::{self, RequestSource, RequestSpec};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+
+/// The end-time key of a replica with no iteration in flight.
+const IDLE: Nanos = Nanos::MAX;
 
 /// A pool of replicas at run time: its role, its replicas' index range and
 /// its time model.
@@ -349,13 +350,16 @@ impl Simulation {
     /// sent to each replica (indexed by replica id).
     pub fn run_with_routing(mut self, progress: &mut dyn FnMut(u64)) -> (Report, Vec<u64>) {
         let n = self.replicas.len();
-        let mut ends: BinaryHeap<Reverse<(Nanos, u32)>> = BinaryHeap::with_capacity(n);
+        // Each replica has at most one iteration in flight: a tournament tree
+        // over the replicas' end times (`IDLE` when none) yields them in
+        // `(time, replica index)` order, one leaf-to-root walk per change.
+        let mut ends = MinTree::new((0..n).map(|_| IDLE));
         let mut dirty: Vec<u32> = Vec::with_capacity(n);
         let mut is_dirty = vec![false; n];
         let mut events = 0u64;
         let mut now: Nanos = 0;
         loop {
-            let t_end = ends.peek().map(|r| r.0.0);
+            let t_end = ends.min().filter(|&(te, _)| te != IDLE).map(|(te, _)| te);
             let t_arr = self.workload.next_arrival();
             let t_kv = self.pd.as_ref().and_then(Runtime::next_event);
             // The earliest pending event (written out: the iterator form of
@@ -390,12 +394,12 @@ impl Simulation {
             if let Some(pd) = self.pd.as_mut() {
                 pd.adapt(now, &self.replicas, self.pools[0].model.as_ref());
             }
-            while let Some(&Reverse((te, i))) = ends.peek() {
+            while let Some((te, iu)) = ends.min() {
                 if te != now {
                     break;
                 }
-                ends.pop();
-                let iu = i as usize;
+                ends.set(iu, IDLE);
+                let i = iu as u32;
                 self.replicas[iu].finish_iteration(now, &mut self.metrics);
                 if let Some(pd) = self.pd.as_mut() {
                     match self.pools[self.pool_of[iu] as usize].role {
@@ -430,7 +434,7 @@ impl Simulation {
             for &i in &dirty {
                 is_dirty[i as usize] = false;
                 if let Some(end) = self.start(i as usize, now) {
-                    ends.push(Reverse((end, i)));
+                    ends.set(i as usize, end.min(IDLE - 1));
                 }
                 if let Some(pd) = self.pd.as_mut()
                     && self.pools[self.pool_of[i as usize] as usize].role == Role::Prefill

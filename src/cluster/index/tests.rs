@@ -224,3 +224,45 @@ fn a_lazy_tree_reads_marked_keys_at_the_next_question_only() {
     });
     assert_eq!(reads.get(), 0, "nothing marked, nothing read");
 }
+
+#[test]
+fn min_is_the_smallest_key_with_its_lowest_index() {
+    let mut t = tree(&[9, 4, 6, 4]);
+    assert_eq!(t.min(), Some((4, 1)));
+    t.set(1, 8);
+    assert_eq!(t.min(), Some((4, 3)));
+    t.set(3, u64::MAX);
+    assert_eq!(t.min(), Some((6, 2)));
+    assert_eq!(tree(&[]).min(), None);
+    assert_eq!(tree(&[u64::MAX]).min(), Some((u64::MAX, 0)));
+}
+
+proptest! {
+    /// Used as the engine's queue of iteration ends (one key per replica,
+    /// `u64::MAX` when idle; take the minimum, then give that replica its
+    /// next end), the tree yields the order a min-heap of `(time, index)`
+    /// pairs does.
+    #[test]
+    fn as_an_event_queue_it_pops_in_time_then_index_order(
+        first in proptest::collection::vec(0u64..50, 1..12),
+        steps in proptest::collection::vec((0u64..20, any::<bool>()), 0..60),
+    ) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut t = tree(&first);
+        let mut heap: BinaryHeap<Reverse<(u64, usize)>> =
+            first.iter().enumerate().map(|(i, &k)| Reverse((k, i))).collect();
+        for (delay, goes_idle) in steps {
+            let Some(Reverse((now, i))) = heap.pop() else { break };
+            prop_assert_eq!(t.min(), Some((now, i)));
+            if goes_idle {
+                t.set(i, u64::MAX);
+            } else {
+                t.set(i, now + delay);
+                heap.push(Reverse((now + delay, i)));
+            }
+        }
+        let rest = heap.into_sorted_vec().into_iter().rev().map(|r| r.0).next();
+        prop_assert_eq!(t.min().filter(|m| m.0 != u64::MAX), rest);
+    }
+}

@@ -86,7 +86,7 @@ impl Scheduler for LightLlm {
         let scratch = &mut self.scratch;
         let gate = |st: &ReplicaState, cand: Slot| {
             scratch.clear();
-            for &s in st.running() {
+            for s in st.running() {
                 // A prefilling request already holds blocks for its whole prompt.
                 let v = st.view(s);
                 let cur = v.kv_tokens.max(v.prompt_tokens + v.generated) as u64;

@@ -134,7 +134,7 @@ impl Sglang {
             let extend = uncached.div_ceil(block) * block;
             let need = extend + self.max_new_left(st, head) as u64;
             let left = left.get_or_insert_with(|| {
-                let reserved: f64 = st.running().iter().map(|&s| self.running_reserve(st, s)).sum();
+                let reserved: f64 = st.running().map(|s| self.running_reserve(st, s)).sum();
                 st.free_kv_tokens() as f64 - reserved
             });
             if need as f64 >= *left {
@@ -172,7 +172,7 @@ impl Sglang {
                 st.preempt(victim);
             }
             let (mut generated, mut asked) = (0u64, 0u64);
-            for &s in st.running() {
+            for s in st.running() {
                 generated += st.view(s).generated as u64;
                 asked += self.max_new_tokens(st, s) as u64;
             }
@@ -186,7 +186,7 @@ impl Sglang {
     /// then the longest prompt, then the newest.
     fn retraction_victim(&self, st: &ReplicaState) -> Slot {
         let mut best: Option<(Slot, (u32, Reverse<u32>))> = None;
-        for &s in st.running().iter().rev() {
+        for s in st.running().rev() {
             let v = st.view(s);
             let key = (v.generated, Reverse(v.prompt_tokens));
             if best.as_ref().is_none_or(|(_, b)| key < *b) {

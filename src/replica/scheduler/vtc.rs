@@ -49,11 +49,7 @@ impl Vtc {
             let counters = &self.counters;
             let served = |s| counters.get(st.view(s).client as usize).copied().unwrap_or(0.0);
             // Most-served client; newest of its requests (ties keep the later one).
-            let victim = st
-                .running()
-                .iter()
-                .copied()
-                .max_by(|&a, &b| served(a).total_cmp(&served(b)));
+            let victim = st.running().max_by(|&a, &b| served(a).total_cmp(&served(b)));
             match victim {
                 Some(v) => st.preempt(v),
                 None => break,
@@ -74,7 +70,7 @@ impl Scheduler for Vtc {
         // counter among the clients that were active, so idle time earns no credit.
         self.active_now.iter_mut().for_each(|a| *a = false);
         for slot in st.running() {
-            let c = st.view(*slot).client as usize;
+            let c = st.view(slot).client as usize;
             if self.active_now.len() <= c {
                 self.active_now.resize(c + 1, false);
             }

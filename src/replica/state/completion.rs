@@ -75,9 +75,7 @@ impl ReplicaState {
     /// A request is done: frees its memory (or, in a static batch, keeps it
     /// as padding until the batch ends) and records it.
     fn retire(&mut self, slot: Slot, owned: u64, kv: u32, now: Nanos, metrics: &mut Metrics) {
-        if let Some(i) = self.running.iter().position(|&s| s == slot) {
-            self.running.remove(i);
-        }
+        self.running.remove(slot);
         self.kv.free_host(self.slab.get(slot).host_copy as u64);
         if self.opts.static_batch {
             self.padding.seqs += 1;

@@ -30,9 +30,7 @@ impl ReplicaState {
         self.decode.leave(slot, Self::member(&r), last);
         self.kv.release(self.owned_blocks(&r, kv));
         self.release_prefix(slot);
-        if let Some(k) = self.running.iter().rposition(|&s| s == slot) {
-            self.running.remove(k);
-        }
+        self.running.remove(slot);
         if r.first_token == NONE {
             self.outputs.forget_first_token(slot);
         }
@@ -90,7 +88,7 @@ impl ReplicaState {
             decode_entry: 0,
         };
         let slot = self.slab.insert(req, d.prefix, d.identity);
-        self.running.push(slot);
+        self.running.push_back(slot);
         self.join_decoding(slot, last);
     }
 
@@ -98,11 +96,11 @@ impl ReplicaState {
     /// this instant, visible at `t`. Looks at the requests admitted last.
     /// Returns its client if it was pending here.
     pub(crate) fn set_first_token_of(&mut self, id: u64, t: Nanos) -> Option<u32> {
-        let &slot = self
+        let slot = self
             .running
             .iter()
             .rev()
-            .find(|&&s| self.slab.get(s).spec.id == id)?;
+            .find(|&s| self.slab.get(s).spec.id == id)?;
         let r = self.slab.get_mut(slot);
         if r.first_token != NONE {
             return None;

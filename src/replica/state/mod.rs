@@ -43,7 +43,8 @@
 //! - `slab`: the request slots (hot per-request state; prefix and ids
 //!   kept cold beside it);
 //! - the queues: waiting (per-client and per-priority facades,
-//!   `super::queue`), swapped, running and prefilling, in admission order;
+//!   `super::queue`), swapped, running (`running`: a linked list, O(1)
+//!   removal anywhere) and prefilling, in admission order;
 //! - `kv_ledger`: the device pool, the prefix cache's blocks and the host
 //!   swap space;
 //! - `decode_set`: the decoding set and its running sums;
@@ -62,6 +63,7 @@ mod decode_set;
 mod detach;
 mod kv_ledger;
 mod outputs;
+mod running;
 mod scheduling;
 mod slab;
 
@@ -76,6 +78,7 @@ use batch::Batch;
 use decode_set::{DecodeSet, Member};
 use kv_ledger::KvLedger;
 use outputs::OutputTiming;
+use running::RunningList;
 pub use slab::Slot;
 pub(crate) use slab::{Identity, Meta};
 use slab::{NONE, Phase, Req, RequestSlab};
@@ -197,7 +200,7 @@ pub struct ReplicaState {
     waiting: WaitQueue,
     swapped: VecDeque<Slot>,
     /// Admitted requests (prefilling or decoding) in admission order.
-    running: Vec<Slot>,
+    running: RunningList,
     /// Admitted requests whose prefill is incomplete, in admission order.
     prefilling: Vec<Slot>,
     waiting_prompt_tokens: u64,
@@ -232,7 +235,7 @@ impl ReplicaState {
             ),
             waiting: WaitQueue::new(),
             swapped: VecDeque::new(),
-            running: Vec::new(),
+            running: RunningList::default(),
             prefilling: Vec::new(),
             waiting_prompt_tokens: 0,
             padding: Padding::default(),
@@ -319,9 +322,9 @@ impl ReplicaState {
     pub fn waiting_by_priority(&self) -> Option<Slot> {
         self.waiting.front_by_priority()
     }
-    /// Admitted requests in admission order.
-    pub fn running(&self) -> &[Slot] {
-        &self.running
+    /// Admitted requests in admission order (`.rev()`: newest first).
+    pub fn running(&self) -> impl DoubleEndedIterator<Item = Slot> + ExactSizeIterator + '_ {
+        self.running.iter()
     }
     /// Decoding sequences per client id (index = client).
     pub fn decoding_by_client(&self) -> &[u32] {
@@ -442,10 +445,11 @@ impl ReplicaState {
     /// for tests and debug builds).
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
         self.slab.check()?;
+        self.running.check()?;
         self.outputs.check(&self.slab)?;
         let mut blocks = 0u64;
         let mut refs = 0u64;
-        for &slot in &self.running {
+        for slot in self.running.iter() {
             let r = self.slab.get(slot);
             match r.phase {
                 Phase::Decoding => blocks += self.owned_blocks(r, self.decode.kv_of(r.prefilled, r.step0)),
@@ -471,7 +475,7 @@ impl ReplicaState {
         self.decode.check(
             self.running
                 .iter()
-                .map(|&s| self.slab.get(s))
+                .map(|s| self.slab.get(s))
                 .filter(|r| r.phase == Phase::Decoding)
                 .map(Self::member),
         )?;

@@ -142,7 +142,7 @@ impl ReplicaState {
         } else {
             self.batch.resumed.push(q.spec.id);
         }
-        self.running.push(slot);
+        self.running.push_back(slot);
         self.prefilling.push(slot);
         self.add_chunk(slot, chunk);
         Admit::Admitted(chunk)
@@ -242,12 +242,12 @@ impl ReplicaState {
     /// The running request the victim policy would preempt.
     pub fn pick_victim(&self) -> Slot {
         match self.opts.victim {
-            Victim::Newest => *self.running.last().expect("preempt with nothing running"),
+            Victim::Newest => self.running.newest().expect("preempt with nothing running"),
             // `max_by_key` keeps the last maximum: in admission order, the newest.
-            Victim::LowestPriority => *self
+            Victim::LowestPriority => self
                 .running
                 .iter()
-                .max_by_key(|&&s| self.slab.get(s).spec.priority)
+                .max_by_key(|&s| self.slab.get(s).spec.priority)
                 .expect("preempt with nothing running"),
         }
     }
@@ -277,12 +277,8 @@ impl ReplicaState {
     /// goes to the front of the waiting queue, to prefill prompt + generated
     /// tokens again when readmitted.
     pub fn preempt(&mut self, slot: Slot) {
-        let i = self
-            .running
-            .iter()
-            .rposition(|&s| s == slot)
-            .expect("preempting a request that is not running");
-        self.running.remove(i);
+        let was_running = self.running.remove(slot);
+        assert!(was_running, "preempting a request that is not running");
         let r = *self.slab.get(slot);
         let mut generated = r.generated;
         let mut last = r.last_token;
@@ -413,7 +409,7 @@ impl ReplicaState {
         r.blocks = need as u32;
         let (id, last) = (r.spec.id, r.last_token);
         self.batch.resumed.push(id);
-        self.running.push(slot);
+        self.running.push_back(slot);
         self.join_decoding(slot, last);
         true
     }
