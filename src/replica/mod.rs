@@ -36,7 +36,8 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    pub fn new(state: ReplicaState, scheduler: Box<dyn Scheduler>) -> Self {
+    pub fn new(mut state: ReplicaState, scheduler: Box<dyn Scheduler>) -> Self {
+        state.set_waiting_indexes(scheduler.waiting_indexes());
         Replica {
             state,
             scheduler,

@@ -7,28 +7,69 @@
 //! moving it to the front) bumps its generation, leaving stale entries that
 //! are dropped lazily when they reach the front of their deque — so every
 //! deque's front is always live, and each operation is amortised O(1).
+//!
+//! The two indexes are kept only for a scheduler that reads them
+//! ([`WaitIndexes`], from `Scheduler::waiting_indexes`): each costs every
+//! arrival and admission a deque push and pop. Without one, its question
+//! is answered by a scan of the queue, giving the same request.
 
+use super::scheduler::WaitIndexes;
 use super::state::Slot;
 use std::collections::VecDeque;
 
 type Entry = (Slot, u32);
 
-#[derive(Debug, Default)]
+/// What the queue knows of a slot (one place, so an arrival or an
+/// admission touches one entry).
+#[derive(Debug, Clone, Copy, Default)]
+struct SlotEntry {
+    /// Bumped each time the slot is queued; entries of older generations are stale.
+    generation: u32,
+    queued: bool,
+    client: u32,
+    priority: u32,
+}
+
+#[derive(Debug)]
 pub struct WaitQueue {
     fifo: VecDeque<Entry>,
+    /// Kept only with `indexes.by_client` / `indexes.by_priority`.
     by_client: Vec<VecDeque<Entry>>,
     by_priority: Vec<VecDeque<Entry>>,
-    /// Per slot: current generation, whether queued, its client and class.
-    generation: Vec<u32>,
-    queued: Vec<bool>,
-    keys: Vec<(u32, u32)>,
+    indexes: WaitIndexes,
+    slots: Vec<SlotEntry>,
     client_count: Vec<u32>,
     len: usize,
 }
 
+impl Default for WaitQueue {
+    fn default() -> Self {
+        WaitQueue::new()
+    }
+}
+
 impl WaitQueue {
+    /// An empty queue keeping both indexes.
     pub fn new() -> Self {
-        Self::default()
+        WaitQueue {
+            fifo: VecDeque::new(),
+            by_client: Vec::new(),
+            by_priority: Vec::new(),
+            indexes: WaitIndexes::BOTH,
+            slots: Vec::new(),
+            client_count: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Keeps only these indexes (on an empty queue: a policy says what it
+    /// reads before any request arrives).
+    pub fn set_indexes(&mut self, indexes: WaitIndexes) {
+        assert!(
+            self.fifo.is_empty(),
+            "the waiting queue's indexes are chosen while it is empty"
+        );
+        self.indexes = indexes;
     }
 
     pub fn len(&self) -> usize {
@@ -40,42 +81,49 @@ impl WaitQueue {
     }
 
     fn live(&self, e: &Entry) -> bool {
-        self.queued[e.0 as usize] && self.generation[e.0 as usize] == e.1
+        let s = &self.slots[e.0 as usize];
+        s.queued && s.generation == e.1
     }
 
     fn grow(&mut self, slot: Slot, client: u32, priority: u32) {
         let s = slot as usize;
-        if self.generation.len() <= s {
-            self.generation.resize(s + 1, 0);
-            self.queued.resize(s + 1, false);
-            self.keys.resize(s + 1, (0, 0));
+        if self.slots.len() <= s {
+            self.slots.resize(s + 1, SlotEntry::default());
         }
-        if self.by_client.len() <= client as usize {
-            self.by_client.resize_with(client as usize + 1, VecDeque::new);
+        if self.client_count.len() <= client as usize {
             self.client_count.resize(client as usize + 1, 0);
         }
-        if self.by_priority.len() <= priority as usize {
+        if self.indexes.by_client && self.by_client.len() <= client as usize {
+            self.by_client.resize_with(client as usize + 1, VecDeque::new);
+        }
+        if self.indexes.by_priority && self.by_priority.len() <= priority as usize {
             self.by_priority.resize_with(priority as usize + 1, VecDeque::new);
         }
     }
 
     fn insert(&mut self, slot: Slot, client: u32, priority: u32, front: bool) {
-        debug_assert!(!self.queued.get(slot as usize).copied().unwrap_or(false));
+        debug_assert!(!self.slots.get(slot as usize).is_some_and(|s| s.queued));
         self.grow(slot, client, priority);
-        let s = slot as usize;
-        self.generation[s] = self.generation[s].wrapping_add(1);
-        self.queued[s] = true;
-        self.keys[s] = (client, priority);
-        let e = (slot, self.generation[s]);
+        let s = &mut self.slots[slot as usize];
+        *s = SlotEntry {
+            generation: s.generation.wrapping_add(1),
+            queued: true,
+            client,
+            priority,
+        };
+        let e = (slot, s.generation);
         let (c, p) = (client as usize, priority as usize);
-        if front {
-            self.fifo.push_front(e);
-            self.by_client[c].push_front(e);
-            self.by_priority[p].push_front(e);
-        } else {
-            self.fifo.push_back(e);
-            self.by_client[c].push_back(e);
-            self.by_priority[p].push_back(e);
+        let by_client = self.indexes.by_client.then(|| &mut self.by_client[c]);
+        let by_priority = self.indexes.by_priority.then(|| &mut self.by_priority[p]);
+        for q in [Some(&mut self.fifo), by_client, by_priority]
+            .into_iter()
+            .flatten()
+        {
+            if front {
+                q.push_front(e);
+            } else {
+                q.push_back(e);
+            }
         }
         self.client_count[c] += 1;
         self.len += 1;
@@ -93,40 +141,39 @@ impl WaitQueue {
 
     /// Takes `slot` out of the queue.
     pub fn remove(&mut self, slot: Slot) {
-        let s = slot as usize;
-        debug_assert!(self.queued[s], "removing a request that is not waiting");
-        self.queued[s] = false;
-        let (c, p) = self.keys[s];
-        self.client_count[c as usize] -= 1;
+        let s = &mut self.slots[slot as usize];
+        debug_assert!(s.queued, "removing a request that is not waiting");
+        s.queued = false;
+        let (c, p) = (s.client as usize, s.priority as usize);
+        self.client_count[c] -= 1;
         self.len -= 1;
-        self.drop_stale(c as usize, p as usize);
+        self.drop_stale(c, p);
     }
 
     /// Moves `slot` to the front of every order.
     pub fn promote(&mut self, slot: Slot) {
-        let (c, p) = self.keys[slot as usize];
+        let s = self.slots[slot as usize];
         self.remove(slot);
-        self.push_front(slot, c, p);
+        self.push_front(slot, s.client, s.priority);
     }
 
+    /// Pops stale entries off the fronts a removal may have exposed, so
+    /// that every kept deque's front is live.
     fn drop_stale(&mut self, c: usize, p: usize) {
-        while let Some(e) = self.fifo.front() {
-            if self.live(e) {
-                break;
+        let slots = &self.slots;
+        let live = |e: &Entry| {
+            let s = &slots[e.0 as usize];
+            s.queued && s.generation == e.1
+        };
+        let by_client = self.indexes.by_client.then(|| &mut self.by_client[c]);
+        let by_priority = self.indexes.by_priority.then(|| &mut self.by_priority[p]);
+        for q in [Some(&mut self.fifo), by_client, by_priority]
+            .into_iter()
+            .flatten()
+        {
+            while q.front().is_some_and(|e| !live(e)) {
+                q.pop_front();
             }
-            self.fifo.pop_front();
-        }
-        while let Some(e) = self.by_client[c].front() {
-            if self.live(e) {
-                break;
-            }
-            self.by_client[c].pop_front();
-        }
-        while let Some(e) = self.by_priority[p].front() {
-            if self.live(e) {
-                break;
-            }
-            self.by_priority[p].pop_front();
         }
     }
 
@@ -140,14 +187,23 @@ impl WaitQueue {
         self.fifo.iter().filter(|e| self.live(e)).map(|e| e.0)
     }
 
-    /// The first waiting request of `client`.
+    /// The first waiting request of `client` (O(1) with the per-client
+    /// index, else a scan of the queue).
     pub fn front_of_client(&self, client: u32) -> Option<Slot> {
-        self.by_client.get(client as usize)?.front().map(|e| e.0)
+        if self.indexes.by_client {
+            return self.by_client.get(client as usize)?.front().map(|e| e.0);
+        }
+        self.iter().find(|&s| self.slots[s as usize].client == client)
     }
 
-    /// The first waiting request of the most urgent class (lowest number).
+    /// The first waiting request of the most urgent class (lowest number;
+    /// O(classes) with the priority index, else a scan of the queue).
     pub fn front_by_priority(&self) -> Option<Slot> {
-        self.by_priority.iter().find_map(|q| q.front().map(|e| e.0))
+        if self.indexes.by_priority {
+            return self.by_priority.iter().find_map(|q| q.front().map(|e| e.0));
+        }
+        // `min_by_key` keeps the first minimum: the oldest of the class.
+        self.iter().min_by_key(|&s| self.slots[s as usize].priority)
     }
 
     /// Waiting requests per client id (index = client).
@@ -160,9 +216,24 @@ impl WaitQueue {
 mod tests {
     use super::*;
 
+    /// Every choice of kept indexes gives the same answers.
+    fn every_choice() -> [WaitIndexes; 4] {
+        [(false, false), (true, false), (false, true), (true, true)].map(|(c, p)| WaitIndexes {
+            by_client: c,
+            by_priority: p,
+        })
+    }
+
     #[test]
     fn orders_and_indexes_stay_consistent() {
+        for indexes in every_choice() {
+            orders_and_indexes_stay_consistent_with(indexes);
+        }
+    }
+
+    fn orders_and_indexes_stay_consistent_with(indexes: WaitIndexes) {
         let mut q = WaitQueue::new();
+        q.set_indexes(indexes);
         q.push_back(0, 0, 1);
         q.push_back(1, 1, 0);
         q.push_back(2, 0, 0);

@@ -349,3 +349,29 @@ fn calibration_overrides_are_numbers_for_known_keys() {
         "1.5",
     );
 }
+
+#[test]
+fn each_builtin_scheduler_keeps_only_the_waiting_indexes_it_reads() {
+    let names: Vec<String> = crate::registry::Registry::builtin()
+        .scheduler_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 9, "{names:?}");
+    for name in &names {
+        for priority in [false, true] {
+            let p = plans(&[
+                format!("scheduler.kind={name}"),
+                format!("scheduler.priority={priority}"),
+            ]);
+            let got = p.scheduler.build(&p.policy).waiting_indexes();
+            // Only VTC asks for a client's oldest request; the priority
+            // index follows `scheduler.priority`.
+            let want = crate::replica::scheduler::WaitIndexes {
+                by_client: name == "vtc",
+                by_priority: priority,
+            };
+            assert_eq!(got, want, "{name}, priority = {priority}");
+        }
+    }
+}

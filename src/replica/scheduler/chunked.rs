@@ -65,6 +65,10 @@ pub fn admit_chunk(st: &mut ReplicaState, p: &Policy, budget: u64, now: Nanos) -
 }
 
 impl Scheduler for Chunked {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        super::WaitIndexes::for_policy(&self.p)
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         let mut budget = decode_and_continue(st, &self.p);
         loop {

@@ -23,6 +23,10 @@ impl FasterTransformer {
 }
 
 impl Scheduler for FasterTransformer {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        super::WaitIndexes::for_policy(&self.p)
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         // A new batch forms only when the previous one has ended; its
         // first iteration prefills it (the decode step below is then empty:

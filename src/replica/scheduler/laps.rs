@@ -39,6 +39,10 @@ fn is_short(st: &ReplicaState, p: &Policy, slot: Slot) -> bool {
 }
 
 impl Scheduler for Laps {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        super::WaitIndexes::for_policy(&self.p)
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         let p = &self.p;
         resume_swapped(st, p);

@@ -81,6 +81,10 @@ pub fn peak_blocks(scratch: &mut [(u64, u64)], block: u64) -> u64 {
 }
 
 impl Scheduler for LightLlm {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        super::WaitIndexes::for_policy(&self.p)
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         let p = &self.p;
         let scratch = &mut self.scratch;

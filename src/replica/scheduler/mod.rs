@@ -51,6 +51,41 @@ use crate::units::Nanos;
 /// the replica until the next arrival (or the time it asked to wait for).
 pub trait Scheduler: Send {
     fn schedule(&mut self, state: &mut ReplicaState, now: Nanos);
+
+    /// The waiting-queue indexes this policy reads: the first waiting
+    /// request of a client ([`ReplicaState::waiting_of_client`]) and of the
+    /// most urgent class ([`ReplicaState::waiting_by_priority`]). An index
+    /// left out is not kept — arrivals and admissions touch less memory —
+    /// and its question is answered by a scan of the queue instead, with
+    /// the same answer. The default keeps both.
+    fn waiting_indexes(&self) -> WaitIndexes {
+        WaitIndexes::BOTH
+    }
+}
+
+/// Which indexes the waiting queue keeps beside its arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitIndexes {
+    /// The first waiting request of each client, in O(1).
+    pub by_client: bool,
+    /// The first waiting request of the most urgent class, in O(classes).
+    pub by_priority: bool,
+}
+
+impl WaitIndexes {
+    pub const BOTH: WaitIndexes = WaitIndexes {
+        by_client: true,
+        by_priority: true,
+    };
+
+    /// What a policy that admits in arrival order (or by priority class
+    /// with `scheduler.priority`) reads.
+    pub fn for_policy(p: &Policy) -> WaitIndexes {
+        WaitIndexes {
+            by_client: false,
+            by_priority: p.priority,
+        }
+    }
 }
 
 /// Batch limits shared by the policies.

@@ -28,6 +28,10 @@ impl Orca {
 }
 
 impl Scheduler for Orca {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        super::WaitIndexes::for_policy(&self.p)
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         // Reserved memory: the decode step never needs new blocks.
         st.add_decode_step();

@@ -198,6 +198,10 @@ impl Sglang {
 }
 
 impl Scheduler for Sglang {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        super::WaitIndexes::for_policy(&self.p)
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         if !self.prefill(st, now) {
             self.decode(st);

@@ -37,6 +37,10 @@ impl Vllm {
 }
 
 impl Scheduler for Vllm {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        super::WaitIndexes::for_policy(&self.p)
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         if st.num_swapped() == 0 && admit_whole_prompts(st, &self.p, now, 0, |_, _| true) > 0 {
             return;

@@ -46,6 +46,10 @@ impl VllmV1 {
 }
 
 impl Scheduler for VllmV1 {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        super::WaitIndexes::for_policy(&self.p)
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         let mut preempted = st.make_room_for_decode() > 0;
         st.add_decode_step();

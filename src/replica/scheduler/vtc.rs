@@ -59,6 +59,14 @@ impl Vtc {
 }
 
 impl Scheduler for Vtc {
+    fn waiting_indexes(&self) -> super::WaitIndexes {
+        // VTC serves the least-served client's oldest request.
+        super::WaitIndexes {
+            by_client: true,
+            ..super::WaitIndexes::for_policy(&self.p)
+        }
+    }
+
     fn schedule(&mut self, st: &mut ReplicaState, now: Nanos) {
         // Charge the tokens the previous decode step generated.
         let w_out = self.p.vtc_weights.1;

@@ -248,6 +248,11 @@ impl ReplicaState {
         }
     }
 
+    /// Keeps the waiting-queue indexes a policy reads (before any arrival).
+    pub(crate) fn set_waiting_indexes(&mut self, indexes: crate::replica::scheduler::WaitIndexes) {
+        self.waiting.set_indexes(indexes);
+    }
+
     // ----- what routers, samplers and schedulers see -----
 
     pub fn busy(&self) -> bool {
