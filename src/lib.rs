@@ -89,6 +89,7 @@ pub mod fidelity;
 pub mod metrics;
 #[doc(hidden)]
 pub mod output;
+mod prefetch;
 pub mod registry;
 pub mod replica;
 pub mod scenario;

@@ -399,6 +399,13 @@ impl Simulation {
                     break;
                 }
                 ends.set(iu, IDLE);
+                // Hints (`crate::prefetch`): this replica's buffers all at
+                // once (its own lines were asked for one event ago), and
+                // the lines of the replica whose iteration ends next.
+                self.replicas[iu].state.prefetch_working_set();
+                if let Some((_, next)) = ends.min() {
+                    crate::prefetch::prefetch(&self.replicas[next]);
+                }
                 let i = iu as u32;
                 self.replicas[iu].finish_iteration(now, &mut self.metrics);
                 if let Some(pd) = self.pd.as_mut() {

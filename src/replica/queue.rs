@@ -72,6 +72,11 @@ impl WaitQueue {
         self.indexes = indexes;
     }
 
+    /// Loads the front of the arrival order (a hint).
+    pub fn prefetch_front(&self) {
+        crate::prefetch::prefetch_at(self.fifo.as_slices().0, 0);
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -65,6 +65,15 @@ impl DecodeSet {
         }
     }
 
+    /// Loads what a step's end reads first: the finish heap's top, the
+    /// residue count of the next step, the cohorts (a hint).
+    pub fn prefetch_working_set(&self) {
+        crate::prefetch::prefetch_at(self.finish_heap.as_slice(), 0);
+        let b = self.block_size as u64;
+        crate::prefetch::prefetch_at(&self.residue, ((b - (self.step + 1) % b) % b) as usize);
+        crate::prefetch::prefetch_at(&self.cohorts, 0);
+    }
+
     /// The decode step counter `S` (steps completed so far).
     pub fn step(&self) -> u64 {
         self.step

@@ -253,6 +253,17 @@ impl ReplicaState {
         self.waiting.set_indexes(indexes);
     }
 
+    /// Asks the CPU to load, all at once, the buffer lines an iteration's
+    /// end and the next batch read first (a hint, see `crate::prefetch`).
+    pub(crate) fn prefetch_working_set(&self) {
+        self.decode.prefetch_working_set();
+        crate::prefetch::prefetch_at(&self.batch.prefills, 0);
+        self.waiting.prefetch_front();
+        if let Some(&(slot, _)) = self.batch.prefills.first() {
+            self.slab.prefetch(slot);
+        }
+    }
+
     // ----- what routers, samplers and schedulers see -----
 
     pub fn busy(&self) -> bool {

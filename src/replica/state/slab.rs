@@ -153,6 +153,11 @@ impl RequestSlab {
         std::mem::take(&mut self.prefixes[i])
     }
 
+    /// Loads a slot's hot state (a hint).
+    pub fn prefetch(&self, slot: Slot) {
+        crate::prefetch::prefetch_at(&self.reqs, slot as usize);
+    }
+
     pub fn get(&self, slot: Slot) -> &Req {
         &self.reqs[slot as usize]
     }
