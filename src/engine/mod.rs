@@ -441,6 +441,7 @@ impl Simulation {
             for &i in &dirty {
                 is_dirty[i as usize] = false;
                 if let Some(end) = self.start(i as usize, now) {
+                    // (An end at the clock's very limit stays an end.)
                     ends.set(i as usize, end.min(IDLE - 1));
                 }
                 if let Some(pd) = self.pd.as_mut()

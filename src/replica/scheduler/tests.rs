@@ -638,3 +638,14 @@ fn vtc_preempts_the_most_served_client() {
     let r = run(&p, 10 * MS, reqs);
     assert_eq!((r.rec(0).preemptions, r.rec(1).preemptions), (1, 0));
 }
+
+/// An iteration priced at the clock's limit (u64::MAX ns) still ends: the
+/// engine's queue of iteration ends keeps `u64::MAX` for "idle", so such an
+/// end is kept one nanosecond short of it rather than lost (which would
+/// leave the request unserved).
+#[test]
+fn an_iteration_ending_at_the_clocks_limit_still_ends() {
+    let p = plan(&["scheduler.kind=vllm"], 100);
+    let run = run(&p, Nanos::MAX, vec![req(0, 0, 10, 1)]);
+    assert_eq!(run.finishes(), [(0, Nanos::MAX - 1)]);
+}
