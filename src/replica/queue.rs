@@ -77,6 +77,11 @@ impl WaitQueue {
         crate::prefetch::prefetch_at(self.fifo.as_slices().0, 0);
     }
 
+    /// The indexes kept.
+    pub fn indexes(&self) -> WaitIndexes {
+        self.indexes
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -234,6 +239,24 @@ mod tests {
         for indexes in every_choice() {
             orders_and_indexes_stay_consistent_with(indexes);
         }
+    }
+
+    #[test]
+    fn an_index_left_out_is_not_kept() {
+        let mut q = WaitQueue::new();
+        q.set_indexes(WaitIndexes {
+            by_client: false,
+            by_priority: true,
+        });
+        q.push_back(0, 3, 1);
+        q.push_front(1, 2, 0);
+        q.remove(0);
+        assert!(q.by_client.is_empty(), "{:?}", q.by_client);
+        assert_eq!(q.by_priority.len(), 2);
+        // Both kept by default.
+        let mut q = WaitQueue::new();
+        q.push_back(0, 3, 1);
+        assert_eq!((q.by_client.len(), q.by_priority.len()), (4, 2));
     }
 
     fn orders_and_indexes_stay_consistent_with(indexes: WaitIndexes) {

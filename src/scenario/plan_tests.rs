@@ -364,7 +364,8 @@ fn each_builtin_scheduler_keeps_only_the_waiting_indexes_it_reads() {
                 format!("scheduler.kind={name}"),
                 format!("scheduler.priority={priority}"),
             ]);
-            let got = p.scheduler.build(&p.policy).waiting_indexes();
+            let scheduler = p.scheduler.build(&p.policy);
+            let got = scheduler.waiting_indexes();
             // Only VTC asks for a client's oldest request; the priority
             // index follows `scheduler.priority`.
             let want = crate::replica::scheduler::WaitIndexes {
@@ -372,6 +373,10 @@ fn each_builtin_scheduler_keeps_only_the_waiting_indexes_it_reads() {
                 by_priority: priority,
             };
             assert_eq!(got, want, "{name}, priority = {priority}");
+            // A replica keeps what its scheduler asks for.
+            let state = crate::replica::ReplicaState::new(0, 100, p.replica_options);
+            let replica = crate::replica::Replica::new(state, scheduler);
+            assert_eq!(replica.state.waiting_indexes(), want, "{name}");
         }
     }
 }

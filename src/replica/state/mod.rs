@@ -266,6 +266,11 @@ impl ReplicaState {
 
     // ----- what routers, samplers and schedulers see -----
 
+    /// The waiting-queue indexes kept (what the scheduler asked for).
+    pub fn waiting_indexes(&self) -> crate::replica::scheduler::WaitIndexes {
+        self.waiting.indexes()
+    }
+
     pub fn busy(&self) -> bool {
         self.busy
     }
