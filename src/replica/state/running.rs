@@ -269,6 +269,24 @@ mod tests {
         assert_eq!((it.next(), it.next_back()), (None, None));
     }
 
+    /// The replica's own check runs the list's: a running request taken
+    /// off the list (but still admitted) is reported.
+    #[test]
+    fn the_replicas_check_includes_the_lists() {
+        use crate::metrics::Metrics;
+        use crate::replica::state::{Admit, ReplicaState};
+        use crate::scenario::config::{MetricsConfig, SloConfig};
+        let plan = crate::scenario::validate::plan(&crate::scenario::load(None, &[]).unwrap()).unwrap();
+        let mut st = ReplicaState::new(0, 100, plan.replica_options);
+        let mut m = Metrics::new(1, &MetricsConfig::default(), &SloConfig::default());
+        st.enqueue(crate::workload::RequestSpec::new(1, 0, 20, 4), 0, &mut m);
+        assert_eq!(st.admit_head(1000, 0), Admit::Admitted(20));
+        st.check_invariants().unwrap();
+        st.running.links[0].member = false;
+        let e = st.check_invariants().unwrap_err();
+        assert!(e.contains("not marked running"), "{e}");
+    }
+
     #[test]
     fn check_catches_broken_links() {
         let mut l = list(&[0, 1, 2]);
