@@ -30,6 +30,12 @@ struct SlotEntry {
     priority: u32,
 }
 
+/// An entry is live while its slot is queued with the entry's generation.
+fn is_live(slots: &[SlotEntry], e: &Entry) -> bool {
+    let s = &slots[e.0 as usize];
+    s.queued && s.generation == e.1
+}
+
 #[derive(Debug)]
 pub struct WaitQueue {
     fifo: VecDeque<Entry>,
@@ -91,8 +97,7 @@ impl WaitQueue {
     }
 
     fn live(&self, e: &Entry) -> bool {
-        let s = &self.slots[e.0 as usize];
-        s.queued && s.generation == e.1
+        is_live(&self.slots, e)
     }
 
     fn grow(&mut self, slot: Slot, client: u32, priority: u32) {
@@ -171,17 +176,13 @@ impl WaitQueue {
     /// that every kept deque's front is live.
     fn drop_stale(&mut self, c: usize, p: usize) {
         let slots = &self.slots;
-        let live = |e: &Entry| {
-            let s = &slots[e.0 as usize];
-            s.queued && s.generation == e.1
-        };
         let by_client = self.indexes.by_client.then(|| &mut self.by_client[c]);
         let by_priority = self.indexes.by_priority.then(|| &mut self.by_priority[p]);
         for q in [Some(&mut self.fifo), by_client, by_priority]
             .into_iter()
             .flatten()
         {
-            while q.front().is_some_and(|e| !live(e)) {
+            while q.front().is_some_and(|e| !is_live(slots, e)) {
                 q.pop_front();
             }
         }
