@@ -96,6 +96,8 @@ pub mod scenario;
 #[doc(hidden)]
 pub mod search;
 pub mod timing;
+#[doc(hidden)]
+pub mod train;
 pub mod units;
 pub mod workload;
 
