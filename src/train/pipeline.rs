@@ -66,16 +66,6 @@ impl Timeline {
         let busy: f64 = (0..self.devices.len()).map(|d| self.busy(d)).sum();
         (1.0 - busy / (p * self.period)).max(0.0)
     }
-
-    /// When the last backward-weight work of virtual stage `s` ended on its
-    /// device: the moment its gradients are complete.
-    pub fn gradients_ready(&self, layout: &Layout, s: u32) -> f64 {
-        self.devices[layout.device(s) as usize]
-            .iter()
-            .filter(|r| r.task.stage == s && r.task.pass != Pass::F)
-            .map(|r| r.end)
-            .fold(0.0, f64::max)
-    }
 }
 
 /// Runs `lists` (one per device) on `layout` with pass times `t`; `split`

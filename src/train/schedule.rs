@@ -148,6 +148,7 @@ impl ScheduleKind {
 /// Estimated pass times per virtual stage, the zero-bubble orders' input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassTimes {
+    /// Forward.
     pub f: Vec<f64>,
     /// Backward-input (with W folded in when not split).
     pub b: Vec<f64>,

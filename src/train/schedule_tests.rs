@@ -227,3 +227,44 @@ fn invalid_orders_and_layouts_are_explained() {
     let e = ScheduleKind::OneFOneB.layout(4, 2, 8).unwrap_err().to_string();
     assert!(e.contains("vpp = 2"), "{e}");
 }
+
+#[test]
+fn a_pass_on_the_wrong_device_or_out_of_range_is_refused() {
+    let layout = ScheduleKind::OneFOneB.layout(2, 1, 2).unwrap();
+    let t = times(&layout, 1.0, 1.0, 1.0, false, 0.0);
+    let good = lists(ScheduleKind::OneFOneB, layout, &t);
+    for (d, k, bad) in [
+        (
+            0,
+            0,
+            super::schedule::Task {
+                pass: Pass::F,
+                micro_batch: 0,
+                stage: 1,
+            },
+        ),
+        (
+            0,
+            0,
+            super::schedule::Task {
+                pass: Pass::F,
+                micro_batch: 2,
+                stage: 0,
+            },
+        ),
+        (
+            1,
+            0,
+            super::schedule::Task {
+                pass: Pass::F,
+                micro_batch: 0,
+                stage: 2,
+            },
+        ),
+    ] {
+        let mut l = good.clone();
+        l[d][k] = bad;
+        let e = execute(&layout, &l, &t, false).unwrap_err().to_string();
+        assert!(e.contains(&format!("listed on device {d}")), "{e}");
+    }
+}
