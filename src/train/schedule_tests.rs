@@ -68,6 +68,10 @@ fn interleaved_bubble_is_p_minus_1_over_v_m_plus_p_minus_1() {
             t.bubble_fraction()
         );
     }
+    // Device 0 of p = 4, v = 2 warms up with (p−1)·2 + (v−1)·p = 10 chunk
+    // forwards and one more before its first backward: 11 half-stage chunks.
+    let (_, t) = run(ScheduleKind::Interleaved, 4, 2, 8, 0.0);
+    assert_eq!(t.peak_activations[0], 5.5);
     // One chunk per device is plain 1F1B.
     let (_, a) = run(ScheduleKind::Interleaved, 4, 1, 8, 0.0);
     let (_, b) = run(ScheduleKind::OneFOneB, 4, 1, 8, 0.0);
