@@ -143,12 +143,7 @@ pub fn execute(layout: &Layout, lists: &[Vec<Task>], t: &PassTimes, split: bool)
                     break;
                 }
                 let start = ready.max(free_at[d]);
-                let end = start
-                    + match task.pass {
-                        Pass::F => t.f[s],
-                        Pass::B => t.b[s],
-                        Pass::W => t.w[s],
-                    };
+                let end = start + t.of(task.pass, s);
                 match task.pass {
                     Pass::F => {
                         f_end[i] = end;

@@ -159,6 +159,17 @@ pub struct PassTimes {
     pub send: Vec<f64>,
 }
 
+impl PassTimes {
+    /// How long `pass` takes at virtual stage `s`.
+    pub fn of(&self, pass: Pass, s: usize) -> f64 {
+        match pass {
+            Pass::F => self.f[s],
+            Pass::B => self.b[s],
+            Pass::W => self.w[s],
+        }
+    }
+}
+
 /// The lists of every device, in execution order.
 pub fn lists(kind: ScheduleKind, layout: Layout, times: &PassTimes) -> Vec<Vec<Task>> {
     match kind {
@@ -328,12 +339,7 @@ fn with_deferred_w(l: Layout, t: &PassTimes, warmup: impl Fn(u32) -> u32, limit:
             continue;
         };
         let (mb, s) = (task.micro_batch as usize, task.stage as usize);
-        let end = now
-            + match task.pass {
-                Pass::F => t.f[s],
-                Pass::B => t.b[s],
-                Pass::W => t.w[s],
-            };
+        let end = now + t.of(task.pass, s);
         match task.pass {
             Pass::F => {
                 f_end[idx(mb, s)] = end;
@@ -478,12 +484,7 @@ fn zero_bubble(l: Layout, t: &PassTimes, limit: f64) -> Vec<Vec<Task>> {
             continue;
         };
         let i = idx(mb, s);
-        let end = now
-            + match pass {
-                Pass::F => t.f[s],
-                Pass::B => t.b[s],
-                Pass::W => t.w[s],
-            };
+        let end = now + t.of(pass, s);
         match pass {
             Pass::F => {
                 f_end[i] = end;
