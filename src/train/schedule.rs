@@ -289,21 +289,7 @@ fn with_deferred_w(l: Layout, t: &PassTimes, warmup: impl Fn(u32) -> u32, limit:
         let Some(d) =
             (0..p).find(|&d| left(d, &next, &pending_w) > 0 && free_at[d] == now && stuck[d].is_none())
         else {
-            let next_end = (0..p)
-                .filter(|&o| left(o, &next, &pending_w) > 0 && free_at[o] > now)
-                .map(|o| free_at[o])
-                .fold(f64::INFINITY, f64::min);
-            let mut moved = false;
-            for d in 0..p {
-                if let Some(w) = stuck[d].take() {
-                    let to = w.min(next_end);
-                    if to.is_finite() && to > now {
-                        free_at[d] = to;
-                        moved = true;
-                    }
-                }
-            }
-            if !moved {
+            if !wake_stuck(&mut stuck, &mut free_at, now, |o| left(o, &next, &pending_w) > 0) {
                 debug_assert!(false, "zero-bubble order deadlocked");
                 break;
             }
@@ -416,21 +402,7 @@ fn zero_bubble(l: Layout, t: &PassTimes, limit: f64) -> Vec<Vec<Task>> {
         else {
             // Every device free now has nothing to start: each waits for its
             // next dependency or the next end of a pass, whichever is first.
-            let next_end = (0..l.p as usize)
-                .filter(|&o| left[o] > 0 && free_at[o] > now)
-                .map(|o| free_at[o])
-                .fold(f64::INFINITY, f64::min);
-            let mut moved = false;
-            for d in 0..l.p as usize {
-                if let Some(w) = stuck[d].take() {
-                    let next = w.min(next_end);
-                    if next.is_finite() && next > now {
-                        free_at[d] = next;
-                        moved = true;
-                    }
-                }
-            }
-            if !moved {
+            if !wake_stuck(&mut stuck, &mut free_at, now, |o| left[o] > 0) {
                 debug_assert!(false, "zero-bubble greedy deadlocked");
                 break;
             }
@@ -515,4 +487,31 @@ fn earlier(best: Option<(usize, usize)>, c: (usize, usize)) -> Option<(usize, us
         Some(b) if (b.0, std::cmp::Reverse(b.1)) <= (c.0, std::cmp::Reverse(c.1)) => Some(b),
         _ => Some(c),
     }
+}
+
+/// Every device stuck at `now` (nothing to start) waits until its next
+/// dependency is ready or the next pass of a device with work left
+/// (`has_work`) ends, whichever is first. False when none can move: the
+/// order would wait forever.
+fn wake_stuck(
+    stuck: &mut [Option<f64>],
+    free_at: &mut [f64],
+    now: f64,
+    has_work: impl Fn(usize) -> bool,
+) -> bool {
+    let next_end = (0..free_at.len())
+        .filter(|&o| has_work(o) && free_at[o] > now)
+        .map(|o| free_at[o])
+        .fold(f64::INFINITY, f64::min);
+    let mut moved = false;
+    for (d, s) in stuck.iter_mut().enumerate() {
+        if let Some(w) = s.take() {
+            let to = w.min(next_end);
+            if to.is_finite() && to > now {
+                free_at[d] = to;
+                moved = true;
+            }
+        }
+    }
+    moved
 }

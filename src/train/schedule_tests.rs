@@ -3,6 +3,7 @@
 
 use super::pipeline::{Timeline, execute};
 use super::schedule::{Layout, Pass, PassTimes, ScheduleKind, lists};
+use crate::scenario::kinds::Kind;
 
 /// Times per virtual stage: a stage's F, B, W split evenly over its `v` chunks.
 fn times(layout: &Layout, f: f64, b: f64, w: f64, split: bool, send: f64) -> PassTimes {
@@ -135,14 +136,7 @@ fn zero_bubble_ordering_and_memory() {
 
 #[test]
 fn every_bubble_shrinks_as_micro_batches_grow() {
-    for kind in [
-        ScheduleKind::Gpipe,
-        ScheduleKind::OneFOneB,
-        ScheduleKind::Interleaved,
-        ScheduleKind::ZbH1,
-        ScheduleKind::ZbH2,
-        ScheduleKind::Zbv,
-    ] {
+    for &kind in ScheduleKind::ALL {
         let vpp = if kind == ScheduleKind::Interleaved { 2 } else { 1 };
         let mut last = f64::INFINITY;
         for m in [4, 8, 16, 32] {
