@@ -89,6 +89,26 @@ enum Command {
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
     },
+    /// Simulate one step of a training plan (pipeline schedule, memory, DP sync)
+    /// and the run around it (failures, checkpoints).
+    Train {
+        /// Training scenario TOML file (the built-in default when omitted).
+        scenario: Option<PathBuf>,
+        /// Override a key, e.g. --set parallel.pp=4 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Write train.json into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write a Perfetto trace of the step (one track per pipeline device) to FILE.
+        #[arg(long, value_name = "FILE.json")]
+        trace: Option<PathBuf>,
+        /// Write a self-contained HTML report to FILE.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+    },
     /// Check a scenario (schema, catalog names, memory fit, trace) without running it.
     Validate {
         scenario: PathBuf,
@@ -260,6 +280,14 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             let outputs = Outputs { out, trace, report };
             run(scenario, &sets, outputs, format, quiet)
         }
+        Command::Train {
+            scenario,
+            sets,
+            out,
+            format,
+            trace,
+            report,
+        } => train(scenario, &sets, out, format, trace, report),
         Command::Validate { scenario, sets } => {
             let s = scenario::load(Some(&scenario), &sets)?;
             let plan = validate::plan(&s)?;
@@ -430,6 +458,37 @@ fn calibrate(dir: &Path, device: Option<String>, file: Option<PathBuf>, format: 
                 outln!("{}", f.to_toml(&cmd));
             }
         }
+    }
+    Ok(())
+}
+
+fn train(
+    path: Option<PathBuf>,
+    sets: &[String],
+    out: Option<PathBuf>,
+    format: Format,
+    trace: Option<PathBuf>,
+    report: Option<PathBuf>,
+) -> Result<(), Error> {
+    use fleetsim::train::{config::TrainScenario, output, run};
+    let s: TrainScenario = scenario::load::load_training(path.as_deref(), sets)?;
+    let plan = run::plan(&s)?;
+    let result = run::simulate(&plan)?;
+    if let Some(dir) = out {
+        fleetsim::output::atomic::write_bytes(
+            &dir.join("train.json"),
+            output::to_json(&result.report).as_bytes(),
+        )?;
+    }
+    if let Some(path) = trace {
+        fleetsim::output::atomic::write_bytes(&path, output::trace_json(&result).as_bytes())?;
+    }
+    if let Some(path) = report {
+        fleetsim::output::atomic::write_bytes(&path, output::report_html(&result).as_bytes())?;
+    }
+    match format {
+        Format::Json => outln!("{}", output::to_json(&result.report)),
+        Format::Table => outln!("{}", output::to_table(&result.report)),
     }
     Ok(())
 }

@@ -20,12 +20,19 @@ const PATH_KEYS: &[&str] = &["catalog", "workload.trace", "hardware.profile_dir"
 /// applies `--set key=value` overrides, in order. Paths given with `--set`
 /// are relative to the current directory.
 pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario> {
+    load_as(path, overrides)
+}
+
+/// [`load`] for any file schema read the same way (`fleetsim train`'s
+/// training scenario): file errors with lines, `--set` overrides, paths
+/// relative to the file. Without a file, the schema's default.
+pub(crate) fn load_as<T: DeserializeOwned>(path: Option<&Path>, overrides: &[String]) -> Result<T> {
     let (table, origin) = match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
             let origin = p.display().to_string();
             // Deserialize the text once on its own so schema errors can point at a line.
-            let table = parse_text(&text, &origin)?;
+            let table = parse_text_as::<T>(&text, &origin)?;
             let mut table = table;
             let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
             resolve_paths(&mut table, &base);
@@ -37,7 +44,15 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario> {
             (t, "built-in default scenario".to_string())
         }
     };
-    with_overrides(table, &origin, overrides)
+    with_overrides_as(table, &origin, overrides)
+}
+
+/// Loads a training scenario (`fleetsim train`) as [`load`] loads a serving one.
+pub fn load_training(
+    path: Option<&Path>,
+    overrides: &[String],
+) -> Result<crate::train::config::TrainScenario> {
+    load_as(path, overrides)
 }
 
 /// Like [`load`] for a scenario table already parsed (and schema-checked by
@@ -54,7 +69,11 @@ pub(crate) fn load_table(
     with_overrides(table, origin, overrides)
 }
 
-fn with_overrides(mut table: Table, origin: &str, overrides: &[String]) -> Result<Scenario> {
+fn with_overrides(table: Table, origin: &str, overrides: &[String]) -> Result<Scenario> {
+    with_overrides_as(table, origin, overrides)
+}
+
+fn with_overrides_as<T: DeserializeOwned>(mut table: Table, origin: &str, overrides: &[String]) -> Result<T> {
     for o in overrides {
         apply_override(&mut table, o)?;
     }
@@ -63,6 +82,11 @@ fn with_overrides(mut table: Table, origin: &str, overrides: &[String]) -> Resul
 
 /// Parses scenario text (no overrides); `origin` names it in errors.
 pub(crate) fn parse_text(text: &str, origin: &str) -> Result<Table> {
+    parse_text_as::<Scenario>(text, origin)
+}
+
+/// [`parse_text`] checked against schema `T`.
+fn parse_text_as<T: DeserializeOwned>(text: &str, origin: &str) -> Result<Table> {
     let table: Table = toml::from_str(text).map_err(|e| {
         Error::config(
             origin,
@@ -74,7 +98,7 @@ pub(crate) fn parse_text(text: &str, origin: &str) -> Result<Table> {
         )
     })?;
     // Check the schema against the text so errors carry a line number.
-    from_table(table.clone(), origin, &[], Some(text))?;
+    from_table::<T>(table.clone(), origin, &[], Some(text))?;
     Ok(table)
 }
 
@@ -82,10 +106,15 @@ pub(crate) fn parse_text(text: &str, origin: &str) -> Result<Table> {
 /// from `text`) into a scenario, turning serde's messages into ours:
 /// "line 3: key `cluster.mode`: unknown value ..." for a file; for a value
 /// an override set, the override itself is the context.
-fn from_table(table: Table, origin: &str, overrides: &[String], text: Option<&str>) -> Result<Scenario> {
+fn from_table<T: DeserializeOwned>(
+    table: Table,
+    origin: &str,
+    overrides: &[String],
+    text: Option<&str>,
+) -> Result<T> {
     let result = match text {
-        Some(t) => toml::from_str::<Scenario>(t),
-        None => Value::Table(table.clone()).try_into::<Scenario>(),
+        Some(t) => toml::from_str::<T>(t),
+        None => Value::Table(table.clone()).try_into::<T>(),
     };
     result.map_err(|e| {
         let explained = explain(e.message(), &table);
@@ -93,7 +122,7 @@ fn from_table(table: Table, origin: &str, overrides: &[String], text: Option<&st
         let key = match (text, explained.starts_with("unknown key")) {
             (_, true) => None,
             (Some(t), false) => e.span().and_then(|s| key_at(t, s.start)),
-            (None, false) => failing_key::<Scenario>(&table),
+            (None, false) => failing_key::<T>(&table),
         };
         let line = text.map(|t| location(t, e.span())).unwrap_or_default();
         let at = key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default();

@@ -621,6 +621,17 @@ impl AnalyticalModel {
         self.mem_op(tokens * self.kv_write_bytes_per_row)
     }
 
+    /// The LM head GEMM over `rows` rows (training computes logits for every
+    /// token, serving only for the sampled rows), seconds.
+    pub fn lm_head_time(&self, rows: f64) -> f64 {
+        self.gemm(&self.lm_head, rows, 1.0).time
+    }
+
+    /// A memory-bound kernel moving `bytes` per device, seconds.
+    pub fn mem_time(&self, bytes: f64) -> f64 {
+        self.mem_op(bytes)
+    }
+
     /// One TP all-reduce of `tokens` rows of hidden states, seconds (0 when `tp = 1`).
     pub fn all_reduce_time(&self, tokens: f64) -> f64 {
         if self.par.tp > 1 {

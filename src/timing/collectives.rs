@@ -8,6 +8,12 @@
 //!   latency matters, see [`ring_all_reduce`]), so
 //!   `t = 2·(n−1)/n · S / B + ⌈log2 n⌉ · α` with `B` the per-device link
 //!   bandwidth (one direction) and `α` the per-hop latency.
+//! - **Reduce-scatter / all-gather** (ZeRO's gradient and parameter
+//!   collectives, [`reduce_scatter`] / [`all_gather`]): each is one half of
+//!   the ring all-reduce's bandwidth term, `(n−1)/n · S / B`, plus
+//!   `⌈log2 n⌉ · α` (recursive halving / doubling take `log2 n` steps,
+//!   Thakur, Rabenseifner & Gropp 2005, IJHPCA 19(1)), so the pair moves
+//!   an all-reduce's bytes and pays its latency term twice.
 //! - **Gather to one rank** (the TP logits gather before sampling): the root
 //!   receives `(n−1)/n · S` bytes; `t = (n−1)/n · S / B + α`.
 //! - **Point-to-point send/recv** (pipeline-stage hand-off): `t = S / B + α`.
@@ -80,6 +86,32 @@ pub fn ring_all_reduce_coefficients(n: u32, link: Link) -> (f64, f64) {
     (steps / n as f64 / link.bandwidth, hops * link.latency)
 }
 
+/// Reduce-scatter of a `bytes`-sized tensor over `n` devices (each ends
+/// with the reduced `bytes / n` shard); 0 for `n ≤ 1`.
+///
+/// `(n−1)/n · bytes / B + ⌈log2 n⌉ · α`: half a [`ring_all_reduce`]'s
+/// bandwidth term, and its latency term.
+#[inline]
+pub fn reduce_scatter(bytes: f64, n: u32, link: Link) -> f64 {
+    half_all_reduce(bytes, n, link)
+}
+
+/// All-gather of a `bytes`-sized tensor held as `n` shards of `bytes / n`
+/// (each device ends with all of it); 0 for `n ≤ 1`. Same cost as
+/// [`reduce_scatter`].
+#[inline]
+pub fn all_gather(bytes: f64, n: u32, link: Link) -> f64 {
+    half_all_reduce(bytes, n, link)
+}
+
+fn half_all_reduce(bytes: f64, n: u32, link: Link) -> f64 {
+    if n <= 1 {
+        return 0.0;
+    }
+    let hops = (n as f64).log2().ceil();
+    (n - 1) as f64 / n as f64 * bytes / link.bandwidth + hops * link.latency
+}
+
 /// Gather of an `bytes`-sized tensor (split evenly over `n` ranks) to one rank; 0 for `n ≤ 1`.
 #[inline]
 pub fn gather(bytes: f64, n: u32, link: Link) -> f64 {
@@ -126,6 +158,21 @@ mod tests {
                 assert!((per_byte * bytes + fixed - direct).abs() <= 1e-12 * direct.max(1e-9));
             }
         }
+    }
+
+    #[test]
+    fn reduce_scatter_and_all_gather_are_each_half_an_all_reduces_bandwidth() {
+        // 4 devices, 8 MB: 3/4 · 8e6 / 100e9 = 60 µs, plus log2(4) = 2 hops of 3 µs.
+        assert!((reduce_scatter(8e6, 4, LINK) - (60e-6 + 6e-6)).abs() < 1e-15);
+        assert!((all_gather(8e6, 4, LINK) - (60e-6 + 6e-6)).abs() < 1e-15);
+        // 5 devices: ⌈log2 5⌉ = 3 hops; 4/5 · 1e6 / 100e9 = 8 µs.
+        assert!((all_gather(1e6, 5, LINK) - (8e-6 + 9e-6)).abs() < 1e-15);
+        // Without latency the pair costs exactly one all-reduce.
+        let free = Link { latency: 0.0, ..LINK };
+        let pair = reduce_scatter(8e6, 4, free) + all_gather(8e6, 4, free);
+        assert!((pair - ring_all_reduce(8e6, 4, free)).abs() < 1e-15);
+        assert_eq!(reduce_scatter(8e6, 1, LINK), 0.0);
+        assert_eq!(all_gather(8e6, 0, LINK), 0.0);
     }
 
     #[test]

@@ -4,9 +4,19 @@
 //! every pipeline device's passes, priced by the serving time model's
 //! operator costs.
 
+pub mod config;
+pub mod cost;
 pub mod faults;
+pub mod memory;
+pub mod output;
 pub mod pipeline;
+pub mod run;
 pub mod schedule;
+pub mod sync;
 
 #[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
 mod schedule_tests;
+#[cfg(test)]
+mod sync_tests;

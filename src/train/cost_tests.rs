@@ -1,0 +1,257 @@
+//! Tests of the pass costs: the physical relations between passes (the
+//! backward's GEMMs, recomputation), the GEMM rate against hand-counted
+//! FLOPs, and the communication each parallelism adds, with the bytes
+//! counted by hand.
+
+use super::*;
+use crate::catalog::Catalog;
+use crate::scenario::validate::resolve_calibration;
+
+fn plan_for<'a>(model: &'a ModelSpec, device: &'a DeviceSpec) -> CostPlan<'a> {
+    CostPlan {
+        model,
+        device,
+        calibration: resolve_calibration(device, "", &toml::Table::new()).unwrap(),
+        devices_per_node: 8,
+        tp: 1,
+        cp: 1,
+        dp: 1,
+        ep: 1,
+        sequence_parallel: false,
+        flash_attention: true,
+        micro_batch: 4,
+        seq_len: 4096,
+        zero_stage: 1,
+        recompute: Recompute::None,
+    }
+}
+
+fn llama8b() -> (ModelSpec, DeviceSpec) {
+    let c = Catalog::builtin();
+    (
+        c.model("Llama-3-8B").unwrap().clone(),
+        c.device("H100-SXM").unwrap().clone(),
+    )
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs())
+}
+
+#[test]
+fn weight_gradients_run_the_layer_gemms_at_the_calibrated_tensor_rate() {
+    let (m, d) = llama8b();
+    let p = plan_for(&m, &d);
+    let c = p.costs().unwrap().layer;
+    // One Llama-3-8B layer: QKV 4096×(4096 + 2·1024) + O 4096×4096 +
+    // MLP 3×4096×14336 = 25,165,824 + 16,777,216 + 176,160,768
+    // = 218,103,808 weights; W does 2 FLOPs per weight per token over
+    // 4 × 4096 = 16,384 tokens = 7.1468e12 FLOPs, each GEMM padded by
+    // `gemm_half_tokens` rows, at 989.4 TFLOP/s × gemm_efficiency.
+    let cal = p.calibration;
+    let flops = 2.0 * 218_103_808.0 * 16_384.0 * (16_384.0 + cal.gemm_half_tokens) / 16_384.0;
+    let expected = flops / (d.flops_bf16 * cal.gemm_efficiency);
+    assert!(close(c.w, expected, 1e-9), "W {} vs {expected}", c.w);
+    // B computes the same GEMMs plus attention's backward; F the GEMMs plus
+    // attention's forward: B > F > W.
+    assert!(c.b > c.f && c.f > c.w, "{c:?}");
+    assert_eq!(c.comm_f, 0.0, "one device: no communication");
+}
+
+#[test]
+fn full_recomputation_runs_the_forward_again_in_the_backward() {
+    let (m, d) = llama8b();
+    let none = plan_for(&m, &d).costs().unwrap().layer;
+    for tp in [1, 2] {
+        let plan = |recompute| CostPlan {
+            tp,
+            recompute,
+            ..plan_for(&m, &d)
+        };
+        let base = plan(Recompute::None).costs().unwrap().layer;
+        let full = plan(Recompute::Full).costs().unwrap().layer;
+        assert!(
+            close(full.b - base.b, base.f, 1e-12),
+            "tp {tp}: {full:?} vs {base:?}"
+        );
+        assert_eq!((full.f, full.w), (base.f, base.w));
+    }
+    // With FlashAttention nothing is stored that selective recomputation
+    // would drop, so it costs nothing; without, it recomputes attention's
+    // forward only: more than nothing, less than the whole forward.
+    let sel = CostPlan {
+        recompute: Recompute::Selective,
+        ..plan_for(&m, &d)
+    };
+    assert_eq!(sel.costs().unwrap().layer, none);
+    let eager = |recompute| CostPlan {
+        recompute,
+        flash_attention: false,
+        ..plan_for(&m, &d)
+    };
+    let (e_none, e_sel) = (
+        eager(Recompute::None).costs().unwrap().layer,
+        eager(Recompute::Selective).costs().unwrap().layer,
+    );
+    let extra = e_sel.b - e_none.b;
+    assert!(extra > 0.0 && extra < 0.5 * e_none.f, "{extra} of F {}", e_none.f);
+}
+
+#[test]
+fn tensor_parallelism_adds_two_all_reduces_to_forward_and_backward() {
+    let (m, d) = llama8b();
+    let p = CostPlan {
+        tp: 2,
+        ..plan_for(&m, &d)
+    };
+    let c = p.costs().unwrap().layer;
+    // 16,384 tokens × 4096 × 2 bytes = 134,217,728 bytes per all-reduce,
+    // over the two devices' link: the ring moves 2·(2−1)/2 of it each way,
+    // plus one hop and the calibrated collective latency.
+    let link = Link::intra_node_group(&d, &p.calibration, 2);
+    let one = 134_217_728.0 / link.bandwidth + link.latency + p.calibration.collective_latency;
+    assert!(close(c.comm_f, 2.0 * one, 1e-12), "{} vs {}", c.comm_f, 2.0 * one);
+    assert!(close(c.comm_b, 2.0 * one, 1e-12));
+    assert_eq!(c.comm_w, 0.0);
+}
+
+#[test]
+fn links_follow_megatron_rank_order() {
+    let (m, d) = llama8b();
+    let base = plan_for(&m, &d);
+    let intra = |n| Link::intra_node_group(&d, &base.calibration, n);
+    let inter = Link::inter_node(&d, &base.calibration);
+    // tp 2 × dp 4 fill one 8-device node: the DP group is inside it.
+    let l = CostPlan { tp: 2, dp: 4, ..base }.links();
+    assert_eq!((l.tp, l.dp), (intra(2), intra(4)));
+    // tp 4 × dp 4: the DP group spans two nodes.
+    assert_eq!(CostPlan { tp: 4, dp: 4, ..base }.links().dp, inter);
+    // Pipeline stages of 2 ranks: stages 0–1, 1–2 and 2–3 share node 0
+    // (ranks 0..8); stage 3 (ranks 6, 7) hands off to stage 4 (ranks 8, 9)
+    // on the next node.
+    let p = CostPlan { tp: 2, ..base };
+    let links = p.links();
+    let hops: Vec<Link> = (0..5).map(|i| p.hop_link(i, &links)).collect();
+    assert_eq!(hops[..3], [links.pp_intra; 3]);
+    assert_eq!(hops[3], links.pp_inter);
+    assert_eq!(hops[4], links.pp_intra);
+    // Stages of 8 ranks: every hop leaves the node.
+    let wide = CostPlan { tp: 8, ..base };
+    assert_eq!(wide.hop_link(0, &wide.links()), wide.links().pp_inter);
+}
+
+#[test]
+fn the_pipeline_send_is_one_micro_batch_of_hidden_states_split_by_sequence_parallelism() {
+    let (m, d) = llama8b();
+    // 4 × 4096 tokens × 4096 × 2 bytes = 134,217,728; with sequence
+    // parallelism each of the 4 TP ranks sends its quarter.
+    let full = CostPlan {
+        tp: 4,
+        ..plan_for(&m, &d)
+    };
+    assert_eq!(full.costs().unwrap().send_bytes, 134_217_728.0);
+    let sp = CostPlan {
+        sequence_parallel: true,
+        ..full
+    };
+    assert_eq!(sp.costs().unwrap().send_bytes, 33_554_432.0);
+    // Context parallelism halves each device's tokens.
+    let cp = CostPlan { cp: 2, ..full };
+    assert_eq!(cp.costs().unwrap().send_bytes, 67_108_864.0);
+}
+
+#[test]
+fn the_context_parallel_ring_hides_under_attention_until_the_link_is_slow() {
+    let (m, d) = llama8b();
+    let p = CostPlan {
+        cp: 2,
+        micro_batch: 1,
+        seq_len: 32_768,
+        ..plan_for(&m, &d)
+    };
+    // K and V of 16,384 local tokens × 8 KV heads × 128 × 2 bytes = 64 MiB
+    // cross NVLink in ~0.2 ms, far under the attention of a 32k sequence.
+    assert_eq!(p.costs().unwrap().layer.comm_f, 0.0);
+    // Across nodes at 1 GB/s the same 67 MB take 67 ms: exposed.
+    let mut d = d.clone();
+    d.inter_node_bandwidth = 1e9;
+    let slow = CostPlan {
+        device: &d,
+        devices_per_node: 1,
+        ..p
+    };
+    let c = slow.costs().unwrap().layer;
+    let ring = 67_108_864.0 / (1e9 * slow.calibration.inter_node_link_efficiency) + d.inter_node_latency;
+    assert!(c.comm_f > 0.0 && c.comm_f < ring, "{} of ring {ring}", c.comm_f);
+    // The backward sends K, V and their gradients: twice the bytes, under
+    // 2.5× the attention.
+    assert!(c.comm_b > c.comm_f);
+}
+
+#[test]
+fn expert_parallelism_adds_a_dispatch_and_a_combine_each_way() {
+    let c = Catalog::builtin();
+    let (m, d) = (c.model("Mixtral-8x7B").unwrap(), c.device("H100-SXM").unwrap());
+    let base = CostPlan {
+        dp: 8,
+        micro_batch: 1,
+        ..plan_for(m, d)
+    };
+    let ep = CostPlan { ep: 8, ..base };
+    let (c1, c8) = (base.costs().unwrap().layer, ep.costs().unwrap().layer);
+    // 4096 tokens × top-2 × 4096 × 2 bytes = 67,108,864 bytes routed, of
+    // which 7/8 leave the device, over the 8 devices' NVLink: one
+    // all-to-all; F runs dispatch + combine.
+    let link = Link::intra_node_group(d, &base.calibration, 8);
+    let a2a = 7.0 / 8.0 * 67_108_864.0 / link.bandwidth + link.latency;
+    assert!(close(c8.comm_f - c1.comm_f, 2.0 * a2a, 1e-12), "{c8:?}");
+    assert!(close(c8.comm_b - c1.comm_b, 2.0 * a2a, 1e-12));
+    // Eight experts on eight devices: each device's GEMMs stay the
+    // routed rows' (the same FLOPs), so W barely moves.
+    assert!(close(c8.w, c1.w, 0.05), "{} vs {}", c8.w, c1.w);
+}
+
+#[test]
+fn zero3_gathers_show_only_beyond_the_pass_they_hide_under() {
+    let (m, d) = llama8b();
+    let z = |zero_stage, device| CostPlan {
+        zero_stage,
+        dp: 8,
+        devices_per_node: 1,
+        device,
+        ..plan_for(&m, &d)
+    };
+    let (z1, z3) = (z(1, &d).costs().unwrap().layer, z(3, &d).costs().unwrap().layer);
+    // 218M bf16 weights (436 MB) gathered at 50 GB/s × 0.8 take ~10 ms,
+    // under a 16k-token layer's ~35 ms forward: hidden.
+    assert_eq!(z1, z3);
+    let mut slow_d = d.clone();
+    slow_d.inter_node_bandwidth = 1e9;
+    let slow = z(3, &slow_d).costs().unwrap().layer;
+    let gather = 7.0 / 8.0 * 218_103_808.0 * 2.0
+        / (1e9 * z(3, &slow_d).calibration.inter_node_link_efficiency)
+        + d.inter_node_latency;
+    assert!(
+        close(slow.comm_f, gather - z1.f, 1e-9),
+        "{} vs {}",
+        slow.comm_f,
+        gather - z1.f
+    );
+    assert!(close(slow.comm_w, gather - z1.w, 1e-9));
+}
+
+#[test]
+fn the_last_stage_prices_logits_for_every_token() {
+    let (m, d) = llama8b();
+    let p = plan_for(&m, &d);
+    let c = p.costs().unwrap();
+    // LM head 4096 × 128,256 over 16,384 tokens: 2 × 525,336,576 × 16,384
+    // = 1.7214e13 FLOPs per GEMM (its W is that one GEMM).
+    let flops = 2.0 * 4096.0 * 128_256.0 * (16_384.0 + p.calibration.gemm_half_tokens);
+    let expected = flops / (d.flops_bf16 * p.calibration.gemm_efficiency);
+    assert!(close(c.last.w, expected, 1e-9), "{} vs {expected}", c.last.w);
+    assert!(c.last.f > c.last.w && c.last.b > c.last.w);
+    // The embedding is a lookup: F and its gradient's scatter-add, no GEMM.
+    assert!(c.first.f > 0.0 && c.first.w > 0.0 && c.first.b == 0.0);
+    assert!(c.first.f < 0.01 * c.layer.f);
+}
