@@ -475,6 +475,7 @@ fn train(
     let plan = run::plan(&s)?;
     let result = run::simulate(&plan)?;
     if let Some(dir) = out {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         fleetsim::output::atomic::write_bytes(
             &dir.join("train.json"),
             output::to_json(&result.report).as_bytes(),

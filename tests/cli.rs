@@ -199,6 +199,8 @@ fn every_example_validates_and_runs() {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        // Training scenarios live in examples/train (see below).
+        .filter(|p| p.is_file())
         .collect();
     files.sort();
     assert!(files.len() >= 5);
@@ -429,5 +431,85 @@ p,vllm-0.10.2,Llama-3.1-8B,bf16,bf16,H100-SXM,1,100,10,0.8,1,2,1,8192,false,0.02
     expect_error(
         &["fit", &dir, "--param", "cpu_overhead_base", "--holdout", "tp"],
         &["--holdout", "nothing to hold out"],
+    );
+}
+
+#[test]
+fn every_training_example_runs_and_prints_the_named_fields() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/train"));
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        // gpt3-catalog.toml is a catalog file the GPT-3 example loads.
+        .filter(|p| !p.to_string_lossy().ends_with("catalog.toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4);
+    for f in files {
+        let f = f.to_str().unwrap();
+        let out = fleetsim(&["train", f, "--format", "json", "--set", "training.steps=200"]);
+        assert!(
+            out.status.success(),
+            "train {f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--format json prints JSON");
+        for key in [
+            "iteration_s",
+            "tokens_per_s",
+            "tflops_per_gpu",
+            "mfu",
+            "bubble_fraction",
+            "exposed_comm_s",
+            "peak_memory_gib",
+            "goodput",
+        ] {
+            assert!(v[key].is_number(), "{f}: `{key}` missing in {v}");
+        }
+        assert!(
+            v["devices"][0]["peak_memory_gib"].is_number(),
+            "{f}: per-device memory"
+        );
+    }
+}
+
+#[test]
+fn train_writes_its_files_and_refuses_bad_input_with_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let trace = d.path().join("step.json");
+    let html = d.path().join("step.html");
+    let out_dir = d.path().join("out");
+    let out = fleetsim(&[
+        "train",
+        "--set",
+        "parallel.pp=2",
+        "--set",
+        "parallel.dp=4",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--report",
+        html.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("train.json")).unwrap()).unwrap();
+    assert!(json["iteration_s"].as_f64().unwrap() > 0.0);
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    assert!(t["traceEvents"].as_array().unwrap().len() > 2 * 8 * 2);
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
+
+    let bad = write(d.path(), "bad.toml", "[training]\nglobal_batch = 10\n");
+    expect_error(&["train", &bad], &["training.global_batch", "micro_batch × dp"]);
+    let typo = write(d.path(), "typo.toml", "[parallel]\ntp = 1\npp = 1\nd = 2\n");
+    expect_error(&["train", &typo], &["typo.toml", "line 4", "parallel.d"]);
+    expect_error(
+        &["train", "--set", "model.name=Llama-3-70B"],
+        &["GiB", "weights", "H100-SXM"],
+    );
+    expect_error(
+        &["train", "/nonexistent/train.toml"],
+        &["/nonexistent/train.toml"],
     );
 }

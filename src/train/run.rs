@@ -22,7 +22,7 @@ use super::cost::{CostPlan, Links, PassCosts};
 use super::faults::{self, CheckpointPolicy, FaultParams};
 use super::memory::{self, DeviceMemory, DeviceShare, MemoryPlan, Recompute};
 use super::pipeline::{self, Timeline};
-use super::schedule::{self, Layout, Pass, PassTimes, ScheduleKind};
+use super::schedule::{self, Layout, Pass, PassTimes, Placement, ScheduleKind};
 use super::sync::{self, SyncConfig, SyncInputs, SyncMethod, SyncOutcome};
 use crate::catalog::{Catalog, DeviceSpec, ModelSpec};
 use crate::error::{Error, Result};
@@ -254,9 +254,28 @@ impl TrainPlan {
         }
     }
 
-    /// Layers of every virtual stage.
+    /// Layers of every virtual stage. Looped placements split the layers
+    /// evenly over the virtual stages in order (Megatron-LM); the V
+    /// placement balances the devices first (each holds its two chunks'
+    /// layers) and then splits each device's share over its two chunks, so
+    /// an uneven layer count does not pile onto the devices holding the
+    /// middle of the V.
     pub fn stage_layers(&self) -> Vec<u32> {
-        stage_layer_counts(self.model.num_layers, self.layout.stages())
+        let layers = self.model.num_layers;
+        match self.layout.placement {
+            Placement::Looped => stage_layer_counts(layers, self.layout.stages()),
+            Placement::V => {
+                let p = self.layout.p;
+                let per_device = stage_layer_counts(layers, p);
+                (0..self.layout.stages())
+                    .map(|s| {
+                        let d = self.layout.device(s) as usize;
+                        let n = per_device[d];
+                        if s < p { n.div_ceil(2) } else { n / 2 }
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// What device `d` holds.
@@ -686,3 +705,7 @@ fn fault_report(
 pub fn schedule_names() -> Vec<&'static str> {
     ScheduleKind::ALL.iter().map(|k| k.name()).collect()
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;
