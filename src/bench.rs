@@ -26,6 +26,15 @@
 //!   fixed-concurrency clients (64 per replica, vLLM's `--max-concurrency`), 1,000,000
 //!   requests with conversation lengths. Target ≤ 2 s on one core.
 //!
+//! - T1 (training step): Llama-3-70B on 1,024 H100s (TP 8, PP 16, DP 8), 128
+//!   micro-batches of 4k tokens, full recomputation: one step simulated for each
+//!   of the six pipeline schedules (interleaved with 5 chunks); the slowest is
+//!   reported. Target ≤ 50 ms.
+//! - T2 (training search): Llama-3-70B on 1,024 H100s, TP {1,2,4,8} × PP
+//!   {1,2,4,8,16} × CP {1,2} × vpp {1,2,4,5} (interleaved) × micro-batch {1,2,4}
+//!   × 6 schedules × ZeRO 0–3 × 3 recompute policies (12,960 plans). Target
+//!   ≤ 60 s on 2 cores.
+//!
 //! - S10, S11 (engines' own schedulers): S1 on `vllm-v1` and on `sglang`
 //!   (SGLang's admission sums the running requests' reservations in each step
 //!   where a request waits, as SGLang does: O(running) there).
@@ -218,7 +227,9 @@ fn scenario_sets(name: &str) -> Option<(&'static str, Vec<String>)> {
     })
 }
 
-pub const NAMES: &[&str] = &["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11"];
+pub const NAMES: &[&str] = &[
+    "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "T1", "T2",
+];
 
 /// The lmsys-like trace S5 replays, when `../shared` is present.
 const LMSYS_TRACE: &str = concat!(
@@ -297,6 +308,99 @@ fn run_search(name: &str) -> Result<BenchResult> {
     })
 }
 
+/// T1: the slowest schedule's simulation of one step of a 1,024-GPU plan.
+fn train_iteration() -> Result<BenchResult> {
+    use crate::train::run;
+    let mut worst = (0.0f64, String::new(), 0u64);
+    for (schedule, vpp) in [
+        ("gpipe", 1),
+        ("1f1b", 1),
+        ("interleaved", 5),
+        ("zb-h1", 1),
+        ("zb-h2", 1),
+        ("zbv", 1),
+    ] {
+        let sets: Vec<String> = [
+            "model.name=Llama-3-70B".to_string(),
+            "parallel.tp=8".into(),
+            "parallel.pp=16".into(),
+            "parallel.dp=8".into(),
+            format!("parallel.vpp={vpp}"),
+            "training.global_batch=1024".into(),
+            "training.seq_len=4096".into(),
+            "training.recompute=full".into(),
+            format!("training.schedule={schedule}"),
+        ]
+        .to_vec();
+        let s = scenario::load::load_training(None, &sets)?;
+        let plan = run::plan(&s)?;
+        let started = Instant::now();
+        let r = run::simulate(&plan)?;
+        let wall = started.elapsed().as_secs_f64();
+        let passes: u64 = r.timeline.devices.iter().map(|d| d.len() as u64).sum();
+        if wall > worst.0 {
+            worst = (wall, schedule.to_string(), passes);
+        }
+    }
+    Ok(BenchResult {
+        name: "T1".into(),
+        description: format!(
+            "train step: Llama-3-70B TP8 PP16 DP8 (1,024 GPUs), 128 micro-batches, slowest of 6 schedules ({}, {} passes; `requests` = passes). Target <= 50 ms",
+            worst.1, worst.2
+        ),
+        wall_s: worst.0,
+        requests: worst.2,
+        simulated_requests_per_s: worst.2 as f64 / worst.0.max(1e-9),
+        simulated_s: 1.0,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// T2: a training-plan search over more than 10,000 candidates.
+fn train_search() -> Result<BenchResult> {
+    use crate::scenario::kinds::Kind;
+    use crate::train::search::{self, TrainObjective, TrainSearch, TrainSpace};
+    use crate::train::{memory::Recompute, schedule::ScheduleKind};
+    let sets = vec![
+        "model.name=Llama-3-70B".to_string(),
+        "training.global_batch=1024".into(),
+        "training.seq_len=4096".into(),
+    ];
+    let space = TrainSpace {
+        base: scenario::load::load_training(None, &sets)?,
+        search: TrainSearch {
+            gpus: 1024,
+            tp: vec![1, 2, 4, 8],
+            pp: vec![1, 2, 4, 8, 16],
+            vpp: vec![1, 2, 4, 5],
+            ep: vec![],
+            cp: vec![1, 2],
+            micro_batch: vec![1, 2, 4],
+            schedule: ScheduleKind::ALL.to_vec(),
+            zero_stage: vec![0, 1, 2, 3],
+            recompute: vec![Recompute::None, Recompute::Selective, Recompute::Full],
+            objective: TrainObjective::TokensPerS,
+            top: 10,
+        },
+    };
+    let started = Instant::now();
+    let o = search::run(&space)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    Ok(BenchResult {
+        name: "T2".into(),
+        description: format!(
+            "train search: Llama-3-70B on 1,024 H100, {} candidate plans ({} feasible; `requests` = plans). Target <= 60 s on 2 cores",
+            o.candidates,
+            o.plans.len()
+        ),
+        wall_s,
+        requests: o.candidates as u64,
+        simulated_requests_per_s: o.candidates as f64 / wall_s.max(1e-9),
+        simulated_s: o.plans.len() as f64,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 /// Saturated throughput (requests/s) of one replica of the S4 configuration.
 fn s4_capacity() -> Result<f64> {
     let sets: Vec<String> = [
@@ -333,6 +437,14 @@ pub fn run(only: &[String]) -> Result<Vec<BenchResult>> {
         }
         if name == "S5" || name == "S6" {
             out.push(run_search(name)?);
+            continue;
+        }
+        if name == "T1" {
+            out.push(train_iteration()?);
+            continue;
+        }
+        if name == "T2" {
+            out.push(train_search()?);
             continue;
         }
         let (description, mut sets) = scenario_sets(name).expect("known benchmark");

@@ -494,6 +494,47 @@ fn train(
     Ok(())
 }
 
+/// `fleetsim search` over training plans (a space with `[parallel]` or `[training]`).
+fn train_search(
+    path: &Path,
+    out: Option<&Path>,
+    sets: &[String],
+    format: Format,
+    pool: &rayon::ThreadPool,
+) -> Result<(), Error> {
+    use fleetsim::train::search as ts;
+    let space = ts::load(path, sets)?;
+    let outcome = pool.install(|| ts::run(&space))?;
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut lines = String::new();
+        for p in &outcome.plans {
+            lines.push_str(&serde_json::to_string(p).expect("a plan serializes"));
+            lines.push('\n');
+        }
+        fleetsim::output::atomic::write_bytes(&dir.join("plans.jsonl"), lines.as_bytes())?;
+        let pruned = serde_json::to_string_pretty(&outcome.pruned).expect("reasons serialize");
+        fleetsim::output::atomic::write_bytes(&dir.join("pruned.json"), pruned.as_bytes())?;
+        if let Some(best) = ts::best_toml(&space, &outcome) {
+            fleetsim::output::atomic::write_bytes(&dir.join("best.toml"), best.as_bytes())?;
+        }
+    }
+    match format {
+        Format::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).expect("an outcome serializes")
+        ),
+        Format::Table => outln!("{}", ts::to_table(&outcome, space.search.top)),
+    }
+    if outcome.plans.is_empty() {
+        return Err(Error::Infeasible(format!(
+            "none of the {} training plans can run (reasons above)",
+            outcome.candidates
+        )));
+    }
+    Ok(())
+}
+
 /// Files a run writes besides stdout.
 struct Outputs {
     out: Option<PathBuf>,
@@ -551,7 +592,6 @@ fn search_cmd(
     quiet: bool,
     report: Option<&Path>,
 ) -> Result<(), Error> {
-    let space = search::load(path, sets)?;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {
         pool = pool.num_threads(n.max(1));
@@ -559,6 +599,11 @@ fn search_cmd(
     let pool = pool
         .build()
         .map_err(|e| Error::config("--threads", e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    if fleetsim::train::search::is_training_space(&text) {
+        return train_search(path, out, sets, format, &pool);
+    }
+    let space = search::load(path, sets)?;
     let show = !quiet && std::io::stderr().is_terminal();
     let bar = show.then(|| {
         let bar = indicatif::ProgressBar::new(0);

@@ -55,6 +55,18 @@ pub fn load_training(
     load_as(path, overrides)
 }
 
+/// [`load_training`] for a table already parsed from `origin` in folder
+/// `dir` (the scenario part of a training search space).
+pub(crate) fn load_training_table(
+    mut table: Table,
+    origin: &str,
+    dir: &Path,
+    overrides: &[String],
+) -> Result<crate::train::config::TrainScenario> {
+    resolve_paths(&mut table, dir);
+    with_overrides_as(table, origin, overrides)
+}
+
 /// Like [`load`] for a scenario table already parsed (and schema-checked by
 /// [`parse_text`]) from `origin`, a file in folder `dir`: relative paths are
 /// made relative to `dir`, then the overrides are applied. `fleetsim search`

@@ -12,6 +12,7 @@ pub mod output;
 pub mod pipeline;
 pub mod run;
 pub mod schedule;
+pub mod search;
 pub mod sync;
 
 #[cfg(test)]

@@ -355,7 +355,11 @@ fn zero_bubble(l: Layout, t: &PassTimes, limit: f64) -> Vec<Vec<Task>> {
     let idx = |mb: usize, s: usize| mb * stages + s;
     let mut f_end = vec![f64::NAN; m * stages];
     let mut b_end = vec![f64::NAN; m * stages];
-    let mut w_done = vec![false; m * stages];
+    // Per stage, micro-batches pass in order: the next one of each pass to
+    // run (W's follow B's order, so `next_w ≤ next_b ≤ next_f`).
+    let mut next_f = vec![0usize; stages];
+    let mut next_b = vec![0usize; stages];
+    let mut next_w = vec![0usize; stages];
     let mut free_at = vec![0.0f64; l.p as usize];
     // Micro-batches admitted to each device and not yet done with it.
     let mut admitted = vec![0.0f64; l.p as usize];
@@ -413,9 +417,8 @@ fn zero_bubble(l: Layout, t: &PassTimes, limit: f64) -> Vec<Vec<Task>> {
         let mut ready_f: Option<(usize, usize)> = None;
         let mut oldest_w: Option<(f64, usize, usize)> = None;
         for &s in &dev_stages[d] {
-            // Per stage, micro-batches pass in order: only the first not
-            // yet done of each pass is a candidate.
-            if let Some(mb) = (0..m).find(|&mb| f_end[idx(mb, s)].is_nan()) {
+            // Only the next micro-batch of each pass is a candidate.
+            if let Some(mb) = Some(next_f[s]).filter(|&mb| mb < m) {
                 let r = f_ready(&f_end, mb, s);
                 // A micro-batch enters a device at its first chunk, and is
                 // admitted only if all its chunks' activations fit: a later
@@ -428,7 +431,7 @@ fn zero_bubble(l: Layout, t: &PassTimes, limit: f64) -> Vec<Vec<Task>> {
                     wake = wake.min(r);
                 }
             }
-            if let Some(mb) = (0..m).find(|&mb| b_end[idx(mb, s)].is_nan()) {
+            if let Some(mb) = Some(next_b[s]).filter(|&mb| mb < m) {
                 let r = b_ready(&f_end, &b_end, mb, s);
                 if r <= now {
                     ready_b = earlier(ready_b, (mb, s));
@@ -436,7 +439,7 @@ fn zero_bubble(l: Layout, t: &PassTimes, limit: f64) -> Vec<Vec<Task>> {
                     wake = wake.min(r);
                 }
             }
-            if let Some(mb) = (0..m).find(|&mb| !b_end[idx(mb, s)].is_nan() && !w_done[idx(mb, s)]) {
+            if let Some(mb) = Some(next_w[s]).filter(|&mb| mb < next_b[s]) {
                 let key = (b_end[idx(mb, s)], mb, s);
                 if oldest_w.is_none_or(|w| (key.0, key.1) < (w.0, w.1)) {
                     oldest_w = Some(key);
@@ -460,13 +463,17 @@ fn zero_bubble(l: Layout, t: &PassTimes, limit: f64) -> Vec<Vec<Task>> {
         match pass {
             Pass::F => {
                 f_end[i] = end;
+                next_f[s] += 1;
                 if s == first_stage[d] {
                     admitted[d] += 1.0;
                 }
             }
-            Pass::B => b_end[i] = end,
+            Pass::B => {
+                b_end[i] = end;
+                next_b[s] += 1;
+            }
             Pass::W => {
-                w_done[i] = true;
+                next_w[s] += 1;
                 // The first chunk's W is a micro-batch's last on the device.
                 if s == first_stage[d] {
                     admitted[d] -= 1.0;

@@ -1,0 +1,142 @@
+//! Tests of the training-plan search: enumeration and pruning by reason,
+//! ranking by each objective, determinism across thread counts, and the
+//! best plan written back as a runnable scenario.
+
+use super::*;
+
+fn space(sets: &[&str], search: TrainSearch) -> TrainSpace {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    TrainSpace {
+        base: crate::scenario::load::load_training(None, &sets).unwrap(),
+        search,
+    }
+}
+
+fn search(gpus: u32) -> TrainSearch {
+    TrainSearch {
+        gpus,
+        tp: vec![],
+        pp: vec![],
+        vpp: vec![],
+        ep: vec![],
+        cp: vec![],
+        micro_batch: vec![],
+        schedule: vec![],
+        zero_stage: vec![],
+        recompute: vec![],
+        objective: TrainObjective::TokensPerS,
+        top: 10,
+    }
+}
+
+/// Llama-3-70B on 64 GPUs: 3 TP × 3 PP × 2 recompute = 18 plans.
+fn llama70b() -> TrainSpace {
+    space(
+        &[
+            "model.name=Llama-3-70B",
+            "training.global_batch=128",
+            "training.seq_len=4096",
+        ],
+        TrainSearch {
+            tp: vec![2, 4, 8],
+            pp: vec![1, 4, 8],
+            recompute: vec![Recompute::None, Recompute::Full],
+            ..search(64)
+        },
+    )
+}
+
+#[test]
+fn every_combination_is_simulated_or_pruned_with_its_reason() {
+    let s = llama70b();
+    let o = run(&s).unwrap();
+    assert_eq!(o.candidates, 18);
+    let pruned: usize = o.pruned.iter().map(|p| p.count).sum();
+    assert_eq!(o.plans.len() + pruned, 18);
+    // TP 2 without a pipeline holds 35e9 parameters' weights, gradients
+    // and optimizer shards on each device: far over 80 GB.
+    assert!(
+        o.pruned
+            .iter()
+            .any(|p| p.reason.contains("needs # GiB") && p.example.starts_with("tp2-pp1")),
+        "{:?}",
+        o.pruned
+    );
+    assert!(!o.plans.is_empty());
+    // Best first by tokens/s.
+    assert!(o.plans.windows(2).all(|w| w[0].tokens_per_s >= w[1].tokens_per_s));
+    // Data parallelism fills the GPUs.
+    assert!(o.plans.iter().all(|p| p.knobs.tp * p.knobs.pp * p.knobs.dp == 64));
+}
+
+#[test]
+fn a_shape_that_does_not_divide_the_gpus_is_pruned_not_simulated() {
+    let s = space(
+        &[],
+        TrainSearch {
+            tp: vec![1, 3],
+            ..search(8)
+        },
+    );
+    let o = run(&s).unwrap();
+    assert_eq!(o.plans.len(), 1);
+    assert_eq!(o.pruned.len(), 1);
+    assert_eq!(
+        o.pruned[0].example_error,
+        "tp·pp·cp = 3 does not divide the 8 GPUs"
+    );
+    assert_eq!(o.pruned[0].reason, "tp·pp·cp = # does not divide the # GPUs");
+}
+
+#[test]
+fn objectives_rank_by_their_figure() {
+    let mut s = llama70b();
+    s.search.objective = TrainObjective::Cost;
+    let cost = run(&s).unwrap();
+    assert!(cost.plans.windows(2).all(|w| w[0].cost_usd <= w[1].cost_usd));
+    s.search.objective = TrainObjective::TimeToTrain;
+    let time = run(&s).unwrap();
+    assert!(
+        time.plans
+            .windows(2)
+            .all(|w| w[0].time_to_train_s <= w[1].time_to_train_s)
+    );
+    // On a fixed GPU count the price per GPU-hour is shared: the cheapest
+    // run is the fastest one.
+    assert_eq!(cost.plans[0].key, time.plans[0].key);
+}
+
+#[test]
+fn the_outcome_does_not_depend_on_the_thread_count() {
+    let s = llama70b();
+    let on = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| serde_json::to_string(&run(&s).unwrap()).unwrap())
+    };
+    assert_eq!(on(1), on(2));
+}
+
+#[test]
+fn the_best_plan_is_written_as_a_scenario_that_runs_to_the_same_figures() {
+    let s = llama70b();
+    let o = run(&s).unwrap();
+    let text = best_toml(&s, &o).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("best.toml");
+    std::fs::write(&path, &text).unwrap();
+    let back = crate::scenario::load::load_training(Some(&path), &[]).unwrap();
+    let r = super::run::simulate(&super::run::plan(&back).unwrap())
+        .unwrap()
+        .report;
+    assert_eq!(r.tokens_per_s, o.plans[0].tokens_per_s);
+}
+
+#[test]
+fn is_training_space_looks_for_training_sections() {
+    assert!(is_training_space("[parallel]\ntp = 2\n[search]\ngpus = 8\n"));
+    assert!(is_training_space("[training]\nseq_len = 2\n"));
+    assert!(!is_training_space("[cluster]\ntp = 2\n[search]\ntp = [1]\n"));
+}
