@@ -440,8 +440,12 @@ fn every_training_example_runs_and_prints_the_named_fields() {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        // gpt3-catalog.toml is a catalog file the GPT-3 example loads.
-        .filter(|p| !p.to_string_lossy().ends_with("catalog.toml"))
+        // gpt3-catalog.toml is a catalog file the GPT-3 example loads;
+        // search spaces are run by the search test below.
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            !name.ends_with("catalog.toml") && !name.contains("search")
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 4);
@@ -512,4 +516,43 @@ fn train_writes_its_files_and_refuses_bad_input_with_exit_2() {
         &["train", "/nonexistent/train.toml"],
         &["/nonexistent/train.toml"],
     );
+}
+
+#[test]
+fn a_training_search_ranks_plans_and_its_best_plan_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let space = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/train/llama3-70b-plan-search.toml"
+    );
+    let out = d.path().join("s");
+    let r = fleetsim(&[
+        "search",
+        space,
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "--set",
+        "search.pp=[4]",
+        "--set",
+        "search.zero_stage=[1]",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(v["plans"].as_array().unwrap().len() > 1);
+    assert!(v["pruned"].as_array().is_some());
+    let lines = std::fs::read_to_string(out.join("plans.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), v["plans"].as_array().unwrap().len());
+    let best = fleetsim(&[
+        "train",
+        out.join("best.toml").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(best.status.success(), "{}", String::from_utf8_lossy(&best.stderr));
+    let b: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
+    assert_eq!(b["tokens_per_s"], v["plans"][0]["tokens_per_s"]);
+    expect_error(&["search", space, "--set", "search.gpus=0"], &["search.gpus"]);
 }

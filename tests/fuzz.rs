@@ -434,6 +434,34 @@ fn fuzz_scenario_files() {
     tally.report("scenario_files");
 }
 
+/// Mutated training scenarios (`examples/train`), loaded, planned and
+/// simulated: an error or a report, never a panic or a hang.
+#[test]
+fn fuzz_training_files() {
+    let corpus = seeds(&Path::new(ROOT).join("examples/train"), |p| {
+        let name = p.file_name().unwrap().to_string_lossy();
+        name.ends_with(".toml") && !name.contains("search") && !name.contains("catalog")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tally = Tally::default();
+    runner()
+        .run(&(0..corpus.len(), edits()), |(seed, edits)| {
+            let (path, file) = write_mutant(&corpus[seed], dir.path(), &edits);
+            let input = || format!("{}: {edits:?}", path.display());
+            tally.timed(&input, || {
+                if let Ok(s) = fleetsim::scenario::load::load_training(Some(&file), &[])
+                    && let Ok(plan) = fleetsim::train::run::plan(&s)
+                    && fleetsim::train::run::simulate(&plan).is_ok()
+                {
+                    tally.simulated.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+    tally.report("training_files");
+}
+
 /// Mutated search spaces, loaded and enumerated (every plan validated and
 /// pruned with a reason); the smallest are searched.
 #[test]

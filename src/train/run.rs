@@ -35,6 +35,17 @@ use serde::Serialize;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// Most passes one simulated step may have.
+pub const MAX_PASSES: u64 = 1_000_000;
+
+/// Most failures a simulated run may expect (each is an event of the
+/// failure model, for each replication and swept interval).
+pub const MAX_EXPECTED_FAILURES: f64 = 100_000.0;
+
+/// Most checkpoints one simulated run may take (each is an event of the
+/// failure model, for each replication and swept interval).
+pub const MAX_CHECKPOINTS: u64 = 1_000_000;
+
 /// A training scenario resolved against the catalog and checked.
 #[derive(Debug, Clone)]
 pub struct TrainPlan {
@@ -103,6 +114,19 @@ pub fn plan(s: &TrainScenario) -> Result<TrainPlan> {
         ));
     }
     let micro_batches = (t.global_batch as u64 / per_step) as u32;
+    // One step simulates every pass; a bound keeps a typo from asking for
+    // billions of them (1,024 micro-batches × 64 stages × 3 passes is 0.2 M).
+    let passes = micro_batches as u64 * p.pp as u64 * p.vpp.max(2) as u64 * 3;
+    if passes > MAX_PASSES {
+        return Err(key_error(
+            "training.global_batch",
+            format!(
+                "{micro_batches} micro-batches per pipeline (global_batch {} / (micro_batch {} × dp {})) over {} stages \
+                 is {passes} passes per step; at most {MAX_PASSES} are simulated",
+                t.global_batch, t.micro_batch, p.dp, p.pp
+            ),
+        ));
+    }
     let layout = t.schedule.layout(p.pp, p.vpp, micro_batches)?;
     if layout.stages() > model.num_layers {
         return Err(key_error(
@@ -637,6 +661,30 @@ fn fault_report(
     devices: &[DeviceReport],
 ) -> Result<FaultReport> {
     let f = &plan.scenario.faults;
+    if let Some(i) = f.interval_steps
+        && steps / i > MAX_CHECKPOINTS
+    {
+        return Err(key_error(
+            "faults.interval_steps",
+            format!(
+                "a checkpoint every {i} of {steps} steps is {} checkpoints; at most {MAX_CHECKPOINTS} are simulated",
+                steps / i
+            ),
+        ));
+    }
+    if let Some(mtbf) = f.mtbf_gpu_hours {
+        let failures = steps as f64 * iteration_s * plan.gpus() as f64 / (mtbf * 3600.0);
+        if failures > MAX_EXPECTED_FAILURES {
+            return Err(key_error(
+                "faults.mtbf_gpu_hours",
+                format!(
+                    "{steps} steps of {iteration_s:.3} s on {} GPUs failing every {mtbf} GPU-hours expect \
+                     {failures:.0} failures; at most {MAX_EXPECTED_FAILURES} are simulated",
+                    plan.gpus()
+                ),
+            ));
+        }
+    }
     // What a device must save: weights and optimizer state (gradients are
     // rebuilt by the next step).
     let per_device = devices
@@ -675,7 +723,12 @@ fn fault_report(
     let sweep =
         f.interval_steps.is_none() && f.mtbf_gpu_hours.is_some() && f.checkpoint != CheckpointKind::None;
     let (interval, outcome) = if sweep {
-        let candidates = faults::candidate_intervals(&params, 13, 8.0)?;
+        // Intervals so short that the run takes more checkpoints than the
+        // model simulates are not worth a stall each anyway.
+        let shortest = steps.div_ceil(MAX_CHECKPOINTS).max(1);
+        let mut candidates = faults::candidate_intervals(&params, 13, 8.0)?;
+        candidates.iter_mut().for_each(|c| *c = (*c).max(shortest));
+        candidates.dedup();
         let (i, o) = faults::optimal_interval(&params, &candidates, f.replications, f.seed)?;
         (Some(i), o)
     } else if f.mtbf_gpu_hours.is_none() && f.interval_steps.is_none() {
