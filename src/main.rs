@@ -324,6 +324,14 @@ fn dispatch(cmd: Option<Command>) -> Result<(), Error> {
             sets,
             format,
         } => {
+            if fleetsim::train::fidelity::is_training_folder(&folder) {
+                let report = fleetsim::train::fidelity::run(&folder, &sets)?;
+                match format {
+                    Format::Json => outln!("{}", report.to_json()),
+                    Format::Table => outln!("{}", report.to_table()),
+                }
+                return Ok(());
+            }
             let report = fidelity::run(
                 &folder,
                 &fidelity::Options {

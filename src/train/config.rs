@@ -162,6 +162,11 @@ pub struct SyncSection {
     pub overlap_steps: Option<u32>,
     /// Bits per value sent (default 16 for gradients, 32 for DiLoCo's pseudo-gradients).
     pub bits: Option<u32>,
+    /// DDP: start each gradient bucket's collective as soon as it is full,
+    /// under the last micro-batch's backward (Megatron-LM's
+    /// `--overlap-grad-reduce`, PyTorch DDP). false: after the backward ends,
+    /// as Megatron-LM did before it overlapped (Narayanan et al. 2021).
+    pub overlap: bool,
 }
 
 impl Default for SyncSection {
@@ -173,6 +178,7 @@ impl Default for SyncSection {
             fragments: None,
             overlap_steps: None,
             bits: None,
+            overlap: true,
         }
     }
 }

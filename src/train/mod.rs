@@ -7,6 +7,7 @@
 pub mod config;
 pub mod cost;
 pub mod faults;
+pub mod fidelity;
 pub mod memory;
 pub mod output;
 pub mod pipeline;

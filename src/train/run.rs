@@ -477,9 +477,10 @@ pub fn simulate(plan: &TrainPlan) -> Result<TrainRun> {
         let mem = mem_plan.device_memory(share, timeline.peak_activations[d as usize]);
         memory::check_fits(&mem, &plan.device, &format!("pipeline device {d}"))?;
         windows.clear();
+        // Without overlap, every bucket waits for the end of the backward.
         windows.extend(
             ran.iter()
-                .filter(|r| r.task.micro_batch == last_mb && r.task.pass == grad_pass)
+                .filter(|r| s.sync.overlap && r.task.micro_batch == last_mb && r.task.pass == grad_pass)
                 .map(|r| (r.start, r.end)),
         );
         let (start, end) = (
