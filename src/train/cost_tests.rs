@@ -135,6 +135,25 @@ fn links_follow_megatron_rank_order() {
     assert_eq!(hops[..3], [links.pp_intra; 3]);
     assert_eq!(hops[3], links.pp_inter);
     assert_eq!(hops[4], links.pp_intra);
+    // With dp 2, a stage is tp × dp = 4 ranks: stage 0 (ranks 0–3) hands
+    // off to stage 1 (4–7) inside node 0, stage 1 to stage 2 (8–11) across.
+    let p = CostPlan { tp: 2, dp: 2, ..base };
+    let links = p.links();
+    assert_eq!(p.stage_ranks(), 4);
+    assert_eq!(
+        (p.hop_link(0, &links), p.hop_link(1, &links)),
+        (links.pp_intra, links.pp_inter)
+    );
+    // tp 4 × cp 2: the DP group's stride is 8 ranks, so dp 2 spans two nodes
+    // (tp 4 alone would keep it inside one).
+    let l = CostPlan {
+        tp: 4,
+        cp: 2,
+        dp: 2,
+        ..base
+    }
+    .links();
+    assert_eq!((l.cp, l.dp), (intra(2), inter));
     // Stages of 8 ranks: every hop leaves the node.
     let wide = CostPlan { tp: 8, ..base };
     assert_eq!(wide.hop_link(0, &wide.links()), wide.links().pp_inter);
@@ -254,4 +273,76 @@ fn the_last_stage_prices_logits_for_every_token() {
     // The embedding is a lookup: F and its gradient's scatter-add, no GEMM.
     assert!(c.first.f > 0.0 && c.first.w > 0.0 && c.first.b == 0.0);
     assert!(c.first.f < 0.01 * c.layer.f);
+}
+
+#[test]
+fn causal_attention_is_priced_by_its_query_key_pairs() {
+    let (m, d) = llama8b();
+    let at = |micro_batch, seq_len, cp| {
+        CostPlan {
+            micro_batch,
+            seq_len,
+            cp,
+            ..plan_for(&m, &d)
+        }
+        .costs()
+        .unwrap()
+        .layer
+    };
+    // One 32k sequence and two 16k ones have the same tokens (the same
+    // GEMMs and element-wise kernels), but the long one has
+    // 32,768·32,769/2 = 536,887,296 causal pairs against 2 × 16,384·16,385/2
+    // = 268,451,840: the difference of their forwards is exactly the
+    // 16k pair's attention, 268,451,840 pairs × 4·128·32 FLOPs at the
+    // calibrated FlashAttention rate.
+    let (long, short) = (at(1, 32_768, 1), at(2, 16_384, 1));
+    let cal = plan_for(&m, &d).calibration;
+    let attention =
+        (536_887_296.0 - 268_451_840.0) * 16_384.0 / (d.flops_bf16 * cal.prefill_attention_efficiency);
+    assert!(
+        close(long.f - short.f, attention, 1e-9),
+        "{} vs {attention}",
+        long.f - short.f
+    );
+    assert_eq!(long.w, short.w);
+    // Its backward is 2.5× the forward's attention.
+    assert!(close(long.b - short.b, 2.5 * attention, 1e-9));
+    // Context parallelism over 2 devices halves each one's tokens and pairs
+    // (the ring is hidden on NVLink): the 32k sequence's pairs on each of 2
+    // devices are 268,443,648, one 16k micro-batch's GEMMs.
+    let (split, half) = (at(1, 32_768, 2), at(1, 16_384, 1));
+    assert_eq!(split.w, half.w);
+    let pairs_split = 536_887_296.0 / 2.0;
+    let pairs_half = 16_384.0 * 16_385.0 / 2.0;
+    let extra = (pairs_split - pairs_half) * 16_384.0 / (d.flops_bf16 * cal.prefill_attention_efficiency);
+    assert!(
+        close(split.f - half.f, extra, 1e-6),
+        "{} vs {extra}",
+        split.f - half.f
+    );
+}
+
+#[test]
+fn each_device_reads_the_weights_of_its_own_experts_only() {
+    let c = Catalog::builtin();
+    let (m, d) = (c.model("Mixtral-8x7B").unwrap(), c.device("H100-SXM").unwrap());
+    // 16 tokens × top-2 = 32 routed rows: the expert GEMMs stream weights.
+    // With ep = 2 a device holds 4 of the 8 experts, with ep = 4 two: W
+    // reads twice the expert weights (4 × 3 × 4096 × 14,336 × 2 bytes =
+    // 1.41 GB against 0.70 GB), so it takes nearly twice as long.
+    let w = |ep| {
+        CostPlan {
+            ep,
+            dp: 4,
+            micro_batch: 1,
+            seq_len: 16,
+            ..plan_for(m, d)
+        }
+        .costs()
+        .unwrap()
+        .layer
+        .w
+    };
+    let (w2, w4) = (w(2), w(4));
+    assert!(w2 > 1.7 * w4 && w2 < 2.0 * w4, "{w2} vs {w4}");
 }
