@@ -52,8 +52,24 @@ fn weight_gradients_run_the_layer_gemms_at_the_calibrated_tensor_rate() {
     let flops = 2.0 * 218_103_808.0 * 16_384.0 * (16_384.0 + cal.gemm_half_tokens) / 16_384.0;
     let expected = flops / (d.flops_bf16 * cal.gemm_efficiency);
     assert!(close(c.w, expected, 1e-9), "W {} vs {expected}", c.w);
-    // B computes the same GEMMs plus attention's backward; F the GEMMs plus
-    // attention's forward: B > F > W.
+    // F is the GEMMs, causal attention (4 × 4096·4097/2 = 33,562,624 pairs
+    // of 4·128·32 FLOPs at the FlashAttention rate) and the element-wise
+    // kernels, which move per token: RoPE 2·(32 + 8)·128·2 = 20,480 bytes,
+    // two RMSNorms 2 × 2·4096·2 = 32,768, two residual adds 32,768, the
+    // SwiGLU activation 3·14,336·2 = 86,016: 172,032 bytes at the
+    // calibrated share of HBM bandwidth (no KV-cache write in training).
+    let attention = 33_562_624.0 * 16_384.0 / (d.flops_bf16 * cal.prefill_attention_efficiency);
+    let elementwise = 172_032.0 * 16_384.0 / (d.memory_bandwidth * cal.memory_efficiency);
+    assert!(
+        close(c.f, c.w + attention + elementwise, 1e-9),
+        "F {} vs {}",
+        c.f,
+        c.w + attention + elementwise
+    );
+    // B: the input-gradient GEMMs (W's FLOPs), attention's backward (2.5×)
+    // and every element-wise kernel twice.
+    assert!(close(c.b, c.w + 2.5 * attention + 2.0 * elementwise, 1e-9));
+    // So B > F > W.
     assert!(c.b > c.f && c.f > c.w, "{c:?}");
     assert_eq!(c.comm_f, 0.0, "one device: no communication");
 }
