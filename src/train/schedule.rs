@@ -116,7 +116,7 @@ impl ScheduleKind {
     /// The layout this schedule runs on with `p` devices, `vpp` chunks
     /// requested and `m` micro-batches; explains a combination it cannot run.
     pub fn layout(self, p: u32, vpp: u32, m: u32) -> Result<Layout> {
-        let bad = |msg: String| Err(Error::config("training.schedule", msg));
+        let bad = |msg: String| Err(Error::config("key `training.schedule`", msg));
         if p == 0 || m == 0 || vpp == 0 {
             return bad(format!(
                 "needs at least one device, chunk and micro-batch (pp = {p}, vpp = {vpp}, micro-batches = {m})"
