@@ -609,6 +609,17 @@ fn search_cmd(
         .map_err(|e| Error::config("--threads", e.to_string()))?;
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     if fleetsim::train::search::is_training_space(&text) {
+        if let Some(r) = report {
+            return Err(Error::config(
+                "--report",
+                format!(
+                    "the HTML report is drawn for serving searches; {} is a training space \
+                     (run `fleetsim train BEST.toml --report {}` on a plan it finds)",
+                    path.display(),
+                    r.display()
+                ),
+            ));
+        }
         return train_search(path, out, sets, format, &pool);
     }
     let space = search::load(path, sets)?;

@@ -11,6 +11,7 @@ pub mod fidelity;
 pub mod memory;
 pub mod output;
 pub mod pipeline;
+pub mod plan;
 pub mod run;
 pub mod schedule;
 pub mod search;

@@ -7,6 +7,7 @@
 use super::super::output;
 use super::*;
 use crate::scenario::load::load_training;
+use crate::train::config::TrainScenario;
 
 fn scenario(sets: &[&str]) -> TrainScenario {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
