@@ -216,10 +216,35 @@ fn the_context_parallel_ring_hides_under_attention_until_the_link_is_slow() {
         ..p
     };
     let c = slow.costs().unwrap().layer;
-    let ring = 67_108_864.0 / (1e9 * slow.calibration.inter_node_link_efficiency) + d.inter_node_latency;
-    assert!(c.comm_f > 0.0 && c.comm_f < ring, "{} of ring {ring}", c.comm_f);
-    // The backward sends K, V and their gradients: twice the bytes, under
-    // 2.5× the attention.
+    // Exposed: the ring's 67,108,864 bytes at 1 GB/s × the link efficiency
+    // (one step of a 2-ring) less the attention it hides under, each
+    // device's half of the 32k sequence's 536,887,296 pairs.
+    let cal = slow.calibration;
+    let ring = 67_108_864.0 / (1e9 * cal.inter_node_link_efficiency) + d.inter_node_latency;
+    let attention = 268_443_648.0 * 16_384.0 / (d.flops_bf16 * cal.prefill_attention_efficiency);
+    assert!(
+        close(c.comm_f, ring - attention, 1e-9),
+        "{} vs {}",
+        c.comm_f,
+        ring - attention
+    );
+    // With tp 2 each rank holds 4 of the 8 KV heads and 16 of the 32 query
+    // heads: half the ring's bytes, half the attention, plus TP's own two
+    // all-reduces of 16,384 tokens × 4096 × 2 bytes on NVLink (nodes of 2:
+    // the TP pair inside one, the CP pair across).
+    let tp2 = CostPlan {
+        tp: 2,
+        devices_per_node: 2,
+        ..slow
+    }
+    .costs()
+    .unwrap()
+    .layer;
+    let nvlink = Link::intra_node_group(&d, &cal, 2);
+    let all_reduce = 134_217_728.0 / nvlink.bandwidth + nvlink.latency + cal.collective_latency;
+    let ring2 = 33_554_432.0 / (1e9 * cal.inter_node_link_efficiency) + d.inter_node_latency;
+    let expected = ring2 - attention / 2.0 + 2.0 * all_reduce;
+    assert!(close(tp2.comm_f, expected, 1e-9), "{} vs {expected}", tp2.comm_f);
     assert!(c.comm_b > c.comm_f);
 }
 
@@ -241,6 +266,23 @@ fn expert_parallelism_adds_a_dispatch_and_a_combine_each_way() {
     let a2a = 7.0 / 8.0 * 67_108_864.0 / link.bandwidth + link.latency;
     assert!(close(c8.comm_f - c1.comm_f, 2.0 * a2a, 1e-12), "{c8:?}");
     assert!(close(c8.comm_b - c1.comm_b, 2.0 * a2a, 1e-12));
+    // With TP 2 and sequence parallelism each rank routes its half of the
+    // tokens: 33,554,432 bytes per all-to-all (on nodes of 16, so that the
+    // EP group at stride 2 stays on the same NVLink fabric).
+    let sp = |ep| {
+        CostPlan {
+            ep,
+            tp: 2,
+            devices_per_node: 16,
+            sequence_parallel: true,
+            ..base
+        }
+        .costs()
+        .unwrap()
+        .layer
+    };
+    let half = 7.0 / 8.0 * 33_554_432.0 / link.bandwidth + link.latency;
+    assert!(close(sp(8).comm_f - sp(1).comm_f, 2.0 * half, 1e-9));
     // Eight experts on eight devices: each device's GEMMs stay the
     // routed rows' (the same FLOPs), so W barely moves.
     assert!(close(c8.w, c1.w, 0.05), "{} vs {}", c8.w, c1.w);
