@@ -199,6 +199,20 @@ pub struct FaultsSection {
     pub interval_steps: Option<u64>,
     /// Write bandwidth from one node to checkpoint storage, GB/s.
     pub storage_gbps: f64,
+    /// Continue with fewer data-parallel replicas after a failure instead of
+    /// restarting the job (TorchElastic, Oobleck, ElasWave): steps slow down
+    /// by dp / live replicas until the failed replica's replacement is back.
+    /// With ZeRO stage 0 the survivors hold the whole state (no rollback);
+    /// otherwise the lost shard rolls the job back to its checkpoint.
+    pub elastic: bool,
+    /// Elastic: downtime to re-form the job without a replica (or to take
+    /// its replacement back), seconds.
+    pub reconfigure_s: f64,
+    /// Elastic: from a failure until its replica's replacement is back, seconds.
+    pub repair_s: f64,
+    /// Elastic: fewest replicas the job runs with (a failure below restarts
+    /// it); unset: half of `parallel.dp`, at least 1.
+    pub min_dp: Option<u32>,
     /// Simulated runs averaged per estimate.
     pub replications: u32,
     pub seed: u64,
@@ -219,6 +233,14 @@ impl Default for FaultsSection {
             // Gemini (Wang et al., SOSP'23) measures ~20 Gb/s from an AWS
             // p4d node to remote persistent storage.
             storage_gbps: 2.5,
+            elastic: false,
+            // Re-forming means a new rendezvous and rebuilt NCCL
+            // communicators: tens of seconds at thousands of GPUs; swapping
+            // a node out takes of the order of an hour. Orders of
+            // magnitude, not fits: set them to your cluster's.
+            reconfigure_s: 60.0,
+            repair_s: 3600.0,
+            min_dp: None,
             replications: 20,
             seed: 1,
         }

@@ -6,7 +6,7 @@
 //! ZeRO-3 parameter gathers).
 //!
 //! Every operator is priced by the serving time model
-//! ([`AnalyticalModel::breakdown`] of a prefill of the micro-batch's
+//! (`AnalyticalModel::breakdown` of a prefill of the micro-batch's
 //! sequences), so training and serving share one roofline and one
 //! calibration; what training adds is which operators each pass runs:
 //! - **F**: the layer's GEMMs, causal attention over the whole sequence,

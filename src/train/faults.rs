@@ -42,6 +42,42 @@
 //!     charged the same `restart_s` (a caller that knows the memory reload
 //!     is faster passes a smaller `restart_s`). Losing every copy of a
 //!     shard at once is not modelled.
+//! - **Elastic continuation** ([`Elastic`], off by default): a job of `dp`
+//!   data-parallel replicas loses only the replica with the failed GPU and
+//!   goes on with the others, as TorchElastic (PyTorch `torch.distributed.elastic`,
+//!   `torchrun --nnodes=MIN:MAX`: a membership change re-rendezvouses the
+//!   surviving workers), Oobleck (Jang et al., SOSP'23: re-forms the job
+//!   from pipeline templates without the failed nodes) and ElasWave
+//!   (arXiv 2025: elastic-native hybrid-parallel training) do.
+//!   - A failure while more than `min_dp` replicas run costs `detect_s +
+//!     reconfigure_s` of downtime (instead of `detect_s + restart_s`) and
+//!     loses the iteration in progress. With `state_survives` (ZeRO stage
+//!     0: every replica holds the weights and optimizer state) nothing
+//!     rolls back; without it the failed replica's shard is gone and the
+//!     job rolls back to its durable checkpoint as above. A running async
+//!     flush is aborted either way (the failed replica may be writing it).
+//!   - With `live` of `dp` replicas an iteration takes `iteration_s·dp /
+//!     live`: the global batch stays fixed (Megatron-LM and TorchElastic
+//!     keep it; each survivor accumulates more micro-batches), so the job
+//!     runs at `live/dp` of its speed. The extra time is `degraded_s`.
+//!     Checkpoint stalls keep their length.
+//!   - The failed replica's replacement is back `repair_s` after the
+//!     failure. The job takes it back before the next iteration it starts
+//!     (an iteration, or a checkpoint stall, in progress finishes first),
+//!     pausing `reconfigure_s` (downtime) for every replica back by then,
+//!     and from then on runs at the speed of its replicas. A replacement
+//!     back before a re-formation after a failure ends joins in it without
+//!     a second pause. Several replicas may be out at once.
+//!   - A failure while only `min_dp` replicas run would leave too few: the
+//!     job stops and restarts as without elastic continuation (`detect_s +
+//!     restart_s`, rollback to the durable checkpoint) with all `dp`
+//!     replicas back. A failure during that restart starts it over; one
+//!     during a re-formation starts the re-formation over, one replica
+//!     fewer (or turns it into a full restart at `min_dp`).
+//!   - Approximation: failures keep their Poisson rate `gpus / MTBF` in
+//!     wall time even while replicas are out (the missing replicas' GPUs
+//!     would not fail, their replacements might); the job rate is a
+//!     slight overestimate while degraded.
 //! - **Optimum interval**: Young (1974, "A first order approximation to the
 //!   optimum checkpoint interval") gives τ ≈ √(2·C·M) for checkpoint cost
 //!   C and job MTBF M; Daly (2006, "A higher order estimate of the optimum
@@ -54,17 +90,21 @@
 //!
 //! [`simulate_with_failures`] is a discrete-event simulation over wall time
 //! that jumps from event to event (next checkpoint, end of a stall or
-//! flush, next failure, end of run) in closed form: per event the work is
-//! O(1) and the result is what an iteration-by-iteration run gives. Times
-//! are compared half-open: an activity spanning `[start, end)` is cut by a
-//! failure at `f` when `start <= f < end`, so a failure exactly at the end
-//! of an iteration, stall or flush finds it done.
+//! flush, next failure, a replica's return, end of run) in closed form:
+//! per event the work is O(1) and the result is what an
+//! iteration-by-iteration run gives. Times are compared half-open: an
+//! activity spanning `[start, end)` is cut by a failure at `f` when
+//! `start <= f < end`, so a failure exactly at the end of an iteration,
+//! stall or flush finds it done.
 //!
 //! # Invariants
 //!
-//! - Every wall second is useful compute, lost compute, checkpoint stall or
-//!   downtime: `wall_s = iterations·iteration_s + lost_work_s +
-//!   checkpoint_stall_s + downtime_s` (up to rounding).
+//! - Every wall second is useful compute, lost compute, checkpoint stall,
+//!   downtime or degraded compute: `wall_s = iterations·iteration_s +
+//!   lost_work_s + checkpoint_stall_s + downtime_s + degraded_s` (up to
+//!   rounding; `degraded_s` is 0 without elastic continuation). Lost
+//!   iterations count at their full-speed time in `lost_work_s`, the
+//!   slowdown of every finished iteration in `degraded_s`.
 //! - The durable checkpoint never lies after the current progress.
 //! - Same parameters and seed ⇒ the same outcome, bit for bit.
 //! - A run that would not finish (MTBF tiny next to the checkpoint
@@ -73,8 +113,11 @@
 //!   failures pass [`MAX_FAILURES`]; it never loops forever.
 
 use crate::{Error, Result};
+
+pub use super::faults_sweep::{candidate_intervals, expected, optimal_interval, young_interval_s};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
 
 /// A run is abandoned once its wall time passes this many times its
 /// fault-free wall time: a goodput below 0.1 % is no answer worth waiting for.
@@ -166,6 +209,24 @@ pub struct FaultParams {
     /// checkpoint, warm up).
     pub restart_s: f64,
     pub checkpoint: CheckpointPolicy,
+    /// Elastic continuation with fewer data-parallel replicas (`None`: any
+    /// failure stops the job).
+    pub elastic: Option<Elastic>,
+}
+
+/// Elastic continuation (e.g. TorchElastic, Oobleck, ElasWave): a failure removes one data-parallel replica instead of stopping the job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Elastic {
+    /// Data-parallel replicas of the job (each replica is gpus / dp GPUs).
+    pub dp: u32,
+    /// Downtime to re-form the job without the failed replica (re-rendezvous, rebuild communicators), seconds; replaces restart_s.
+    pub reconfigure_s: f64,
+    /// Time until a failed replica's replacement is back, seconds; the job then pays reconfigure_s again to take it back.
+    pub repair_s: f64,
+    /// Whether the surviving replicas hold the whole training state (ZeRO stage 0: every replica has the weights and optimizer state), so nothing rolls back; false: the failed replica's shard is lost and the job rolls back to its last durable checkpoint as today.
+    pub state_survives: bool,
+    /// Fewest replicas the job runs with; a failure that would go below stops the job and it restarts as today (detect_s + restart_s, rollback), all replicas back.
+    pub min_dp: u32,
 }
 
 /// What the faults cost a run. For [`expected`], each field is the mean over
@@ -187,15 +248,21 @@ pub struct FaultOutcome {
     /// and waits for a previous flush).
     pub checkpoint_stall_s: f64,
     /// Time the job was down: detect + restart per failure, longer when a
-    /// failure strikes during recovery.
+    /// failure strikes during recovery; with [`Elastic`], detect +
+    /// reconfigure per failure and a reconfigure per replica taken back.
     pub downtime_s: f64,
+    /// Extra time iterations took because replicas were missing
+    /// ([`Elastic`]): `iteration_s·(dp/live − 1)` per finished iteration,
+    /// also for iterations a rollback later throws away (their full-speed
+    /// time is in `lost_work_s`). 0 without elastic continuation.
+    pub degraded_s: f64,
     /// GPU-hours not spent on useful training:
     /// `gpus·(wall_s − iterations·iteration_s)/3600`.
     pub lost_gpu_hours: f64,
 }
 
 /// The context of a configuration error about `key` of the `[faults]` section.
-fn key_error(key: &str, message: impl Into<String>) -> Error {
+pub(super) fn key_error(key: &str, message: impl Into<String>) -> Error {
     Error::config(format!("key `faults.{key}`"), message)
 }
 
@@ -258,6 +325,30 @@ impl FaultParams {
                 non_negative("flush_s", flush_s)
             }
             CheckpointPolicy::InMemory { snapshot_s, .. } => non_negative("snapshot_s", snapshot_s),
+        }?;
+        let Some(elastic) = self.elastic else {
+            return Ok(());
+        };
+        elastic.validate()?;
+        if elastic.dp > self.gpus {
+            return Err(key_error(
+                "elastic_dp",
+                format!(
+                    "expected at most gpus = {} data-parallel replicas, found {}",
+                    self.gpus, elastic.dp
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The iteration time with `live` of the job's replicas running: the
+    /// fixed global batch is spread over fewer replicas,
+    /// `iteration_s·dp/live` (`iteration_s` without [`Elastic`]).
+    fn iteration_with(&self, live: u32) -> f64 {
+        match self.elastic {
+            Some(e) if live < e.dp => self.iteration_s * f64::from(e.dp) / f64::from(live),
+            _ => self.iteration_s,
         }
     }
 
@@ -289,6 +380,30 @@ impl FaultParams {
     }
 }
 
+impl Elastic {
+    /// Rejects replica counts and times no run can have, keyed like the
+    /// other `[faults]` settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.dp == 0 {
+            return Err(key_error(
+                "elastic_dp",
+                "expected at least 1 data-parallel replica, found 0",
+            ));
+        }
+        if self.min_dp == 0 || self.min_dp > self.dp {
+            return Err(key_error(
+                "min_dp",
+                format!(
+                    "expected between 1 and parallel.dp = {} replicas, found {}",
+                    self.dp, self.min_dp
+                ),
+            ));
+        }
+        non_negative("reconfigure_s", self.reconfigure_s)?;
+        non_negative("repair_s", self.repair_s)
+    }
+}
+
 /// Exponential gaps of rate `rate` per second, accumulated into absolute
 /// failure times; no failures at rate 0.
 struct PoissonFailures {
@@ -312,7 +427,7 @@ impl Iterator for PoissonFailures {
 }
 
 /// The random stream of replication `k` of a sweep seeded with `seed`.
-fn stream(seed: u64, k: u64) -> ChaCha8Rng {
+pub(super) fn stream(seed: u64, k: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
@@ -322,7 +437,7 @@ pub fn simulate(params: &FaultParams, seed: u64) -> Result<FaultOutcome> {
     simulate_rng(params, ChaCha8Rng::seed_from_u64(seed))
 }
 
-fn simulate_rng(params: &FaultParams, rng: ChaCha8Rng) -> Result<FaultOutcome> {
+pub(super) fn simulate_rng(params: &FaultParams, rng: ChaCha8Rng) -> Result<FaultOutcome> {
     let failures = PoissonFailures {
         rng,
         rate: 1.0 / params.job_mtbf_s(),
@@ -368,11 +483,20 @@ struct Run<'p, F: Iterator<Item = f64>> {
     /// The iteration the last durable checkpoint holds (0: the start).
     durable: u64,
     flush: Option<Flush>,
+    /// With [`Elastic`]: when each missing replica's replacement is back,
+    /// ascending (failures come in order and repairs all take `repair_s`).
+    /// Always empty without elastic continuation.
+    out: VecDeque<f64>,
+    /// With [`Elastic`]: the job is down for a full restart (a failure
+    /// struck with only `min_dp` replicas running), so a failure now starts
+    /// the restart over instead of removing a replica.
+    restarting: bool,
     wall_cap: f64,
     failure_count: u64,
     lost_work_s: f64,
     checkpoint_stall_s: f64,
     downtime_s: f64,
+    degraded_s: f64,
 }
 
 impl<'p, F: Iterator<Item = f64>> Run<'p, F> {
@@ -386,11 +510,14 @@ impl<'p, F: Iterator<Item = f64>> Run<'p, F> {
             done: 0,
             durable: 0,
             flush: None,
+            out: VecDeque::new(),
+            restarting: false,
             wall_cap: WALL_CAP_FACTOR * params.fault_free_bound_s(),
             failure_count: 0,
             lost_work_s: 0.0,
             checkpoint_stall_s: 0.0,
             downtime_s: 0.0,
+            degraded_s: 0.0,
         }
     }
 
@@ -398,18 +525,33 @@ impl<'p, F: Iterator<Item = f64>> Run<'p, F> {
         let p = self.params;
         while self.done < p.iterations {
             self.check_caps()?;
-            let target = self.next_stop();
-            let end = self.now + (target - self.done) as f64 * p.iteration_s;
+            if self.out.front().is_some_and(|&back| back <= self.now) {
+                self.take_back()?;
+                continue;
+            }
+            let iteration_s = p.iteration_with(self.live());
+            let mut target = self.next_stop();
+            if let Some(&back) = self.out.front() {
+                // A replacement back during an iteration joins when it ends.
+                let iterations = ((back - self.now) / iteration_s).ceil() as u64;
+                target = target.min(self.done.saturating_add(iterations.max(1)));
+            }
+            let end = self.now + (target - self.done) as f64 * iteration_s;
             if self.next_failure < end {
-                // The iterations since the segment began count as lost work
-                // along with those since the durable checkpoint.
-                let partial_s = self.next_failure - self.now;
+                let partial_s = if p.elastic.is_some() {
+                    self.advance_to_failure(iteration_s, target)
+                } else {
+                    // The iterations since the segment began count as lost
+                    // work along with those since the durable checkpoint.
+                    self.next_failure - self.now
+                };
                 self.fail(partial_s)?;
                 continue;
             }
+            self.degraded_s += (target - self.done) as f64 * (iteration_s - p.iteration_s);
             self.now = end;
             self.done = target;
-            if self.done < p.iterations {
+            if self.done < p.iterations && self.checkpoint_due() {
                 self.checkpoint()?;
             }
         }
@@ -422,8 +564,17 @@ impl<'p, F: Iterator<Item = f64>> Run<'p, F> {
             lost_work_s: self.lost_work_s,
             checkpoint_stall_s: self.checkpoint_stall_s,
             downtime_s: self.downtime_s,
+            degraded_s: self.degraded_s,
             lost_gpu_hours: f64::from(p.gpus) * (wall - ideal) / 3600.0,
         })
+    }
+
+    /// Replicas running (`dp` of [`Elastic`]; 1 without it, unused).
+    fn live(&self) -> u32 {
+        let dp = self.params.elastic.map_or(1, |e| e.dp);
+        // `out` never holds dp or more replicas: a failure at min_dp ≥ 1
+        // restarts the job instead.
+        dp - self.out.len() as u32
     }
 
     /// The iteration after which training next stops: the next checkpoint
@@ -435,6 +586,27 @@ impl<'p, F: Iterator<Item = f64>> Run<'p, F> {
             }
             None => self.params.iterations,
         }
+    }
+
+    /// Whether a checkpoint is due after iteration `done` (a stop may also
+    /// be where a replica rejoins).
+    fn checkpoint_due(&self) -> bool {
+        self.params
+            .checkpoint
+            .interval_iters()
+            .is_some_and(|interval| self.done.is_multiple_of(interval))
+    }
+
+    /// With [`Elastic`]: the iterations of the segment towards `target`
+    /// that finished before the failure at `next_failure` count as done
+    /// (each `iteration_s` long); returns the time spent on the one it cuts.
+    fn advance_to_failure(&mut self, iteration_s: f64, target: u64) -> f64 {
+        let elapsed = self.next_failure - self.now;
+        // The failure lies before the segment's end, so at most all but one.
+        let whole = ((elapsed / iteration_s).floor() as u64).min(target - self.done - 1);
+        self.degraded_s += whole as f64 * (iteration_s - self.params.iteration_s);
+        self.done += whole;
+        (elapsed - whole as f64 * iteration_s).max(0.0)
     }
 
     fn check_caps(&self) -> Result<()> {
@@ -524,163 +696,89 @@ impl<'p, F: Iterator<Item = f64>> Run<'p, F> {
     }
 
     /// The job fails at `next_failure`, `partial_s` into an iteration (0
-    /// during a stall): roll back to the durable checkpoint, recover, and
-    /// leave `now` at the moment training resumes.
+    /// during a stall): roll back to the durable checkpoint (or, elastic,
+    /// drop the failed replica), recover, and leave `now` at the moment
+    /// training resumes.
     fn fail(&mut self, partial_s: f64) -> Result<()> {
-        let p = self.params;
         let failed_at = self.next_failure;
         self.now = failed_at;
+        let resume_at = self.strike(partial_s);
+        self.next_failure = self.failures.next().unwrap_or(f64::INFINITY);
+        self.recover(failed_at, resume_at)
+    }
+
+    /// A failure at `now`, `partial_s` into an iteration: the lost work,
+    /// the rollback and the replica it removes; returns when the job can
+    /// train again.
+    fn strike(&mut self, partial_s: f64) -> f64 {
+        let p = self.params;
+        self.failure_count += 1;
         self.promote_flush();
-        // A flush still running dies with the job.
+        // A flush still running dies with the job (elastic: the failed
+        // replica may be the one writing it).
         self.flush = None;
+        if let Some(e) = p.elastic
+            && !self.restarting
+        {
+            self.take_back_returned();
+            if self.live() > e.min_dp {
+                self.lost_work_s += partial_s;
+                if !e.state_survives {
+                    self.lost_work_s += (self.done - self.durable) as f64 * p.iteration_s;
+                    self.done = self.durable;
+                }
+                self.out.push_back(self.now + e.repair_s);
+                return self.now + p.detect_s + e.reconfigure_s;
+            }
+            // Below min_dp: a full restart brings every replica back.
+            self.restarting = true;
+            self.out.clear();
+        }
         self.lost_work_s += (self.done - self.durable) as f64 * p.iteration_s + partial_s;
         self.done = self.durable;
-        self.failure_count += 1;
-        let mut resume_at = failed_at + p.detect_s + p.restart_s;
-        self.next_failure = self.failures.next().unwrap_or(f64::INFINITY);
-        // A failure during recovery starts it over.
+        self.now + p.detect_s + p.restart_s
+    }
+
+    /// The job is down from `down_from` until `resume_at`; a failure before
+    /// then starts the recovery over (and, elastic, removes one more
+    /// replica or turns it into a full restart).
+    fn recover(&mut self, down_from: f64, mut resume_at: f64) -> Result<()> {
         while self.next_failure < resume_at {
             self.now = self.next_failure;
-            self.failure_count += 1;
-            resume_at = self.now + p.detect_s + p.restart_s;
+            resume_at = self.strike(0.0);
             self.next_failure = self.failures.next().unwrap_or(f64::INFINITY);
             self.check_caps()?;
         }
-        self.downtime_s += resume_at - failed_at;
+        self.downtime_s += resume_at - down_from;
         self.now = resume_at;
+        self.restarting = false;
+        // Replacements back by now joined this re-formation.
+        self.take_back_returned();
         Ok(())
     }
-}
 
-/// The mean outcome of `replications` runs, run `k` seeded from `seed` and
-/// `k` (so the same call gives the same answer, and two calls with the same
-/// `seed` see the same failure times: comparisons between parameter sets
-/// use common random numbers).
-pub fn expected(params: &FaultParams, replications: u32, seed: u64) -> Result<FaultOutcome> {
-    params.validate()?;
-    if replications == 0 {
-        return Err(Error::config(
-            "replications",
-            "expected at least 1 replication, found 0",
-        ));
-    }
-    let mut sum = FaultOutcome {
-        wall_s: 0.0,
-        goodput: 0.0,
-        failures: 0.0,
-        lost_work_s: 0.0,
-        checkpoint_stall_s: 0.0,
-        downtime_s: 0.0,
-        lost_gpu_hours: 0.0,
-    };
-    for k in 0..u64::from(replications) {
-        let run = simulate_rng(params, stream(seed, k))?;
-        sum.wall_s += run.wall_s;
-        sum.goodput += run.goodput;
-        sum.failures += run.failures;
-        sum.lost_work_s += run.lost_work_s;
-        sum.checkpoint_stall_s += run.checkpoint_stall_s;
-        sum.downtime_s += run.downtime_s;
-        sum.lost_gpu_hours += run.lost_gpu_hours;
-    }
-    let n = f64::from(replications);
-    Ok(FaultOutcome {
-        wall_s: sum.wall_s / n,
-        goodput: sum.goodput / n,
-        failures: sum.failures / n,
-        lost_work_s: sum.lost_work_s / n,
-        checkpoint_stall_s: sum.checkpoint_stall_s / n,
-        downtime_s: sum.downtime_s / n,
-        lost_gpu_hours: sum.lost_gpu_hours / n,
-    })
-}
-
-/// Young's first-order optimum interval √(2·C·M) in seconds of compute,
-/// with C the policy's stall per checkpoint and M the job's MTBF; `None`
-/// without checkpoints or without failures.
-pub fn young_interval_s(params: &FaultParams) -> Option<f64> {
-    let mtbf = params.job_mtbf_s();
-    if params.checkpoint.interval_iters().is_none() || !mtbf.is_finite() {
-        return None;
-    }
-    Some((2.0 * params.checkpoint.stall_s() * mtbf).sqrt())
-}
-
-/// `points` checkpoint intervals (in iterations, ascending, deduplicated)
-/// spaced geometrically from Young's estimate / `span` to Young's estimate ·
-/// `span`, each at least 1 and at most `iterations`. Without failures the
-/// best is never to checkpoint: the one candidate is `iterations` (no
-/// checkpoint is taken after the last iteration).
-pub fn candidate_intervals(params: &FaultParams, points: u32, span: f64) -> Result<Vec<u64>> {
-    params.validate()?;
-    if params.checkpoint.interval_iters().is_none() {
-        return Err(key_error(
-            "checkpoint",
-            "there is no checkpoint interval to sweep without checkpoints; choose sync, async or in-memory",
-        ));
-    }
-    if points < 2 || !(span.is_finite() && span > 1.0) {
-        return Err(Error::config(
-            "candidate intervals",
-            format!("expected at least 2 points and a span > 1, found {points} points and span {span}"),
-        ));
-    }
-    let Some(young_s) = young_interval_s(params) else {
-        return Ok(vec![params.iterations]);
-    };
-    let centre = young_s / params.iteration_s;
-    let mut candidates: Vec<u64> = (0..points)
-        .map(|k| {
-            let exponent = -1.0 + 2.0 * f64::from(k) / f64::from(points - 1);
-            let iterations = (centre * span.powf(exponent)).round();
-            // The float-to-int cast saturates; the clamp keeps it in range.
-            (iterations as u64).clamp(1, params.iterations)
-        })
-        .collect();
-    candidates.dedup();
-    Ok(candidates)
-}
-
-/// The checkpoint interval among `candidates` (same policy kind as
-/// `params.checkpoint`) with the highest mean goodput over `replications`
-/// runs, and its mean outcome. Every candidate sees the same failure times
-/// (common random numbers), so the noise of the comparison is far smaller
-/// than that of each mean. Ties go to the earlier candidate; a candidate
-/// whose runs do not finish is skipped.
-pub fn optimal_interval(
-    params: &FaultParams,
-    candidates: &[u64],
-    replications: u32,
-    seed: u64,
-) -> Result<(u64, FaultOutcome)> {
-    if params.checkpoint.interval_iters().is_none() {
-        return Err(key_error(
-            "checkpoint",
-            "there is no checkpoint interval to sweep without checkpoints; choose sync, async or in-memory",
-        ));
-    }
-    let mut best: Option<(u64, FaultOutcome)> = None;
-    let mut unfinished = None;
-    for &interval in candidates {
-        let swept = FaultParams {
-            checkpoint: params.checkpoint.with_interval(interval),
-            ..*params
-        };
-        match expected(&swept, replications, seed) {
-            Ok(outcome) => {
-                if best.is_none_or(|(_, b)| outcome.goodput > b.goodput) {
-                    best = Some((interval, outcome));
-                }
-            }
-            Err(e @ Error::Infeasible(_)) => unfinished = Some(e),
-            Err(e) => return Err(e),
+    /// Replacements back by `now` count as running again.
+    fn take_back_returned(&mut self) {
+        while self.out.front().is_some_and(|&back| back <= self.now) {
+            self.out.pop_front();
         }
     }
-    best.ok_or_else(|| {
-        unfinished.unwrap_or_else(|| Error::config("candidate intervals", "expected at least one candidate"))
-    })
+
+    /// With [`Elastic`], before an iteration starts: the job pauses
+    /// `reconfigure_s` (downtime) to take back the replicas whose
+    /// replacements are back.
+    fn take_back(&mut self) -> Result<()> {
+        let reconfigure_s = self.params.elastic.map_or(0.0, |e| e.reconfigure_s);
+        self.take_back_returned();
+        let start = self.now;
+        self.recover(start, start + reconfigure_s)
+    }
 }
 
 #[cfg(test)]
 #[path = "faults_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "faults_elastic_tests.rs"]
+mod elastic_tests;

@@ -15,6 +15,7 @@ fn base(iterations: u64) -> FaultParams {
         detect_s: 1.0,
         restart_s: 2.0,
         checkpoint: CheckpointPolicy::None,
+        elastic: None,
     }
 }
 
@@ -25,9 +26,9 @@ fn with(checkpoint: CheckpointPolicy, iterations: u64) -> FaultParams {
     }
 }
 
-/// Every wall second is useful, lost, stalled or down.
+/// Every wall second is useful, lost, stalled, down or degraded.
 fn assert_accounted(p: &FaultParams, o: &FaultOutcome) {
-    let sum = p.ideal_s() + o.lost_work_s + o.checkpoint_stall_s + o.downtime_s;
+    let sum = p.ideal_s() + o.lost_work_s + o.checkpoint_stall_s + o.downtime_s + o.degraded_s;
     assert!(
         (o.wall_s - sum).abs() <= 1e-9 * o.wall_s,
         "{o:?}: parts sum to {sum}"
@@ -327,6 +328,7 @@ fn a_seed_determines_the_run() {
         lost_work_s: mean(first.lost_work_s, second.lost_work_s),
         checkpoint_stall_s: mean(first.checkpoint_stall_s, second.checkpoint_stall_s),
         downtime_s: mean(first.downtime_s, second.downtime_s),
+        degraded_s: mean(first.degraded_s, second.degraded_s),
         lost_gpu_hours: mean(first.lost_gpu_hours, second.lost_gpu_hours),
     };
     assert_eq!(expected(&p, 2, 9).unwrap(), two);

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod cost;
 pub mod faults;
+pub mod faults_sweep;
 pub mod fidelity;
 pub mod memory;
 pub mod output;

@@ -21,7 +21,7 @@ use super::config::CheckpointKind;
 use super::faults::{self, CheckpointPolicy, FaultParams};
 use super::memory::{self, DeviceMemory, Recompute};
 use super::pipeline::{self, Timeline};
-use super::schedule::{self, Pass, ScheduleKind};
+use super::schedule::{self, Pass};
 use super::sync::{self, SyncInputs, SyncOutcome};
 use crate::error::{Error, Result};
 use crate::scenario::kinds::Kind;
@@ -73,6 +73,10 @@ pub struct FaultReport {
     pub checkpoint_stall_s: f64,
     pub failures: f64,
     pub lost_gpu_hours: f64,
+    /// Extra time steps took while elastic continuation ran short of replicas.
+    pub degraded_s: f64,
+    /// Time the job was down: detection, restarts, elastic re-formations.
+    pub downtime_s: f64,
     pub wall_s: f64,
 }
 
@@ -382,6 +386,15 @@ fn fault_report(
         detect_s: f.detect_s,
         restart_s: f.restart_s,
         checkpoint,
+        // With ZeRO stage 0 every replica holds the whole state, so losing
+        // one loses nothing; a ZeRO shard dies with its replica.
+        elastic: f.elastic.then(|| faults::Elastic {
+            dp: plan.scenario.parallel.dp,
+            reconfigure_s: f.reconfigure_s,
+            repair_s: f.repair_s,
+            state_survives: plan.scenario.training.zero_stage == 0,
+            min_dp: f.min_dp.unwrap_or((plan.scenario.parallel.dp / 2).max(1)),
+        }),
     };
     let sweep =
         f.interval_steps.is_none() && f.mtbf_gpu_hours.is_some() && f.checkpoint != CheckpointKind::None;
@@ -413,13 +426,10 @@ fn fault_report(
         checkpoint_stall_s: outcome.checkpoint_stall_s,
         failures: outcome.failures,
         lost_gpu_hours: outcome.lost_gpu_hours,
+        degraded_s: outcome.degraded_s,
+        downtime_s: outcome.downtime_s,
         wall_s: outcome.wall_s,
     })
-}
-
-/// The schedule names `training.schedule` accepts (for listings).
-pub fn schedule_names() -> Vec<&'static str> {
-    ScheduleKind::ALL.iter().map(|k| k.name()).collect()
 }
 
 #[cfg(test)]

@@ -299,3 +299,51 @@ fn the_trace_draws_every_pass_on_its_device() {
     let names = events.iter().filter(|e| e["ph"] == "M").count();
     assert_eq!(names, 4);
 }
+
+#[test]
+fn elastic_continuation_beats_slow_restarts_when_the_state_survives() {
+    // 64 replicas of one GPU, failing often, restarting slowly: carrying on
+    // without the failed replica until its replacement returns keeps more
+    // of the run than stopping everything for every failure.
+    let base = [
+        "parallel.dp=64",
+        "training.global_batch=64",
+        "training.seq_len=1024",
+        "training.zero_stage=0",
+        "model.name=Llama-2-7B",
+        "hardware.device=H200",
+        "training.steps=6000",
+        "faults.mtbf_gpu_hours=20",
+        "faults.restart_s=1800",
+        "faults.checkpoint=async",
+        "faults.replications=8",
+    ];
+    let restart = run(&base).report;
+    let elastic = run(&with(&base, &["faults.elastic=true", "faults.repair_s=600"])).report;
+    assert!(restart.faults.failures > 1.0, "{:?}", restart.faults);
+    assert!(
+        elastic.goodput > restart.goodput,
+        "{} vs {}",
+        elastic.goodput,
+        restart.goodput
+    );
+    assert!(elastic.faults.degraded_s > 0.0 && restart.faults.degraded_s == 0.0);
+    // A re-formation that costs more than a restart loses.
+    let slow = run(&with(
+        &base,
+        &[
+            "faults.elastic=true",
+            "faults.repair_s=600",
+            "faults.reconfigure_s=3600",
+        ],
+    ))
+    .report;
+    assert!(
+        slow.goodput < restart.goodput,
+        "{} vs {}",
+        slow.goodput,
+        restart.goodput
+    );
+    let e = error(&with(&base, &["faults.elastic=true", "faults.min_dp=65"]));
+    assert!(e.contains("faults.min_dp"), "{e}");
+}
