@@ -404,3 +404,131 @@ fn each_device_reads_the_weights_of_its_own_experts_only() {
     let (w2, w4) = (w(2), w(4));
     assert!(w2 > 1.7 * w4 && w2 < 2.0 * w4, "{w2} vs {w4}");
 }
+
+#[test]
+fn the_first_and_last_stages_add_the_embedding_and_the_loss() {
+    let (m, d) = llama8b();
+    let p = plan_for(&m, &d);
+    let c = p.costs().unwrap();
+    let per_byte = 1.0 / (d.memory_bandwidth * p.calibration.memory_efficiency);
+    let t = 16_384.0;
+    // Embedding: a bf16 row read and written per token (4096 × 4 bytes),
+    // forward and as the gradient's scatter-add.
+    assert!(close(c.first.f, t * 16_384.0 * per_byte, 1e-9));
+    assert!(close(c.first.w, t * 16_384.0 * per_byte, 1e-9));
+    // Loss: the final RMSNorm (2·4096·2 bytes per token), the LM head, and
+    // fp32 logits over 128,256 entries written and read (8 bytes each);
+    // its backward the LM head's input gradient, the logits' gradient
+    // (4 bytes each) and the norm twice.
+    let norm = t * 16_384.0 * per_byte;
+    let logits = t * 128_256.0 * 4.0 * per_byte;
+    assert!(
+        close(c.last.f, c.last.w + norm + 2.0 * logits, 1e-9),
+        "{:?}",
+        c.last
+    );
+    assert!(
+        close(c.last.b, c.last.w + logits + 2.0 * norm, 1e-9),
+        "{:?}",
+        c.last
+    );
+    // With TP 2 the embedding's output is all-reduced, and so is the LM
+    // head's input gradient: one all-reduce of 16,384 × 4096 × 2 bytes each.
+    let tp = CostPlan { tp: 2, ..p };
+    let c2 = tp.costs().unwrap();
+    let link = Link::intra_node_group(&d, &tp.calibration, 2);
+    let all_reduce = 134_217_728.0 / link.bandwidth + link.latency + tp.calibration.collective_latency;
+    assert!(close(c2.first.f - c2.first.w, all_reduce, 1e-9));
+    let v2 = t * 64_128.0 * 4.0 * per_byte;
+    assert!(
+        close(c2.last.b, c2.last.w + v2 + 2.0 * norm + all_reduce, 1e-9),
+        "{:?}",
+        c2.last
+    );
+}
+
+#[test]
+fn full_recomputation_repeats_the_forwards_communication_too() {
+    let c = Catalog::builtin();
+    let (m, d) = (c.model("Mixtral-8x7B").unwrap(), c.device("H100-SXM").unwrap());
+    let plan = |recompute| CostPlan {
+        ep: 8,
+        dp: 8,
+        tp: 2,
+        cp: 2,
+        devices_per_node: 32,
+        micro_batch: 1,
+        recompute,
+        ..plan_for(m, d)
+    };
+    let (none, full) = (
+        plan(Recompute::None).costs().unwrap().layer,
+        plan(Recompute::Full).costs().unwrap().layer,
+    );
+    // The recomputed forward runs its TP all-reduces and EP all-to-alls
+    // again: B grows by exactly F.
+    assert!(none.comm_f > 0.0);
+    assert!(
+        close(full.b - none.b, none.f, 1e-12),
+        "{} vs {}",
+        full.b - none.b,
+        none.f
+    );
+}
+
+#[test]
+fn zero3_gathers_each_ranks_shard_of_dense_and_expert_weights() {
+    let c = Catalog::builtin();
+    let (m, d) = (c.model("Mixtral-8x7B").unwrap(), c.device("H100-SXM").unwrap());
+    let mut slow = d.clone();
+    slow.inter_node_bandwidth = 1e8;
+    let p = CostPlan {
+        device: &slow,
+        tp: 2,
+        ep: 4,
+        dp: 4,
+        zero_stage: 3,
+        devices_per_node: 2,
+        micro_batch: 1,
+        seq_len: 1024,
+        ..plan_for(m, d)
+    };
+    let z3 = p.costs().unwrap().layer;
+    let z1 = CostPlan { zero_stage: 1, ..p }.costs().unwrap().layer;
+    // Per TP rank: attention 4096×(4096 + 2·1024) + 4096×4096 =
+    // 41,943,040 and the router 4096 × 8 = 32,768, halved: 20,987,904;
+    // two of the 8 experts (3 × 4096 × 14,336 each = 176,160,768), halved:
+    // 176,160,768. 197,148,672 bf16 weights gathered from 4 ranks (3/4 of
+    // them arrive) at 0.1 GB/s × the link efficiency, under W's compute.
+    let gather = 0.75 * 197_148_672.0 * 2.0 / (1e8 * p.calibration.inter_node_link_efficiency)
+        + slow.inter_node_latency;
+    assert!(
+        close(z3.comm_w, gather - z1.w, 1e-9),
+        "{} vs {}",
+        z3.comm_w,
+        gather - z1.w
+    );
+    // The backward pass's CP ring carries K, V and their gradients: twice
+    // the forward's bytes, under 2.5× its attention.
+    let cp = CostPlan {
+        device: &slow,
+        cp: 2,
+        tp: 1,
+        devices_per_node: 1,
+        micro_batch: 1,
+        seq_len: 8192,
+        ..plan_for(m, d)
+    };
+    let c = cp.costs().unwrap().layer;
+    // 4096 local tokens × 8 KV heads × 128 × 2 (K, V) × 2 bytes = 16,777,216
+    // per ring step. F exposes ring − A; B sends twice the bytes under 2.5 A:
+    // 2·ring − 2.5·(ring − comm_f) = 2.5·comm_f − 0.5·ring.
+    let ring = 16_777_216.0 / (1e8 * cp.calibration.inter_node_link_efficiency) + slow.inter_node_latency;
+    assert!(c.comm_f > 0.0 && c.comm_f < ring);
+    assert!(
+        close(c.comm_b, 2.5 * c.comm_f - 0.5 * ring, 1e-9),
+        "{} {} {ring}",
+        c.comm_b,
+        c.comm_f
+    );
+}

@@ -140,3 +140,90 @@ fn is_training_space_looks_for_training_sections() {
     assert!(is_training_space("[training]\nseq_len = 2\n"));
     assert!(!is_training_space("[cluster]\ntp = 2\n[search]\ntp = [1]\n"));
 }
+
+#[test]
+fn only_interleaving_varies_the_virtual_stages() {
+    // vpp [1, 2] × {1f1b, interleaved}: 1F1B once (vpp 1), interleaved twice.
+    let s = space(
+        &[
+            "parallel.dp=1",
+            "parallel.pp=2",
+            "training.global_batch=8",
+            "training.seq_len=1024",
+        ],
+        TrainSearch {
+            vpp: vec![1, 2],
+            schedule: vec![ScheduleKind::OneFOneB, ScheduleKind::Interleaved],
+            ..search(2)
+        },
+    );
+    let keys: Vec<String> = enumerate(&s).into_iter().map(|c| c.unwrap().key()).collect();
+    assert_eq!(
+        keys,
+        [
+            "tp1-pp2-v1-dp1-ep1-cp1-mb1-1f1b-z1-none",
+            "tp1-pp2-v1-dp1-ep1-cp1-mb1-interleaved-z1-none",
+            "tp1-pp2-v2-dp1-ep1-cp1-mb1-interleaved-z1-none",
+        ]
+    );
+}
+
+#[test]
+fn a_space_file_reads_its_search_section_and_names_bad_keys() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("space.toml");
+    std::fs::write(
+        &path,
+        "[parallel]\ntp = 1\n[training]\nglobal_batch = 16\nseq_len = 1024\n[search]\ngpus = 8\npp = [1, 2]\n",
+    )
+    .unwrap();
+    let s = load(
+        &path,
+        &["search.tp=[1, 2]".to_string(), "training.seq_len=512".to_string()],
+    )
+    .unwrap();
+    assert_eq!(
+        (s.search.gpus, s.search.tp.clone(), s.search.pp.clone()),
+        (8, vec![1, 2], vec![1, 2])
+    );
+    assert_eq!(s.base.training.seq_len, 512);
+    assert_eq!(
+        (s.search.top, s.search.objective),
+        (10, TrainObjective::TokensPerS)
+    );
+    let e = load(&path, &["search.gpus=0".to_string()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("search.gpus"), "{e}");
+    std::fs::write(&path, "[parallel]\ntp = 1\n").unwrap();
+    let e = load(&path, &[]).unwrap_err().to_string();
+    assert!(e.contains("[search]"), "{e}");
+    std::fs::write(&path, "[parallel]\ntp = 1\n[search]\ngpus = 8\ntpp = [2]\n").unwrap();
+    let e = load(&path, &[]).unwrap_err().to_string();
+    assert!(e.contains("tpp"), "{e}");
+}
+
+#[test]
+fn the_table_shows_the_top_plans_and_the_reasons() {
+    let s = space(
+        &[],
+        TrainSearch {
+            tp: vec![1, 2, 3],
+            ..search(8)
+        },
+    );
+    let o = run(&s).unwrap();
+    let table = to_table(&o, 1);
+    assert!(
+        table.starts_with("3 candidate plans on 8 GPUs: 2 feasible, ranked by tokens_per_s"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&o.plans[0].key) && !table.contains(&o.plans[1].key),
+        "{table}"
+    );
+    assert!(
+        table.contains("1 × tp·pp·cp = 3 does not divide the 8 GPUs"),
+        "{table}"
+    );
+}
