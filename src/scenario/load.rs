@@ -92,14 +92,9 @@ fn with_overrides_as<T: DeserializeOwned>(mut table: Table, origin: &str, overri
     from_table(table, origin, overrides, None)
 }
 
-/// Parses scenario text (no overrides); `origin` names it in errors.
-pub(crate) fn parse_text(text: &str, origin: &str) -> Result<Table> {
-    parse_text_as::<Scenario>(text, origin)
-}
-
-/// [`parse_text`] checked against schema `T`.
-fn parse_text_as<T: DeserializeOwned>(text: &str, origin: &str) -> Result<Table> {
-    let table: Table = toml::from_str(text).map_err(|e| {
+/// TOML text as a table, a syntax error naming `origin` and the line.
+pub(crate) fn parse_toml(text: &str, origin: &str) -> Result<Table> {
+    toml::from_str(text).map_err(|e| {
         Error::config(
             origin,
             format!(
@@ -108,7 +103,17 @@ fn parse_text_as<T: DeserializeOwned>(text: &str, origin: &str) -> Result<Table>
                 crate::error::in_user_words(e.message())
             ),
         )
-    })?;
+    })
+}
+
+/// Parses scenario text (no overrides); `origin` names it in errors.
+pub(crate) fn parse_text(text: &str, origin: &str) -> Result<Table> {
+    parse_text_as::<Scenario>(text, origin)
+}
+
+/// [`parse_text`] checked against schema `T`.
+fn parse_text_as<T: DeserializeOwned>(text: &str, origin: &str) -> Result<Table> {
+    let table = parse_toml(text, origin)?;
     // Check the schema against the text so errors carry a line number.
     from_table::<T>(table.clone(), origin, &[], Some(text))?;
     Ok(table)

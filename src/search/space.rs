@@ -193,16 +193,7 @@ pub fn from_text(text: &str, origin: &str, dir: &Path, overrides: &[String]) -> 
     let (text, origin) = (text.to_string(), origin.to_string());
     // Syntax errors (with a line number) come from the scenario parser below
     // for the scenario part; parse the whole file first for the rest.
-    let whole: toml::Table = toml::from_str(&text).map_err(|e| {
-        Error::config(
-            &origin,
-            format!(
-                "{}{}",
-                crate::scenario::load::location(&text, e.span()),
-                crate::error::in_user_words(e.message())
-            ),
-        )
-    })?;
+    let whole: toml::Table = crate::scenario::load::parse_toml(&text, &origin)?;
     let (base_sets, search_sets): (Vec<String>, Vec<String>) = overrides
         .iter()
         .cloned()

@@ -90,16 +90,7 @@ pub fn is_training_space(text: &str) -> bool {
 pub fn load(path: &Path, overrides: &[String]) -> Result<TrainSpace> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let origin = path.display().to_string();
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
-        Error::config(
-            &origin,
-            format!(
-                "{}{}",
-                crate::scenario::load::location(&text, e.span()),
-                crate::error::in_user_words(e.message())
-            ),
-        )
-    })?;
+    let mut table: toml::Table = crate::scenario::load::parse_toml(&text, &origin)?;
     let (search_sets, base_sets): (Vec<String>, Vec<String>) = overrides
         .iter()
         .cloned()
