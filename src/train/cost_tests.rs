@@ -532,3 +532,39 @@ fn zero3_gathers_each_ranks_shard_of_dense_and_expert_weights() {
         c.comm_f
     );
 }
+
+#[test]
+fn weight_gradients_split_over_tp_and_follow_the_routed_rows() {
+    let (m, d) = llama8b();
+    let one = plan_for(&m, &d).costs().unwrap().layer;
+    let two = CostPlan {
+        tp: 2,
+        ..plan_for(&m, &d)
+    }
+    .costs()
+    .unwrap()
+    .layer;
+    // Each TP rank holds half of every GEMM's columns or rows: half the FLOPs.
+    assert!(close(two.w, one.w / 2.0, 1e-9), "{} vs {}", two.w, one.w / 2.0);
+    // Mixtral-8x7B, 4096 tokens, top-2 of 8 experts on one device: the
+    // attention GEMMs (41,943,040 weights) see 4096 rows, the experts
+    // (176,160,768 weights each) 8,192 routed rows, each of the 8 experts'
+    // GEMMs padded by `gemm_half_tokens`; the router (4096 × 8 weights)
+    // is memory-bound, reading 4096 rows in and writing 8 out per token
+    // (4096 × 4104 × 2 = 33,619,968 bytes) and its 65,536 bytes of weights,
+    // and its top-k and sort kernels
+    // take the shortest kernel time each.
+    let c = Catalog::builtin();
+    let (x, h100) = (c.model("Mixtral-8x7B").unwrap(), c.device("H100-SXM").unwrap());
+    let p = CostPlan {
+        micro_batch: 1,
+        ..plan_for(x, h100)
+    };
+    let cal = p.calibration;
+    let (t, th) = (4096.0, cal.gemm_half_tokens);
+    let flops = 2.0 * (41_943_040.0 * (t + th) + 176_160_768.0 * (2.0 * t + 8.0 * th));
+    let router = 33_685_504.0 / (h100.memory_bandwidth * cal.memory_efficiency);
+    let expected = flops / (h100.flops_bf16 * cal.gemm_efficiency) + router + 2.0 * cal.min_kernel_time;
+    let w = p.costs().unwrap().layer.w;
+    assert!(close(w, expected, 1e-9), "{w} vs {expected}");
+}
