@@ -129,6 +129,19 @@ fn tensor_parallelism_adds_two_all_reduces_to_forward_and_backward() {
     assert!(close(c.comm_f, 2.0 * one, 1e-12), "{} vs {}", c.comm_f, 2.0 * one);
     assert!(close(c.comm_b, 2.0 * one, 1e-12));
     assert_eq!(c.comm_w, 0.0);
+    // Over a slow network the collectives dominate, and each pass still
+    // takes its compute plus its communication.
+    let mut slow = d.clone();
+    slow.inter_node_bandwidth = 1e9;
+    let s = CostPlan {
+        device: &slow,
+        devices_per_node: 1,
+        ..p
+    }
+    .costs()
+    .unwrap()
+    .layer;
+    assert!(s.comm_b > s.w && s.b > s.comm_b + s.w, "{s:?}");
 }
 
 #[test]
@@ -156,6 +169,16 @@ fn links_follow_megatron_rank_order() {
     let p = CostPlan { tp: 2, dp: 2, ..base };
     let links = p.links();
     assert_eq!(p.stage_ranks(), 4);
+    assert_eq!(
+        CostPlan {
+            tp: 4,
+            cp: 2,
+            dp: 2,
+            ..base
+        }
+        .stage_ranks(),
+        16
+    );
     assert_eq!(
         (p.hop_link(0, &links), p.hop_link(1, &links)),
         (links.pp_intra, links.pp_inter)
@@ -315,6 +338,9 @@ fn zero3_gathers_show_only_beyond_the_pass_they_hide_under() {
         gather - z1.f
     );
     assert!(close(slow.comm_w, gather - z1.w, 1e-9));
+    assert!(close(slow.comm_b, gather - z1.b, 1e-9));
+    // The exposed part is time the pass takes.
+    assert!(close(slow.w, z1.w + slow.comm_w, 1e-12) && close(slow.b, z1.b + slow.comm_b, 1e-12));
 }
 
 #[test]
@@ -451,13 +477,18 @@ fn the_first_and_last_stages_add_the_embedding_and_the_loss() {
 fn full_recomputation_repeats_the_forwards_communication_too() {
     let c = Catalog::builtin();
     let (m, d) = (c.model("Mixtral-8x7B").unwrap(), c.device("H100-SXM").unwrap());
+    // One device per node: the CP ring and the EP group cross a network
+    // slow enough that the ring shows (TP's part is the test above).
+    let mut slow = d.clone();
+    slow.inter_node_bandwidth = 1e9;
     let plan = |recompute| CostPlan {
+        device: &slow,
         ep: 8,
         dp: 8,
-        tp: 2,
         cp: 2,
-        devices_per_node: 32,
+        devices_per_node: 1,
         micro_batch: 1,
+        seq_len: 8192,
         recompute,
         ..plan_for(m, d)
     };
@@ -465,9 +496,16 @@ fn full_recomputation_repeats_the_forwards_communication_too() {
         plan(Recompute::None).costs().unwrap().layer,
         plan(Recompute::Full).costs().unwrap().layer,
     );
-    // The recomputed forward runs its TP all-reduces and EP all-to-alls
+    // The recomputed forward runs its EP all-to-alls and exposed CP ring
     // again: B grows by exactly F.
-    assert!(none.comm_f > 0.0);
+    let ring_only = CostPlan {
+        ep: 1,
+        ..plan(Recompute::None)
+    }
+    .costs()
+    .unwrap()
+    .layer;
+    assert!(ring_only.comm_f > 0.0, "the CP ring must show: {ring_only:?}");
     assert!(
         close(full.b - none.b, none.f, 1e-12),
         "{} vs {}",
