@@ -466,6 +466,14 @@ fn the_first_and_last_stages_add_the_embedding_and_the_loss() {
     let all_reduce = 134_217_728.0 / link.bandwidth + link.latency + tp.calibration.collective_latency;
     assert!(close(c2.first.f - c2.first.w, all_reduce, 1e-9));
     let v2 = t * 64_128.0 * 4.0 * per_byte;
+    // The loss's forward adds the vocabulary-parallel softmax's two small
+    // all-reduces (max and sum: 16,384 fp32 values, 65,536 bytes each).
+    let small = 65_536.0 / link.bandwidth + link.latency + tp.calibration.collective_latency;
+    assert!(
+        close(c2.last.f, c2.last.w + norm + 2.0 * v2 + 2.0 * small, 1e-9),
+        "{:?}",
+        c2.last
+    );
     assert!(
         close(c2.last.b, c2.last.w + v2 + 2.0 * norm + all_reduce, 1e-9),
         "{:?}",
