@@ -227,3 +227,35 @@ fn the_table_shows_the_top_plans_and_the_reasons() {
         "{table}"
     );
 }
+
+#[test]
+fn context_parallelism_takes_its_share_of_the_gpus_and_cost_is_gpu_hours() {
+    // 8 GPUs, pp 2 × cp 2: dp 2; tp·pp·cp = 8 leaves dp 1.
+    let s = space(
+        &["training.global_batch=16", "training.seq_len=2048"],
+        TrainSearch {
+            tp: vec![1, 2],
+            pp: vec![2],
+            cp: vec![2],
+            ..search(8)
+        },
+    );
+    let dps: Vec<u32> = enumerate(&s).into_iter().map(|c| c.unwrap().dp).collect();
+    assert_eq!(dps, [2, 1]);
+    // A plan's cost is its GPUs × the device's price per GPU-hour × the
+    // hours to train: 8 H100s at the catalog's price.
+    let o = run(&s).unwrap();
+    let price = crate::catalog::Catalog::builtin()
+        .device("H100-SXM")
+        .unwrap()
+        .price_per_hour;
+    for p in &o.plans {
+        let expected = 8.0 * price * p.time_to_train_s / 3600.0;
+        assert!(
+            (p.cost_usd / expected - 1.0).abs() < 1e-12,
+            "{} vs {expected}",
+            p.cost_usd
+        );
+    }
+    assert!(!o.plans.is_empty());
+}
