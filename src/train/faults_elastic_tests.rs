@@ -281,13 +281,7 @@ fn elastic_validation_names_the_key() {
         ("repair_s", changed(good, |e| e.repair_s = f64::INFINITY)),
     ];
     for (key, params) in cases {
-        let message = params.validate().unwrap_err().to_string();
-        assert!(
-            message.contains(&format!("key `faults.{key}`")),
-            "{key}: {message}"
-        );
-        assert!(simulate(&params, 0).is_err(), "{key}");
-        assert!(simulate_with_failures(&params, &[]).is_err(), "{key}");
+        super::tests::assert_rejected_naming(key, &params);
         assert!(expected(&params, 1, 0).is_err(), "{key}");
     }
     // min_dp = dp and a single replica are valid.

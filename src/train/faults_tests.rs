@@ -594,14 +594,7 @@ fn validation_names_the_key() {
         ),
     ];
     for (key, params) in cases {
-        let message = params.validate().unwrap_err().to_string();
-        assert!(
-            message.contains(&format!("key `faults.{key}`")),
-            "{key}: {message}"
-        );
-        // Every entry point validates.
-        assert!(simulate(&params, 0).is_err(), "{key}");
-        assert!(simulate_with_failures(&params, &[]).is_err(), "{key}");
+        assert_rejected_naming(key, &params);
     }
     // No failures at all is a valid MTBF.
     assert!(
@@ -680,4 +673,16 @@ fn the_sweep_keeps_the_first_of_equal_candidates() {
     // And a better later candidate wins over an earlier one.
     let (best, _) = optimal_interval(&p, &[3, 10], 3, 0).unwrap();
     assert_eq!(best, 10);
+}
+
+/// `params` is refused by validation, with an error naming `faults.KEY`,
+/// and by every entry point.
+pub(super) fn assert_rejected_naming(key: &str, params: &FaultParams) {
+    let message = params.validate().unwrap_err().to_string();
+    assert!(
+        message.contains(&format!("key `faults.{key}`")),
+        "{key}: {message}"
+    );
+    assert!(simulate(params, 0).is_err(), "{key}");
+    assert!(simulate_with_failures(params, &[]).is_err(), "{key}");
 }

@@ -200,10 +200,12 @@ pub fn simulate(plan: &TrainPlan) -> Result<TrainRun> {
         ));
     }
 
+    // (Counted once: `stage_layers` builds the whole split.)
+    let stage_layers = plan.stage_layers();
     let critical_comm: f64 = timeline.devices[critical]
         .iter()
         .map(|r| {
-            let n = plan.stage_layers()[r.task.stage as usize] as f64;
+            let n = stage_layers[r.task.stage as usize] as f64;
             n * match r.task.pass {
                 Pass::F => costs.layer.comm_f,
                 Pass::B if split => costs.layer.comm_b,
